@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs every vpnca test on a fresh machine: installs what the tests need (openssl, openvpn),
+# then lints and runs the whole test suite. Fails, never skips, when a tool can't be had.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v openvpn >/dev/null 2>&1 || [ -x /usr/sbin/openvpn ] || need_apt+=(openvpn)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "installing: ${need_apt[*]}"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
+fi
+command -v openssl >/dev/null
+command -v openvpn >/dev/null || [ -x /usr/sbin/openvpn ]
+
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+cargo test --locked --all-targets

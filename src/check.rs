@@ -1,0 +1,281 @@
+//! `status` (is anything about to break?) and `verify` (is the store whole and untouched?).
+
+use serde::Serialize;
+use time::{Duration, OffsetDateTime};
+
+use crate::cert::{CertKind, CertRecord, CertState, Status};
+use crate::store::{self, Store};
+use crate::x509;
+use crate::{Error, Result};
+
+/// One thing `status` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// `ca`, `crl` or `certificate`.
+    pub subject: String,
+    /// `expired`, `expiring`, `missing`, `stale`.
+    pub problem: String,
+    /// For humans.
+    pub message: String,
+    /// The certificate name, if any.
+    pub name: Option<String>,
+    /// The serial, if any.
+    pub serial: Option<String>,
+    /// The relevant date.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub date: Option<OffsetDateTime>,
+}
+
+/// What `status` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    /// CA name.
+    pub ca: Option<String>,
+    /// CA notAfter.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub ca_not_after: Option<OffsetDateTime>,
+    /// CRL number.
+    pub crl_number: Option<u64>,
+    /// CRL nextUpdate.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub crl_next_update: Option<OffsetDateTime>,
+    /// Counts by status.
+    pub counts: std::collections::BTreeMap<String, u64>,
+    /// Things that need attention (exit code 1 when not empty).
+    pub findings: Vec<Finding>,
+}
+
+fn finding(
+    subject: &str,
+    problem: &str,
+    message: String,
+    rec: Option<&CertRecord>,
+    date: Option<OffsetDateTime>,
+) -> Finding {
+    Finding {
+        subject: subject.into(),
+        problem: problem.into(),
+        message,
+        name: rec.map(|r| r.name.clone()),
+        serial: rec.map(|r| r.serial.hex()),
+        date,
+    }
+}
+
+impl Store {
+    /// Checks expiry of the CA, the CRL and certificates within `warn_days`. Works locked.
+    pub fn status(&self, warn_days: u32) -> Result<StatusReport> {
+        let now = store::now();
+        let horizon = now + Duration::days(i64::from(warn_days));
+        let mut findings = Vec::new();
+        let ca = self.ca().ok();
+        match &ca {
+            None => findings.push(finding(
+                "ca",
+                "missing",
+                "the store has no CA: run `vpnca ca`".into(),
+                None,
+                None,
+            )),
+            Some(ca) if ca.not_after <= now => findings.push(finding(
+                "ca",
+                "expired",
+                format!(
+                    "the CA {} expired on {}",
+                    ca.name,
+                    crate::fmt_time(ca.not_after)
+                ),
+                Some(ca),
+                Some(ca.not_after),
+            )),
+            Some(ca) if ca.not_after <= horizon => findings.push(finding(
+                "ca",
+                "expiring",
+                format!(
+                    "the CA {} expires on {}",
+                    ca.name,
+                    crate::fmt_time(ca.not_after)
+                ),
+                Some(ca),
+                Some(ca.not_after),
+            )),
+            _ => {}
+        }
+        let crl = self.latest_crl()?;
+        match &crl {
+            None if ca.is_some() => findings.push(finding("crl", "missing", "no CRL yet: run `vpnca crl` (AWS Client VPN and OpenVPN crl-verify need one)".into(), None, None)),
+            Some(c) if c.next_update <= now => findings.push(finding("crl", "expired", format!("the CRL expired on {}: NO USER CAN CONNECT until a new one is uploaded (`vpnca crl`)", crate::fmt_time(c.next_update)), None, Some(c.next_update))),
+            Some(c) if c.next_update <= horizon => findings.push(finding("crl", "expiring", format!("the CRL's nextUpdate is {}: after that no user can connect; run `vpnca crl` and upload it", crate::fmt_time(c.next_update)), None, Some(c.next_update))),
+            _ => {}
+        }
+        if let (Some(c), Some(last)) = (&crl, self.last_revocation()?)
+            && last > c.this_update
+        {
+            findings.push(finding(
+                "crl",
+                "stale",
+                "a revocation is newer than the CRL: run `vpnca crl`".into(),
+                None,
+                Some(last),
+            ));
+        }
+        let mut counts = std::collections::BTreeMap::new();
+        for r in self.list(&Default::default())? {
+            let s = r.status(now);
+            *counts.entry(s.as_str().to_string()).or_insert(0) += 1;
+            if r.kind != CertKind::Ca && s == Status::Valid && r.not_after <= horizon {
+                findings.push(finding(
+                    "certificate",
+                    "expiring",
+                    format!(
+                        "{} {} (serial {}) expires on {}: `vpnca renew {}`",
+                        r.kind.as_str(),
+                        r.name,
+                        r.serial,
+                        crate::fmt_time(r.not_after),
+                        r.name
+                    ),
+                    Some(&r),
+                    Some(r.not_after),
+                ));
+            }
+        }
+        Ok(StatusReport {
+            ca: ca.as_ref().map(|c| c.name.clone()),
+            ca_not_after: ca.as_ref().map(|c| c.not_after),
+            crl_number: crl.as_ref().map(|c| c.number),
+            crl_next_update: crl.as_ref().map(|c| c.next_update),
+            counts,
+            findings,
+        })
+    }
+}
+
+/// What `verify` reports.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct VerifyReport {
+    /// Certificates checked.
+    pub certificates: u64,
+    /// Private keys decrypted and matched to their certificate.
+    pub keys: u64,
+    /// Audit entries checked.
+    pub audit_entries: u64,
+    /// Integrity problems (exit code 1 when not empty).
+    pub problems: Vec<String>,
+    /// Public mirrors that were missing or stale and were rewritten.
+    pub repaired: Vec<String>,
+}
+
+impl Store {
+    /// Checks the whole store: every record's MAC, every key blob (decrypts, matches its
+    /// certificate), every certificate's signature by the CA, the revoked-set checksum, the audit
+    /// chain, the latest CRL; rewrites missing or stale public mirrors. Needs the passphrase.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let keys = self.keys()?;
+        let mut rep = VerifyReport::default();
+        let ca = self.ca().ok();
+        let ca_der = ca.as_ref().map(|c| c.der.clone());
+        let ca_cert = match &ca_der {
+            Some(d) => Some(x509::parse_cert(d, "the CA certificate")?),
+            None => None,
+        };
+        let all = self.list(&Default::default())?;
+        let mut names = std::collections::BTreeSet::new();
+        for r in &all {
+            rep.certificates += 1;
+            let raw = self.raw(&r.serial)?;
+            if let Err(e) = store::check_record_mac(keys, &raw) {
+                rep.problems.push(e.to_string());
+                continue;
+            }
+            match x509::parse_cert(&r.der, &r.name) {
+                Ok(c) => {
+                    if crate::serial::Serial::from_bytes(c.raw_serial()) != r.serial {
+                        rep.problems.push(format!(
+                            "{} (serial {}): the certificate's serial differs from the record's",
+                            r.name, r.serial
+                        ));
+                    }
+                    if let Some(ca_cert) = &ca_cert
+                        && !x509::signed_by(&c, ca_cert)
+                    {
+                        rep.problems.push(format!(
+                            "{} (serial {}): not signed by the CA",
+                            r.name, r.serial
+                        ));
+                    }
+                    if r.has_key {
+                        match self
+                            .private_key(r)
+                            .and_then(|k| crate::key::load_key_pair(&k))
+                        {
+                            Ok(kp) => {
+                                use rcgen::PublicKeyData;
+                                if kp.subject_public_key_info() != c.public_key().raw {
+                                    rep.problems.push(format!("{} (serial {}): the stored key does not match the certificate", r.name, r.serial));
+                                } else {
+                                    rep.keys += 1;
+                                }
+                            }
+                            Err(e) => rep.problems.push(e.to_string()),
+                        }
+                    }
+                }
+                Err(e) => rep.problems.push(e.to_string()),
+            }
+            if r.kind != CertKind::Ca {
+                names.insert(r.name.clone());
+            }
+        }
+        // Live-name uniqueness.
+        let now = store::now();
+        let mut live = std::collections::BTreeMap::<&str, u32>::new();
+        for r in all
+            .iter()
+            .filter(|r| r.kind != CertKind::Ca && r.state == CertState::Valid && r.not_after > now)
+        {
+            *live.entry(r.name.as_str()).or_default() += 1;
+        }
+        for (n, c) in live {
+            if c > 1 {
+                rep.problems
+                    .push(format!("{n}: {c} valid certificates with the same name"));
+            }
+        }
+        if let Err(e) = store::check_revoked_set(self.conn(), keys) {
+            rep.problems.push(e.to_string());
+        }
+        rep.audit_entries = self.audit_log()?.len() as u64;
+        rep.problems.extend(self.check_audit_chain()?);
+        if let (Some(crl), Some(ca_cert)) = (self.latest_crl()?, &ca_cert) {
+            match x509_parser::parse_x509_crl(&crl.der) {
+                Ok((_, c)) if c.verify_signature(ca_cert.public_key()).is_ok() => {}
+                _ => rep.problems.push(format!(
+                    "CRL {}: its signature does not verify with the CA key",
+                    crl.number
+                )),
+            }
+        }
+        if rep.problems.is_empty() {
+            for p in self.sync_global_mirrors()? {
+                rep.repaired.push(p.display().to_string());
+            }
+            for n in names {
+                if self.sync_name_mirror(&n)? {
+                    rep.repaired
+                        .push(self.issued_path(&n).display().to_string());
+                }
+            }
+        }
+        Ok(rep)
+    }
+
+    /// Refuses to go on when the record has been tampered with (used before exports).
+    pub(crate) fn check_record(&self, rec: &CertRecord) -> Result<()> {
+        let raw = self.raw(&rec.serial)?;
+        store::check_record_mac(self.keys()?, &raw).map_err(|e| match e {
+            Error::Tampered { what } => Error::Tampered { what },
+            e => e,
+        })
+    }
+}

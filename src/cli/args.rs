@@ -1,0 +1,303 @@
+//! Command-line definitions. The man page and shell completions are generated from these.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// vpnca: a certificate authority for VPNs that authenticate users with certificates
+/// (AWS Client VPN mutual TLS, OpenVPN). Every private key is encrypted at rest.
+///
+/// Exit codes: 0 ok, 1 a check found a problem (status, verify), 2 error.
+#[derive(Debug, Parser)]
+#[command(
+    name = "vpnca",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// The PKI store directory.
+    #[arg(
+        long,
+        global = true,
+        env = "VPNCA_PKI",
+        default_value = "./pki",
+        value_name = "DIR"
+    )]
+    pub pki: PathBuf,
+    /// Print machine-readable JSON (one document, or JSON lines for lists and logs).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Read the store passphrase from FILE (first line). Otherwise $VPNCA_PASSPHRASE, else a
+    /// prompt on the terminal.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options that choose a key and a validity.
+#[derive(Debug, Args, Clone)]
+pub struct KeyOpts {
+    /// Key algorithm: rsa2048 (default; the only one AWS Client VPN accepts), rsa3072, rsa4096,
+    /// p256, p384, ed25519.
+    #[arg(long, value_name = "ALGO")]
+    pub algo: Option<String>,
+    /// Validity in days (default: the profile's; 825 for servers and clients).
+    #[arg(long, value_name = "N", conflicts_with = "ttl")]
+    pub days: Option<u32>,
+    /// Short validity: a number with unit m, h or d (e.g. 8h) for temporary access.
+    #[arg(long, value_name = "DURATION")]
+    pub ttl: Option<String>,
+    /// The certificate profile (pki-templates/NAME.toml, or <pki>/templates/NAME.toml).
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new store (directory mode 0700) protected by a passphrase.
+    #[command(alias = "init-pki")]
+    Init {
+        /// Argon2id memory cost in MiB (default 64, minimum 8).
+        #[arg(long, value_name = "MIB")]
+        kdf_memory_mib: Option<u32>,
+        /// Argon2id passes (default 3).
+        #[arg(long, value_name = "N")]
+        kdf_time: Option<u32>,
+        /// Ignored easy-rsa argument (e.g. `soft`).
+        #[arg(hide = true)]
+        extra: Vec<String>,
+    },
+    /// Create the CA: a self-signed root, or a sub-CA signed by your corporate root.
+    #[command(alias = "build-ca")]
+    Ca {
+        /// The CA's common name.
+        #[arg(long, value_name = "NAME")]
+        cn: Option<String>,
+        /// Key algorithm (default rsa2048).
+        #[arg(long, value_name = "ALGO")]
+        algo: Option<String>,
+        /// Validity in days (default 3650).
+        #[arg(long, value_name = "N")]
+        days: Option<u32>,
+        /// Make a subordinate CA: write a CSR for the parent CA to sign (needs --csr-out).
+        #[arg(long, requires = "csr_out", conflicts_with = "import_cert")]
+        sub_ca: bool,
+        /// Where to write the sub-CA's certificate signing request.
+        #[arg(long, value_name = "FILE", requires = "sub_ca")]
+        csr_out: Option<PathBuf>,
+        /// Complete a sub-CA with the certificate the parent CA signed.
+        #[arg(long, value_name = "FILE", requires = "chain")]
+        import_cert: Option<PathBuf>,
+        /// The parent chain (issuer up to the root), PEM.
+        #[arg(long, value_name = "FILE", requires = "import_cert")]
+        chain: Option<PathBuf>,
+        /// easy-rsa's `nopass` (accepted and ignored: keys are always encrypted).
+        #[arg(hide = true)]
+        nopass: Option<String>,
+    },
+    /// Issue a server certificate (CN and DNS SAN = NAME, EKU serverAuth).
+    #[command(alias = "build-server-full")]
+    Server {
+        /// The server's DNS name.
+        name: String,
+        /// Extra subject alternative name: DNS:name or IP:address (repeatable).
+        #[arg(long, value_name = "TYPE:VALUE")]
+        san: Vec<String>,
+        #[command(flatten)]
+        key: KeyOpts,
+        /// easy-rsa's `nopass` (accepted and ignored).
+        #[arg(hide = true)]
+        nopass: Option<String>,
+    },
+    /// Issue a client (user) certificate (CN = NAME, EKU clientAuth).
+    #[command(alias = "build-client-full")]
+    Client {
+        /// The user's name.
+        name: String,
+        /// The user's e-mail address, added as an rfc822Name SAN.
+        #[arg(long, value_name = "ADDRESS")]
+        email: Option<String>,
+        /// Extra subject alternative name (email:address) (repeatable).
+        #[arg(long, value_name = "TYPE:VALUE")]
+        san: Vec<String>,
+        #[command(flatten)]
+        key: KeyOpts,
+        /// easy-rsa's `nopass` (accepted and ignored).
+        #[arg(hide = true)]
+        nopass: Option<String>,
+    },
+    /// Sign a certificate signing request (the request's extensions are ignored).
+    ///
+    /// `vpnca sign-req FILE.csr --type client` or easy-rsa's `vpnca sign-req client NAME`
+    /// (reads <pki>/reqs/NAME.req).
+    #[command(name = "sign-req")]
+    SignReq {
+        /// FILE, or TYPE NAME (easy-rsa form).
+        #[arg(required = true, num_args = 1..=2, value_name = "FILE | TYPE NAME")]
+        args: Vec<String>,
+        /// client or server.
+        #[arg(long = "type", value_name = "TYPE")]
+        kind: Option<String>,
+        /// The certificate's name (default: the request's CN).
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// Extra SAN (repeatable).
+        #[arg(long, value_name = "TYPE:VALUE")]
+        san: Vec<String>,
+        /// Validity in days.
+        #[arg(long, value_name = "N")]
+        days: Option<u32>,
+        /// The certificate profile.
+        #[arg(long, value_name = "NAME")]
+        profile: Option<String>,
+    },
+    /// Revoke certificates and rewrite the CRL at once.
+    ///
+    /// `revoke NAME` revokes every unrevoked, unexpired certificate with that name (also ones
+    /// superseded by a renewal); `--serial HEX` revokes exactly one.
+    Revoke {
+        /// The certificate name.
+        #[arg(required_unless_present = "serial", conflicts_with = "serial")]
+        name: Option<String>,
+        /// easy-rsa form: the reason as a second argument.
+        #[arg(hide = true)]
+        reason_arg: Option<String>,
+        /// Revoke by serial number (hex).
+        #[arg(long, value_name = "HEX")]
+        serial: Option<String>,
+        /// keyCompromise, superseded, cessationOfOperation, affiliationChanged, caCompromise,
+        /// certificateHold, unspecified (default).
+        #[arg(long, value_name = "REASON")]
+        reason: Option<String>,
+    },
+    /// Issue a new certificate for NAME (new key by default); the old one becomes superseded.
+    Renew {
+        /// The certificate name.
+        name: String,
+        /// Validity in days (default: the profile's).
+        #[arg(long, value_name = "N", conflicts_with = "ttl")]
+        days: Option<u32>,
+        /// Short validity (e.g. 8h).
+        #[arg(long, value_name = "DURATION")]
+        ttl: Option<String>,
+        /// Keep the old key pair.
+        #[arg(long)]
+        reuse_key: bool,
+        /// Key algorithm for the new key (default: the old key's).
+        #[arg(long, value_name = "ALGO")]
+        algo: Option<String>,
+        /// Revoke the old certificate (reason superseded) and rewrite the CRL.
+        #[arg(long)]
+        revoke_old: bool,
+        /// easy-rsa's `nopass` (accepted and ignored).
+        #[arg(hide = true)]
+        nopass: Option<String>,
+    },
+    /// Write a new CRL to <pki>/crl.pem (and --out FILE).
+    #[command(alias = "gen-crl")]
+    Crl {
+        /// Days until nextUpdate (default 3650; kept for the CRLs that `revoke` writes).
+        #[arg(long, value_name = "N")]
+        days: Option<u32>,
+        /// Also write the CRL to FILE.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Leave out revoked certificates that have expired anyway.
+        #[arg(long)]
+        omit_expired: bool,
+    },
+    /// List certificates.
+    List {
+        /// Only certificates with this status: valid, superseded, revoked, expired.
+        #[arg(long, value_name = "STATUS")]
+        status: Option<String>,
+        /// Only this kind: ca, server, client.
+        #[arg(long, value_name = "KIND")]
+        kind: Option<String>,
+        /// Only valid certificates that expire within DAYS.
+        #[arg(long, value_name = "DAYS")]
+        expiring_within: Option<u32>,
+    },
+    /// Show one certificate.
+    #[command(alias = "show-cert")]
+    Show {
+        /// The certificate name.
+        #[arg(required_unless_present = "serial", conflicts_with = "serial")]
+        name: Option<String>,
+        /// Select by serial number (hex).
+        #[arg(long, value_name = "HEX")]
+        serial: Option<String>,
+        /// Also print the certificate in PEM.
+        #[arg(long)]
+        pem: bool,
+    },
+    /// Export a certificate, its CA chain and (with --key) its private key to a directory.
+    Export {
+        /// The certificate name (use `ca` for the CA chain only).
+        #[arg(required_unless_present = "serial", conflicts_with = "serial")]
+        name: Option<String>,
+        /// Select by serial number (hex).
+        #[arg(long, value_name = "HEX")]
+        serial: Option<String>,
+        /// The output directory (created 0700 if missing). Files are never overwritten.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Also write NAME.key: unencrypted PKCS#8 PEM, mode 0600 (what ACM import needs).
+        #[arg(long)]
+        key: bool,
+        /// Encrypt NAME.key (PKCS#8, PBKDF2-SHA-256 + AES-256-CBC) with the passphrase in FILE.
+        #[arg(long, value_name = "FILE")]
+        key_passphrase_file: Option<PathBuf>,
+    },
+    /// Report what needs attention: CA and CRL expiry, certificates expiring soon (exit 1 if any).
+    Status {
+        /// Warn about anything expiring within N days.
+        #[arg(long, value_name = "N", default_value_t = 30)]
+        warn_days: u32,
+    },
+    /// Print the audit log.
+    Log,
+    /// Check the whole store: record MACs, keys, signatures, audit chain (exit 1 on problems).
+    Verify,
+    /// Change the store passphrase (new one from $VPNCA_NEW_PASSPHRASE, --new-passphrase-file, or a prompt).
+    Passwd {
+        /// Read the new passphrase from FILE.
+        #[arg(long, value_name = "FILE")]
+        new_passphrase_file: Option<PathBuf>,
+        /// New Argon2id memory cost in MiB.
+        #[arg(long, value_name = "MIB")]
+        kdf_memory_mib: Option<u32>,
+        /// New Argon2id passes.
+        #[arg(long, value_name = "N")]
+        kdf_time: Option<u32>,
+    },
+    /// Init + CA + server + clients + CRL in one non-interactive command.
+    Quickstart {
+        /// The VPN server's DNS name.
+        #[arg(long, value_name = "NAME")]
+        server: String,
+        /// A user to issue a certificate for (repeatable).
+        #[arg(long, value_name = "NAME")]
+        client: Vec<String>,
+        /// The CA's common name.
+        #[arg(long, value_name = "NAME")]
+        cn: Option<String>,
+        /// Argon2id memory cost in MiB (default 64).
+        #[arg(long, value_name = "MIB")]
+        kdf_memory_mib: Option<u32>,
+        /// Argon2id passes (default 3).
+        #[arg(long, value_name = "N")]
+        kdf_time: Option<u32>,
+    },
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
+}

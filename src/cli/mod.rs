@@ -1,0 +1,795 @@
+//! The CLI: parse arguments, get passphrases, call the library, print. No PKI logic here.
+
+mod args;
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{CommandFactory, Parser};
+use serde_json::{Value, json};
+
+use args::{Cli, Command, KeyOpts};
+use vpnca::{
+    CertKind, CertRecord, CrlOptions, Csr, IssueRequest, KdfParams, KeyAlgorithm, KeyExport,
+    ListFilter, Passphrase, RenewOptions, RevocationReason, San, Serial, Store, Target, Validity,
+};
+
+/// Exit code: a check found a problem.
+const EXIT_PROBLEM: u8 = 1;
+/// Exit code: an error.
+const EXIT_ERROR: u8 = 2;
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let msg = format!("{e:#}");
+            if json {
+                println!("{}", json!({"error": msg}));
+            }
+            eprintln!("error: {msg}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+struct Out {
+    json: bool,
+}
+
+impl Out {
+    fn doc(&self, v: &Value, human: impl FnOnce()) {
+        if self.json {
+            println!("{v}");
+        } else {
+            human();
+        }
+    }
+}
+
+fn warn(msg: &str) {
+    eprintln!("warning: {msg}");
+}
+
+fn note_nopass(nopass: &Option<String>) -> Result<()> {
+    match nopass.as_deref() {
+        None => Ok(()),
+        Some("nopass") => {
+            eprintln!(
+                "note: `nopass` is accepted for easy-rsa compatibility; vpnca always keeps private keys encrypted in the store (use `vpnca export --key` for a plain key file)"
+            );
+            Ok(())
+        }
+        Some(other) => {
+            bail!("unexpected argument {other:?} (only easy-rsa's `nopass` is accepted here)")
+        }
+    }
+}
+
+fn read_secret_file(path: &Path) -> Result<Passphrase> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading passphrase file {}", path.display()))?;
+    let first = text.lines().next().unwrap_or("").to_string();
+    Ok(Passphrase::new(first))
+}
+
+/// The store passphrase: --passphrase-file, $VPNCA_PASSPHRASE, or a terminal prompt
+/// (confirmed when `new`).
+fn passphrase(cli_file: &Option<PathBuf>, env: &str, new: bool, what: &str) -> Result<Passphrase> {
+    if let Some(f) = cli_file {
+        return read_secret_file(f);
+    }
+    if let Ok(v) = std::env::var(env) {
+        return Ok(Passphrase::new(v));
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "no {what}: set ${env} or use --passphrase-file FILE (there is no terminal to prompt on)"
+        );
+    }
+    let p = Passphrase::new(
+        rpassword::prompt_password(format!("{what}: ")).context("reading the passphrase")?,
+    );
+    if new {
+        let again = Passphrase::new(
+            rpassword::prompt_password(format!("{what} (again): "))
+                .context("reading the passphrase")?,
+        );
+        if !p.ct_eq(&again) {
+            bail!("the two passphrases differ; nothing was changed");
+        }
+    }
+    Ok(p)
+}
+
+fn open_unlocked(cli: &Cli) -> Result<Store> {
+    let mut store = Store::open(&cli.pki)?;
+    let pass = passphrase(
+        &cli.passphrase_file,
+        "VPNCA_PASSPHRASE",
+        false,
+        "store passphrase",
+    )?;
+    store.unlock(&pass)?;
+    Ok(store)
+}
+
+fn kdf(memory: Option<u32>, time: Option<u32>) -> Result<KdfParams> {
+    let mut k = KdfParams::default();
+    if let Some(m) = memory {
+        k.m_kib = m
+            .checked_mul(1024)
+            .ok_or_else(|| anyhow!("--kdf-memory-mib {m} is too large"))?;
+    }
+    if let Some(t) = time {
+        k.t = t;
+    }
+    k.check()?;
+    Ok(k)
+}
+
+fn algorithm(a: &Option<String>) -> Result<KeyAlgorithm> {
+    let alg = match a {
+        Some(s) => s.parse()?,
+        None => KeyAlgorithm::default(),
+    };
+    if !alg.aws_client_vpn_compatible() {
+        warn(&format!(
+            "AWS Client VPN accepts only RSA 1024/2048-bit keys; a {alg} certificate works with OpenVPN but not with Client VPN"
+        ));
+    }
+    Ok(alg)
+}
+
+fn validity(days: Option<u32>, ttl: &Option<String>) -> Result<Validity> {
+    Ok(match (days, ttl) {
+        (_, Some(t)) => Validity::parse_ttl(t)?,
+        (Some(d), None) => Validity::Days(d),
+        (None, None) => Validity::Default,
+    })
+}
+
+fn sans(list: &[String]) -> Result<Vec<San>> {
+    list.iter()
+        .map(|s| San::parse(s).map_err(Into::into))
+        .collect()
+}
+
+fn record_json(r: &CertRecord) -> Value {
+    let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut v {
+        m.insert(
+            "status".into(),
+            json!(r.status(vpnca::store_now()).as_str()),
+        );
+    }
+    v
+}
+
+fn human_record(r: &CertRecord) -> String {
+    format!(
+        "{:<7} {:<32} {:<10} expires {}  serial {}",
+        r.kind.as_str(),
+        r.name,
+        r.status(vpnca::store_now()).as_str(),
+        vpnca::fmt_time(r.not_after),
+        r.serial
+    )
+}
+
+fn select(store: &Store, name: &Option<String>, serial: &Option<String>) -> Result<CertRecord> {
+    match (name, serial) {
+        (_, Some(s)) => Ok(store.by_serial(&s.parse::<Serial>()?)?),
+        (Some(n), None) if n == "ca" && store.by_name("ca")?.is_empty() => Ok(store.ca()?),
+        (Some(n), None) => Ok(store.current(n)?),
+        (None, None) => bail!("give a NAME or --serial HEX"),
+    }
+}
+
+fn run(cli: Cli) -> Result<u8> {
+    let out = Out { json: cli.json };
+    match &cli.command {
+        Command::Init {
+            kdf_memory_mib,
+            kdf_time,
+            extra,
+        } => {
+            if !extra.is_empty() {
+                eprintln!("note: ignoring easy-rsa argument(s) {extra:?}");
+            }
+            let k = kdf(*kdf_memory_mib, *kdf_time)?;
+            if cli.pki.join(vpnca::store::DB_FILE).exists() {
+                return Err(vpnca::Error::AlreadyInitialized {
+                    path: cli.pki.clone(),
+                }
+                .into());
+            }
+            let pass = passphrase(
+                &cli.passphrase_file,
+                "VPNCA_PASSPHRASE",
+                true,
+                "new store passphrase",
+            )?;
+            Store::init(&cli.pki, &pass, k)?;
+            out.doc(&json!({"pki": cli.pki, "kdf": k}), || {
+                println!(
+                    "Initialised an encrypted vpnca store in {}",
+                    cli.pki.display()
+                );
+                println!("Next: vpnca ca --cn \"My VPN CA\"");
+            });
+        }
+        Command::Ca {
+            cn,
+            algo,
+            days,
+            sub_ca,
+            csr_out,
+            import_cert,
+            chain,
+            nopass,
+        } => {
+            note_nopass(nopass)?;
+            let store = open_unlocked(&cli)?;
+            let cn = cn.clone().unwrap_or_else(|| "vpnca CA".to_string());
+            if let (Some(cert), Some(chain)) = (import_cert, chain) {
+                let cert_data =
+                    std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
+                let chain_data =
+                    std::fs::read(chain).with_context(|| format!("reading {}", chain.display()))?;
+                let rec = store.import_sub_ca_cert(
+                    &cert_data,
+                    &cert.display().to_string(),
+                    &chain_data,
+                    &chain.display().to_string(),
+                )?;
+                out.doc(&record_json(&rec), || {
+                    println!(
+                        "Sub-CA {} imported (serial {}); its chain is in {}",
+                        rec.name,
+                        rec.serial,
+                        store.ca_path().display()
+                    );
+                });
+            } else if *sub_ca {
+                let path = csr_out
+                    .as_ref()
+                    .ok_or_else(|| anyhow!("--sub-ca needs --csr-out FILE"))?;
+                if path.exists() {
+                    return Err(vpnca::Error::FileExists { path: path.clone() }.into());
+                }
+                let csr = store.create_sub_ca_request(&cn, algorithm(algo)?)?;
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(path)
+                    .and_then(|mut f| f.write_all(csr.as_bytes()))
+                    .with_context(|| format!("writing {}", path.display()))?;
+                out.doc(&json!({"csr": path, "name": cn}), || {
+                    println!("Wrote the sub-CA request to {}.", path.display());
+                    println!("Have your parent CA sign it, then: vpnca ca --import-cert signed.crt --chain parent-chain.pem");
+                });
+            } else {
+                let rec = store.create_root_ca(
+                    &cn,
+                    algorithm(algo)?,
+                    days.map(Validity::Days).unwrap_or(Validity::Default),
+                )?;
+                out.doc(&record_json(&rec), || {
+                    println!(
+                        "Created root CA {:?} (serial {}), valid until {}",
+                        rec.name,
+                        rec.serial,
+                        vpnca::fmt_time(rec.not_after)
+                    );
+                    println!("CA certificate: {}", store.ca_path().display());
+                });
+            }
+        }
+        Command::Server {
+            name,
+            san,
+            key,
+            nopass,
+        } => {
+            note_nopass(nopass)?;
+            let req = issue_request(name, CertKind::Server, sans(san)?, key)?;
+            let store = open_unlocked(&cli)?;
+            let rec = store.issue(&req)?;
+            print_issued(&out, &store, &rec);
+        }
+        Command::Client {
+            name,
+            email,
+            san,
+            key,
+            nopass,
+        } => {
+            note_nopass(nopass)?;
+            let mut list = sans(san)?;
+            if let Some(e) = email {
+                list.push(San::parse(&format!("email:{e}"))?);
+            }
+            let req = issue_request(name, CertKind::Client, list, key)?;
+            let store = open_unlocked(&cli)?;
+            let rec = store.issue(&req)?;
+            print_issued(&out, &store, &rec);
+        }
+        Command::SignReq {
+            args,
+            kind,
+            name,
+            san,
+            days,
+            profile,
+        } => {
+            let (path, kind, name) = match args.as_slice() {
+                [file] => {
+                    let k = kind
+                        .as_deref()
+                        .ok_or_else(|| anyhow!("--type client|server is required"))?;
+                    (PathBuf::from(file), k.to_string(), name.clone())
+                }
+                [ty, req_name] => (
+                    cli.pki.join("reqs").join(format!("{req_name}.req")),
+                    ty.clone(),
+                    Some(name.clone().unwrap_or(req_name.clone())),
+                ),
+                _ => bail!("expected FILE or TYPE NAME"),
+            };
+            let kind: CertKind = match kind.as_str() {
+                "client" => CertKind::Client,
+                "server" => CertKind::Server,
+                other => bail!("invalid --type {other:?}: expected client or server"),
+            };
+            let data =
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            let csr = Csr::parse(&data, &path.display().to_string())?;
+            let sans = sans(san)?;
+            let store = open_unlocked(&cli)?;
+            let rec = store.sign_request(
+                &csr,
+                kind,
+                name.as_deref(),
+                profile.as_deref(),
+                days.map(Validity::Days).unwrap_or(Validity::Default),
+                sans,
+            )?;
+            print_issued(&out, &store, &rec);
+        }
+        Command::Revoke {
+            name,
+            reason_arg,
+            serial,
+            reason,
+        } => {
+            let reason: RevocationReason = match (reason, reason_arg) {
+                (Some(r), None) | (None, Some(r)) => r.parse()?,
+                (None, None) => RevocationReason::Unspecified,
+                (Some(_), Some(_)) => bail!("give the reason once (--reason)"),
+            };
+            let target = match (name, serial) {
+                (_, Some(s)) => Target::Serial(s.parse()?),
+                (Some(n), None) => {
+                    vpnca::name::validate_name(n)?;
+                    Target::Name(n.clone())
+                }
+                (None, None) => bail!("give a NAME or --serial HEX"),
+            };
+            let store = open_unlocked(&cli)?;
+            let res = store.revoke(&target, reason)?;
+            let v = json!({"revoked": res.revoked.iter().map(record_json).collect::<Vec<_>>(), "crl": crl_json(&res.crl, &store.crl_path())});
+            out.doc(&v, || {
+                for r in &res.revoked {
+                    println!("Revoked {} {} (serial {}), reason {}", r.kind.as_str(), r.name, r.serial, reason.as_str());
+                }
+                println!(
+                    "Wrote CRL #{} with {} entries to {} (valid until {})",
+                    res.crl.number,
+                    res.crl.entries,
+                    store.crl_path().display(),
+                    vpnca::fmt_time(res.crl.next_update)
+                );
+                println!("Upload it to your VPN (AWS Client VPN: vpnca clientvpn push-crl, or aws ec2 import-client-vpn-client-certificate-revocation-list).");
+            });
+        }
+        Command::Renew {
+            name,
+            days,
+            ttl,
+            reuse_key,
+            algo,
+            revoke_old,
+            nopass,
+        } => {
+            note_nopass(nopass)?;
+            let opts = RenewOptions {
+                validity: Some(validity(*days, ttl)?),
+                reuse_key: *reuse_key,
+                algorithm: match algo {
+                    Some(_) => Some(algorithm(algo)?),
+                    None => None,
+                },
+                revoke_old: *revoke_old,
+            };
+            let store = open_unlocked(&cli)?;
+            let r = store.renew(name, &opts)?;
+            let v = json!({"old": record_json(&r.old), "new": record_json(&r.new), "crl": r.crl.as_ref().map(|c| crl_json(c, &store.crl_path()))});
+            out.doc(&v, || {
+                println!(
+                    "Renewed {}: new serial {} valid until {}",
+                    name,
+                    r.new.serial,
+                    vpnca::fmt_time(r.new.not_after)
+                );
+                println!(
+                    "Old serial {} is now {}",
+                    r.old.serial,
+                    r.old.status(vpnca::store_now()).as_str()
+                );
+                if let Some(c) = &r.crl {
+                    println!(
+                        "Wrote CRL #{} ({} entries) to {}",
+                        c.number,
+                        c.entries,
+                        store.crl_path().display()
+                    );
+                }
+            });
+        }
+        Command::Crl {
+            days,
+            out: out_file,
+            omit_expired,
+        } => {
+            let store = open_unlocked(&cli)?;
+            let mut opts = CrlOptions::from_store(&store)?;
+            if let Some(d) = days {
+                opts.days = *d;
+            }
+            opts.omit_expired = *omit_expired;
+            let info = store.generate_crl(&opts)?;
+            if let Some(f) = out_file {
+                vpnca::store::write_public_file(f, info.pem.as_bytes())?;
+            }
+            out.doc(&crl_json(&info, &store.crl_path()), || {
+                println!(
+                    "Wrote CRL #{} with {} entries to {}{} (nextUpdate {})",
+                    info.number,
+                    info.entries,
+                    store.crl_path().display(),
+                    out_file
+                        .as_ref()
+                        .map(|f| format!(" and {}", f.display()))
+                        .unwrap_or_default(),
+                    vpnca::fmt_time(info.next_update)
+                );
+            });
+        }
+        Command::List {
+            status,
+            kind,
+            expiring_within,
+        } => {
+            let store = Store::open(&cli.pki)?;
+            let filter = ListFilter {
+                status: status.as_deref().map(str::parse).transpose()?,
+                kind: kind.as_deref().map(str::parse).transpose()?,
+                expiring_within_days: *expiring_within,
+            };
+            let stdout = std::io::stdout();
+            let mut w = std::io::BufWriter::new(stdout.lock());
+            for r in store.list(&filter)? {
+                if out.json {
+                    writeln!(w, "{}", record_json(&r))?;
+                } else {
+                    writeln!(w, "{}", human_record(&r))?;
+                }
+            }
+            w.flush()?;
+        }
+        Command::Show { name, serial, pem } => {
+            let store = Store::open(&cli.pki)?;
+            let r = select(&store, name, serial)?;
+            let details = vpnca::x509::describe(&r.der)?;
+            let mut v = record_json(&r);
+            if let Value::Object(m) = &mut v {
+                m.insert("subject".into(), json!(details.subject));
+                m.insert("issuer".into(), json!(details.issuer));
+                m.insert("sans".into(), json!(details.sans));
+                m.insert("key_algorithm".into(), json!(details.key_algorithm));
+                m.insert("fingerprint_sha256".into(), json!(r.fingerprint_sha256()));
+                m.insert("pem".into(), json!(r.pem()));
+            }
+            out.doc(&v, || {
+                println!("name:        {}", r.name);
+                println!("kind:        {}", r.kind.as_str());
+                println!("status:      {}", r.status(vpnca::store_now()).as_str());
+                println!("serial:      {}", r.serial);
+                println!("subject:     {}", details.subject);
+                println!("issuer:      {}", details.issuer);
+                println!("SANs:        {}", details.sans.join(", "));
+                println!("key:         {}", details.key_algorithm);
+                println!("not before:  {}", vpnca::fmt_time(r.not_before));
+                println!("not after:   {}", vpnca::fmt_time(r.not_after));
+                if let (Some(t), Some(reason)) = (r.revoked_at, r.reason) {
+                    println!("revoked:     {} ({})", vpnca::fmt_time(t), reason.as_str());
+                }
+                if let Some(s) = &r.superseded_by {
+                    println!("superseded by serial {s}");
+                }
+                println!("SHA-256:     {}", r.fingerprint_sha256());
+                println!(
+                    "key stored:  {}",
+                    if r.has_key {
+                        "yes (encrypted)"
+                    } else {
+                        "no (signed from a CSR)"
+                    }
+                );
+                if *pem {
+                    print!("{}", r.pem());
+                }
+            });
+        }
+        Command::Export {
+            name,
+            serial,
+            out: dir,
+            key,
+            key_passphrase_file,
+        } => {
+            let store = open_unlocked(&cli)?;
+            let r = select(&store, name, serial)?;
+            let key_export = match (key, key_passphrase_file) {
+                (_, Some(f)) => KeyExport::Encrypted(read_secret_file(f)?),
+                (true, None) => KeyExport::Plain,
+                (false, None) => KeyExport::None,
+            };
+            let rep = store.export(&r, dir, &key_export)?;
+            out.doc(&serde_json::to_value(&rep)?, || {
+                for f in &rep.files {
+                    println!("wrote {}", f.display());
+                }
+                if rep.key == "plain" {
+                    eprintln!("note: {}.key is an UNENCRYPTED private key (mode 0600): import it where needed, then delete it", rep.name);
+                }
+            });
+        }
+        Command::Status { warn_days } => {
+            let store = Store::open(&cli.pki)?;
+            let rep = store.status(*warn_days)?;
+            out.doc(&serde_json::to_value(&rep)?, || {
+                println!(
+                    "CA:   {} (until {})",
+                    rep.ca.as_deref().unwrap_or("none"),
+                    rep.ca_not_after.map(vpnca::fmt_time).unwrap_or_default()
+                );
+                match (rep.crl_number, rep.crl_next_update) {
+                    (Some(n), Some(t)) => println!("CRL:  #{n}, nextUpdate {}", vpnca::fmt_time(t)),
+                    _ => println!("CRL:  none"),
+                }
+                println!(
+                    "certificates: {}",
+                    rep.counts
+                        .iter()
+                        .map(|(k, v)| format!("{v} {k}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                if rep.findings.is_empty() {
+                    println!("OK: nothing needs attention within {warn_days} days");
+                }
+                for f in &rep.findings {
+                    println!("ATTENTION: {}", f.message);
+                }
+            });
+            return Ok(if rep.findings.is_empty() {
+                0
+            } else {
+                EXIT_PROBLEM
+            });
+        }
+        Command::Log => {
+            let store = Store::open(&cli.pki)?;
+            for e in store.audit_log()? {
+                if out.json {
+                    println!("{}", serde_json::to_value(&e)?);
+                } else {
+                    println!(
+                        "{:>5} {} {:<9} {:<24} {} {}",
+                        e.seq,
+                        vpnca::fmt_time(e.time),
+                        e.action,
+                        e.name,
+                        e.serial,
+                        e.user
+                    );
+                }
+            }
+        }
+        Command::Verify => {
+            let store = open_unlocked(&cli)?;
+            let rep = store.verify()?;
+            out.doc(&serde_json::to_value(&rep)?, || {
+                println!(
+                    "checked {} certificates, {} keys, {} audit entries",
+                    rep.certificates, rep.keys, rep.audit_entries
+                );
+                for r in &rep.repaired {
+                    println!("repaired public mirror {r}");
+                }
+                for p in &rep.problems {
+                    println!("PROBLEM: {p}");
+                }
+                if rep.problems.is_empty() {
+                    println!("OK: the store is intact");
+                }
+            });
+            return Ok(if rep.problems.is_empty() {
+                0
+            } else {
+                EXIT_PROBLEM
+            });
+        }
+        Command::Passwd {
+            new_passphrase_file,
+            kdf_memory_mib,
+            kdf_time,
+        } => {
+            let mut store = open_unlocked(&cli)?;
+            let k = match (kdf_memory_mib, kdf_time) {
+                (None, None) => None,
+                _ => {
+                    let cur = store.kdf_params()?;
+                    let mut k = kdf(*kdf_memory_mib, *kdf_time)?;
+                    if kdf_memory_mib.is_none() {
+                        k.m_kib = cur.m_kib;
+                    }
+                    if kdf_time.is_none() {
+                        k.t = cur.t;
+                    }
+                    Some(k)
+                }
+            };
+            let new = passphrase(
+                new_passphrase_file,
+                "VPNCA_NEW_PASSPHRASE",
+                true,
+                "new store passphrase",
+            )?;
+            store.change_passphrase(&new, k)?;
+            out.doc(&json!({"ok": true}), || println!("Passphrase changed."));
+        }
+        Command::Quickstart {
+            server,
+            client,
+            cn,
+            kdf_memory_mib,
+            kdf_time,
+        } => {
+            return quickstart(
+                &cli,
+                &out,
+                server,
+                client,
+                cn,
+                kdf(*kdf_memory_mib, *kdf_time)?,
+            );
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "vpnca", &mut std::io::stdout());
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+        }
+    }
+    Ok(0)
+}
+
+fn issue_request(
+    name: &str,
+    kind: CertKind,
+    sans: Vec<San>,
+    key: &KeyOpts,
+) -> Result<IssueRequest> {
+    vpnca::name::validate_name(name)?;
+    Ok(IssueRequest {
+        name: name.to_string(),
+        kind,
+        profile: key.profile.clone(),
+        algorithm: algorithm(&key.algo)?,
+        validity: validity(key.days, &key.ttl)?,
+        sans,
+    })
+}
+
+fn print_issued(out: &Out, store: &Store, r: &CertRecord) {
+    out.doc(&record_json(r), || {
+        println!("Issued {} certificate {:?} (serial {}), valid until {}", r.kind.as_str(), r.name, r.serial, vpnca::fmt_time(r.not_after));
+        println!("Certificate: {}", store.issued_path(&r.name).display());
+        if r.has_key {
+            println!("Its key is encrypted in the store; `vpnca export {} --out DIR --key` writes it out.", r.name);
+        }
+    });
+}
+
+fn crl_json(c: &vpnca::CrlInfo, path: &Path) -> Value {
+    let mut v = serde_json::to_value(c).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut v {
+        m.insert("path".into(), json!(path));
+    }
+    v
+}
+
+fn quickstart(
+    cli: &Cli,
+    out: &Out,
+    server: &str,
+    clients: &[String],
+    cn: &Option<String>,
+    k: KdfParams,
+) -> Result<u8> {
+    vpnca::name::validate_dns_name(server)?;
+    for c in clients {
+        vpnca::name::validate_name(c)?;
+    }
+    let pass = passphrase(
+        &cli.passphrase_file,
+        "VPNCA_PASSPHRASE",
+        true,
+        "new store passphrase",
+    )?;
+    let store = match Store::open(&cli.pki) {
+        Ok(mut s) => {
+            s.unlock(&pass)?;
+            s
+        }
+        Err(vpnca::Error::NotInitialized { .. }) => Store::init(&cli.pki, &pass, k)?,
+        Err(e) => return Err(e.into()),
+    };
+    let ca = match store.ca() {
+        Ok(ca) => ca,
+        Err(vpnca::Error::NoCa) => store.create_root_ca(
+            cn.as_deref().unwrap_or("vpnca CA"),
+            KeyAlgorithm::Rsa2048,
+            Validity::Default,
+        )?,
+        Err(e) => return Err(e.into()),
+    };
+    let mut issued = Vec::new();
+    for (name, kind) in std::iter::once((server, CertKind::Server))
+        .chain(clients.iter().map(|c| (c.as_str(), CertKind::Client)))
+    {
+        let r = match store.live(name)? {
+            Some(r) if r.kind == kind => r,
+            _ => store.issue(&IssueRequest::new(name, kind))?,
+        };
+        issued.push(r);
+    }
+    let crl = store.generate_crl(&CrlOptions::from_store(&store)?)?;
+    let v = json!({"pki": cli.pki, "ca": record_json(&ca), "certificates": issued.iter().map(record_json).collect::<Vec<_>>(), "crl": crl_json(&crl, &store.crl_path())});
+    out.doc(&v, || {
+        let pki = cli.pki.display();
+        println!("PKI ready in {pki} (every private key is encrypted in {pki}/vpnca.db)");
+        println!("  CA:      {} -> {pki}/ca.crt", ca.name);
+        for r in &issued {
+            println!("  {:<7}  {} -> {}", r.kind.as_str(), r.name, store.issued_path(&r.name).display());
+        }
+        println!("  CRL:     #{} -> {pki}/crl.pem (nextUpdate {})", crl.number, vpnca::fmt_time(crl.next_update));
+        println!();
+        println!("Next steps:");
+        println!("  1. Server certificate and key for ACM:  vpnca export {server} --out ./acm --key");
+        println!("     aws acm import-certificate --certificate fileb://acm/{server}.crt --private-key fileb://acm/{server}.key --certificate-chain fileb://acm/ca.crt");
+        println!("     then delete ./acm/{server}.key");
+        println!("  2. Create the Client VPN endpoint with that certificate (mutual authentication, client root chain = the same ARN).");
+        println!("  3. Per user: vpnca export NAME --out ./NAME --key   (then build the .ovpn profile)");
+        println!("  4. Offboarding: vpnca revoke NAME, then upload {pki}/crl.pem to the endpoint.");
+        println!("  5. Monitoring: vpnca status (exit 1 when something needs attention).");
+    });
+    Ok(0)
+}

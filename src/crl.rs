@@ -1,0 +1,169 @@
+//! Certificate revocation lists.
+//!
+//! A v2 CRL (RFC 5280 §5) signed by the store's CA, with the authority key identifier of the
+//! CA's own subjectKeyIdentifier, an incrementing CRL number, each entry's revocation date and
+//! reason code. PEM, as AWS Client VPN and OpenVPN's `crl-verify` read it.
+
+use rcgen::{CertificateRevocationListParams, KeyIdMethod, RevokedCertParams, SerialNumber};
+use serde::Serialize;
+use time::{Duration, OffsetDateTime};
+
+use crate::ca::Signer;
+use crate::cert::{CertKind, RevocationReason};
+use crate::store::crypto::Keys;
+use crate::store::{self, Store};
+use crate::{Error, Result};
+
+/// AWS Client VPN's limit on CRL entries.
+pub const MAX_CRL_ENTRIES: usize = 20_000;
+
+/// Default CRL validity in days. See docs/defaults.md: the CRL is pushed to the endpoint (not
+/// fetched), a new one is written at every revocation, and an expired CRL locks every user
+/// out; so the default is long, and `vpnca status` warns well before it runs out.
+pub const DEFAULT_CRL_DAYS: u32 = 3650;
+
+/// How to build a CRL.
+#[derive(Debug, Clone, Copy)]
+pub struct CrlOptions {
+    /// Days until nextUpdate.
+    pub days: u32,
+    /// Leave out revoked certificates that have expired anyway.
+    pub omit_expired: bool,
+}
+
+impl CrlOptions {
+    /// The store's CRL policy: the days and omit-expired setting of the last `vpnca crl`.
+    pub fn from_store(store: &Store) -> Result<CrlOptions> {
+        let days = store
+            .meta("crl_days")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(DEFAULT_CRL_DAYS);
+        let omit_expired = store.meta("crl_omit_expired")?.as_deref() == Some("1");
+        Ok(CrlOptions { days, omit_expired })
+    }
+}
+
+/// A CRL that was written.
+#[derive(Debug, Clone, Serialize)]
+pub struct CrlInfo {
+    /// CRL number.
+    pub number: u64,
+    /// thisUpdate.
+    #[serde(with = "time::serde::rfc3339")]
+    pub this_update: OffsetDateTime,
+    /// nextUpdate.
+    #[serde(with = "time::serde::rfc3339")]
+    pub next_update: OffsetDateTime,
+    /// Number of revoked certificates listed.
+    pub entries: usize,
+    /// PEM.
+    #[serde(skip)]
+    pub pem: String,
+}
+
+/// Builds, signs and records a new CRL inside a write transaction. Every revoked record's MAC
+/// and the revoked-set checksum are checked first: a tampered store never yields a CRL.
+pub(crate) fn generate_in_tx(
+    store: &Store,
+    tx: &rusqlite::Transaction<'_>,
+    keys: &Keys,
+    signer: &Signer,
+    opts: &CrlOptions,
+) -> Result<CrlInfo> {
+    if opts.days == 0 || opts.days > crate::profile::MAX_DAYS {
+        return Err(Error::input(
+            "--days",
+            format!(
+                "{} is out of range 1..={}",
+                opts.days,
+                crate::profile::MAX_DAYS
+            ),
+        ));
+    }
+    let revoked = store::check_revoked_set(tx, keys)?;
+    let now = store::now();
+    let mut entries: Vec<RevokedCertParams> = revoked
+        .iter()
+        .map(|r| &r.rec)
+        .filter(|r| r.kind != CertKind::Ca)
+        .filter(|r| !(opts.omit_expired && r.not_after <= now))
+        .map(|r| RevokedCertParams {
+            serial_number: SerialNumber::from_slice(r.serial.as_bytes()),
+            revocation_time: r.revoked_at.unwrap_or(now),
+            reason_code: r.reason.and_then(RevocationReason::to_rcgen),
+            invalidity_date: None,
+        })
+        .collect();
+    if entries.len() > MAX_CRL_ENTRIES {
+        return Err(Error::CrlTooLarge {
+            count: entries.len(),
+            limit: MAX_CRL_ENTRIES,
+        });
+    }
+    entries.sort_by(|a, b| a.serial_number.as_ref().cmp(b.serial_number.as_ref()));
+    let last: i64 = tx
+        .query_row("SELECT COALESCE(MAX(number), 0) FROM crls", [], |r| {
+            r.get(0)
+        })
+        .map_err(Error::db("reading the CRL number"))?;
+    let floor: i64 = store
+        .meta("crl_number_floor")?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let number = last.max(floor) + 1;
+    let next_update = std::cmp::min(
+        now + Duration::days(i64::from(opts.days)),
+        time::macros::datetime!(9999-12-31 0:00 UTC),
+    );
+    let params = CertificateRevocationListParams {
+        this_update: now,
+        next_update,
+        crl_number: SerialNumber::from_slice(&number.to_be_bytes()),
+        issuing_distribution_point: None,
+        revoked_certs: entries,
+        key_identifier_method: KeyIdMethod::PreSpecified(signer.ski.clone()),
+    };
+    let count = params.revoked_certs.len();
+    let crl = params.signed_by(&signer.issuer)?;
+    let der = crl.der().to_vec();
+    tx.execute(
+        "INSERT INTO crls (number, this_update, next_update, entries, der) VALUES (?1, ?2, ?3, ?4, ?5)",
+        rusqlite::params![number, store::ts(now), store::ts(next_update), count as i64, der],
+    )
+    .map_err(Error::db("recording the CRL"))?;
+    store::audit_append(
+        tx,
+        keys,
+        "crl",
+        "",
+        "",
+        &serde_json::json!({"number": number, "entries": count, "next_update": crate::fmt_time(next_update)}),
+    )?;
+    Ok(CrlInfo {
+        number: number as u64,
+        this_update: now,
+        next_update,
+        entries: count,
+        pem: crate::pem::encode("X509 CRL", &der),
+    })
+}
+
+impl Store {
+    /// Writes a new CRL (and `<pki>/crl.pem`). `opts` becomes the store's CRL policy, used
+    /// for the CRLs that `revoke` writes automatically.
+    pub fn generate_crl(&self, opts: &CrlOptions) -> Result<CrlInfo> {
+        let signer = self.signer()?;
+        let info = self.write(|tx, keys| {
+            let info = generate_in_tx(self, tx, keys, &signer, opts)?;
+            store::meta_set(tx, "crl_days", &opts.days.to_string())?;
+            store::meta_set(
+                tx,
+                "crl_omit_expired",
+                if opts.omit_expired { "1" } else { "0" },
+            )?;
+            Ok(info)
+        })?;
+        self.sync_global_mirrors()?;
+        Ok(info)
+    }
+}

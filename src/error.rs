@@ -1,0 +1,188 @@
+//! The one error type of the vpnca library.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in a vpnca library call.
+///
+/// Every variant names the object involved (a path, a name, a serial) so that the CLI can
+/// print it as is. No variant ever carries secret material (passphrases, key bytes).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The directory holds no vpnca store (`vpnca init` was not run there).
+    #[error("no vpnca store at {}: run `vpnca init` first (or pass --pki DIR / set VPNCA_PKI)", .path.display())]
+    NotInitialized {
+        /// The store directory.
+        path: PathBuf,
+    },
+    /// `init` was asked to create a store where one already exists.
+    #[error("a vpnca store already exists at {}", .path.display())]
+    AlreadyInitialized {
+        /// The store directory.
+        path: PathBuf,
+    },
+    /// The store has no CA yet, and the operation needs one.
+    #[error("the store has no CA yet: run `vpnca ca` (or `vpnca ca --sub-ca` / `--import-cert`)")]
+    NoCa,
+    /// `ca` was asked to create a CA in a store that already has one.
+    #[error("the store already has a CA ({name}); a store holds exactly one CA")]
+    CaExists {
+        /// The CA's common name.
+        name: String,
+    },
+    /// The passphrase does not open the store. Nothing was changed.
+    #[error("wrong passphrase: it does not unlock this store (nothing was changed)")]
+    WrongPassphrase,
+    /// A new passphrase is unacceptable (too short, empty, not confirmed).
+    #[error("unacceptable passphrase: {reason}")]
+    BadPassphrase {
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The operation needs the store's keys, but the store was not unlocked.
+    #[error("the store is locked: this operation needs the passphrase")]
+    Locked,
+    /// A certificate name (CN) is not acceptable.
+    #[error("invalid name {name:?}: {reason}")]
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// The rule it breaks.
+        reason: String,
+    },
+    /// An argument (days, SAN, serial, reason, algorithm, …) is not acceptable.
+    #[error("invalid {what}: {reason}")]
+    InvalidInput {
+        /// Which input.
+        what: String,
+        /// The rule it breaks.
+        reason: String,
+    },
+    /// A live certificate with that name exists already.
+    #[error(
+        "a valid certificate named {name:?} exists already (serial {serial}); use `vpnca renew {name}` to replace it, or `vpnca revoke {name}` first"
+    )]
+    DuplicateName {
+        /// The name.
+        name: String,
+        /// The serial of the live certificate.
+        serial: String,
+    },
+    /// No certificate (or other object) matches.
+    #[error("not found: {what}")]
+    NotFound {
+        /// What was looked for.
+        what: String,
+    },
+    /// A certificate signing request is unusable.
+    #[error("bad certificate signing request {source_name}: {reason}")]
+    Csr {
+        /// Where the CSR came from (a path or "stdin").
+        source_name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A certificate given to us (sub-CA import, chain) is unusable.
+    #[error("bad certificate {source_name}: {reason}")]
+    BadCertificate {
+        /// Where it came from.
+        source_name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A certificate profile (pki-templates/*.toml or its per-PKI override) is invalid.
+    #[error("bad certificate profile {source_name}: {reason}")]
+    Template {
+        /// The template file (or built-in name).
+        source_name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The CRL would exceed the AWS Client VPN quota.
+    #[error(
+        "the CRL would hold {count} entries, more than the {limit} that AWS Client VPN accepts; use --omit-expired to leave out revoked certificates that have expired anyway, or start a new CA for new users"
+    )]
+    CrlTooLarge {
+        /// Entries the CRL would hold.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The store's contents fail an integrity check (edited, swapped or removed data).
+    #[error(
+        "store integrity check failed: {what}; run `vpnca verify` for the full report (nothing was changed)"
+    )]
+    Tampered {
+        /// What failed.
+        what: String,
+    },
+    /// The store was written by a newer (or unknown) format version.
+    #[error("unsupported store format at {}: {reason}", .path.display())]
+    UnsupportedStore {
+        /// The store file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A file we must create exists already; we never overwrite it.
+    #[error("{} exists already; vpnca never overwrites it (move it away or choose another --out)", .path.display())]
+    FileExists {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A file-system operation failed.
+    #[error("{op} {}: {source}", .path.display())]
+    Io {
+        /// What we were doing ("reading", "creating", …).
+        op: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The store database reported an error (other than "busy", which we wait out).
+    #[error("store database error while {op}: {message}")]
+    Database {
+        /// What we were doing.
+        op: &'static str,
+        /// SQLite's message.
+        message: String,
+    },
+    /// A cryptographic primitive failed (key generation, signing, encoding).
+    #[error("cryptographic operation failed: {0}")]
+    Crypto(String),
+}
+
+/// Shorthand for `Result<T, vpnca::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { op, path, source }
+    }
+
+    pub(crate) fn input(what: impl Into<String>, reason: impl Into<String>) -> Error {
+        Error::InvalidInput {
+            what: what.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn db(op: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
+        move |e| Error::Database {
+            op,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<rcgen::Error> for Error {
+    fn from(e: rcgen::Error) -> Self {
+        Error::Crypto(e.to_string())
+    }
+}

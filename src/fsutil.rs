@@ -1,0 +1,72 @@
+//! File helpers: files that hold secrets are created new with mode 0600 and never clobbered;
+//! public mirrors are replaced atomically (temp file, fsync, rename).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::Path;
+
+use crate::{Error, Result};
+
+/// Creates `path` with `bytes`, failing with [`Error::FileExists`] if it exists. Mode `mode`
+/// is set at creation (no window where the file is readable by others). Synced to disk.
+pub fn create_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let mut f = match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(Error::FileExists {
+                path: path.to_path_buf(),
+            });
+        }
+        Err(e) => return Err(Error::io("creating", path)(e)),
+    };
+    let res = f.write_all(bytes).and_then(|_| f.sync_all());
+    if let Err(e) = res {
+        let _ = fs::remove_file(path);
+        return Err(Error::io("writing", path)(e));
+    }
+    Ok(())
+}
+
+/// Replaces `path` atomically with `bytes` (mode `mode`): readers see the old or the new
+/// content, never a part, also after a crash.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut rnd = [0u8; 6];
+    aws_lc_rs::rand::fill(&mut rnd)
+        .map_err(|_| Error::Crypto("random number generator failed".into()))?;
+    let suffix: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
+    let tmp = dir.join(format!(".{file_name}.tmp-{suffix}"));
+    create_new(&tmp, bytes, mode)?;
+    if let Err(e) = fs::rename(&tmp, path) {
+        let _ = fs::remove_file(&tmp);
+        return Err(Error::io("replacing", path)(e));
+    }
+    sync_dir(dir);
+    Ok(())
+}
+
+/// Creates a directory (and parents) with mode `mode` if it does not exist.
+pub fn create_dir(path: &Path, mode: u32) -> Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(path)
+        .map_err(Error::io("creating directory", path))
+}
+
+/// Best-effort fsync of a directory, so that a rename inside it is durable.
+pub fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}

@@ -1,0 +1,197 @@
+//! Certificate profiles: what a certificate of each kind looks like.
+//!
+//! The defaults live in `pki-templates/*.toml`, compiled into the binary. A PKI can override
+//! any of them with `<pki>/templates/<name>.toml` (same format; see docs/profiles.md).
+
+use std::path::Path;
+
+use rcgen::{ExtendedKeyUsagePurpose, KeyUsagePurpose};
+use serde::Deserialize;
+
+use crate::{Error, Result};
+
+/// The built-in profiles, by name.
+pub const BUILTIN: [(&str, &str); 5] = [
+    ("root-ca", include_str!("../pki-templates/root-ca.toml")),
+    ("sub-ca", include_str!("../pki-templates/sub-ca.toml")),
+    ("server", include_str!("../pki-templates/server.toml")),
+    ("client", include_str!("../pki-templates/client.toml")),
+    (
+        "server-client",
+        include_str!("../pki-templates/server-client.toml"),
+    ),
+];
+
+/// Longest validity a profile or `--days` may ask for (about 100 years).
+pub const MAX_DAYS: u32 = 36_500;
+
+/// SAN policy of a profile.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SanPolicy {
+    /// Add the certificate's name as a DNS SAN (servers: ACM and Client VPN need a domain).
+    pub dns_from_name: bool,
+    /// SAN types accepted from the user: `dns`, `ip`, `email`.
+    pub allow: Vec<String>,
+}
+
+/// A certificate profile.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// One line for humans.
+    pub description: String,
+    /// A CA certificate (basicConstraints CA:TRUE, critical).
+    pub ca: bool,
+    /// Path length constraint for CAs.
+    #[serde(default)]
+    pub path_len: Option<u8>,
+    /// Default validity in days.
+    pub days: u32,
+    /// keyUsage bits (RFC 5280 names: digitalSignature, keyEncipherment, keyCertSign, cRLSign, …).
+    pub key_usage: Vec<String>,
+    /// extendedKeyUsage purposes (serverAuth, clientAuth).
+    pub extended_key_usage: Vec<String>,
+    /// SAN policy.
+    pub san: SanPolicy,
+}
+
+impl Profile {
+    /// Loads profile `name`: `<pki>/templates/<name>.toml` when present, else the built-in one.
+    pub fn load(pki: Option<&Path>, name: &str) -> Result<Profile> {
+        let builtin = BUILTIN
+            .iter()
+            .find(|(n, _)| *n == name)
+            .ok_or_else(|| Error::Template {
+                source_name: name.to_string(),
+                reason: format!(
+                    "no such profile; known profiles: {}",
+                    BUILTIN
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })?;
+        if let Some(dir) = pki {
+            let path = dir.join("templates").join(format!("{name}.toml"));
+            match std::fs::read_to_string(&path) {
+                Ok(text) => return Profile::parse(&text, &path.display().to_string()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("reading profile", path)(e)),
+            }
+        }
+        Profile::parse(builtin.1, &format!("built-in profile {name}"))
+    }
+
+    /// Parses and checks a profile.
+    pub fn parse(text: &str, source: &str) -> Result<Profile> {
+        let bad = |reason: String| Error::Template {
+            source_name: source.to_string(),
+            reason,
+        };
+        let p: Profile = toml::from_str(text).map_err(|e| bad(e.to_string().trim().to_string()))?;
+        if p.days == 0 || p.days > MAX_DAYS {
+            return Err(bad(format!(
+                "days = {} is out of range 1..={MAX_DAYS}",
+                p.days
+            )));
+        }
+        p.key_usages().map_err(&bad)?;
+        p.extended_key_usages().map_err(&bad)?;
+        for t in &p.san.allow {
+            if !["dns", "ip", "email"].contains(&t.as_str()) {
+                return Err(bad(format!(
+                    "san.allow: unknown SAN type {t:?} (dns, ip, email)"
+                )));
+            }
+        }
+        let ku = p.key_usages().map_err(&bad)?;
+        if p.ca {
+            if !ku.contains(&KeyUsagePurpose::KeyCertSign)
+                || !ku.contains(&KeyUsagePurpose::CrlSign)
+            {
+                return Err(bad("a CA profile must have keyCertSign and cRLSign".into()));
+            }
+        } else {
+            if ku.contains(&KeyUsagePurpose::KeyCertSign) || ku.contains(&KeyUsagePurpose::CrlSign)
+            {
+                return Err(bad(
+                    "an end-entity profile must not have keyCertSign or cRLSign".into(),
+                ));
+            }
+            if p.path_len.is_some() {
+                return Err(bad("path_len is only for CA profiles".into()));
+            }
+        }
+        if ku.is_empty() {
+            return Err(bad("key_usage must not be empty".into()));
+        }
+        Ok(p)
+    }
+
+    /// The keyUsage bits.
+    pub fn key_usages(&self) -> std::result::Result<Vec<KeyUsagePurpose>, String> {
+        self.key_usage
+            .iter()
+            .map(|s| {
+                Ok(match s.as_str() {
+                    "digitalSignature" => KeyUsagePurpose::DigitalSignature,
+                    "nonRepudiation" | "contentCommitment" => KeyUsagePurpose::ContentCommitment,
+                    "keyEncipherment" => KeyUsagePurpose::KeyEncipherment,
+                    "dataEncipherment" => KeyUsagePurpose::DataEncipherment,
+                    "keyAgreement" => KeyUsagePurpose::KeyAgreement,
+                    "keyCertSign" => KeyUsagePurpose::KeyCertSign,
+                    "cRLSign" => KeyUsagePurpose::CrlSign,
+                    other => return Err(format!("key_usage: unknown bit {other:?}")),
+                })
+            })
+            .collect()
+    }
+
+    /// The extendedKeyUsage purposes.
+    pub fn extended_key_usages(&self) -> std::result::Result<Vec<ExtendedKeyUsagePurpose>, String> {
+        self.extended_key_usage
+            .iter()
+            .map(|s| {
+                Ok(match s.as_str() {
+                    "serverAuth" => ExtendedKeyUsagePurpose::ServerAuth,
+                    "clientAuth" => ExtendedKeyUsagePurpose::ClientAuth,
+                    other => {
+                        return Err(format!(
+                            "extended_key_usage: unknown purpose {other:?} (serverAuth, clientAuth)"
+                        ));
+                    }
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtins_parse() {
+        for (name, _) in BUILTIN {
+            Profile::load(None, name).expect(name);
+        }
+    }
+
+    #[test]
+    fn bad_profiles_are_refused() {
+        let good = BUILTIN[3].1;
+        let cases = [
+            good.replace("days = 825", "days = 0"),
+            good.replace("\"clientAuth\"", "\"codeSigning\""),
+            good.replace("\"digitalSignature\"", "\"keyCertSign\""),
+            good.replace("allow = [\"email\"]", "allow = [\"uri\"]"),
+            format!("{good}\nextra = 1\n"),
+            "not toml [".to_string(),
+        ];
+        for c in cases {
+            assert!(Profile::parse(&c, "t").is_err(), "{c}");
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Certificate serial numbers: random, positive, at least 64 bits of entropy, written as hex.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::{Error, Result};
+
+/// A certificate serial number (the magnitude of a positive DER INTEGER, no leading zero bytes).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Serial(Vec<u8>);
+
+/// Bytes of randomness in a new serial (the top bit is cleared so the number stays positive).
+pub const RANDOM_SERIAL_BYTES: usize = 16;
+
+impl Serial {
+    /// A fresh random serial: 127 random bits, top byte non-zero so it is always 16 bytes long.
+    pub fn random() -> Result<Serial> {
+        let mut b = vec![0u8; RANDOM_SERIAL_BYTES];
+        aws_lc_rs::rand::fill(&mut b)
+            .map_err(|_| Error::Crypto("random number generator failed".into()))?;
+        b[0] = (b[0] & 0x7f) | 0x40;
+        Ok(Serial(b))
+    }
+
+    /// From big-endian magnitude bytes (leading zero bytes are dropped).
+    pub fn from_bytes(bytes: &[u8]) -> Serial {
+        let start = bytes
+            .iter()
+            .position(|&b| b != 0)
+            .unwrap_or(bytes.len().saturating_sub(1));
+        Serial(bytes[start..].to_vec())
+    }
+
+    /// Big-endian magnitude bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Canonical upper-case hex, as `openssl x509 -serial` prints it (without `serial=`).
+    pub fn hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02X}")).collect()
+    }
+}
+
+impl FromStr for Serial {
+    type Err = Error;
+    /// Accepts hex in any case, with or without `0x` and `:` separators (`openssl x509 -serial`,
+    /// `openssl x509 -text` and easy-rsa's `index.txt` forms).
+    fn from_str(s: &str) -> Result<Serial> {
+        let t = s.trim();
+        let t = t.strip_prefix("serial=").unwrap_or(t);
+        let t = t
+            .strip_prefix("0x")
+            .or_else(|| t.strip_prefix("0X"))
+            .unwrap_or(t);
+        let hex: String = t.chars().filter(|&c| c != ':').collect();
+        let bad = || {
+            Error::input(
+                "serial",
+                format!("{s:?} is not a hexadecimal serial number"),
+            )
+        };
+        if hex.is_empty() || hex.len() > 40 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        let padded = if !hex.len().is_multiple_of(2) {
+            format!("0{hex}")
+        } else {
+            hex
+        };
+        let bytes = (0..padded.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&padded[i..i + 2], 16).map_err(|_| bad()))
+            .collect::<Result<Vec<u8>>>()?;
+        Ok(Serial::from_bytes(&bytes))
+    }
+}
+
+impl fmt::Display for Serial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.hex())
+    }
+}
+
+impl fmt::Debug for Serial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Serial({})", self.hex())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_serials_are_positive_16_bytes() {
+        for _ in 0..100 {
+            let s = Serial::random().expect("rng");
+            assert_eq!(s.as_bytes().len(), 16);
+            assert!(s.as_bytes()[0] & 0x80 == 0 && s.as_bytes()[0] != 0);
+        }
+    }
+
+    #[test]
+    fn parse_forms() {
+        let a: Serial = "0A:1b:FF".parse().expect("colons");
+        assert_eq!(a.hex(), "0A1BFF");
+        let b: Serial = "0x000a1bff".parse().expect("0x");
+        assert_eq!(a, b);
+        assert_eq!(
+            "serial=5".parse::<Serial>().expect("openssl form").hex(),
+            "05"
+        );
+        for bad in ["", "xyz", "12 34", &"f".repeat(41)] {
+            assert!(bad.parse::<Serial>().is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,1129 @@
+//! The store: one directory, one SQLite database holding every record, plus public mirrors.
+//!
+//! Layout (see docs/store-format.md):
+//! - `vpnca.db` — certificates, encrypted private keys, CRLs, the audit log, the header;
+//! - `ca.crt`, `issued/NAME.crt`, `crl.pem` — public copies for easy-rsa habits (never keys).
+//!
+//! Every write is one SQLite transaction taken with `BEGIN IMMEDIATE` (writers queue on the
+//! lock; a crash or SIGKILL rolls the transaction back), in rollback-journal mode with
+//! `synchronous=FULL`. Mirrors are rewritten after the commit and repaired by `verify`.
+
+pub(crate) mod crypto;
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior, params,
+};
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+pub use crypto::KdfParams;
+use crypto::Keys;
+
+use crate::cert::{CertKind, CertRecord, CertState, Status};
+use crate::secret::{Passphrase, SecretKeyDer};
+use crate::serial::Serial;
+use crate::{Error, Result, fsutil};
+
+/// The database file inside the store directory.
+pub const DB_FILE: &str = "vpnca.db";
+/// The store format this version writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// How long a command waits for another vpnca process holding the write lock.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+
+const SCHEMA: &str = "
+CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE certs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    serial TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    profile TEXT NOT NULL,
+    state TEXT NOT NULL,
+    not_before INTEGER NOT NULL,
+    not_after INTEGER NOT NULL,
+    revoked_at INTEGER,
+    reason TEXT,
+    superseded_by TEXT,
+    created_at INTEGER NOT NULL,
+    cert_der BLOB NOT NULL,
+    key_blob BLOB,
+    mac BLOB NOT NULL
+);
+CREATE INDEX certs_name ON certs(name, state);
+CREATE INDEX certs_state ON certs(state);
+CREATE TABLE chain (pos INTEGER PRIMARY KEY, der BLOB NOT NULL);
+CREATE TABLE pending_ca (id INTEGER PRIMARY KEY CHECK (id = 1), name TEXT NOT NULL, algorithm TEXT NOT NULL,
+    csr_der BLOB NOT NULL, key_blob BLOB NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE crls (number INTEGER PRIMARY KEY, this_update INTEGER NOT NULL, next_update INTEGER NOT NULL,
+    entries INTEGER NOT NULL, der BLOB NOT NULL);
+CREATE TABLE audit (seq INTEGER PRIMARY KEY, time INTEGER NOT NULL, user TEXT NOT NULL, action TEXT NOT NULL,
+    name TEXT NOT NULL, serial TEXT NOT NULL, detail TEXT NOT NULL, mac BLOB NOT NULL);
+";
+
+/// The store header: format and how the data key is wrapped.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Header {
+    format: u32,
+    kdf_algorithm: String,
+    kdf: KdfParams,
+    salt: String,
+    aead: String,
+    wrapped_key: String,
+}
+
+impl Header {
+    fn wrap_aad(&self) -> Vec<u8> {
+        format!(
+            "vpnca/wrap/v1|{}|{}|{}|{}|{}",
+            self.kdf_algorithm, self.kdf.m_kib, self.kdf.t, self.kdf.p, self.salt
+        )
+        .into_bytes()
+    }
+
+    fn new_wrapped(pass: &Passphrase, kdf: KdfParams, data_key: &[u8; 32]) -> Result<Header> {
+        let salt: [u8; 16] = crypto::random()?;
+        let mut h = Header {
+            format: FORMAT_VERSION,
+            kdf_algorithm: "argon2id".into(),
+            kdf,
+            salt: crypto::hex(&salt),
+            aead: "aes-256-gcm".into(),
+            wrapped_key: String::new(),
+        };
+        let kek = crypto::derive_kek(pass, &salt, kdf)?;
+        h.wrapped_key = crypto::hex(&crypto::seal(&kek, &h.wrap_aad(), data_key)?);
+        Ok(h)
+    }
+
+    fn unwrap(&self, pass: &Passphrase) -> Result<Zeroizing<[u8; 32]>> {
+        let salt = crypto::unhex(&self.salt).ok_or_else(|| Error::Tampered {
+            what: "store header salt".into(),
+        })?;
+        let blob = crypto::unhex(&self.wrapped_key).ok_or_else(|| Error::Tampered {
+            what: "store header key".into(),
+        })?;
+        let kek = crypto::derive_kek(pass, &salt, self.kdf)?;
+        let dk = crypto::open(&kek, &self.wrap_aad(), &blob).ok_or(Error::WrongPassphrase)?;
+        let mut out = Zeroizing::new([0u8; 32]);
+        if dk.len() != 32 {
+            return Err(Error::Tampered {
+                what: "wrapped data key has the wrong length".into(),
+            });
+        }
+        out.copy_from_slice(&dk);
+        Ok(out)
+    }
+}
+
+/// An open store. Read operations work locked; anything that touches keys or writes needs
+/// [`Store::unlock`] first.
+pub struct Store {
+    dir: PathBuf,
+    conn: Connection,
+    keys: Option<Keys>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.dir)
+            .field("unlocked", &self.keys.is_some())
+            .finish()
+    }
+}
+
+pub(crate) fn now() -> OffsetDateTime {
+    let t = OffsetDateTime::now_utc();
+    t.replace_nanosecond(0).unwrap_or(t)
+}
+
+pub(crate) fn ts(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp()
+}
+
+pub(crate) fn from_ts(v: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(v).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// The operating-system user, for the audit log.
+pub(crate) fn os_user() -> String {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    let name = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok();
+    match (name, uid) {
+        (Some(n), Some(u)) => format!("{n} (uid {u})"),
+        (Some(n), None) => n,
+        (None, Some(u)) => format!("uid {u}"),
+        (None, None) => "unknown".into(),
+    }
+}
+
+fn configure(conn: &Connection) -> Result<()> {
+    conn.busy_timeout(LOCK_WAIT)
+        .map_err(Error::db("configuring the database"))?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(Error::db("configuring the database"))?;
+    Ok(())
+}
+
+const CERT_COLS: &str = "id, serial, name, kind, profile, state, not_before, not_after, revoked_at, reason, superseded_by, created_at, cert_der, key_blob IS NOT NULL";
+
+pub(crate) struct RawRecord {
+    pub rec: CertRecord,
+    pub key_blob: Option<Vec<u8>>,
+    pub mac: Vec<u8>,
+}
+
+fn corrupt(what: String) -> Error {
+    Error::Tampered { what }
+}
+
+fn row_to_record(row: &Row<'_>) -> rusqlite::Result<std::result::Result<CertRecord, String>> {
+    let serial_hex: String = row.get(1)?;
+    let kind: String = row.get(3)?;
+    let state: String = row.get(5)?;
+    let reason: Option<String> = row.get(9)?;
+    let sup: Option<String> = row.get(10)?;
+    let parse = || -> std::result::Result<CertRecord, String> {
+        Ok(CertRecord {
+            id: row.get(0).map_err(|e| e.to_string())?,
+            serial: serial_hex
+                .parse()
+                .map_err(|_| format!("bad serial {serial_hex:?}"))?,
+            name: row.get(2).map_err(|e| e.to_string())?,
+            kind: kind
+                .parse()
+                .map_err(|_| format!("bad kind {kind:?} for serial {serial_hex}"))?,
+            profile: row.get(4).map_err(|e| e.to_string())?,
+            state: CertState::parse(&state)
+                .ok_or_else(|| format!("bad state {state:?} for serial {serial_hex}"))?,
+            not_before: from_ts(row.get(6).map_err(|e| e.to_string())?),
+            not_after: from_ts(row.get(7).map_err(|e| e.to_string())?),
+            revoked_at: row
+                .get::<_, Option<i64>>(8)
+                .map_err(|e| e.to_string())?
+                .map(from_ts),
+            reason: match reason {
+                Some(r) => Some(
+                    r.parse()
+                        .map_err(|_| format!("bad reason {r:?} for serial {serial_hex}"))?,
+                ),
+                None => None,
+            },
+            superseded_by: match sup {
+                Some(s) => Some(
+                    s.parse()
+                        .map_err(|_| format!("bad superseded_by for serial {serial_hex}"))?,
+                ),
+                None => None,
+            },
+            created_at: from_ts(row.get(11).map_err(|e| e.to_string())?),
+            der: row.get(12).map_err(|e| e.to_string())?,
+            has_key: row.get(13).map_err(|e| e.to_string())?,
+        })
+    };
+    Ok(parse())
+}
+
+/// What the store needs to record a new certificate.
+pub(crate) struct NewRecord<'a> {
+    pub serial: &'a Serial,
+    pub name: &'a str,
+    pub kind: CertKind,
+    pub profile: &'a str,
+    pub der: &'a [u8],
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    pub key: Option<&'a SecretKeyDer>,
+}
+
+/// Which certificates [`Store::list`] returns.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only this status.
+    pub status: Option<Status>,
+    /// Only this kind.
+    pub kind: Option<CertKind>,
+    /// Only certificates that are valid and expire within this many days.
+    pub expiring_within_days: Option<u32>,
+}
+
+impl Store {
+    /// Creates a new store in `dir` (created with mode 0700 if missing), locked by `pass`.
+    pub fn init(dir: &Path, pass: &Passphrase, kdf: KdfParams) -> Result<Store> {
+        pass.check_new()?;
+        kdf.check()?;
+        let db = dir.join(DB_FILE);
+        if db.exists() {
+            return Err(Error::AlreadyInitialized {
+                path: dir.to_path_buf(),
+            });
+        }
+        fsutil::create_dir(dir, 0o700)?;
+        let dk: Zeroizing<[u8; 32]> = Zeroizing::new(crypto::random()?);
+        let header = Header::new_wrapped(pass, kdf, &dk)?;
+        // Build the database under a temporary name, then rename: a store exists completely or not at all.
+        let suffix: [u8; 6] = crypto::random()?;
+        let tmp = dir.join(format!(".{DB_FILE}.init-{}", crypto::hex(&suffix)));
+        let build = || -> Result<()> {
+            let conn = Connection::open_with_flags(
+                &tmp,
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+            )
+            .map_err(Error::db("creating the store"))?;
+            configure(&conn)?;
+            conn.execute_batch(SCHEMA)
+                .map_err(Error::db("creating the store"))?;
+            let header_json =
+                serde_json::to_string(&header).map_err(|e| Error::Crypto(e.to_string()))?;
+            let tx = Transaction::new_unchecked(&conn, TransactionBehavior::Immediate)
+                .map_err(Error::db("creating the store"))?;
+            let meta = [
+                ("format", FORMAT_VERSION.to_string()),
+                ("header", header_json),
+                ("created", ts(now()).to_string()),
+                ("revocation_digest", crypto::hex(&[0u8; 32])),
+                ("revoked_count", "0".into()),
+                ("audit_head", String::new()),
+            ];
+            for (k, v) in meta {
+                tx.execute("INSERT INTO meta (k, v) VALUES (?1, ?2)", params![k, v])
+                    .map_err(Error::db("creating the store"))?;
+            }
+            let keys = Keys::from_data_key(dk.clone());
+            audit_append(
+                &tx,
+                &keys,
+                "init",
+                "",
+                "",
+                &serde_json::json!({"kdf": header.kdf}),
+            )?;
+            tx.commit().map_err(Error::db("creating the store"))?;
+            Ok(())
+        };
+        if let Err(e) = build() {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(Error::io("setting permissions", &tmp))?;
+        // Never clobber a store created concurrently: hard-link (fails if the target exists), then drop the temp name.
+        let linked = std::fs::hard_link(&tmp, &db);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::AlreadyInitialized {
+                    path: dir.to_path_buf(),
+                });
+            }
+            Err(e) => return Err(Error::io("creating", &db)(e)),
+        }
+        fsutil::sync_dir(dir);
+        fsutil::create_dir(&dir.join("issued"), 0o755)?;
+        let mut store = Store::open(dir)?;
+        store.keys = Some(Keys::from_data_key(dk));
+        Ok(store)
+    }
+
+    /// Opens an existing store (locked).
+    pub fn open(dir: &Path) -> Result<Store> {
+        let db = dir.join(DB_FILE);
+        if !db.is_file() {
+            return Err(Error::NotInitialized {
+                path: dir.to_path_buf(),
+            });
+        }
+        let conn = Connection::open_with_flags(
+            &db,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(Error::db("opening the store"))?;
+        configure(&conn)?;
+        let store = Store {
+            dir: dir.to_path_buf(),
+            conn,
+            keys: None,
+        };
+        let format: Option<String> = store
+            .conn
+            .query_row("SELECT v FROM meta WHERE k = 'format'", [], |r| r.get(0))
+            .optional()
+            .map_err(|e| Error::UnsupportedStore {
+                path: db.clone(),
+                reason: format!("not a readable vpnca database ({e})"),
+            })?;
+        match format.as_deref() {
+            Some("1") => Ok(store),
+            Some(v) => Err(Error::UnsupportedStore {
+                path: db,
+                reason: format!("format version {v}; this vpnca reads version {FORMAT_VERSION}"),
+            }),
+            None => Err(Error::UnsupportedStore {
+                path: db,
+                reason: "no format version".into(),
+            }),
+        }
+    }
+
+    /// The store directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether [`Store::unlock`] succeeded.
+    pub fn is_unlocked(&self) -> bool {
+        self.keys.is_some()
+    }
+
+    fn header(&self) -> Result<Header> {
+        let v = self
+            .meta("header")?
+            .ok_or_else(|| corrupt("the store header is missing".into()))?;
+        let h: Header = serde_json::from_str(&v)
+            .map_err(|e| corrupt(format!("the store header is unreadable ({e})")))?;
+        if h.kdf_algorithm != "argon2id" || h.aead != "aes-256-gcm" {
+            return Err(Error::UnsupportedStore {
+                path: self.dir.join(DB_FILE),
+                reason: format!("{} / {}", h.kdf_algorithm, h.aead),
+            });
+        }
+        Ok(h)
+    }
+
+    /// The key-derivation parameters in the header.
+    pub fn kdf_params(&self) -> Result<KdfParams> {
+        Ok(self.header()?.kdf)
+    }
+
+    /// Unlocks the store with its passphrase. A wrong passphrase is [`Error::WrongPassphrase`];
+    /// nothing is written either way.
+    pub fn unlock(&mut self, pass: &Passphrase) -> Result<()> {
+        let dk = self.header()?.unwrap(pass)?;
+        self.keys = Some(Keys::from_data_key(dk));
+        Ok(())
+    }
+
+    pub(crate) fn keys(&self) -> Result<&Keys> {
+        self.keys.as_ref().ok_or(Error::Locked)
+    }
+
+    /// Changes the passphrase (and optionally the KDF cost): re-wraps the data key. Atomic.
+    pub fn change_passphrase(&mut self, new: &Passphrase, kdf: Option<KdfParams>) -> Result<()> {
+        new.check_new()?;
+        let keys = self.keys()?;
+        let kdf = match kdf {
+            Some(k) => k,
+            None => self.header()?.kdf,
+        };
+        let header = Header::new_wrapped(new, kdf, &keys.data_key)?;
+        let json = serde_json::to_string(&header).map_err(|e| Error::Crypto(e.to_string()))?;
+        self.write(|tx, keys| {
+            tx.execute("UPDATE meta SET v = ?1 WHERE k = 'header'", params![json])
+                .map_err(Error::db("changing the passphrase"))?;
+            audit_append(tx, keys, "passwd", "", "", &serde_json::json!({"kdf": kdf}))
+        })
+    }
+
+    /// Runs `f` in one write transaction (`BEGIN IMMEDIATE`): all of it commits or none.
+    pub(crate) fn write<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>, &Keys) -> Result<T>,
+    ) -> Result<T> {
+        let keys = self.keys()?;
+        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
+            .map_err(Error::db("locking the store"))?;
+        let out = f(&tx, keys)?;
+        tx.commit().map_err(Error::db("committing"))?;
+        Ok(out)
+    }
+
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub(crate) fn meta(&self, k: &str) -> Result<Option<String>> {
+        meta_get(&self.conn, k)
+    }
+
+    // ---- reading records -------------------------------------------------------------------
+
+    fn query_records(
+        &self,
+        where_sql: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<CertRecord>> {
+        query_records(&self.conn, where_sql, args)
+    }
+
+    /// The certificate with this serial.
+    pub fn by_serial(&self, serial: &Serial) -> Result<CertRecord> {
+        self.query_records("serial = ?1", &[&serial.hex()])?
+            .pop()
+            .ok_or_else(|| Error::NotFound {
+                what: format!("no certificate with serial {serial}"),
+            })
+    }
+
+    /// Every certificate with this name, newest first.
+    pub fn by_name(&self, name: &str) -> Result<Vec<CertRecord>> {
+        let mut v = self.query_records("name = ?1 AND kind != 'ca'", &[&name])?;
+        v.reverse();
+        Ok(v)
+    }
+
+    /// The certificate a name refers to: the live one, else the newest.
+    pub fn current(&self, name: &str) -> Result<CertRecord> {
+        let all = self.by_name(name)?;
+        let t = now();
+        let pick = all.iter().position(|r| r.is_live(t)).unwrap_or(0);
+        all.into_iter().nth(pick).ok_or_else(|| Error::NotFound {
+            what: format!("no certificate named {name:?}"),
+        })
+    }
+
+    /// The live certificate with this name, if any.
+    pub fn live(&self, name: &str) -> Result<Option<CertRecord>> {
+        let t = now();
+        Ok(self
+            .query_records(
+                "name = ?1 AND kind != 'ca' AND state = 'valid' AND not_after > ?2",
+                &[&name, &ts(t)],
+            )?
+            .pop())
+    }
+
+    /// The CA certificate record.
+    pub fn ca(&self) -> Result<CertRecord> {
+        self.query_records("kind = 'ca'", &[])?
+            .pop()
+            .ok_or(Error::NoCa)
+    }
+
+    /// Whether the store has a CA.
+    pub fn has_ca(&self) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row("SELECT COUNT(*) FROM certs WHERE kind = 'ca'", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_err(Error::db("reading"))?
+            > 0)
+    }
+
+    /// The parents of a sub-CA (issuer first, root last); empty for a root CA.
+    pub fn parent_chain(&self) -> Result<Vec<Vec<u8>>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT der FROM chain ORDER BY pos")
+            .map_err(Error::db("reading the chain"))?;
+        let rows = st
+            .query_map([], |r| r.get(0))
+            .map_err(Error::db("reading the chain"))?;
+        rows.collect::<rusqlite::Result<Vec<Vec<u8>>>>()
+            .map_err(Error::db("reading the chain"))
+    }
+
+    /// The CA certificate followed by its parents: what `ca.crt` holds and every export carries.
+    pub fn ca_chain(&self) -> Result<Vec<Vec<u8>>> {
+        let mut v = vec![self.ca()?.der];
+        v.extend(self.parent_chain()?);
+        Ok(v)
+    }
+
+    /// The CA chain in PEM.
+    pub fn ca_chain_pem(&self) -> Result<String> {
+        let chain = self.ca_chain()?;
+        Ok(crate::pem::encode_many(
+            "CERTIFICATE",
+            chain.iter().map(|d| d.as_slice()),
+        ))
+    }
+
+    /// Certificates matching `filter`, oldest first.
+    pub fn list(&self, filter: &ListFilter) -> Result<Vec<CertRecord>> {
+        let all = match filter.kind {
+            Some(k) => self.query_records("kind = ?1", &[&k.as_str()])?,
+            None => self.query_records("1 = 1", &[])?,
+        };
+        let t = now();
+        let horizon = filter
+            .expiring_within_days
+            .map(|d| t + time::Duration::days(i64::from(d)));
+        Ok(all
+            .into_iter()
+            .filter(|r| filter.status.is_none_or(|s| r.status(t) == s))
+            .filter(|r| horizon.is_none_or(|h| r.status(t) == Status::Valid && r.not_after <= h))
+            .collect())
+    }
+
+    /// The number of certificate records.
+    pub fn count(&self) -> Result<u64> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM certs", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(Error::db("counting"))
+    }
+
+    pub(crate) fn raw(&self, serial: &Serial) -> Result<RawRecord> {
+        raw_record(&self.conn, serial)
+    }
+
+    /// Decrypts the private key of a certificate, checking the record's MAC first.
+    pub(crate) fn private_key(&self, rec: &CertRecord) -> Result<SecretKeyDer> {
+        let keys = self.keys()?;
+        let raw = self.raw(&rec.serial)?;
+        check_record_mac(keys, &raw)?;
+        let blob = raw.key_blob.ok_or_else(|| Error::NotFound {
+            what: format!(
+                "the store has no private key for {} (serial {}): it was signed from a CSR",
+                rec.name, rec.serial
+            ),
+        })?;
+        let der = keys
+            .open(&key_aad(&rec.serial, &raw.rec.der), &blob)
+            .ok_or_else(|| Error::Tampered {
+                what: format!(
+                    "the private key blob of {} (serial {}) does not decrypt for its record",
+                    rec.name, rec.serial
+                ),
+            })?;
+        Ok(SecretKeyDer::new(der.to_vec()))
+    }
+
+    // ---- mirrors ---------------------------------------------------------------------------
+
+    /// Path of the public mirror of a certificate name.
+    pub fn issued_path(&self, name: &str) -> PathBuf {
+        self.dir.join("issued").join(format!("{name}.crt"))
+    }
+
+    /// Path of `crl.pem`.
+    pub fn crl_path(&self) -> PathBuf {
+        self.dir.join("crl.pem")
+    }
+
+    /// Path of `ca.crt`.
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.join("ca.crt")
+    }
+
+    /// Brings the mirror of `name` in line with the store (written when live, removed if not).
+    /// Returns whether anything changed.
+    pub(crate) fn sync_name_mirror(&self, name: &str) -> Result<bool> {
+        let path = self.issued_path(name);
+        let current = std::fs::read(&path).ok();
+        match self.live(name)? {
+            Some(rec) => {
+                let pem = rec.pem();
+                if current.as_deref() == Some(pem.as_bytes()) {
+                    return Ok(false);
+                }
+                fsutil::create_dir(&self.dir.join("issued"), 0o755)?;
+                fsutil::write_atomic(&path, pem.as_bytes(), 0o644)?;
+                Ok(true)
+            }
+            None if current.is_some() => {
+                std::fs::remove_file(&path).map_err(Error::io("removing", &path))?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Brings `ca.crt` and `crl.pem` in line with the store. Returns the files rewritten.
+    pub(crate) fn sync_global_mirrors(&self) -> Result<Vec<PathBuf>> {
+        let mut changed = Vec::new();
+        if self.has_ca()? {
+            let pem = self.ca_chain_pem()?;
+            if std::fs::read(self.ca_path()).ok().as_deref() != Some(pem.as_bytes()) {
+                fsutil::write_atomic(&self.ca_path(), pem.as_bytes(), 0o644)?;
+                changed.push(self.ca_path());
+            }
+        }
+        if let Some(crl) = self.latest_crl()? {
+            let pem = crate::pem::encode("X509 CRL", &crl.der);
+            if std::fs::read(self.crl_path()).ok().as_deref() != Some(pem.as_bytes()) {
+                fsutil::write_atomic(&self.crl_path(), pem.as_bytes(), 0o644)?;
+                changed.push(self.crl_path());
+            }
+        }
+        Ok(changed)
+    }
+}
+
+pub(crate) fn meta_get(conn: &Connection, k: &str) -> Result<Option<String>> {
+    conn.query_row("SELECT v FROM meta WHERE k = ?1", [k], |r| r.get(0))
+        .optional()
+        .map_err(Error::db("reading the header"))
+}
+
+pub(crate) fn meta_set(tx: &Transaction<'_>, k: &str, v: &str) -> Result<()> {
+    tx.execute(
+        "INSERT INTO meta (k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+        params![k, v],
+    )
+    .map_err(Error::db("writing the header"))?;
+    Ok(())
+}
+
+pub(crate) fn query_records(
+    conn: &Connection,
+    where_sql: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> Result<Vec<CertRecord>> {
+    let sql = format!("SELECT {CERT_COLS} FROM certs WHERE {where_sql} ORDER BY id");
+    let mut st = conn
+        .prepare_cached(&sql)
+        .map_err(Error::db("reading certificates"))?;
+    let rows = st
+        .query_map(args, row_to_record)
+        .map_err(Error::db("reading certificates"))?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(
+            r.map_err(Error::db("reading certificates"))?
+                .map_err(corrupt)?,
+        );
+    }
+    Ok(out)
+}
+
+pub(crate) fn raw_record(conn: &Connection, serial: &Serial) -> Result<RawRecord> {
+    let rec = query_records(conn, "serial = ?1", &[&serial.hex()])?
+        .pop()
+        .ok_or_else(|| Error::NotFound {
+            what: format!("no certificate with serial {serial}"),
+        })?;
+    let (key_blob, mac): (Option<Vec<u8>>, Vec<u8>) = conn
+        .query_row(
+            "SELECT key_blob, mac FROM certs WHERE id = ?1",
+            [rec.id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(Error::db("reading certificates"))?;
+    Ok(RawRecord { rec, key_blob, mac })
+}
+
+/// Associated data binding a key blob to its certificate.
+pub(crate) fn key_aad(serial: &Serial, der: &[u8]) -> Vec<u8> {
+    format!(
+        "vpnca/key/v1|{}|{}",
+        serial.hex(),
+        crypto::hex(&crypto::sha256(der))
+    )
+    .into_bytes()
+}
+
+fn opt_ts(t: Option<OffsetDateTime>) -> String {
+    t.map(|t| ts(t).to_string()).unwrap_or_default()
+}
+
+pub(crate) fn record_mac(keys: &Keys, rec: &CertRecord, key_blob: Option<&[u8]>) -> Vec<u8> {
+    keys.mac(
+        &record_fields(rec, key_blob)
+            .iter()
+            .map(|v| v.as_slice())
+            .collect::<Vec<_>>(),
+    )
+}
+
+fn record_fields(rec: &CertRecord, key_blob: Option<&[u8]>) -> Vec<Vec<u8>> {
+    vec![
+        b"cert-v1".to_vec(),
+        rec.serial.hex().into_bytes(),
+        rec.name.as_bytes().to_vec(),
+        rec.kind.as_str().as_bytes().to_vec(),
+        rec.profile.as_bytes().to_vec(),
+        rec.state.as_str().as_bytes().to_vec(),
+        ts(rec.not_before).to_string().into_bytes(),
+        ts(rec.not_after).to_string().into_bytes(),
+        opt_ts(rec.revoked_at).into_bytes(),
+        rec.reason
+            .map(|r| r.as_str())
+            .unwrap_or("")
+            .as_bytes()
+            .to_vec(),
+        rec.superseded_by
+            .as_ref()
+            .map(|s| s.hex())
+            .unwrap_or_default()
+            .into_bytes(),
+        ts(rec.created_at).to_string().into_bytes(),
+        crypto::sha256(&rec.der),
+        key_blob.map(crypto::sha256).unwrap_or_default(),
+    ]
+}
+
+pub(crate) fn check_record_mac(keys: &Keys, raw: &RawRecord) -> Result<()> {
+    let fields = record_fields(&raw.rec, raw.key_blob.as_deref());
+    if keys.mac_ok(
+        &fields.iter().map(|v| v.as_slice()).collect::<Vec<_>>(),
+        &raw.mac,
+    ) {
+        Ok(())
+    } else {
+        Err(Error::Tampered {
+            what: format!(
+                "the record of {} (serial {}) was modified outside vpnca",
+                raw.rec.name, raw.rec.serial
+            ),
+        })
+    }
+}
+
+/// Inserts a new certificate record (inside a write transaction).
+pub(crate) fn insert_record(
+    tx: &Transaction<'_>,
+    keys: &Keys,
+    n: NewRecord<'_>,
+) -> Result<CertRecord> {
+    let key_blob = match n.key {
+        Some(k) => Some(keys.seal(&key_aad(n.serial, n.der), k.expose())?),
+        None => None,
+    };
+    let mut rec = CertRecord {
+        serial: n.serial.clone(),
+        name: n.name.to_string(),
+        kind: n.kind,
+        profile: n.profile.to_string(),
+        state: CertState::Valid,
+        not_before: n.not_before,
+        not_after: n.not_after,
+        revoked_at: None,
+        reason: None,
+        superseded_by: None,
+        has_key: key_blob.is_some(),
+        created_at: now(),
+        der: n.der.to_vec(),
+        id: 0,
+    };
+    let mac = record_mac(keys, &rec, key_blob.as_deref());
+    tx.execute(
+        "INSERT INTO certs (serial, name, kind, profile, state, not_before, not_after, created_at, cert_der, key_blob, mac)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![
+            rec.serial.hex(),
+            rec.name,
+            rec.kind.as_str(),
+            rec.profile,
+            rec.state.as_str(),
+            ts(rec.not_before),
+            ts(rec.not_after),
+            ts(rec.created_at),
+            rec.der,
+            key_blob,
+            mac
+        ],
+    )
+    .map_err(|e| match e {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+            Error::Crypto(format!("serial {} is already in use (random serial collision)", rec.serial))
+        }
+        e => Error::db("recording the certificate")(e),
+    })?;
+    rec.id = tx.last_insert_rowid();
+    Ok(rec)
+}
+
+/// Rewrites the mutable fields (state, revocation, superseded_by) of a record, with a new MAC.
+/// The existing MAC is checked first: a tampered record is never "laundered" by an update.
+pub(crate) fn update_record(tx: &Transaction<'_>, keys: &Keys, rec: &CertRecord) -> Result<()> {
+    let raw = raw_record(tx, &rec.serial)?;
+    check_record_mac(keys, &raw)?;
+    let mac = record_mac(keys, rec, raw.key_blob.as_deref());
+    tx.execute(
+        "UPDATE certs SET state = ?1, revoked_at = ?2, reason = ?3, superseded_by = ?4, mac = ?5 WHERE id = ?6",
+        params![
+            rec.state.as_str(),
+            rec.revoked_at.map(ts),
+            rec.reason.map(|r| r.as_str()),
+            rec.superseded_by.as_ref().map(|s| s.hex()),
+            mac,
+            raw.rec.id
+        ],
+    )
+    .map_err(Error::db("updating the certificate"))?;
+    Ok(())
+}
+
+/// The per-serial token XOR-ed into the revocation digest.
+pub(crate) fn revocation_token(keys: &Keys, serial: &Serial) -> Vec<u8> {
+    keys.mac(&[b"revoked-v1", serial.hex().as_bytes()])
+}
+
+/// Adds a serial to the MAC-protected set of revoked serials (digest and count).
+pub(crate) fn add_revoked(tx: &Transaction<'_>, keys: &Keys, serial: &Serial) -> Result<()> {
+    let mut digest = crypto::unhex(&meta_get(tx, "revocation_digest")?.unwrap_or_default())
+        .filter(|d| d.len() == 32)
+        .ok_or_else(|| corrupt("the revocation digest is unreadable".into()))?;
+    for (d, t) in digest.iter_mut().zip(revocation_token(keys, serial)) {
+        *d ^= t;
+    }
+    let count: u64 = meta_get(tx, "revoked_count")?
+        .unwrap_or_default()
+        .parse()
+        .map_err(|_| corrupt("the revoked count is unreadable".into()))?;
+    meta_set(tx, "revocation_digest", &crypto::hex(&digest))?;
+    meta_set(tx, "revoked_count", &(count + 1).to_string())?;
+    let mac = keys.mac(&[b"revset-v1", &digest, (count + 1).to_string().as_bytes()]);
+    meta_set(tx, "revocation_mac", &crypto::hex(&mac))
+}
+
+/// Checks that the revoked records in the store are exactly the set the digest vouches for,
+/// each with an intact MAC. Detects a revoked certificate edited back to valid, or deleted.
+pub(crate) fn check_revoked_set(conn: &Connection, keys: &Keys) -> Result<Vec<RawRecord>> {
+    let revoked = query_records(conn, "state = 'revoked'", &[])?;
+    let mut digest = vec![0u8; 32];
+    let mut raws = Vec::with_capacity(revoked.len());
+    for r in revoked {
+        let raw = raw_record(conn, &r.serial)?;
+        check_record_mac(keys, &raw)?;
+        for (d, t) in digest.iter_mut().zip(revocation_token(keys, &r.serial)) {
+            *d ^= t;
+        }
+        raws.push(raw);
+    }
+    let stored = crypto::unhex(&meta_get(conn, "revocation_digest")?.unwrap_or_default())
+        .unwrap_or_default();
+    let count: u64 = meta_get(conn, "revoked_count")?
+        .unwrap_or_default()
+        .parse()
+        .unwrap_or(u64::MAX);
+    let ok_count = count == raws.len() as u64;
+    let mac_ok = if count == 0 {
+        stored == vec![0u8; 32]
+    } else {
+        let mac = crypto::unhex(&meta_get(conn, "revocation_mac")?.unwrap_or_default())
+            .unwrap_or_default();
+        keys.mac_ok(&[b"revset-v1", &stored, count.to_string().as_bytes()], &mac)
+    };
+    if !(ok_count && mac_ok && stored == digest) {
+        return Err(Error::Tampered {
+            what: format!(
+                "the set of revoked certificates does not match its checksum ({} revoked records found, {} expected): a revocation was undone or deleted outside vpnca",
+                raws.len(),
+                if count == u64::MAX {
+                    "?".to_string()
+                } else {
+                    count.to_string()
+                }
+            ),
+        });
+    }
+    Ok(raws)
+}
+
+// ---- audit log -------------------------------------------------------------------------------
+
+/// One audit-log entry.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuditEntry {
+    /// Sequence number, from 1, without gaps.
+    pub seq: i64,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub time: OffsetDateTime,
+    /// The OS user who ran the command.
+    pub user: String,
+    /// What happened (init, ca, issue, sign-req, revoke, renew, crl, export, passwd, …).
+    pub action: String,
+    /// The certificate name involved, if any.
+    pub name: String,
+    /// The serial involved, if any.
+    pub serial: String,
+    /// Details (JSON).
+    pub detail: serde_json::Value,
+    #[serde(skip)]
+    pub(crate) mac: Vec<u8>,
+    #[serde(skip)]
+    pub(crate) detail_text: String,
+}
+
+fn audit_fields(prev: &[u8], e: &AuditEntry) -> Vec<Vec<u8>> {
+    vec![
+        b"audit-v1".to_vec(),
+        prev.to_vec(),
+        e.seq.to_string().into_bytes(),
+        ts(e.time).to_string().into_bytes(),
+        e.user.as_bytes().to_vec(),
+        e.action.as_bytes().to_vec(),
+        e.name.as_bytes().to_vec(),
+        e.serial.as_bytes().to_vec(),
+        e.detail_text.as_bytes().to_vec(),
+    ]
+}
+
+/// Appends an entry to the chained audit log (inside a write transaction).
+pub(crate) fn audit_append(
+    tx: &Transaction<'_>,
+    keys: &Keys,
+    action: &str,
+    name: &str,
+    serial: &str,
+    detail: &serde_json::Value,
+) -> Result<()> {
+    let head = meta_get(tx, "audit_head")?.unwrap_or_default();
+    let (prev_seq, prev_mac) = match head.split_once(':') {
+        Some((s, m)) => (
+            s.parse::<i64>()
+                .map_err(|_| corrupt("the audit head is unreadable".into()))?,
+            crypto::unhex(m).unwrap_or_default(),
+        ),
+        None => (0, Vec::new()),
+    };
+    let detail_text = detail.to_string();
+    let mut e = AuditEntry {
+        seq: prev_seq + 1,
+        time: now(),
+        user: os_user(),
+        action: action.into(),
+        name: name.into(),
+        serial: serial.into(),
+        detail: detail.clone(),
+        mac: Vec::new(),
+        detail_text,
+    };
+    let f = audit_fields(&prev_mac, &e);
+    e.mac = keys.mac(&f.iter().map(|v| v.as_slice()).collect::<Vec<_>>());
+    tx.execute(
+        "INSERT INTO audit (seq, time, user, action, name, serial, detail, mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![e.seq, ts(e.time), e.user, e.action, e.name, e.serial, e.detail_text, e.mac],
+    )
+    .map_err(Error::db("writing the audit log"))?;
+    meta_set(
+        tx,
+        "audit_head",
+        &format!("{}:{}", e.seq, crypto::hex(&e.mac)),
+    )
+}
+
+impl Store {
+    /// The audit log, oldest first.
+    pub fn audit_log(&self) -> Result<Vec<AuditEntry>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT seq, time, user, action, name, serial, detail, mac FROM audit ORDER BY seq",
+            )
+            .map_err(Error::db("reading the audit log"))?;
+        let rows = st
+            .query_map([], |r| {
+                let detail_text: String = r.get(6)?;
+                Ok(AuditEntry {
+                    seq: r.get(0)?,
+                    time: from_ts(r.get(1)?),
+                    user: r.get(2)?,
+                    action: r.get(3)?,
+                    name: r.get(4)?,
+                    serial: r.get(5)?,
+                    detail: serde_json::from_str(&detail_text)
+                        .unwrap_or(serde_json::Value::String(detail_text.clone())),
+                    mac: r.get(7)?,
+                    detail_text,
+                })
+            })
+            .map_err(Error::db("reading the audit log"))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(Error::db("reading the audit log"))
+    }
+
+    /// Checks the audit chain: contiguous sequence, every MAC, and the head. Returns problems.
+    pub(crate) fn check_audit_chain(&self) -> Result<Vec<String>> {
+        let keys = self.keys()?;
+        let mut problems = Vec::new();
+        let mut prev = Vec::new();
+        let mut expect_seq = 1;
+        for e in self.audit_log()? {
+            if e.seq != expect_seq {
+                problems.push(format!(
+                    "audit log: entry {expect_seq} is missing (next is {})",
+                    e.seq
+                ));
+            }
+            let f = audit_fields(&prev, &e);
+            if !keys.mac_ok(&f.iter().map(|v| v.as_slice()).collect::<Vec<_>>(), &e.mac) {
+                problems.push(format!(
+                    "audit log: entry {} ({} {}) was modified, or one before it was removed",
+                    e.seq, e.action, e.name
+                ));
+            }
+            prev = e.mac.clone();
+            expect_seq = e.seq + 1;
+        }
+        let head = self.meta("audit_head")?.unwrap_or_default();
+        let want = format!("{}:{}", expect_seq - 1, crypto::hex(&prev));
+        if head != want {
+            problems.push("audit log: the last entries were removed (the log does not end where the store says)".into());
+        }
+        Ok(problems)
+    }
+
+    /// Appends an audit entry on its own (for operations with no other write, such as export).
+    pub fn audit(
+        &self,
+        action: &str,
+        name: &str,
+        serial: &str,
+        detail: &serde_json::Value,
+    ) -> Result<()> {
+        self.write(|tx, keys| audit_append(tx, keys, action, name, serial, detail))
+    }
+}
+
+/// A stored CRL.
+#[derive(Debug, Clone)]
+pub struct StoredCrl {
+    /// CRL number.
+    pub number: u64,
+    /// thisUpdate.
+    pub this_update: OffsetDateTime,
+    /// nextUpdate.
+    pub next_update: OffsetDateTime,
+    /// Number of entries.
+    pub entries: usize,
+    /// DER.
+    pub der: Vec<u8>,
+}
+
+impl Store {
+    /// The most recent CRL, if one was made.
+    pub fn latest_crl(&self) -> Result<Option<StoredCrl>> {
+        self.conn
+            .query_row("SELECT number, this_update, next_update, entries, der FROM crls ORDER BY number DESC LIMIT 1", [], |r| {
+                Ok(StoredCrl {
+                    number: r.get::<_, i64>(0)? as u64,
+                    this_update: from_ts(r.get(1)?),
+                    next_update: from_ts(r.get(2)?),
+                    entries: r.get::<_, i64>(3)? as usize,
+                    der: r.get(4)?,
+                })
+            })
+            .optional()
+            .map_err(Error::db("reading the CRL"))
+    }
+
+    /// When the last revocation happened (to tell whether the CRL is stale).
+    pub fn last_revocation(&self) -> Result<Option<OffsetDateTime>> {
+        let v: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT MAX(revoked_at) FROM certs WHERE state = 'revoked'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(Error::db("reading"))?;
+        Ok(v.map(from_ts))
+    }
+}
+
+/// Writes a public file (a certificate or CRL) atomically, mode 0644.
+pub fn write_public_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    fsutil::write_atomic(path, bytes, 0o644)
+}

@@ -1,0 +1,162 @@
+//! Reading certificates and requests (x509-parser), for checks and for renewals.
+
+use x509_parser::prelude::*;
+
+use crate::key::KeyAlgorithm;
+use crate::name::San;
+use crate::{Error, Result};
+
+/// Parses a DER certificate; `source` names it in errors.
+pub(crate) fn parse_cert<'a>(der: &'a [u8], source: &str) -> Result<X509Certificate<'a>> {
+    match X509Certificate::from_der(der) {
+        Ok(([], c)) => Ok(c),
+        Ok(_) => Err(Error::BadCertificate {
+            source_name: source.into(),
+            reason: "trailing data after the certificate".into(),
+        }),
+        Err(e) => Err(Error::BadCertificate {
+            source_name: source.into(),
+            reason: format!("not a valid X.509 certificate ({e})"),
+        }),
+    }
+}
+
+/// The subject CN, if any.
+pub(crate) fn common_name(name: &X509Name<'_>) -> Option<String> {
+    name.iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_string)
+}
+
+/// The key algorithm of a SubjectPublicKeyInfo, when it is one vpnca generates.
+pub(crate) fn algorithm_of(spki: &SubjectPublicKeyInfo<'_>) -> Option<KeyAlgorithm> {
+    use x509_parser::public_key::PublicKey;
+    match spki.parsed().ok()? {
+        PublicKey::RSA(k) => match k.key_size() {
+            2048 => Some(KeyAlgorithm::Rsa2048),
+            3072 => Some(KeyAlgorithm::Rsa3072),
+            4096 => Some(KeyAlgorithm::Rsa4096),
+            _ => None,
+        },
+        PublicKey::EC(p) => match p.key_size() {
+            256 => Some(KeyAlgorithm::P256),
+            384 => Some(KeyAlgorithm::P384),
+            _ => None,
+        },
+        PublicKey::Unknown(_) if spki.algorithm.algorithm.to_id_string() == "1.3.101.112" => {
+            Some(KeyAlgorithm::Ed25519)
+        }
+        _ => None,
+    }
+}
+
+/// The DNS, IP and e-mail SANs of a certificate.
+pub(crate) fn sans(cert: &X509Certificate<'_>) -> Vec<San> {
+    let mut out = Vec::new();
+    if let Ok(Some(ext)) = cert.subject_alternative_name() {
+        for gn in &ext.value.general_names {
+            match gn {
+                GeneralName::DNSName(d) => out.push(San::Dns(d.to_string())),
+                GeneralName::RFC822Name(e) => out.push(San::Email(e.to_string())),
+                GeneralName::IPAddress(b) => match b.len() {
+                    4 => out.push(San::Ip(std::net::IpAddr::from(
+                        <[u8; 4]>::try_from(*b).unwrap_or_default(),
+                    ))),
+                    16 => out.push(San::Ip(std::net::IpAddr::from(
+                        <[u8; 16]>::try_from(*b).unwrap_or_default(),
+                    ))),
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// Whether `cert` is signed by the key in `issuer`.
+pub(crate) fn signed_by(cert: &X509Certificate<'_>, issuer: &X509Certificate<'_>) -> bool {
+    cert.verify_signature(Some(issuer.public_key())).is_ok()
+}
+
+/// A verified certificate signing request.
+pub struct Csr {
+    /// The subject CN, if the request has one.
+    pub common_name: Option<String>,
+    /// The requester's SubjectPublicKeyInfo, DER.
+    pub spki_der: Vec<u8>,
+    /// The key algorithm, when it is one vpnca knows.
+    pub algorithm: Option<KeyAlgorithm>,
+}
+
+impl Csr {
+    /// Parses a CSR (PEM `CERTIFICATE REQUEST` / `NEW CERTIFICATE REQUEST`, or DER) and verifies
+    /// its self-signature. Extensions in the request are ignored: profiles decide.
+    pub fn parse(data: &[u8], source: &str) -> Result<Csr> {
+        let bad = |reason: String| Error::Csr {
+            source_name: source.into(),
+            reason,
+        };
+        let der = if data.first() == Some(&0x30) {
+            data.to_vec()
+        } else {
+            let blocks = crate::pem::decode_all(data, source)
+                .map_err(|_| bad("not a PEM or DER certificate request".into()))?;
+            let mut reqs = blocks.into_iter().filter(|b| {
+                b.label == "CERTIFICATE REQUEST" || b.label == "NEW CERTIFICATE REQUEST"
+            });
+            let first = reqs
+                .next()
+                .ok_or_else(|| bad("no PEM CERTIFICATE REQUEST block found".into()))?;
+            if reqs.next().is_some() {
+                return Err(bad("more than one request in the file".into()));
+            }
+            first.der
+        };
+        let (rest, req) = X509CertificationRequest::from_der(&der)
+            .map_err(|e| bad(format!("not a valid PKCS#10 request ({e})")))?;
+        if !rest.is_empty() {
+            return Err(bad("trailing data after the request".into()));
+        }
+        req.verify_signature().map_err(|_| {
+            bad("its signature does not verify (corrupted, or not signed by its own key)".into())
+        })?;
+        let info = &req.certification_request_info;
+        let algorithm = algorithm_of(&info.subject_pki);
+        if algorithm.is_none() {
+            return Err(bad("unsupported public key (vpnca signs RSA 2048/3072/4096, P-256, P-384 and Ed25519 keys)".into()));
+        }
+        Ok(Csr {
+            common_name: common_name(&info.subject),
+            spki_der: info.subject_pki.raw.to_vec(),
+            algorithm,
+        })
+    }
+}
+
+/// Human-readable facts about a certificate.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Description {
+    /// Subject DN.
+    pub subject: String,
+    /// Issuer DN.
+    pub issuer: String,
+    /// SANs as `DNS:…`, `IP:…`, `email:…`.
+    pub sans: Vec<String>,
+    /// Key algorithm (`rsa2048`, `p256`, …, or `other`).
+    pub key_algorithm: String,
+}
+
+/// Describes a DER certificate.
+pub fn describe(der: &[u8]) -> Result<Description> {
+    let c = parse_cert(der, "certificate")?;
+    Ok(Description {
+        subject: c.subject().to_string(),
+        issuer: c.issuer().to_string(),
+        sans: sans(&c).iter().map(|s| s.to_string()).collect(),
+        key_algorithm: algorithm_of(c.public_key())
+            .map(|a| a.name().to_string())
+            .unwrap_or_else(|| "other".into()),
+    })
+}

@@ -1,0 +1,136 @@
+//! The one integration-test harness: a temp store, a command builder, independent tools.
+#![allow(dead_code)]
+
+pub mod openvpn;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The passphrase every test store uses.
+pub const PASS: &str = "test-passphrase-1";
+
+/// A temporary directory holding one store at `<dir>/pki`.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub pki: PathBuf,
+}
+
+impl Env {
+    /// An empty directory; no store yet.
+    pub fn new() -> Env {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pki = dir.path().join("pki");
+        Env { dir, pki }
+    }
+
+    /// A store with a cheap KDF (8 MiB, 1 pass) so tests stay fast.
+    pub fn init() -> Env {
+        let e = Env::new();
+        e.ok(&["init", "--kdf-memory-mib", "8", "--kdf-time", "1"]);
+        e
+    }
+
+    /// A store with a root CA.
+    pub fn with_ca() -> Env {
+        let e = Env::init();
+        e.ok(&["ca", "--cn", "Test VPN CA"]);
+        e
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// `vpnca --pki <pki> ARGS` with the passphrase in the environment.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_vpnca"));
+        c.arg("--pki").arg(&self.pki).args(args);
+        c.env("VPNCA_PASSPHRASE", PASS)
+            .env_remove("VPNCA_PKI")
+            .env_remove("VPNCA_NEW_PASSPHRASE");
+        c.current_dir(self.dir.path());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run vpnca")
+    }
+
+    /// Runs and asserts exit 0; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "vpnca {args:?} failed ({:?}):\nstdout: {}\nstderr: {}",
+            o.status.code(),
+            s(&o.stdout),
+            s(&o.stderr)
+        );
+        s(&o.stdout)
+    }
+
+    /// Runs and asserts exit `code`; returns stderr.
+    pub fn fails(&self, args: &[&str], code: i32) -> String {
+        let o = self.run(args);
+        assert_eq!(
+            o.status.code(),
+            Some(code),
+            "vpnca {args:?}: expected exit {code}\nstdout: {}\nstderr: {}",
+            s(&o.stdout),
+            s(&o.stderr)
+        );
+        s(&o.stderr)
+    }
+
+    /// `--json` output parsed.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&a)).expect("json output")
+    }
+
+    /// Every file under the store with its bytes: to prove a command left it unchanged.
+    pub fn snapshot(&self) -> BTreeMap<PathBuf, Vec<u8>> {
+        let mut m = BTreeMap::new();
+        fn walk(p: &Path, m: &mut BTreeMap<PathBuf, Vec<u8>>) {
+            for e in std::fs::read_dir(p).expect("read_dir").flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, m);
+                } else {
+                    m.insert(p.clone(), std::fs::read(&p).expect("read"));
+                }
+            }
+        }
+        if self.pki.exists() {
+            walk(&self.pki, &mut m);
+        }
+        m
+    }
+}
+
+pub fn s(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Runs the `openssl` CLI (panics if it is missing: tests never skip silently).
+pub fn openssl(args: &[&str], cwd: &Path) -> Output {
+    Command::new("openssl")
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("the `openssl` binary is required (apt-get install openssl)")
+}
+
+/// Runs openssl and asserts success; returns stdout.
+pub fn openssl_ok(args: &[&str], cwd: &Path) -> String {
+    let o = openssl(args, cwd);
+    assert!(
+        o.status.success(),
+        "openssl {args:?} failed:\n{}\n{}",
+        s(&o.stdout),
+        s(&o.stderr)
+    );
+    s(&o.stdout)
+}
