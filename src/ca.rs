@@ -608,6 +608,35 @@ impl Store {
         Ok(rec)
     }
 
+    /// Issues several certificates in one transaction: all are recorded, or none (the first
+    /// error aborts). Keys are generated before the store is locked.
+    pub fn issue_batch(&self, reqs: &[IssueRequest]) -> Result<Vec<CertRecord>> {
+        let mut seen = std::collections::HashSet::new();
+        for r in reqs {
+            if !seen.insert(r.name.as_str()) {
+                return Err(Error::input(
+                    "batch",
+                    format!("the name {:?} appears twice", r.name),
+                ));
+            }
+        }
+        let prepared = reqs
+            .iter()
+            .map(|r| self.prepare(r))
+            .collect::<Result<Vec<_>>>()?;
+        let signer = self.signer()?;
+        let recs = self.write(|tx, keys| {
+            prepared
+                .iter()
+                .map(|p| self.commit_prepared(tx, keys, &signer, p, "issue"))
+                .collect::<Result<Vec<_>>>()
+        })?;
+        for r in &recs {
+            self.sync_name_mirror(&r.name)?;
+        }
+        Ok(recs)
+    }
+
     fn live_check(&self, name: &str) -> Result<()> {
         if let Some(live) = self.live(name)? {
             return Err(Error::DuplicateName {

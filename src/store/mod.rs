@@ -54,6 +54,7 @@ CREATE TABLE certs (
 );
 CREATE INDEX certs_name ON certs(name, state);
 CREATE INDEX certs_state ON certs(state);
+CREATE INDEX certs_kind ON certs(kind);
 CREATE TABLE chain (pos INTEGER PRIMARY KEY, der BLOB NOT NULL);
 CREATE TABLE pending_ca (id INTEGER PRIMARY KEY CHECK (id = 1), name TEXT NOT NULL, algorithm TEXT NOT NULL,
     csr_der BLOB NOT NULL, key_blob BLOB NOT NULL, created_at INTEGER NOT NULL);
@@ -265,6 +266,8 @@ impl Store {
             });
         }
         fsutil::create_dir(dir, 0o700)?;
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(Error::io("setting permissions", dir))?;
         let dk: Zeroizing<[u8; 32]> = Zeroizing::new(crypto::random()?);
         let header = Header::new_wrapped(pass, kdf, &dk)?;
         // Build the database under a temporary name, then rename: a store exists completely or not at all.
