@@ -109,7 +109,7 @@ impl Store {
             _ => {}
         }
         if let (Some(c), Some(last)) = (&crl, self.last_revocation()?)
-            && last > c.this_update
+            && last > c.this_update + crate::ca::BACKDATE
         {
             findings.push(finding(
                 "crl",

@@ -82,6 +82,9 @@ pub(crate) fn generate_in_tx(
     }
     let revoked = store::check_revoked_set(tx, keys)?;
     let now = store::now();
+    // thisUpdate is back-dated like notBefore: a VPN server whose clock is a little behind
+    // would otherwise reject a "not yet valid" CRL and with it every client.
+    let this_update = now - crate::ca::BACKDATE;
     let mut entries: Vec<RevokedCertParams> = revoked
         .iter()
         .map(|r| &r.rec)
@@ -116,7 +119,7 @@ pub(crate) fn generate_in_tx(
         time::macros::datetime!(9999-12-31 0:00 UTC),
     );
     let params = CertificateRevocationListParams {
-        this_update: now,
+        this_update,
         next_update,
         crl_number: SerialNumber::from_slice(&number.to_be_bytes()),
         issuing_distribution_point: None,
@@ -128,7 +131,7 @@ pub(crate) fn generate_in_tx(
     let der = crl.der().to_vec();
     tx.execute(
         "INSERT INTO crls (number, this_update, next_update, entries, der) VALUES (?1, ?2, ?3, ?4, ?5)",
-        rusqlite::params![number, store::ts(now), store::ts(next_update), count as i64, der],
+        rusqlite::params![number, store::ts(this_update), store::ts(next_update), count as i64, der],
     )
     .map_err(Error::db("recording the CRL"))?;
     store::audit_append(
@@ -141,7 +144,7 @@ pub(crate) fn generate_in_tx(
     )?;
     Ok(CrlInfo {
         number: number as u64,
-        this_update: now,
+        this_update,
         next_update,
         entries: count,
         pem: crate::pem::encode("X509 CRL", &der),

@@ -68,6 +68,9 @@ impl Store {
         key: &KeyExport,
     ) -> Result<ExportReport> {
         self.check_record(rec)?;
+        if let KeyExport::Encrypted(p) = key {
+            p.check_new()?;
+        }
         let cert_path = out_dir.join(format!("{}.crt", rec.name));
         let chain_path = out_dir.join("ca.crt");
         let key_path = out_dir.join(format!("{}.key", rec.name));
