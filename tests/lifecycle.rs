@@ -1425,7 +1425,7 @@ fn crl_this_update_is_back_dated() {
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ");
-    let fmt = time::format_description::parse(
+    let fmt = time::format_description::parse_borrowed::<2>(
         "[month repr:short] [day padding:none] [hour]:[minute]:[second] [year]",
     )
     .expect("format");
