@@ -42,14 +42,23 @@ impl Validity {
             )
         };
         let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
-        let n: i64 = num.parse().map_err(|_| bad())?;
-        let d = match unit {
-            "m" => Duration::minutes(n),
-            "h" => Duration::hours(n),
-            "d" => Duration::days(n),
+        let n: i64 = num.parse().map_err(|_| {
+            Error::input(
+                "--ttl",
+                format!("{s:?} is out of range (1m .. {MAX_DAYS}d)"),
+            )
+        })?;
+        let per_unit: i64 = match unit {
+            "m" => 60,
+            "h" => 3_600,
+            "d" => 86_400,
             _ => return Err(bad()),
         };
-        if n <= 0 || d > Duration::days(i64::from(MAX_DAYS)) {
+        let secs = n
+            .checked_mul(per_unit)
+            .filter(|&x| x > 0 && x <= i64::from(MAX_DAYS) * 86_400);
+        let d = Duration::seconds(secs.unwrap_or(0));
+        if secs.is_none() {
             return Err(Error::input(
                 "--ttl",
                 format!("{s:?} is out of range (1m .. {MAX_DAYS}d)"),
@@ -291,6 +300,12 @@ impl Store {
     ) -> Result<CertRecord> {
         name::validate_name(cn)?;
         let profile = self.pki_profile("root-ca")?;
+        if !profile.ca {
+            return Err(Error::Template {
+                source_name: "root-ca".into(),
+                reason: "ca = false: a CA profile must have ca = true".into(),
+            });
+        }
         let lifetime = validity.duration(&profile)?;
         self.check_no_ca()?;
         let kp = algorithm.generate()?;
@@ -519,6 +534,18 @@ impl Store {
             return Err(Error::input(
                 "--profile",
                 format!("{profile_name} is a CA profile"),
+            ));
+        }
+        let (need, purpose) = match req.kind {
+            CertKind::Server => ("serverAuth", "a server"),
+            _ => ("clientAuth", "a client"),
+        };
+        if !profile.extended_key_usage.iter().any(|e| e == need) {
+            return Err(Error::input(
+                "--profile",
+                format!(
+                    "{profile_name} has no {need} extended key usage, so it cannot make {purpose} certificate"
+                ),
             ));
         }
         let sans = resolve_sans(&profile_name, &profile, &req.name, &req.sans)?;

@@ -66,7 +66,7 @@ impl Store {
     /// Checks expiry of the CA, the CRL and certificates within `warn_days`. Works locked.
     pub fn status(&self, warn_days: u32) -> Result<StatusReport> {
         let now = store::now();
-        let horizon = now + Duration::days(i64::from(warn_days));
+        let horizon = now + Duration::days(i64::from(warn_days.min(crate::profile::MAX_DAYS)));
         let mut findings = Vec::new();
         let ca = self.ca().ok();
         match &ca {
@@ -179,6 +179,26 @@ impl Store {
             Some(d) => Some(x509::parse_cert(d, "the CA certificate")?),
             None => None,
         };
+        let parents = self.parent_chain()?;
+        let mut rep_problems = Vec::new();
+        // SQLite's own structure first: a damaged page must not pass as "intact".
+        let quick: Vec<String> = {
+            let mut st = self
+                .conn()
+                .prepare("PRAGMA quick_check")
+                .map_err(Error::db("checking the database"))?;
+            let rows = st
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(Error::db("checking the database"))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(Error::db("checking the database"))?
+        };
+        if quick != ["ok"] {
+            rep_problems.push(format!(
+                "the database file is damaged: {}",
+                quick.join("; ")
+            ));
+        }
         let all = self.list(&Default::default())?;
         let mut names = std::collections::BTreeSet::new();
         for r in &all {
@@ -196,9 +216,18 @@ impl Store {
                             r.name, r.serial
                         ));
                     }
-                    if let Some(ca_cert) = &ca_cert
-                        && !x509::signed_by(&c, ca_cert)
-                    {
+                    // The CA itself is checked against its parent (a sub-CA) or itself (a root).
+                    let issuer_ok = match (&ca_cert, r.kind) {
+                        (_, CertKind::Ca) => match parents.first() {
+                            Some(p) => x509::parse_cert(p, "the parent CA")
+                                .map(|p| x509::signed_by(&c, &p))
+                                .unwrap_or(false),
+                            None => x509::signed_by(&c, &c),
+                        },
+                        (Some(ca_cert), _) => x509::signed_by(&c, ca_cert),
+                        (None, _) => true,
+                    };
+                    if !issuer_ok {
                         rep.problems.push(format!(
                             "{} (serial {}): not signed by the CA",
                             r.name, r.serial
@@ -245,7 +274,24 @@ impl Store {
         if let Err(e) = store::check_revoked_set(self.conn(), keys) {
             rep.problems.push(e.to_string());
         }
-        rep.audit_entries = self.audit_log()?.len() as u64;
+        rep.problems.extend(rep_problems);
+        let log = self.audit_log()?;
+        rep.audit_entries = log.len() as u64;
+        // Every certificate the audit log says was created must still be in the store: a
+        // deleted row would be a certificate the VPN trusts and nobody can revoke.
+        let serials: std::collections::HashSet<String> =
+            all.iter().map(|r| r.serial.hex()).collect();
+        for e in &log {
+            if matches!(e.action.as_str(), "issue" | "sign-req" | "renew")
+                && !e.serial.is_empty()
+                && !serials.contains(&e.serial)
+            {
+                rep.problems.push(format!(
+                    "audit entry {} ({} {} serial {}) names a certificate that is no longer in the store (deleted outside vpnca)",
+                    e.seq, e.action, e.name, e.serial
+                ));
+            }
+        }
         rep.problems.extend(self.check_audit_chain()?);
         if let (Some(crl), Some(ca_cert)) = (self.latest_crl()?, &ca_cert) {
             match x509_parser::parse_x509_crl(&crl.der) {

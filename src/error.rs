@@ -131,15 +131,14 @@ pub enum Error {
         path: PathBuf,
     },
     /// A file-system operation failed.
-    #[error("{op} {}: {source}", .path.display())]
+    #[error("{op} {}: {cause}", .path.display())]
     Io {
         /// What we were doing ("reading", "creating", …).
         op: &'static str,
         /// The path involved.
         path: PathBuf,
         /// The OS error.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The store database reported an error (other than "busy", which we wait out).
     #[error("store database error while {op}: {message}")]
@@ -163,7 +162,7 @@ impl Error {
         path: impl Into<PathBuf>,
     ) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
-        move |source| Error::Io { op, path, source }
+        move |cause| Error::Io { op, path, cause }
     }
 
     pub(crate) fn input(what: impl Into<String>, reason: impl Into<String>) -> Error {

@@ -37,15 +37,12 @@ pub fn create_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 /// content, never a part, also after a crash.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+
     let mut rnd = [0u8; 6];
     aws_lc_rs::rand::fill(&mut rnd)
         .map_err(|_| Error::Crypto("random number generator failed".into()))?;
     let suffix: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
-    let tmp = dir.join(format!(".{file_name}.tmp-{suffix}"));
+    let tmp = dir.join(format!(".vpnca-tmp-{suffix}"));
     create_new(&tmp, bytes, mode)?;
     if let Err(e) = fs::rename(&tmp, path) {
         let _ = fs::remove_file(&tmp);

@@ -6,6 +6,8 @@ use crate::{Error, Result};
 
 /// Longest accepted name, in characters (X.520 `ub-common-name`).
 pub const MAX_NAME_CHARS: usize = 64;
+/// Longest accepted name in UTF-8 bytes: `issued/NAME.crt` must fit a 255-byte file name.
+pub const MAX_NAME_BYTES: usize = 200;
 
 /// Checks a certificate name (the CN, and the file name of its public mirror).
 ///
@@ -23,6 +25,11 @@ pub fn validate_name(name: &str) -> Result<()> {
     }
     if name.chars().count() > MAX_NAME_CHARS {
         return bad(&format!("it is longer than {MAX_NAME_CHARS} characters"));
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return bad(&format!(
+            "it is longer than {MAX_NAME_BYTES} bytes in UTF-8 (it names files too)"
+        ));
     }
     if name.chars().any(char::is_control) {
         return bad("it contains a control character");

@@ -13,7 +13,8 @@ pub struct Serial(Vec<u8>);
 pub const RANDOM_SERIAL_BYTES: usize = 16;
 
 impl Serial {
-    /// A fresh random serial: 127 random bits, top byte non-zero so it is always 16 bytes long.
+    /// A fresh random serial: 126 random bits (top bit clear so it is positive, next bit set so
+    /// it is always 16 bytes long).
     pub fn random() -> Result<Serial> {
         let mut b = vec![0u8; RANDOM_SERIAL_BYTES];
         aws_lc_rs::rand::fill(&mut b)

@@ -119,10 +119,13 @@ impl Csr {
         if !rest.is_empty() {
             return Err(bad("trailing data after the request".into()));
         }
+        let info = &req.certification_request_info;
+        if algorithm_of(&info.subject_pki).is_none() {
+            return Err(bad("unsupported public key (vpnca signs RSA 2048/3072/4096, P-256, P-384 and Ed25519 keys)".into()));
+        }
         req.verify_signature().map_err(|_| {
             bad("its signature does not verify (corrupted, or not signed by its own key)".into())
         })?;
-        let info = &req.certification_request_info;
         let algorithm = algorithm_of(&info.subject_pki);
         if algorithm.is_none() {
             return Err(bad("unsupported public key (vpnca signs RSA 2048/3072/4096, P-256, P-384 and Ed25519 keys)".into()));

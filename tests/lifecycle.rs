@@ -1226,6 +1226,8 @@ fn sub_ca_signed_by_an_external_root_issues_verifiable_certificates() {
             &alice,
         ],
     );
+    // Regression: verify checked the sub-CA against itself and always reported a problem.
+    e.ok(&["verify"]);
 }
 
 // ---------------------------------------------------------------------------------------------

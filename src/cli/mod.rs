@@ -80,6 +80,11 @@ fn read_secret_file(path: &Path) -> Result<Passphrase> {
 /// The store passphrase: --passphrase-file, $VPNCA_PASSPHRASE, or a terminal prompt
 /// (confirmed when `new`).
 fn passphrase(cli_file: &Option<PathBuf>, env: &str, new: bool, what: &str) -> Result<Passphrase> {
+    let flag = if env == "VPNCA_NEW_PASSPHRASE" {
+        "--new-passphrase-file"
+    } else {
+        "--passphrase-file"
+    };
     if let Some(f) = cli_file {
         return read_secret_file(f);
     }
@@ -87,9 +92,7 @@ fn passphrase(cli_file: &Option<PathBuf>, env: &str, new: bool, what: &str) -> R
         return Ok(Passphrase::new(v));
     }
     if !std::io::stdin().is_terminal() {
-        bail!(
-            "no {what}: set ${env} or use --passphrase-file FILE (there is no terminal to prompt on)"
-        );
+        bail!("no {what}: set ${env} or use {flag} FILE (there is no terminal to prompt on)");
     }
     let p = Passphrase::new(
         rpassword::prompt_password(format!("{what}: ")).context("reading the passphrase")?,
@@ -394,7 +397,7 @@ fn run(cli: Cli) -> Result<u8> {
                     store.crl_path().display(),
                     vpnca::fmt_time(res.crl.next_update)
                 );
-                println!("Upload it to your VPN (AWS Client VPN: vpnca clientvpn push-crl, or aws ec2 import-client-vpn-client-certificate-revocation-list).");
+                println!("Upload it to your VPN (AWS Client VPN: aws ec2 import-client-vpn-client-certificate-revocation-list; OpenVPN: crl-verify).");
             });
         }
         Command::Renew {

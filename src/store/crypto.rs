@@ -25,7 +25,7 @@ pub struct KdfParams {
 }
 
 impl Default for KdfParams {
-    /// 64 MiB, 3 passes, 1 lane: RFC 9106's second recommended setting, about a quarter of a
+    /// 64 MiB, 3 passes, 1 lane: RFC 9106's second recommended memory and passes, with one lane (OWASP's Argon2id setting);, about a quarter of a
     /// second here.
     fn default() -> Self {
         KdfParams {

@@ -558,7 +558,7 @@ impl Store {
         let t = now();
         let horizon = filter
             .expiring_within_days
-            .map(|d| t + time::Duration::days(i64::from(d)));
+            .map(|d| t + time::Duration::days(i64::from(d.min(crate::profile::MAX_DAYS))));
         Ok(all
             .into_iter()
             .filter(|r| filter.status.is_none_or(|s| r.status(t) == s))
