@@ -71,7 +71,7 @@ impl SecretKeyDer {
         &self.0
     }
 
-    /// The unencrypted PKCS#8 PEM encoding (`-----BEGIN PRIVATE KEY-----`), zeroized on drop.
+    /// The unencrypted PKCS#8 PEM encoding (PEM label `PRIVATE KEY`), zeroized on drop.
     pub fn to_pem(&self) -> Zeroizing<String> {
         Zeroizing::new(crate::pem::encode("PRIVATE KEY", self.expose()))
     }
