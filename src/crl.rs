@@ -114,10 +114,20 @@ pub(crate) fn generate_in_tx(
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let number = last.max(floor) + 1;
-    let next_update = std::cmp::min(
-        now + Duration::days(i64::from(opts.days)),
-        time::macros::datetime!(9999-12-31 0:00 UTC),
-    );
+    // Never past the CA's own notAfter: a CRL outliving its signer is never usable, and a
+    // nextUpdate beyond it would promise coverage that cannot exist.
+    let next_update = (now + Duration::days(i64::from(opts.days)))
+        .min(signer.rec.not_after)
+        .min(time::macros::datetime!(9999-12-31 0:00 UTC));
+    if next_update <= this_update {
+        return Err(Error::input(
+            "CRL validity",
+            format!(
+                "the CA expired at {}; a CRL it signs would never be valid (create a new CA)",
+                crate::fmt_time(signer.rec.not_after)
+            ),
+        ));
+    }
     let params = CertificateRevocationListParams {
         this_update,
         next_update,

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-use crate::cert::CertRecord;
+use crate::cert::{CertKind, CertRecord};
 use crate::secret::{Passphrase, SecretKeyDer};
 use crate::store::Store;
 use crate::{Error, Result, fsutil};
@@ -68,6 +68,19 @@ impl Store {
         key: &KeyExport,
     ) -> Result<ExportReport> {
         self.check_record(rec)?;
+        if rec.kind == CertKind::Ca && matches!(key, KeyExport::Plain) {
+            return Err(Error::input(
+                "--key",
+                "the CA's private key is exported only encrypted (--key-passphrase-file FILE); \
+                 a plain CA key on disk is the easy-rsa habit vpnca exists to end",
+            ));
+        }
+        if rec.name == "ca" {
+            return Err(Error::input(
+                "name",
+                "a certificate named \"ca\" would collide with the chain file ca.crt; export it with `vpnca show ca --pem` instead",
+            ));
+        }
         if let KeyExport::Encrypted(p) = key {
             p.check_new()?;
         }

@@ -206,9 +206,13 @@ pub enum Command {
         /// Also write the CRL to FILE.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
-        /// Leave out revoked certificates that have expired anyway.
-        #[arg(long)]
+        /// Leave out revoked certificates that have expired anyway (kept as the store's
+        /// policy for the CRLs that `revoke` writes).
+        #[arg(long, conflicts_with = "keep_expired")]
         omit_expired: bool,
+        /// List expired revoked certificates again (the default; undoes --omit-expired).
+        #[arg(long)]
+        keep_expired: bool,
     },
     /// List certificates.
     List {

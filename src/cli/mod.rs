@@ -22,7 +22,10 @@ const EXIT_PROBLEM: u8 = 1;
 const EXIT_ERROR: u8 = 2;
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let json = cli.json;
     match run(cli) {
         Ok(code) => ExitCode::from(code),
@@ -35,6 +38,28 @@ pub fn main() -> ExitCode {
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// Help and version go to stdout with exit 0; a usage error goes to stderr with exit 2 and,
+/// when `--json` is among the arguments, also as `{"error": …}` on stdout like every other
+/// error.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    if std::env::args_os().any(|a| a == "--json") {
+        let msg = e.render().to_string();
+        let first = msg
+            .lines()
+            .next()
+            .unwrap_or("invalid arguments")
+            .trim_start_matches("error: ");
+        println!("{}", json!({"error": first}));
+    }
+    let _ = e.print();
+    ExitCode::from(EXIT_ERROR)
 }
 
 struct Out {
@@ -71,10 +96,14 @@ fn note_nopass(nopass: &Option<String>) -> Result<()> {
 }
 
 fn read_secret_file(path: &Path) -> Result<Passphrase> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading passphrase file {}", path.display()))?;
-    let first = text.lines().next().unwrap_or("").to_string();
-    Ok(Passphrase::new(first))
+    let bytes = zeroize::Zeroizing::new(
+        std::fs::read(path)
+            .with_context(|| format!("reading passphrase file {}", path.display()))?,
+    );
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| anyhow!("passphrase file {} is not UTF-8 text", path.display()))?;
+    let first = text.lines().next().unwrap_or("");
+    Ok(Passphrase::new(first.to_owned()))
 }
 
 /// The store passphrase: --passphrase-file, $VPNCA_PASSPHRASE, or a terminal prompt
@@ -448,13 +477,18 @@ fn run(cli: Cli) -> Result<u8> {
             days,
             out: out_file,
             omit_expired,
+            keep_expired,
         } => {
             let store = open_unlocked(&cli)?;
             let mut opts = CrlOptions::from_store(&store)?;
             if let Some(d) = days {
                 opts.days = *d;
             }
-            opts.omit_expired = *omit_expired;
+            if *omit_expired {
+                opts.omit_expired = true;
+            } else if *keep_expired {
+                opts.omit_expired = false;
+            }
             let info = store.generate_crl(&opts)?;
             if let Some(f) = out_file {
                 vpnca::store::write_public_file(f, info.pem.as_bytes())?;
@@ -741,18 +775,27 @@ fn quickstart(
     for c in clients {
         vpnca::name::validate_name(c)?;
     }
-    let pass = passphrase(
-        &cli.passphrase_file,
-        "VPNCA_PASSPHRASE",
-        true,
-        "new store passphrase",
-    )?;
+    // An existing store is unlocked (one prompt); a new one asks for a confirmed passphrase.
     let store = match Store::open(&cli.pki) {
         Ok(mut s) => {
+            let pass = passphrase(
+                &cli.passphrase_file,
+                "VPNCA_PASSPHRASE",
+                false,
+                "store passphrase",
+            )?;
             s.unlock(&pass)?;
             s
         }
-        Err(vpnca::Error::NotInitialized { .. }) => Store::init(&cli.pki, &pass, k)?,
+        Err(vpnca::Error::NotInitialized { .. }) => {
+            let pass = passphrase(
+                &cli.passphrase_file,
+                "VPNCA_PASSPHRASE",
+                true,
+                "new store passphrase",
+            )?;
+            Store::init(&cli.pki, &pass, k)?
+        }
         Err(e) => return Err(e.into()),
     };
     let ca = match store.ca() {
