@@ -22,6 +22,21 @@ pub enum KeyExport {
     Plain,
     /// Encrypted PKCS#8 (PBES2: PBKDF2-HMAC-SHA-256 + AES-256-CBC), mode 0600.
     Encrypted(Passphrase),
+    /// One `NAME.p12` file (certificate, key and chain; see [`crate::pkcs12`]), mode 0600,
+    /// instead of the PEM files.
+    Pkcs12(Passphrase),
+}
+
+impl KeyExport {
+    /// How the key is exported: `none`, `plain`, `encrypted` or `pkcs12`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            KeyExport::None => "none",
+            KeyExport::Plain => "plain",
+            KeyExport::Encrypted(_) => "encrypted",
+            KeyExport::Pkcs12(_) => "pkcs12",
+        }
+    }
 }
 
 /// Files written by an export.
@@ -33,7 +48,7 @@ pub struct ExportReport {
     pub serial: String,
     /// The files, in the order written.
     pub files: Vec<PathBuf>,
-    /// Whether a key was written, and how: `none`, `plain` or `encrypted`.
+    /// Whether a key was written, and how: `none`, `plain`, `encrypted` or `pkcs12`.
     pub key: &'static str,
 }
 
@@ -75,62 +90,104 @@ impl Store {
                  a plain CA key on disk is the easy-rsa habit vpnca exists to end",
             ));
         }
-        if rec.name == "ca" {
+        if rec.name == "ca" && !matches!(key, KeyExport::Pkcs12(_)) {
             return Err(Error::input(
                 "name",
                 "a certificate named \"ca\" would collide with the chain file ca.crt; export it with `vpnca show ca --pem` instead",
             ));
         }
-        if let KeyExport::Encrypted(p) = key {
+        if let KeyExport::Encrypted(p) | KeyExport::Pkcs12(p) = key {
             p.check_new()?;
         }
-        let cert_path = out_dir.join(format!("{}.crt", rec.name));
-        let chain_path = out_dir.join("ca.crt");
-        let key_path = out_dir.join(format!("{}.key", rec.name));
-        let key_pem = match key {
-            KeyExport::None => None,
-            KeyExport::Plain => Some(self.private_key(rec)?.to_pem()),
-            KeyExport::Encrypted(p) => Some(encrypt_pkcs8(&self.private_key(rec)?, p)?),
-        };
-        let mut plan: Vec<(PathBuf, Zeroizing<String>, u32)> = vec![
-            (cert_path, Zeroizing::new(rec.pem()), 0o644),
-            (chain_path, Zeroizing::new(self.ca_chain_pem()?), 0o644),
-        ];
-        if let Some(k) = key_pem {
-            plan.push((key_path, k, 0o600));
-        }
-        fsutil::create_dir(out_dir, 0o700)?;
-        for (p, _, _) in &plan {
-            if p.symlink_metadata().is_ok() {
-                return Err(Error::FileExists { path: p.clone() });
+        let file = |ext: &str| out_dir.join(format!("{}.{ext}", rec.name));
+        let mut plan: Vec<(PathBuf, Zeroizing<Vec<u8>>, u32)> = Vec::new();
+        match key {
+            KeyExport::Pkcs12(p) => {
+                let chain = self.ca_chain()?;
+                let der = crate::pkcs12::build(
+                    &crate::pkcs12::Bundle {
+                        friendly_name: &rec.name,
+                        cert: &rec.der,
+                        key: &self.private_key(rec)?,
+                        chain: &chain,
+                    },
+                    p,
+                )?;
+                plan.push((file("p12"), Zeroizing::new(der), 0o600));
             }
-        }
-        let mut written: Vec<PathBuf> = Vec::new();
-        for (p, content, mode) in &plan {
-            if let Err(e) = fsutil::create_new(p, content.as_bytes(), *mode) {
-                for w in &written {
-                    let _ = std::fs::remove_file(w);
+            _ => {
+                plan.push((file("crt"), Zeroizing::new(rec.pem().into_bytes()), 0o644));
+                plan.push((
+                    out_dir.join("ca.crt"),
+                    Zeroizing::new(self.ca_chain_pem()?.into_bytes()),
+                    0o644,
+                ));
+                let key_pem = match key {
+                    KeyExport::Plain => Some(self.private_key(rec)?.to_pem()),
+                    KeyExport::Encrypted(p) => Some(encrypt_pkcs8(&self.private_key(rec)?, p)?),
+                    _ => None,
+                };
+                if let Some(k) = key_pem {
+                    plan.push((file("key"), Zeroizing::new(k.as_bytes().to_vec()), 0o600));
                 }
-                return Err(e);
             }
-            written.push(p.clone());
         }
-        let kind = match key {
-            KeyExport::None => "none",
-            KeyExport::Plain => "plain",
-            KeyExport::Encrypted(_) => "encrypted",
-        };
-        self.audit(
+        let written = self.write_new_files(
+            &plan,
             "export",
-            &rec.name,
-            &rec.serial.hex(),
-            &serde_json::json!({"key": kind, "files": written.iter().map(|p| p.display().to_string()).collect::<Vec<_>>()}),
+            rec,
+            &serde_json::json!({"key": key.as_str()}),
         )?;
         Ok(ExportReport {
             name: rec.name.clone(),
             serial: rec.serial.hex(),
             files: written,
-            key: kind,
+            key: key.as_str(),
         })
+    }
+
+    /// Creates every file of `plan` new (all are checked before any is written), then records
+    /// `action` in the audit log with the file names. If a write or the audit entry fails,
+    /// the files already written are removed: key material never leaves the store unaudited.
+    pub(crate) fn write_new_files(
+        &self,
+        plan: &[(PathBuf, Zeroizing<Vec<u8>>, u32)],
+        action: &str,
+        rec: &CertRecord,
+        detail: &serde_json::Value,
+    ) -> Result<Vec<PathBuf>> {
+        for (p, _, _) in plan {
+            if p.symlink_metadata().is_ok() {
+                return Err(Error::FileExists { path: p.clone() });
+            }
+            if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                fsutil::create_dir(dir, 0o700)?;
+            }
+        }
+        let mut written: Vec<PathBuf> = Vec::new();
+        let undo = |written: &[PathBuf]| {
+            for w in written {
+                let _ = std::fs::remove_file(w);
+            }
+        };
+        for (p, content, mode) in plan {
+            if let Err(e) = fsutil::create_new(p, content, *mode) {
+                undo(&written);
+                return Err(e);
+            }
+            written.push(p.clone());
+        }
+        let mut detail = detail.clone();
+        if let serde_json::Value::Object(m) = &mut detail {
+            m.insert(
+                "files".into(),
+                written.iter().map(|p| p.display().to_string()).collect(),
+            );
+        }
+        if let Err(e) = self.audit(action, &rec.name, &rec.serial.hex(), &detail) {
+            undo(&written);
+            return Err(e);
+        }
+        Ok(written)
     }
 }

@@ -28,6 +28,12 @@ impl Passphrase {
         self.0.as_bytes()
     }
 
+    /// The passphrase as text, for encodings that need characters (the PKCS#12 BMPString) or
+    /// for showing a generated passphrase once.
+    pub fn expose_str(&self) -> &str {
+        &self.0
+    }
+
     /// Checks the rules for a *new* passphrase (init, passwd): not empty, long enough.
     pub fn check_new(&self) -> crate::Result<()> {
         let n = self.0.chars().count();

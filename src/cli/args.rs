@@ -250,12 +250,56 @@ pub enum Command {
         /// The output directory (created 0700 if missing). Files are never overwritten.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// pem: NAME.crt + ca.crt (+ NAME.key with --key); pem-encrypted: the same with an
+        /// encrypted NAME.key; p12: one NAME.p12 (certificate, key and chain; AES-256-CBC,
+        /// PBKDF2-HMAC-SHA-256, SHA-256 MAC), mode 0600.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Pem)]
+        format: ExportFormat,
         /// Also write NAME.key: unencrypted PKCS#8 PEM, mode 0600 (what ACM import needs).
         #[arg(long)]
         key: bool,
-        /// Encrypt NAME.key (PKCS#8, PBKDF2-SHA-256 + AES-256-CBC) with the passphrase in FILE.
+        /// The passphrase for the encrypted key or the PKCS#12 file (first line of FILE). Without
+        /// it: a prompt on a terminal, else a generated passphrase printed once.
+        #[arg(long, value_name = "FILE", visible_alias = "p12-passphrase-file")]
+        key_passphrase_file: Option<PathBuf>,
+    },
+    /// Write a user's OpenVPN profile (.ovpn) with their certificate and key inline.
+    ///
+    /// From an AWS Client VPN endpoint's downloaded configuration (--config), or complete for a
+    /// plain OpenVPN server (--remote). The file is created new with mode 0600.
+    #[command(group(clap::ArgGroup::new("base").required(true).args(["config", "remote"])))]
+    Profile {
+        /// The user (a client certificate in the store).
+        name: String,
+        /// The client configuration downloaded from the Client VPN endpoint (console, or `aws
+        /// ec2 export-client-vpn-client-configuration`). Kept as it is; <cert> and <key> added.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// A plain OpenVPN server: HOST[:PORT] (port 1194 by default; [IPv6]:PORT).
+        #[arg(long, value_name = "HOST[:PORT]")]
+        remote: Option<String>,
+        /// Transport for --remote.
+        #[arg(
+            long,
+            value_name = "udp|tcp",
+            default_value = "udp",
+            requires = "remote"
+        )]
+        proto: String,
+        /// With --remote: accept only a server certificate with this CN (verify-x509-name).
+        #[arg(long, value_name = "NAME", requires = "remote")]
+        server_name: Option<String>,
+        /// With --config: replace `remote-random-hostname` by an explicit random label on the
+        /// endpoint's DNS name (for clients that lack the directive).
+        #[arg(long, requires = "config")]
+        random_hostname_prefix: bool,
+        /// Encrypt the key inside the profile with the passphrase in FILE (the VPN client asks
+        /// for it at connect time).
         #[arg(long, value_name = "FILE")]
         key_passphrase_file: Option<PathBuf>,
+        /// The profile to write (default: ./NAME.ovpn). Never overwritten.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// Report what needs attention: CA and CRL expiry, certificates expiring soon (exit 1 if any).
     Status {
@@ -304,4 +348,15 @@ pub enum Command {
     },
     /// Print the man page (roff).
     Man,
+}
+
+/// The file format of `vpnca export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// PEM certificate and chain, and with --key a plain PKCS#8 key.
+    Pem,
+    /// PEM certificate and chain and an encrypted PKCS#8 key (PBES2).
+    PemEncrypted,
+    /// One PKCS#12 file.
+    P12,
 }

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{CommandFactory, Parser};
 use serde_json::{Value, json};
 
-use args::{Cli, Command, KeyOpts};
+use args::{Cli, Command, ExportFormat, KeyOpts};
 use vpnca::{
     CertKind, CertRecord, CrlOptions, Csr, IssueRequest, KdfParams, KeyAlgorithm, KeyExport,
     ListFilter, Passphrase, RenewOptions, RevocationReason, San, Serial, Store, Target, Validity,
@@ -104,6 +104,31 @@ fn read_secret_file(path: &Path) -> Result<Passphrase> {
         .map_err(|_| anyhow!("passphrase file {} is not UTF-8 text", path.display()))?;
     let first = text.lines().next().unwrap_or("");
     Ok(Passphrase::new(first.to_owned()))
+}
+
+/// The passphrase for an exported key or PKCS#12 file: FILE, else a confirmed prompt on a
+/// terminal (empty = generate), else generated. Returns whether it was generated.
+fn export_passphrase(file: &Option<PathBuf>) -> Result<(Passphrase, bool)> {
+    if let Some(f) = file {
+        return Ok((read_secret_file(f)?, false));
+    }
+    if std::io::stdin().is_terminal() {
+        let p = Passphrase::new(
+            rpassword::prompt_password("passphrase for the exported key (empty: generate one): ")
+                .context("reading the passphrase")?,
+        );
+        if !p.expose().is_empty() {
+            let again = Passphrase::new(
+                rpassword::prompt_password("passphrase for the exported key (again): ")
+                    .context("reading the passphrase")?,
+            );
+            if !p.ct_eq(&again) {
+                bail!("the two passphrases differ; nothing was written");
+            }
+            return Ok((p, false));
+        }
+    }
+    Ok((vpnca::pkcs12::generate_passphrase()?, true))
 }
 
 /// The store passphrase: --passphrase-file, $VPNCA_PASSPHRASE, or a terminal prompt
@@ -577,24 +602,97 @@ fn run(cli: Cli) -> Result<u8> {
             name,
             serial,
             out: dir,
+            format,
             key,
             key_passphrase_file,
         } => {
             let store = open_unlocked(&cli)?;
             let r = select(&store, name, serial)?;
-            let key_export = match (key, key_passphrase_file) {
-                (_, Some(f)) => KeyExport::Encrypted(read_secret_file(f)?),
-                (true, None) => KeyExport::Plain,
-                (false, None) => KeyExport::None,
+            let mut generated = None;
+            let key_export = match (format, key, key_passphrase_file) {
+                (ExportFormat::Pem, _, Some(f)) => KeyExport::Encrypted(read_secret_file(f)?),
+                (ExportFormat::Pem, true, None) => KeyExport::Plain,
+                (ExportFormat::Pem, false, None) => KeyExport::None,
+                (ExportFormat::PemEncrypted | ExportFormat::P12, _, f) => {
+                    let (p, was_generated) = export_passphrase(f)?;
+                    if was_generated {
+                        generated = Some(p.clone());
+                    }
+                    if *format == ExportFormat::P12 {
+                        KeyExport::Pkcs12(p)
+                    } else {
+                        KeyExport::Encrypted(p)
+                    }
+                }
             };
             let rep = store.export(&r, dir, &key_export)?;
-            out.doc(&serde_json::to_value(&rep)?, || {
+            let mut v = serde_json::to_value(&rep)?;
+            if let (Some(p), Value::Object(m)) = (&generated, &mut v) {
+                m.insert("passphrase".into(), json!(p.expose_str()));
+            }
+            out.doc(&v, || {
                 for f in &rep.files {
                     println!("wrote {}", f.display());
+                }
+                if let Some(p) = &generated {
+                    println!("passphrase (shown once, not stored): {}", p.expose_str());
                 }
                 if rep.key == "plain" {
                     eprintln!("note: {}.key is an UNENCRYPTED private key (mode 0600): import it where needed, then delete it", rep.name);
                 }
+            });
+        }
+        Command::Profile {
+            name,
+            config,
+            remote,
+            proto,
+            server_name,
+            random_hostname_prefix,
+            key_passphrase_file,
+            out: out_file,
+        } => {
+            let base = match (config, remote) {
+                (Some(f), _) => {
+                    let data =
+                        std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+                    vpnca::ovpn::ProfileBase::Endpoint {
+                        config: vpnca::ovpn::ClientConfig::parse(&data, &f.display().to_string())?,
+                        random_hostname_prefix: *random_hostname_prefix,
+                    }
+                }
+                (None, Some(r)) => {
+                    let (host, port) = vpnca::ovpn::parse_remote(r)?;
+                    vpnca::ovpn::ProfileBase::Plain {
+                        host,
+                        port,
+                        proto: proto.parse()?,
+                        server_name: server_name.clone(),
+                    }
+                }
+                (None, None) => bail!("give --config FILE or --remote HOST[:PORT]"),
+            };
+            let key_pass = key_passphrase_file
+                .as_ref()
+                .map(|f| read_secret_file(f))
+                .transpose()?;
+            let path = out_file
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(format!("{name}.ovpn")));
+            let store = open_unlocked(&cli)?;
+            let rec = store.current(name)?;
+            let rep = store.write_profile(&rec, &base, key_pass.as_ref(), &path)?;
+            for w in &rep.warnings {
+                warn(w);
+            }
+            out.doc(&serde_json::to_value(&rep)?, || {
+                println!(
+                    "wrote {} (mode 0600): {}'s certificate and {} key inline",
+                    rep.path.display(),
+                    rep.name,
+                    if rep.key_encrypted { "encrypted" } else { "UNENCRYPTED" }
+                );
+                println!("Hand it to the user over a private channel, then delete it (see docs/profiles-vpn.md).");
             });
         }
         Command::Status { warn_days } => {
