@@ -134,3 +134,10 @@ pub fn openssl_ok(args: &[&str], cwd: &Path) -> String {
     );
     s(&o.stdout)
 }
+
+/// A committed fixture: `tests/data/<rel>` (made by `tests/data/generate.sh`).
+pub fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(rel)
+}
