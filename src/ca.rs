@@ -161,6 +161,62 @@ pub(crate) struct Signer {
     pub ski: Vec<u8>,
 }
 
+/// A certificate signed but not yet recorded (made outside the store's lock, so that batch
+/// workers can sign in parallel).
+pub(crate) struct Signed {
+    pub name: String,
+    pub kind: CertKind,
+    pub profile_name: String,
+    pub sans: Vec<San>,
+    pub serial: Serial,
+    pub der: Vec<u8>,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    /// The generated key (PKCS#8), `None` for a certificate signed from a public key.
+    pub key: Option<crate::secret::SecretKeyDer>,
+}
+
+/// Signs a prepared certificate with a fresh random serial. Touches no store.
+pub(crate) fn sign_prepared(signer: &Signer, p: &Prepared) -> Result<Signed> {
+    let serial = Serial::random()?;
+    let now = store::now();
+    let nb = now - BACKDATE;
+    // Never outlive the CA: a certificate is unusable after its issuer expires anyway.
+    let na = std::cmp::min(now + p.lifetime, signer.rec.not_after);
+    let mut params = base_params(&p.name, &serial, nb, na, &p.profile)?;
+    params.subject_alt_names = to_rcgen_sans(&p.sans)?;
+    params.use_authority_key_identifier_extension = true;
+    let (cert, key) = match &p.subject {
+        Subject::Generated(kp) => (
+            params.signed_by(kp, &signer.issuer)?,
+            Some(key::key_der(kp)),
+        ),
+        Subject::Pending(alg) => {
+            let kp = alg.generate()?;
+            (
+                params.signed_by(&kp, &signer.issuer)?,
+                Some(key::key_der(&kp)),
+            )
+        }
+        Subject::PublicKey(spki) => {
+            let pk = rcgen::SubjectPublicKeyInfo::from_der(spki)
+                .map_err(|e| Error::Crypto(format!("public key: {e}")))?;
+            (params.signed_by(&pk, &signer.issuer)?, None)
+        }
+    };
+    Ok(Signed {
+        name: p.name.clone(),
+        kind: p.kind,
+        profile_name: p.profile_name.clone(),
+        sans: p.sans.clone(),
+        serial,
+        der: cert.der().to_vec(),
+        not_before: nb,
+        not_after: na,
+        key,
+    })
+}
+
 /// Builds the parameters every certificate shares.
 fn base_params(
     name: &str,
@@ -263,6 +319,8 @@ pub(crate) enum Subject {
     Generated(KeyPair),
     /// A requester's public key (from a CSR or a previous certificate); no key is stored.
     PublicKey(Vec<u8>),
+    /// A key of this algorithm, generated when the certificate is signed (by a batch worker).
+    Pending(KeyAlgorithm),
 }
 
 impl Store {
@@ -519,6 +577,17 @@ impl Store {
         self.prepare_subject(req, profile_name, None)
     }
 
+    /// Checks a request without generating its key: the key is made when it is signed
+    /// ([`sign_prepared`]), so batch workers can do it in parallel.
+    pub(crate) fn plan(&self, req: &IssueRequest, subject: Option<Subject>) -> Result<Prepared> {
+        let profile_name = req
+            .profile
+            .clone()
+            .unwrap_or_else(|| req.kind.default_profile().to_string());
+        let subject = subject.unwrap_or(Subject::Pending(req.algorithm));
+        self.prepare_subject(req, profile_name, Some(subject))
+    }
+
     fn prepare_subject(
         &self,
         req: &IssueRequest,
@@ -580,46 +649,47 @@ impl Store {
                 serial: live.serial.hex(),
             });
         }
-        let serial = Serial::random()?;
-        let nb = store::now() - BACKDATE;
-        // Never outlive the CA: a certificate is unusable after its issuer expires anyway.
-        let na = std::cmp::min(store::now() + p.lifetime, signer.rec.not_after);
-        let mut params = base_params(&p.name, &serial, nb, na, &p.profile)?;
-        params.subject_alt_names = to_rcgen_sans(&p.sans)?;
-        params.use_authority_key_identifier_extension = true;
-        let (cert, key_der) = match &p.subject {
-            Subject::Generated(kp) => (
-                params.signed_by(kp, &signer.issuer)?,
-                Some(key::key_der(kp)),
-            ),
-            Subject::PublicKey(spki) => {
-                let pk = rcgen::SubjectPublicKeyInfo::from_der(spki)
-                    .map_err(|e| Error::Crypto(format!("public key: {e}")))?;
-                (params.signed_by(&pk, &signer.issuer)?, None)
-            }
-        };
+        let signed = sign_prepared(signer, p)?;
+        self.record_signed(tx, keys, &signed, action)
+    }
+
+    /// Records a signed certificate (and its key) inside a write transaction, with its audit
+    /// entry. Refuses a name that has a live certificate.
+    pub(crate) fn record_signed(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        keys: &crate::store::crypto::Keys,
+        s: &Signed,
+        action: &str,
+    ) -> Result<CertRecord> {
+        if let Some(live) = self.live(&s.name)? {
+            return Err(Error::DuplicateName {
+                name: s.name.clone(),
+                serial: live.serial.hex(),
+            });
+        }
         let rec = insert_record(
             tx,
             keys,
             NewRecord {
-                serial: &serial,
-                name: &p.name,
-                kind: p.kind,
-                profile: &p.profile_name,
-                der: cert.der(),
-                not_before: nb,
-                not_after: na,
-                key: key_der.as_ref(),
+                serial: &s.serial,
+                name: &s.name,
+                kind: s.kind,
+                profile: &s.profile_name,
+                der: &s.der,
+                not_before: s.not_before,
+                not_after: s.not_after,
+                key: s.key.as_ref(),
             },
         )?;
         audit_append(
             tx,
             keys,
             action,
-            &p.name,
-            &serial.hex(),
-            &serde_json::json!({"kind": p.kind, "profile": p.profile_name, "not_after": crate::fmt_time(na),
-                "sans": p.sans.iter().map(|s| s.to_string()).collect::<Vec<_>>(), "key_stored": rec.has_key}),
+            &s.name,
+            &s.serial.hex(),
+            &serde_json::json!({"kind": s.kind, "profile": s.profile_name, "not_after": crate::fmt_time(s.not_after),
+                "sans": s.sans.iter().map(|s| s.to_string()).collect::<Vec<_>>(), "key_stored": rec.has_key}),
         )?;
         Ok(rec)
     }

@@ -52,6 +52,28 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     Ok(())
 }
 
+/// Replaces `path` with `bytes` through a temporary file and a rename (readers never see a
+/// part), without fsync: for public mirrors written by the thousand.
+pub fn replace_unsynced(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut rnd = [0u8; 6];
+    aws_lc_rs::rand::fill(&mut rnd)
+        .map_err(|_| Error::Crypto("random number generator failed".into()))?;
+    let suffix: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
+    let tmp = dir.join(format!(".vpnca-tmp-{suffix}"));
+    let written = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(bytes));
+    if let Err(e) = written.and_then(|()| fs::rename(&tmp, path)) {
+        let _ = fs::remove_file(&tmp);
+        return Err(Error::io("replacing", path)(e));
+    }
+    Ok(())
+}
+
 /// Creates a directory (and parents) with mode `mode` if it does not exist.
 pub fn create_dir(path: &Path, mode: u32) -> Result<()> {
     fs::DirBuilder::new()

@@ -18,6 +18,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod batch;
 pub mod ca;
 pub mod cert;
 pub mod check;

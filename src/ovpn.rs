@@ -314,39 +314,8 @@ impl Store {
             Some(p) => crate::export::encrypt_pkcs8(&key, p)?,
             None => key.to_pem(),
         };
-        let cert_lines: Vec<String> = rec.pem().lines().map(str::to_owned).collect();
-        let key_lines: Vec<String> = key_pem.lines().map(str::to_owned).collect();
-        let mut warnings = Vec::new();
-        let config = match base {
-            ProfileBase::Endpoint {
-                config,
-                random_hostname_prefix,
-            } => {
-                let mut c = config.clone();
-                self.check_ca_block(&c, &mut warnings)?;
-                strip_credentials(&mut c, &mut warnings);
-                if *random_hostname_prefix {
-                    replace_random_hostname(&mut c, &mut warnings)?;
-                }
-                insert_credentials(&mut c, cert_lines, key_lines);
-                c
-            }
-            ProfileBase::Plain {
-                host,
-                port,
-                proto,
-                server_name,
-            } => plain_config(
-                host,
-                *port,
-                *proto,
-                server_name.as_deref(),
-                self.ca_chain_pem()?,
-                cert_lines,
-                key_lines,
-            )?,
-        };
-        Ok((config.render(), warnings))
+        let ctx = ProfileContext::new(self)?;
+        ctx.compose(base, &rec.pem(), &key_pem)
     }
 
     /// Builds a profile and writes it to `out` (created new, mode 0600); the write is
@@ -381,6 +350,67 @@ impl Store {
             warnings,
         })
     }
+}
+
+/// What a profile needs from the store besides the user's certificate and key: the CA chain.
+/// Built once for a batch of profiles.
+pub struct ProfileContext {
+    chain: Vec<Vec<u8>>,
+    chain_pem: String,
+    ca_name: String,
+}
+
+impl ProfileContext {
+    /// Reads the CA chain from the store.
+    pub fn new(store: &Store) -> Result<ProfileContext> {
+        Ok(ProfileContext {
+            chain: store.ca_chain()?,
+            chain_pem: store.ca_chain_pem()?,
+            ca_name: store.ca()?.name,
+        })
+    }
+
+    /// The profile text for a certificate and key (PEM), and the warnings.
+    pub fn compose(
+        &self,
+        base: &ProfileBase,
+        cert_pem: &str,
+        key_pem: &str,
+    ) -> Result<(Zeroizing<String>, Vec<String>)> {
+        let cert_lines: Vec<String> = cert_pem.lines().map(str::to_owned).collect();
+        let key_lines: Vec<String> = key_pem.lines().map(str::to_owned).collect();
+        let mut warnings = Vec::new();
+        let config = match base {
+            ProfileBase::Endpoint {
+                config,
+                random_hostname_prefix,
+            } => {
+                let mut c = config.clone();
+                self.check_ca_block(&c, &mut warnings)?;
+                strip_credentials(&mut c, &mut warnings);
+                if *random_hostname_prefix {
+                    replace_random_hostname(&mut c, &mut warnings)?;
+                }
+                insert_credentials(&mut c, cert_lines, key_lines);
+                c
+            }
+            ProfileBase::Plain {
+                host,
+                port,
+                proto,
+                server_name,
+            } => plain_config(
+                host,
+                *port,
+                *proto,
+                server_name.as_deref(),
+                &self.chain_pem,
+                cert_lines,
+                key_lines,
+            )?,
+        };
+        Ok((config.render(), warnings))
+    }
 
     /// The endpoint configuration's `<ca>` must exist; a `<ca>` without this PKI's CA gets a
     /// warning (the endpoint's server certificate comes from another CA: a wrong endpoint,
@@ -398,12 +428,10 @@ impl Store {
             Some(Err(e)) => return Err(e),
             Some(Ok(certs)) => certs,
         };
-        let ours = self.ca_chain()?;
-        if !certs.iter().any(|c| ours.contains(c)) {
-            let ca = self.ca()?;
+        if !certs.iter().any(|c| self.chain.contains(c)) {
             warnings.push(format!(
                 "the configuration's <ca> block does not contain this PKI's CA ({:?}): the endpoint's server certificate was issued by another CA. Is this the right endpoint's file? (Ignore this if the endpoint's server certificate really comes from a different CA.)",
-                ca.name
+                self.ca_name
             ));
         }
         Ok(())
@@ -493,7 +521,7 @@ fn plain_config(
     port: u16,
     proto: Proto,
     server_name: Option<&str>,
-    chain_pem: String,
+    chain_pem: &str,
     cert: Vec<String>,
     key: Vec<String>,
 ) -> Result<ClientConfig> {

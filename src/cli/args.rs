@@ -20,17 +20,23 @@ pub struct Cli {
     #[arg(
         long,
         global = true,
+        help_heading = "Global options",
         env = "VPNCA_PKI",
         default_value = "./pki",
         value_name = "DIR"
     )]
     pub pki: PathBuf,
     /// Print machine-readable JSON (one document, or JSON lines for lists and logs).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub json: bool,
     /// Read the store passphrase from FILE (first line). Otherwise $VPNCA_PASSPHRASE, else a
     /// prompt on the terminal.
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        help_heading = "Global options"
+    )]
     pub passphrase_file: Option<PathBuf>,
     /// The command.
     #[command(subcommand)]
@@ -117,7 +123,15 @@ pub enum Command {
     #[command(alias = "build-client-full")]
     Client {
         /// The user's name.
-        name: String,
+        #[arg(required_unless_present = "batch", conflicts_with = "batch")]
+        name: Option<String>,
+        /// Issue one certificate per line of FILE (`-` = standard input): CSV with a header
+        /// (name required; email, days, san optional) or JSON lines with the same fields.
+        /// Every line is checked before anything is issued.
+        #[arg(long, value_name = "FILE")]
+        batch: Option<PathBuf>,
+        #[command(flatten)]
+        batch_opts: BatchOpts,
         /// The user's e-mail address, added as an rfc822Name SAN.
         #[arg(long, value_name = "ADDRESS")]
         email: Option<String>,
@@ -137,8 +151,18 @@ pub enum Command {
     #[command(name = "sign-req")]
     SignReq {
         /// FILE, or TYPE NAME (easy-rsa form).
-        #[arg(required = true, num_args = 1..=2, value_name = "FILE | TYPE NAME")]
+        #[arg(required_unless_present = "batch", num_args = 1..=2, value_name = "FILE | TYPE NAME")]
         args: Vec<String>,
+        /// Sign every request (*.csr, *.req, *.pem) in DIR; each certificate is named by its
+        /// request's CN. Needs --type.
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["args", "name"])]
+        batch: Option<PathBuf>,
+        /// With --batch: sign the valid requests even if some are bad (they are reported).
+        #[arg(long, requires = "batch")]
+        skip_invalid: bool,
+        /// With --batch: signing threads (default: every core).
+        #[arg(long, value_name = "N", requires = "batch")]
+        jobs: Option<usize>,
         /// client or server.
         #[arg(long = "type", value_name = "TYPE")]
         kind: Option<String>,
@@ -161,8 +185,19 @@ pub enum Command {
     /// superseded by a renewal); `--serial HEX` revokes exactly one.
     Revoke {
         /// The certificate name.
-        #[arg(required_unless_present = "serial", conflicts_with = "serial")]
+        #[arg(required_unless_present_any = ["serial", "batch"], conflicts_with_all = ["serial", "batch"])]
         name: Option<String>,
+        /// Revoke every line of FILE (`-` = standard input): CSV with a header (name or serial;
+        /// reason optional) or JSON lines. One CRL is written at the end.
+        #[arg(long, value_name = "FILE", conflicts_with = "serial")]
+        batch: Option<PathBuf>,
+        /// With --batch: the input's format (default: detected).
+        #[arg(long, value_name = "csv|jsonl", requires = "batch")]
+        format: Option<String>,
+        /// With --batch: an unknown name or serial is an error and nothing is revoked (default:
+        /// reported and skipped).
+        #[arg(long, requires = "batch")]
+        strict: bool,
         /// easy-rsa form: the reason as a second argument.
         #[arg(hide = true)]
         reason_arg: Option<String>,
@@ -270,7 +305,12 @@ pub enum Command {
     #[command(group(clap::ArgGroup::new("base").required(true).args(["config", "remote"])))]
     Profile {
         /// The user (a client certificate in the store).
-        name: String,
+        #[arg(required_unless_present = "batch", conflicts_with = "batch")]
+        name: Option<String>,
+        /// One profile per user listed in FILE (CSV with a `name` column, or JSON lines), written
+        /// to --out DIR as NAME.ovpn.
+        #[arg(long, value_name = "FILE", requires = "out")]
+        batch: Option<PathBuf>,
         /// The client configuration downloaded from the Client VPN endpoint (console, or `aws
         /// ec2 export-client-vpn-client-configuration`). Kept as it is; <cert> and <key> added.
         #[arg(long, value_name = "FILE")]
@@ -297,8 +337,9 @@ pub enum Command {
         /// for it at connect time).
         #[arg(long, value_name = "FILE")]
         key_passphrase_file: Option<PathBuf>,
-        /// The profile to write (default: ./NAME.ovpn). Never overwritten.
-        #[arg(long, value_name = "FILE")]
+        /// The profile to write (default: ./NAME.ovpn); with --batch, the directory. Never
+        /// overwritten.
+        #[arg(long, value_name = "FILE|DIR")]
         out: Option<PathBuf>,
     },
     /// Report what needs attention: CA and CRL expiry, certificates expiring soon (exit 1 if any).
@@ -359,4 +400,27 @@ pub enum ExportFormat {
     PemEncrypted,
     /// One PKCS#12 file.
     P12,
+}
+
+/// Options of `client --batch`.
+#[derive(Debug, Args)]
+pub struct BatchOpts {
+    /// The input's format (default: detected from the content).
+    #[arg(long, value_name = "csv|jsonl", requires = "batch")]
+    pub format: Option<String>,
+    /// Issue the valid lines even if some are bad (they are reported as invalid).
+    #[arg(long, requires = "batch")]
+    pub skip_invalid: bool,
+    /// Key generation threads (default: every core).
+    #[arg(long, value_name = "N", requires = "batch")]
+    pub jobs: Option<usize>,
+    /// Re-issue names that already have a valid certificate (default: report `exists`).
+    #[arg(long, requires = "batch")]
+    pub renew: bool,
+    /// Write each user's NAME.crt, NAME.key (unencrypted, 0600) and ca.crt into DIR.
+    #[arg(long, value_name = "DIR", requires = "batch")]
+    pub out: Option<PathBuf>,
+    /// With --out: also write NAME.ovpn from this Client VPN endpoint configuration.
+    #[arg(long, value_name = "FILE", requires = "out")]
+    pub ovpn_config: Option<PathBuf>,
 }

@@ -1,6 +1,7 @@
 //! The CLI: parse arguments, get passphrases, call the library, print. No PKI logic here.
 
 mod args;
+mod batch;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -194,12 +195,17 @@ fn algorithm(a: &Option<String>) -> Result<KeyAlgorithm> {
         Some(s) => s.parse()?,
         None => KeyAlgorithm::default(),
     };
+    warn_client_vpn(alg);
+    Ok(alg)
+}
+
+/// Client VPN takes RSA-2048 (and RSA-1024, too weak for vpnca to make or sign) only.
+fn warn_client_vpn(alg: KeyAlgorithm) {
     if !alg.aws_client_vpn_compatible() {
         warn(&format!(
-            "AWS Client VPN accepts only RSA 1024/2048-bit keys; a {alg} certificate works with OpenVPN but not with Client VPN"
+            "AWS Client VPN accepts only RSA-2048 keys (and RSA-1024, which is too weak for vpnca to make or sign); a {alg} certificate works with OpenVPN but not with Client VPN"
         ));
     }
-    Ok(alg)
 }
 
 fn validity(days: Option<u32>, ttl: &Option<String>) -> Result<Validity> {
@@ -361,6 +367,8 @@ fn run(cli: Cli) -> Result<u8> {
         }
         Command::Client {
             name,
+            batch: batch_file,
+            batch_opts,
             email,
             san,
             key,
@@ -371,6 +379,20 @@ fn run(cli: Cli) -> Result<u8> {
             if let Some(e) = email {
                 list.push(San::parse(&format!("email:{e}"))?);
             }
+            if let Some(f) = batch_file {
+                let template = IssueRequest {
+                    name: String::new(),
+                    kind: CertKind::Client,
+                    profile: key.profile.clone(),
+                    algorithm: algorithm(&key.algo)?,
+                    validity: validity(key.days, &key.ttl)?,
+                    sans: list,
+                };
+                return batch::client(|| open_unlocked(&cli), &out, f, batch_opts, template);
+            }
+            let name = name
+                .as_deref()
+                .ok_or_else(|| anyhow!("give a NAME or --batch FILE"))?;
             let req = issue_request(name, CertKind::Client, list, key)?;
             let store = open_unlocked(&cli)?;
             let rec = store.issue(&req)?;
@@ -378,12 +400,39 @@ fn run(cli: Cli) -> Result<u8> {
         }
         Command::SignReq {
             args,
+            batch: batch_dir,
+            skip_invalid,
+            jobs,
             kind,
             name,
             san,
             days,
             profile,
         } => {
+            if let Some(dir) = batch_dir {
+                let kind = match kind.as_deref() {
+                    Some("client") => CertKind::Client,
+                    Some("server") => CertKind::Server,
+                    Some(other) => bail!("invalid --type {other:?}: expected client or server"),
+                    None => bail!("--batch needs --type client|server"),
+                };
+                let template = IssueRequest {
+                    name: String::new(),
+                    kind,
+                    profile: profile.clone(),
+                    algorithm: KeyAlgorithm::default(),
+                    validity: validity(*days, &None)?,
+                    sans: sans(san)?,
+                };
+                return batch::sign_req(
+                    || open_unlocked(&cli),
+                    &out,
+                    dir,
+                    template,
+                    *skip_invalid,
+                    *jobs,
+                );
+            }
             let (path, kind, name) = match args.as_slice() {
                 [file] => {
                     let k = kind
@@ -406,6 +455,9 @@ fn run(cli: Cli) -> Result<u8> {
             let data =
                 std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
             let csr = Csr::parse(&data, &path.display().to_string())?;
+            if let Some(alg) = csr.algorithm {
+                warn_client_vpn(alg);
+            }
             let sans = sans(san)?;
             let store = open_unlocked(&cli)?;
             let rec = store.sign_request(
@@ -423,12 +475,25 @@ fn run(cli: Cli) -> Result<u8> {
             reason_arg,
             serial,
             reason,
+            batch: batch_file,
+            format,
+            strict,
         } => {
             let reason: RevocationReason = match (reason, reason_arg) {
                 (Some(r), None) | (None, Some(r)) => r.parse()?,
                 (None, None) => RevocationReason::Unspecified,
                 (Some(_), Some(_)) => bail!("give the reason once (--reason)"),
             };
+            if let Some(f) = batch_file {
+                return batch::revoke(
+                    || open_unlocked(&cli),
+                    &out,
+                    f,
+                    format.as_deref(),
+                    reason,
+                    *strict,
+                );
+            }
             let target = match (name, serial) {
                 (_, Some(s)) => Target::Serial(s.parse()?),
                 (Some(n), None) => {
@@ -644,6 +709,7 @@ fn run(cli: Cli) -> Result<u8> {
         }
         Command::Profile {
             name,
+            batch: batch_file,
             config,
             remote,
             proto,
@@ -676,6 +742,22 @@ fn run(cli: Cli) -> Result<u8> {
                 .as_ref()
                 .map(|f| read_secret_file(f))
                 .transpose()?;
+            if let Some(f) = batch_file {
+                let dir = out_file
+                    .as_deref()
+                    .ok_or_else(|| anyhow!("--batch needs --out DIR"))?;
+                return batch::profile(
+                    || open_unlocked(&cli),
+                    &out,
+                    f,
+                    &base,
+                    key_pass.as_ref(),
+                    dir,
+                );
+            }
+            let name = name
+                .as_deref()
+                .ok_or_else(|| anyhow!("give a NAME or --batch FILE"))?;
             let path = out_file
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(format!("{name}.ovpn")));

@@ -640,6 +640,40 @@ impl Store {
         }
     }
 
+    /// [`Self::sync_name_mirror`] for many names, with one directory sync at the end instead
+    /// of one per file (mirrors are public copies that `verify` repairs; batches write
+    /// thousands).
+    pub(crate) fn sync_mirrors_batch<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<()> {
+        let dir = self.dir.join("issued");
+        let mut changed = false;
+        for name in names {
+            let path = self.issued_path(name);
+            let current = std::fs::read(&path).ok();
+            match self.live(name)? {
+                Some(rec) => {
+                    let pem = rec.pem();
+                    if current.as_deref() != Some(pem.as_bytes()) {
+                        fsutil::create_dir(&dir, 0o755)?;
+                        fsutil::replace_unsynced(&path, pem.as_bytes(), 0o644)?;
+                        changed = true;
+                    }
+                }
+                None if current.is_some() => {
+                    std::fs::remove_file(&path).map_err(Error::io("removing", &path))?;
+                    changed = true;
+                }
+                None => {}
+            }
+        }
+        if changed {
+            fsutil::sync_dir(&dir);
+        }
+        Ok(())
+    }
+
     /// Brings `ca.crt` and `crl.pem` in line with the store. Returns the files rewritten.
     pub(crate) fn sync_global_mirrors(&self) -> Result<Vec<PathBuf>> {
         let mut changed = Vec::new();

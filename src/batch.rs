@@ -1,0 +1,1190 @@
+//! Batches: many certificates issued, signed or revoked by one command.
+//!
+//! Input files are CSV with a header line or JSON lines (one object per line), UTF-8 with or
+//! without BOM, LF or CRLF ([`read_records`]). The whole input is checked before anything is
+//! done ([`parse_issue_rows`], [`parse_revoke_rows`]).
+//!
+//! Issuing ([`Store::issue_stream`]) unlocks once, generates keys and signs on all cores, and
+//! commits the results in chunks: each chunk is one transaction, so a SIGKILL loses at most
+//! the chunk being written and never leaves half a record; a re-run reports what exists and
+//! issues the rest.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use crate::ca::{IssueRequest, Signed, Subject, Target, Validity, sign_prepared};
+use crate::cert::{CertKind, CertRecord, CertState, RevocationReason};
+use crate::crl::{self, CrlInfo, CrlOptions};
+use crate::name::San;
+use crate::ovpn::{ProfileBase, ProfileContext};
+use crate::serial::Serial;
+use crate::store::{self, Store, audit_append, update_record};
+use crate::{Error, Result, fsutil};
+
+/// Certificates committed per transaction by default.
+pub const DEFAULT_CHUNK: usize = 250;
+
+/// The longest field accepted in a batch file (a name is at most 64 characters; SAN lists can
+/// be longer).
+const MAX_FIELD_BYTES: usize = 4096;
+
+/// The input format of a batch file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchFormat {
+    /// Comma-separated values with a header line.
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+impl std::str::FromStr for BatchFormat {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<BatchFormat> {
+        match s {
+            "csv" => Ok(BatchFormat::Csv),
+            "jsonl" | "json" => Ok(BatchFormat::Jsonl),
+            _ => Err(Error::input(
+                "--format",
+                format!("{s:?} is not csv or jsonl"),
+            )),
+        }
+    }
+}
+
+/// One input record: its line number and its fields by (lower-case) column name.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// 1-based line number in the input.
+    pub line: usize,
+    /// Field values by column name; empty values are left out.
+    pub fields: BTreeMap<String, String>,
+    /// A problem that makes the whole record unusable (e.g. a malformed JSON line).
+    pub error: Option<String>,
+}
+
+/// A bad input line.
+#[derive(Debug, Clone, Serialize)]
+pub struct RowError {
+    /// 1-based line number.
+    pub line: usize,
+    /// The name on that line, when there is one.
+    pub name: Option<String>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl std::fmt::Display for RowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.name {
+            Some(n) => write!(f, "line {} ({n:?}): {}", self.line, self.reason),
+            None => write!(f, "line {}: {}", self.line, self.reason),
+        }
+    }
+}
+
+/// Reads a batch file into records. `allowed` lists the column names the caller understands;
+/// `required` must be among the header's columns (CSV) — one of them, when several are given.
+/// File-level problems (binary data, no header, unbalanced quotes, unknown columns) are
+/// errors; problems of single lines are left in [`Record::error`] for the caller.
+pub fn read_records(
+    data: &[u8],
+    format: Option<BatchFormat>,
+    source: &str,
+    allowed: &[&str],
+    required: &[&str],
+) -> Result<Vec<Record>> {
+    let bad = |reason: String| Error::input(format!("batch file {source}"), reason);
+    let data = data.strip_prefix(b"\xef\xbb\xbf").unwrap_or(data);
+    if data.contains(&0) {
+        return Err(bad(
+            "it contains NUL bytes: a binary file, not CSV or JSON lines".into(),
+        ));
+    }
+    let text = std::str::from_utf8(data).map_err(|e| {
+        let line = data[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
+        bad(format!("line {line} is not UTF-8 text"))
+    })?;
+    if text.trim().is_empty() {
+        return Err(bad(format!(
+            "it is empty (expected a CSV header such as `{}` or JSON lines)",
+            required.join(",")
+        )));
+    }
+    let format = format.unwrap_or_else(|| {
+        if text.trim_start().starts_with('{') {
+            BatchFormat::Jsonl
+        } else {
+            BatchFormat::Csv
+        }
+    });
+    match format {
+        BatchFormat::Csv => read_csv(text, allowed, required).map_err(bad),
+        BatchFormat::Jsonl => read_jsonl(text, allowed).map_err(bad),
+    }
+}
+
+fn read_csv(
+    text: &str,
+    allowed: &[&str],
+    required: &[&str],
+) -> std::result::Result<Vec<Record>, String> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let headers: Vec<String> = rdr
+        .headers()
+        .map_err(|e| csv_error(&e))?
+        .iter()
+        .map(|h| h.to_ascii_lowercase())
+        .collect();
+    if !required.iter().any(|r| headers.iter().any(|h| h == r)) {
+        let first = text.lines().next().unwrap_or("");
+        return Err(format!(
+            "line 1: the header has no {} column (it reads {:?}); the first line of a CSV batch is its header, e.g. `{}`",
+            required.join(" or "),
+            truncate(first, 60),
+            allowed.join(",")
+        ));
+    }
+    for h in &headers {
+        if !allowed.contains(&h.as_str()) {
+            return Err(format!(
+                "line 1: unknown column {h:?} in the header (known columns: {})",
+                allowed.join(", ")
+            ));
+        }
+    }
+    let mut seen_headers = HashSet::new();
+    for h in &headers {
+        if !seen_headers.insert(h) {
+            return Err(format!(
+                "line 1: the column {h:?} appears twice in the header"
+            ));
+        }
+    }
+    let mut out = Vec::new();
+    let (mut line, mut counted) = (1usize, 0usize);
+    for rec in rdr.records() {
+        let rec = rec.map_err(|e| csv_error(&e))?;
+        // Count lines from the byte offset (csv's own line counter is off by one after CRLF).
+        let mut byte = rec
+            .position()
+            .map_or(0, |p| p.byte() as usize)
+            .min(text.len());
+        // After a CRLF, the record's offset points at its '\n'.
+        while matches!(text.as_bytes().get(byte), Some(b'\r' | b'\n')) {
+            byte += 1;
+        }
+        line += bytecount_newlines(&text.as_bytes()[counted..byte]);
+        counted = byte;
+        if rec.iter().all(str::is_empty) {
+            continue;
+        }
+        let mut r = Record {
+            line,
+            fields: BTreeMap::new(),
+            error: None,
+        };
+        if rec.len() > headers.len() {
+            r.error = Some(format!(
+                "{} fields, but the header has {} columns",
+                rec.len(),
+                headers.len()
+            ));
+        }
+        for (h, v) in headers.iter().zip(rec.iter()) {
+            if v.len() > MAX_FIELD_BYTES {
+                r.error = Some(format!(
+                    "the {h} field is {} bytes long (at most {MAX_FIELD_BYTES})",
+                    v.len()
+                ));
+            } else if !v.is_empty() {
+                r.fields.insert(h.clone(), v.to_owned());
+            }
+        }
+        out.push(r);
+    }
+    Ok(out)
+}
+
+fn bytecount_newlines(b: &[u8]) -> usize {
+    b.iter().filter(|&&c| c == b'\n').count()
+}
+
+fn csv_error(e: &csv::Error) -> String {
+    match e.kind() {
+        csv::ErrorKind::Utf8 { pos, .. } => {
+            format!("line {}: not UTF-8", pos.as_ref().map_or(0, |p| p.line()))
+        }
+        _ => match e.position() {
+            Some(p) => format!("line {}: malformed CSV ({e})", p.line()),
+            None => format!("malformed CSV ({e})"),
+        },
+    }
+}
+
+fn read_jsonl(text: &str, allowed: &[&str]) -> std::result::Result<Vec<Record>, String> {
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        let l = raw.trim();
+        if l.is_empty() {
+            continue;
+        }
+        let mut r = Record {
+            line,
+            fields: BTreeMap::new(),
+            error: None,
+        };
+        if l.len() > 16 * MAX_FIELD_BYTES {
+            r.error = Some(format!("the line is {} bytes long", l.len()));
+            out.push(r);
+            continue;
+        }
+        match serde_json::from_str::<serde_json::Value>(l) {
+            Ok(serde_json::Value::Object(m)) => {
+                for (k, v) in m {
+                    let k = k.to_ascii_lowercase();
+                    if !allowed.contains(&k.as_str()) {
+                        r.error = Some(format!(
+                            "unknown field {k:?} (known fields: {})",
+                            allowed.join(", ")
+                        ));
+                        break;
+                    }
+                    let value = match v {
+                        serde_json::Value::String(s) => s,
+                        serde_json::Value::Number(n) => n.to_string(),
+                        serde_json::Value::Null => continue,
+                        serde_json::Value::Array(items) => {
+                            let mut parts = Vec::new();
+                            for it in items {
+                                match it {
+                                    serde_json::Value::String(s) => parts.push(s),
+                                    other => {
+                                        r.error = Some(format!("{k}: {other} is not a string"));
+                                    }
+                                }
+                            }
+                            parts.join(",")
+                        }
+                        other => {
+                            r.error = Some(format!("{k}: {other} is not a string or number"));
+                            continue;
+                        }
+                    };
+                    let value = value.trim().to_owned();
+                    if !value.is_empty() {
+                        r.fields.insert(k, value);
+                    }
+                }
+            }
+            Ok(_) => r.error = Some("not a JSON object".into()),
+            Err(e) => r.error = Some(format!("not valid JSON ({e})")),
+        }
+        out.push(r);
+    }
+    Ok(out)
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_owned()
+    } else {
+        format!("{}…", s.chars().take(n).collect::<String>())
+    }
+}
+
+/// A checked row of an issue batch.
+#[derive(Debug, Clone)]
+pub struct IssueRow {
+    /// 1-based line number.
+    pub line: usize,
+    /// The request.
+    pub request: IssueRequest,
+}
+
+/// The columns of an issue batch.
+pub const ISSUE_COLUMNS: &[&str] = &["name", "email", "days", "san"];
+
+/// Checks every record of an issue batch: name present and valid, not twice in the file,
+/// `days` a number in range, `email` and `san` valid. `template` gives kind, algorithm and
+/// profile. Returns the good rows and every bad one.
+pub fn parse_issue_rows(
+    records: &[Record],
+    template: &IssueRequest,
+) -> (Vec<IssueRow>, Vec<RowError>) {
+    let mut rows = Vec::new();
+    let mut errors = Vec::new();
+    let mut first_line: HashMap<String, usize> = HashMap::new();
+    for r in records {
+        let name = r.fields.get("name").cloned();
+        let err = |reason: String| RowError {
+            line: r.line,
+            name: name.clone(),
+            reason,
+        };
+        if let Some(e) = &r.error {
+            errors.push(err(e.clone()));
+            continue;
+        }
+        let Some(n) = &name else {
+            errors.push(err("missing name".into()));
+            continue;
+        };
+        if let Err(e) = crate::name::validate_name(n) {
+            errors.push(err(e.to_string()));
+            continue;
+        }
+        if let Some(prev) = first_line.get(n) {
+            errors.push(err(format!(
+                "the name appears twice in the file (first on line {prev})"
+            )));
+            continue;
+        }
+        first_line.insert(n.clone(), r.line);
+        let mut req = template.clone();
+        req.name = n.clone();
+        if let Some(d) = r.fields.get("days") {
+            match d.parse::<u32>() {
+                Ok(v) if (1..=crate::profile::MAX_DAYS).contains(&v) => {
+                    req.validity = Validity::Days(v);
+                }
+                _ => {
+                    errors.push(err(format!(
+                        "bad days {d:?} (a whole number 1..={})",
+                        crate::profile::MAX_DAYS
+                    )));
+                    continue;
+                }
+            }
+        }
+        let mut sans = template.sans.clone();
+        let mut bad_san = None;
+        if let Some(e) = r.fields.get("email") {
+            match San::parse(&format!("email:{e}")) {
+                Ok(s) => sans.push(s),
+                Err(e) => bad_san = Some(format!("bad email: {e}")),
+            }
+        }
+        if let Some(list) = r.fields.get("san") {
+            for item in list
+                .split(|c: char| c == ',' || c == ';' || c.is_whitespace())
+                .filter(|s| !s.is_empty())
+            {
+                match San::parse(item) {
+                    Ok(s) => sans.push(s),
+                    Err(e) => {
+                        bad_san = Some(format!("bad san {item:?}: {e}"));
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(e) = bad_san {
+            errors.push(err(e));
+            continue;
+        }
+        req.sans = sans;
+        rows.push(IssueRow {
+            line: r.line,
+            request: req,
+        });
+    }
+    (rows, errors)
+}
+
+/// What happened to one batch item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BatchStatus {
+    /// A certificate was issued (or re-issued with `renew`).
+    Issued,
+    /// The name already had a valid certificate; nothing was issued.
+    Exists,
+    /// The input item was not acceptable.
+    Invalid,
+    /// Issuing failed (the error says why).
+    Failed,
+}
+
+/// The result of one batch item.
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchResult {
+    /// 0-based position in the input.
+    #[serde(skip)]
+    pub index: usize,
+    /// The name.
+    pub name: String,
+    /// What happened.
+    pub status: BatchStatus,
+    /// The certificate's serial (issued or existing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    /// Its notAfter.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub not_after: Option<time::OffsetDateTime>,
+    /// With `renew`: the serial of the certificate it replaced (now superseded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<String>,
+    /// Files written for it (`out_dir`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<PathBuf>,
+    /// Why it is invalid or failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl BatchResult {
+    fn new(index: usize, name: &str, status: BatchStatus) -> BatchResult {
+        BatchResult {
+            index,
+            name: name.to_owned(),
+            status,
+            serial: None,
+            not_after: None,
+            replaced: None,
+            files: Vec::new(),
+            error: None,
+        }
+    }
+
+    fn with_record(mut self, r: &CertRecord) -> BatchResult {
+        self.serial = Some(r.serial.hex());
+        self.not_after = Some(r.not_after);
+        self
+    }
+
+    fn failed(index: usize, name: &str, e: impl std::fmt::Display) -> BatchResult {
+        let mut r = BatchResult::new(index, name, BatchStatus::Failed);
+        r.error = Some(e.to_string());
+        r
+    }
+}
+
+/// Counts of a finished batch.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BatchSummary {
+    /// Certificates issued.
+    pub issued: usize,
+    /// Names that had a valid certificate already.
+    pub exists: usize,
+    /// Items refused before issuing.
+    pub invalid: usize,
+    /// Items that failed.
+    pub failed: usize,
+    /// Warnings that apply to the whole batch (e.g. a profile's foreign `<ca>`).
+    pub warnings: Vec<String>,
+}
+
+impl BatchSummary {
+    fn count(&mut self, s: BatchStatus) {
+        match s {
+            BatchStatus::Issued => self.issued += 1,
+            BatchStatus::Exists => self.exists += 1,
+            BatchStatus::Invalid => self.invalid += 1,
+            BatchStatus::Failed => self.failed += 1,
+        }
+    }
+}
+
+/// How a batch is issued.
+#[derive(Debug, Clone)]
+pub struct BatchOptions {
+    /// Worker threads for key generation and signing; 0 = every core.
+    pub jobs: usize,
+    /// Re-issue names that have a valid certificate (the old one becomes superseded).
+    pub renew: bool,
+    /// Certificates per transaction.
+    pub chunk: usize,
+    /// Write each user's `NAME.crt`, `NAME.key` (0600, unencrypted PKCS#8) and the shared
+    /// `ca.crt` here; with `profile`, also `NAME.ovpn` (0600).
+    pub out_dir: Option<PathBuf>,
+    /// The VPN profile to write for each user into `out_dir`.
+    pub profile: Option<ProfileBase>,
+}
+
+impl Default for BatchOptions {
+    fn default() -> Self {
+        BatchOptions {
+            jobs: 0,
+            renew: false,
+            chunk: DEFAULT_CHUNK,
+            out_dir: None,
+            profile: None,
+        }
+    }
+}
+
+/// One item of a batch: a request, and for CSR batches the requester's public key.
+#[derive(Debug, Clone)]
+pub struct BatchItem {
+    /// The request.
+    pub request: IssueRequest,
+    /// The public key (SubjectPublicKeyInfo DER) from a CSR; `None` = generate a key.
+    pub public_key: Option<Vec<u8>>,
+}
+
+impl From<IssueRequest> for BatchItem {
+    fn from(request: IssueRequest) -> Self {
+        BatchItem {
+            request,
+            public_key: None,
+        }
+    }
+}
+
+/// A planned item, ready for a worker.
+struct Work {
+    index: usize,
+    prepared: crate::ca::Prepared,
+    /// With `renew`: the live certificate to supersede.
+    replaces: Option<Serial>,
+}
+
+/// The files to write for one user after their certificate is committed.
+fn user_files(dir: &Path, name: &str, with_profile: bool) -> Vec<PathBuf> {
+    let mut v = vec![
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    ];
+    if with_profile {
+        v.push(dir.join(format!("{name}.ovpn")));
+    }
+    v
+}
+
+impl Store {
+    /// Issues a batch: every item is checked first, then keys are generated and certificates
+    /// signed on `opts.jobs` threads, and the results recorded in chunks of `opts.chunk` per
+    /// transaction. `sink` receives each item's result in input order, after its chunk is
+    /// committed. Names with a valid certificate are `exists` (or re-issued with
+    /// `opts.renew`). An error of the store itself (not of one item) stops the batch: what was
+    /// committed stays, and a re-run completes the rest.
+    pub fn issue_stream<I, T>(
+        &self,
+        items: I,
+        opts: &BatchOptions,
+        sink: &mut dyn FnMut(&BatchResult),
+    ) -> Result<BatchSummary>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<BatchItem>,
+    {
+        let items: Vec<BatchItem> = items.into_iter().map(Into::into).collect();
+        let mut summary = BatchSummary::default();
+        let profile_ctx = match &opts.profile {
+            Some(_) => Some(ProfileContext::new(self)?),
+            None => None,
+        };
+        if opts.profile.is_some() && opts.out_dir.is_none() {
+            return Err(Error::input("batch", "profiles need an output directory"));
+        }
+        let signer = self.signer()?;
+
+        // 1. Plan: check each item, find existing names.
+        let mut early: BTreeMap<usize, BatchResult> = BTreeMap::new();
+        let mut exports: Vec<(usize, CertRecord)> = Vec::new();
+        let mut work: Vec<Work> = Vec::new();
+        let mut seen = HashSet::new();
+        for (index, item) in items.into_iter().enumerate() {
+            let name = item.request.name.clone();
+            if !seen.insert(name.clone()) {
+                let mut r = BatchResult::new(index, &name, BatchStatus::Invalid);
+                r.error = Some("the name appears twice in the batch".into());
+                early.insert(index, r);
+                continue;
+            }
+            let subject = item.public_key.map(Subject::PublicKey);
+            let prepared = match self.plan(&item.request, subject) {
+                Ok(p) => p,
+                Err(e) => {
+                    let mut r = BatchResult::new(index, &name, BatchStatus::Invalid);
+                    r.error = Some(e.to_string());
+                    early.insert(index, r);
+                    continue;
+                }
+            };
+            let live = self.live(&name)?;
+            match live {
+                Some(rec) if !opts.renew => {
+                    if opts.out_dir.is_some() && rec.has_key {
+                        exports.push((index, rec.clone()));
+                    }
+                    early.insert(
+                        index,
+                        BatchResult::new(index, &name, BatchStatus::Exists).with_record(&rec),
+                    );
+                }
+                live => work.push(Work {
+                    index,
+                    prepared,
+                    replaces: live.map(|r| r.serial),
+                }),
+            }
+        }
+
+        // 2. Output files: refuse before anything is issued if one exists already. A user
+        // who already has a certificate gets their files written only where none exist (so a
+        // re-run after an interruption completes the set).
+        if let Some(dir) = &opts.out_dir {
+            fsutil::create_dir(dir, 0o700)?;
+            for w in &work {
+                for f in user_files(dir, &w.prepared.name, opts.profile.is_some()) {
+                    if f.symlink_metadata().is_ok() {
+                        return Err(Error::FileExists { path: f });
+                    }
+                }
+            }
+            let chain = dir.join("ca.crt");
+            let pem = self.ca_chain_pem()?;
+            match std::fs::read(&chain) {
+                Ok(existing) if existing == pem.as_bytes() => {}
+                Ok(_) => return Err(Error::FileExists { path: chain }),
+                Err(_) => fsutil::create_new(&chain, pem.as_bytes(), 0o644)?,
+            }
+            exports.retain(|(_, rec)| {
+                user_files(dir, &rec.name, opts.profile.is_some())
+                    .iter()
+                    .all(|f| f.symlink_metadata().is_err())
+            });
+        }
+
+        // Results for items decided without signing go out first where they precede work.
+        let mut emit = |r: BatchResult, summary: &mut BatchSummary| {
+            summary.count(r.status);
+            sink(&r);
+        };
+
+        // Existing users whose files are missing (a re-run): export from the store.
+        if let Some(dir) = &opts.out_dir {
+            for (index, rec) in &exports {
+                let key = self.private_key(rec)?;
+                let files = self.write_user_files(
+                    dir,
+                    rec,
+                    &key,
+                    opts.profile.as_ref(),
+                    profile_ctx.as_ref(),
+                    &mut summary.warnings,
+                )?;
+                if let Some(r) = early.get_mut(index) {
+                    r.files = files;
+                }
+            }
+        }
+
+        // 3. Sign in parallel; commit in input order, chunk by chunk.
+        let jobs = match opts.jobs {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+        .min(work.len().max(1));
+        let chunk = opts.chunk.max(1);
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let (tx, rx) = mpsc::sync_channel::<(usize, Result<Signed>)>(jobs * 8);
+        let outcome: Result<()> = std::thread::scope(|scope| {
+            for _ in 0..jobs {
+                let tx = tx.clone();
+                let (work, next, stop, signer) = (&work, &next, &stop, &signer);
+                scope.spawn(move || {
+                    loop {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(w) = work.get(i) else { break };
+                        let signed = sign_prepared(signer, &w.prepared);
+                        if tx.send((i, signed)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(tx);
+            let result = (|| -> Result<()> {
+                let mut pending: BTreeMap<usize, Result<Signed>> = BTreeMap::new();
+                let mut batch: Vec<(usize, Result<Signed>)> = Vec::with_capacity(chunk);
+                let mut expected = 0;
+                let mut early_iter = std::mem::take(&mut early).into_iter().peekable();
+                let mut flush = |batch: &mut Vec<(usize, Result<Signed>)>,
+                                 summary: &mut BatchSummary|
+                 -> Result<()> {
+                    let results = self.commit_chunk(
+                        &work,
+                        std::mem::take(batch),
+                        opts,
+                        profile_ctx.as_ref(),
+                        &mut summary.warnings,
+                    )?;
+                    for r in results {
+                        while let Some((_, e)) = early_iter.next_if(|(i, _)| *i < r.index) {
+                            emit(e, summary);
+                        }
+                        emit(r, summary);
+                    }
+                    Ok(())
+                };
+                for (i, signed) in rx.iter() {
+                    pending.insert(i, signed);
+                    while let Some(s) = pending.remove(&expected) {
+                        batch.push((expected, s));
+                        expected += 1;
+                        if batch.len() >= chunk {
+                            flush(&mut batch, &mut summary)?;
+                        }
+                    }
+                }
+                if !batch.is_empty() {
+                    flush(&mut batch, &mut summary)?;
+                }
+                for (_, e) in early_iter {
+                    emit(e, &mut summary);
+                }
+                Ok(())
+            })();
+            if result.is_err() {
+                stop.store(true, Ordering::Relaxed);
+                // Drain so that blocked workers can finish.
+                for _ in rx.iter() {}
+            }
+            result
+        });
+        outcome?;
+        summary.warnings.sort();
+        summary.warnings.dedup();
+        Ok(summary)
+    }
+
+    /// Records one chunk of signed certificates in one transaction, then writes mirrors and
+    /// output files. Returns the results in input order.
+    fn commit_chunk(
+        &self,
+        work: &[Work],
+        batch: Vec<(usize, Result<Signed>)>,
+        opts: &BatchOptions,
+        profile_ctx: Option<&ProfileContext>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Vec<BatchResult>> {
+        enum Done {
+            Issued(CertRecord, Option<Serial>),
+            Exists(CertRecord),
+            Failed(String),
+        }
+        let outcomes: Vec<(usize, Done)> = self.write(|tx, keys| {
+            let mut out = Vec::with_capacity(batch.len());
+            for (i, signed) in &batch {
+                let w = &work[*i];
+                let s = match signed {
+                    Ok(s) => s,
+                    Err(e) => {
+                        out.push((*i, Done::Failed(e.to_string())));
+                        continue;
+                    }
+                };
+                let mut replaced = None;
+                if let Some(old_serial) = &w.replaces {
+                    let mut old = self.by_serial(old_serial)?;
+                    if old.is_live(store::now()) {
+                        old.state = CertState::Superseded;
+                        old.superseded_by = Some(s.serial.clone());
+                        update_record(tx, keys, &old)?;
+                        replaced = Some(old.serial.clone());
+                    }
+                } else if let Some(live) = self.live(&s.name)? {
+                    // Another process issued it since we planned.
+                    out.push((*i, Done::Exists(live)));
+                    continue;
+                }
+                let action = if replaced.is_some() { "renew" } else { "issue" };
+                let rec = self.record_signed(tx, keys, s, action)?;
+                if let Some(dir) = &opts.out_dir {
+                    let files = user_files(dir, &rec.name, opts.profile.is_some());
+                    audit_append(
+                        tx,
+                        keys,
+                        "export",
+                        &rec.name,
+                        &rec.serial.hex(),
+                        &serde_json::json!({"key": "plain", "by": "batch",
+                            "files": files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>()}),
+                    )?;
+                }
+                out.push((*i, Done::Issued(rec, replaced)));
+            }
+            Ok(out)
+        })?;
+        self.sync_mirrors_batch(outcomes.iter().filter_map(|(_, d)| match d {
+            Done::Issued(r, _) => Some(r.name.as_str()),
+            _ => None,
+        }))?;
+        let keys_by_index: HashMap<usize, &crate::secret::SecretKeyDer> = batch
+            .iter()
+            .filter_map(|(i, s)| {
+                s.as_ref()
+                    .ok()
+                    .and_then(|s| s.key.as_ref())
+                    .map(|k| (*i, k))
+            })
+            .collect();
+        let mut results = Vec::with_capacity(outcomes.len());
+        for (i, done) in outcomes {
+            let w = &work[i];
+            let name = &w.prepared.name;
+            let r = match done {
+                Done::Failed(e) => BatchResult::failed(w.index, name, e),
+                Done::Exists(rec) => {
+                    BatchResult::new(w.index, name, BatchStatus::Exists).with_record(&rec)
+                }
+                Done::Issued(rec, replaced) => {
+                    let mut r =
+                        BatchResult::new(w.index, name, BatchStatus::Issued).with_record(&rec);
+                    r.replaced = replaced.map(|s| s.hex());
+                    if let (Some(dir), Some(key)) = (&opts.out_dir, keys_by_index.get(&i)) {
+                        match self.write_user_files(
+                            dir,
+                            &rec,
+                            key,
+                            opts.profile.as_ref(),
+                            profile_ctx,
+                            warnings,
+                        ) {
+                            Ok(f) => r.files = f,
+                            Err(e) => {
+                                r.error = Some(format!(
+                                    "issued, but its files could not be written: {e} (use `vpnca export {name}`)"
+                                ));
+                            }
+                        }
+                    }
+                    r
+                }
+            };
+            results.push(r);
+        }
+        Ok(results)
+    }
+
+    /// Writes `NAME.crt`, `NAME.key` and optionally `NAME.ovpn` into `dir`, created new.
+    fn write_user_files(
+        &self,
+        dir: &Path,
+        rec: &CertRecord,
+        key: &crate::secret::SecretKeyDer,
+        profile: Option<&ProfileBase>,
+        ctx: Option<&ProfileContext>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Vec<PathBuf>> {
+        let key_pem = key.to_pem();
+        let cert_pem = rec.pem();
+        let mut plan: Vec<(PathBuf, Zeroizing<Vec<u8>>, u32)> = vec![
+            (
+                dir.join(format!("{}.crt", rec.name)),
+                Zeroizing::new(cert_pem.clone().into_bytes()),
+                0o644,
+            ),
+            (
+                dir.join(format!("{}.key", rec.name)),
+                Zeroizing::new(key_pem.as_bytes().to_vec()),
+                0o600,
+            ),
+        ];
+        if let (Some(base), Some(ctx)) = (profile, ctx) {
+            let (text, w) = ctx.compose(base, &cert_pem, &key_pem)?;
+            warnings.extend(w);
+            plan.push((
+                dir.join(format!("{}.ovpn", rec.name)),
+                Zeroizing::new(text.as_bytes().to_vec()),
+                0o600,
+            ));
+        }
+        let mut written = Vec::new();
+        for (p, content, mode) in &plan {
+            if let Err(e) = fsutil::create_new(p, content, *mode) {
+                for w in &written {
+                    let _ = std::fs::remove_file(w);
+                }
+                return Err(e);
+            }
+            written.push(p.clone());
+        }
+        Ok(written)
+    }
+
+    /// Revokes a batch in one transaction and writes one CRL at the end. Unknown names and
+    /// serials are reported (`unknown`) and skipped, unless `strict`, which makes them an
+    /// error that revokes nothing.
+    pub fn revoke_batch(
+        &self,
+        items: &[(Target, RevocationReason)],
+        strict: bool,
+    ) -> Result<(Vec<RevokeResult>, Option<CrlInfo>)> {
+        let signer = self.signer()?;
+        let crl_opts = CrlOptions::from_store(self)?;
+        let (results, crl) = self.write(|tx, keys| {
+            let t = store::now();
+            let mut results = Vec::with_capacity(items.len());
+            let mut any = false;
+            let mut done: HashSet<Serial> = HashSet::new();
+            for (index, (target, reason)) in items.iter().enumerate() {
+                let label = match target {
+                    Target::Name(n) => n.clone(),
+                    Target::Serial(s) => s.hex(),
+                };
+                let mut res = RevokeResult {
+                    index,
+                    target: label.clone(),
+                    status: RevokeStatus::Revoked,
+                    serials: Vec::new(),
+                    error: None,
+                };
+                let victims: Vec<CertRecord> = match target {
+                    Target::Serial(s) => match self.by_serial(s) {
+                        Ok(r) if r.kind == CertKind::Ca => {
+                            res.status = RevokeStatus::Invalid;
+                            res.error = Some("this is the CA itself".into());
+                            vec![]
+                        }
+                        Ok(r) if r.state == CertState::Revoked => {
+                            res.status = RevokeStatus::Already;
+                            vec![]
+                        }
+                        Ok(r) => vec![r],
+                        Err(Error::NotFound { .. }) => {
+                            res.status = RevokeStatus::Unknown;
+                            vec![]
+                        }
+                        Err(e) => return Err(e),
+                    },
+                    Target::Name(n) => {
+                        let all = self.by_name(n)?;
+                        if all.is_empty() {
+                            res.status = RevokeStatus::Unknown;
+                        }
+                        let v: Vec<CertRecord> = all
+                            .into_iter()
+                            .filter(|r| r.state != CertState::Revoked && r.not_after > t)
+                            .collect();
+                        if v.is_empty() && res.status != RevokeStatus::Unknown {
+                            res.status = RevokeStatus::Already;
+                        }
+                        v
+                    }
+                };
+                if res.status == RevokeStatus::Unknown && strict {
+                    return Err(Error::NotFound {
+                        what: format!(
+                            "no certificate {} {label:?}; nothing was revoked (--strict)",
+                            if matches!(target, Target::Name(_)) {
+                                "named"
+                            } else {
+                                "with serial"
+                            },
+                        ),
+                    });
+                }
+                for mut r in victims {
+                    if !done.insert(r.serial.clone()) {
+                        continue;
+                    }
+                    r.state = CertState::Revoked;
+                    r.revoked_at = Some(t);
+                    r.reason = Some(*reason);
+                    update_record(tx, keys, &r)?;
+                    store::add_revoked(tx, keys, &r.serial)?;
+                    audit_append(
+                        tx,
+                        keys,
+                        "revoke",
+                        &r.name,
+                        &r.serial.hex(),
+                        &serde_json::json!({"reason": reason.as_str(), "by": "batch"}),
+                    )?;
+                    res.serials.push(r.serial.hex());
+                    any = true;
+                }
+                results.push(res);
+            }
+            let crl = if any {
+                Some(crl::generate_in_tx(self, tx, keys, &signer, &crl_opts)?)
+            } else {
+                None
+            };
+            Ok((results, crl))
+        })?;
+        let names: Vec<String> = items
+            .iter()
+            .filter_map(|(t, _)| match t {
+                Target::Name(n) => Some(n.clone()),
+                Target::Serial(_) => None,
+            })
+            .collect();
+        self.sync_mirrors_batch(names.iter().map(String::as_str))?;
+        if crl.is_some() {
+            self.sync_global_mirrors()?;
+        }
+        Ok((results, crl))
+    }
+}
+
+/// What happened to one line of a revoke batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RevokeStatus {
+    /// Revoked now.
+    Revoked,
+    /// Nothing to revoke: revoked (or expired) already.
+    Already,
+    /// No such name or serial in the store.
+    Unknown,
+    /// Not acceptable (the CA's own serial).
+    Invalid,
+}
+
+/// The result of one revoke-batch line.
+#[derive(Debug, Clone, Serialize)]
+pub struct RevokeResult {
+    /// 0-based position in the input.
+    #[serde(skip)]
+    pub index: usize,
+    /// The name or serial given.
+    pub target: String,
+    /// What happened.
+    pub status: RevokeStatus,
+    /// Serials revoked now.
+    pub serials: Vec<String>,
+    /// Why it is invalid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The columns of a revoke batch.
+pub const REVOKE_COLUMNS: &[&str] = &["name", "serial", "reason"];
+
+/// Checks every record of a revoke batch: a name or a serial (not both), an optional reason
+/// (else `default_reason`).
+pub fn parse_revoke_rows(
+    records: &[Record],
+    default_reason: RevocationReason,
+) -> (Vec<(usize, Target, RevocationReason)>, Vec<RowError>) {
+    let mut rows = Vec::new();
+    let mut errors = Vec::new();
+    for r in records {
+        let name = r.fields.get("name").cloned();
+        let err = |reason: String| RowError {
+            line: r.line,
+            name: name.clone(),
+            reason,
+        };
+        if let Some(e) = &r.error {
+            errors.push(err(e.clone()));
+            continue;
+        }
+        let target = match (r.fields.get("name"), r.fields.get("serial")) {
+            (Some(_), Some(_)) => {
+                errors.push(err("give a name or a serial, not both".into()));
+                continue;
+            }
+            (None, None) => {
+                errors.push(err("missing name (or serial)".into()));
+                continue;
+            }
+            (Some(n), None) => match crate::name::validate_name(n) {
+                Ok(()) => Target::Name(n.clone()),
+                Err(e) => {
+                    errors.push(err(e.to_string()));
+                    continue;
+                }
+            },
+            (None, Some(s)) => match s.parse::<Serial>() {
+                Ok(s) => Target::Serial(s),
+                Err(e) => {
+                    errors.push(err(e.to_string()));
+                    continue;
+                }
+            },
+        };
+        let reason = match r.fields.get("reason") {
+            None => default_reason,
+            Some(s) => match s.parse::<RevocationReason>() {
+                Ok(v) => v,
+                Err(e) => {
+                    errors.push(err(e.to_string()));
+                    continue;
+                }
+            },
+        };
+        rows.push((r.line, target, reason));
+    }
+    (rows, errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn csv(text: &str) -> Result<Vec<Record>> {
+        read_records(text.as_bytes(), None, "t", ISSUE_COLUMNS, &["name"])
+    }
+
+    #[test]
+    fn csv_and_jsonl_are_detected_and_read() {
+        let r = csv("\u{feff}name,email\r\nalice,a@example.com\r\n\"bob, jr\",\r\n").expect("csv");
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].line, 2);
+        assert_eq!(r[1].fields["name"], "bob, jr");
+        let r = csv("{\"name\":\"alice\",\"days\":30}\n\n{\"name\":\"bob\",\"san\":[\"email:b@example.com\"]}\n")
+            .expect("jsonl");
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[1].line, 3);
+        assert_eq!(r[0].fields["days"], "30");
+    }
+
+    #[test]
+    fn file_level_errors() {
+        for (text, phrase) in [
+            ("", "empty"),
+            ("alice\nbob\n", "no name column"),
+            ("name,colour\nalice,red\n", "unknown column"),
+            ("name\n\"alice\nbob\n", "line"),
+        ] {
+            match csv(text) {
+                Err(e) => assert!(e.to_string().contains(phrase), "{text:?}: {e}"),
+                Ok(r) => {
+                    // An unbalanced quote swallows the rest of the file into one field: the
+                    // row check then reports it.
+                    let (_, errs) = parse_issue_rows(&r, &IssueRequest::new("", CertKind::Client));
+                    assert!(!errs.is_empty(), "{text:?} accepted");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn row_errors_name_their_line() {
+        let r =
+            csv("name,days,san\nalice,30,\n,5,\nbad/name,,\nalice,,\nbob,0,\ncarol,,DNS:-bad\n")
+                .expect("csv");
+        let (rows, errs) = parse_issue_rows(&r, &IssueRequest::new("", CertKind::Client));
+        assert_eq!(rows.len(), 1);
+        let lines: Vec<usize> = errs.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![3, 4, 5, 6, 7]);
+        assert!(errs[0].reason.contains("missing name"));
+        assert!(errs[2].reason.contains("twice"));
+    }
+}

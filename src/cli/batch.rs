@@ -1,0 +1,506 @@
+//! The `--batch` forms of client, sign-req, revoke and profile: read, check, call the library,
+//! report one line (or JSON line) per input row.
+
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::{Value, json};
+
+use vpnca::batch::{self, BatchItem, BatchOptions, BatchResult, BatchStatus, RowError};
+use vpnca::{CertKind, Csr, IssueRequest, RevocationReason, Store};
+
+use super::args::BatchOpts;
+use super::{EXIT_ERROR, Out, warn};
+
+/// Reads a batch file, or standard input for `-`.
+fn read_input(path: &Path) -> Result<Vec<u8>> {
+    if path == Path::new("-") {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("reading the batch from standard input")?;
+        Ok(buf)
+    } else {
+        std::fs::read(path).with_context(|| format!("reading batch file {}", path.display()))
+    }
+}
+
+fn source_name(path: &Path) -> String {
+    if path == Path::new("-") {
+        "<stdin>".into()
+    } else {
+        path.display().to_string()
+    }
+}
+
+/// Reports bad rows; an error unless `skip` (then they are listed and left out).
+fn report_invalid(
+    out: &Out,
+    errors: &[RowError],
+    skip: bool,
+    (done, verb): (&str, &str),
+) -> Result<()> {
+    for e in errors {
+        // Line 0: the item is a file, named at the start of the reason.
+        match (out.json, e.line) {
+            (true, 0) => println!(
+                "{}",
+                json!({"name": e.name, "status": "invalid", "error": e.reason})
+            ),
+            (true, line) => println!(
+                "{}",
+                json!({"line": line, "name": e.name, "status": "invalid", "error": e.reason})
+            ),
+            (false, 0) => eprintln!("invalid: {}", e.reason),
+            (false, _) => eprintln!("invalid: {e}"),
+        }
+    }
+    if !errors.is_empty() && !skip {
+        if verb.is_empty() {
+            bail!(
+                "{} invalid line(s) in the batch; nothing was {done}",
+                errors.len()
+            );
+        }
+        bail!(
+            "{} invalid line(s) in the batch; nothing was {done} (fix them, or use --skip-invalid to {verb} the valid lines)",
+            errors.len()
+        );
+    }
+    Ok(())
+}
+
+/// A progress bar on standard error when standard output is a terminal and not --json.
+fn progress(out: &Out, len: usize) -> Option<indicatif::ProgressBar> {
+    if out.json || !std::io::stdout().is_terminal() {
+        return None;
+    }
+    let pb = indicatif::ProgressBar::with_draw_target(
+        Some(len as u64),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} eta {eta} {msg}")
+    {
+        pb.set_style(style);
+    }
+    Some(pb)
+}
+
+/// Where a batch item came from: a line of a file, or a request file.
+#[derive(Debug, Clone)]
+enum Label {
+    Line(usize),
+    File(String),
+}
+
+impl std::fmt::Display for Label {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Label::Line(n) => write!(f, "line {n}"),
+            Label::File(s) => f.write_str(s),
+        }
+    }
+}
+
+fn result_line(label: Option<&Label>, r: &BatchResult) -> Value {
+    let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut v {
+        match label {
+            Some(Label::Line(n)) => m.insert("line".into(), json!(n)),
+            Some(Label::File(f)) => m.insert("file".into(), json!(f)),
+            None => None,
+        };
+    }
+    v
+}
+
+/// Runs a prepared batch and prints the results; returns the exit code.
+fn run_issue(
+    store: &Store,
+    out: &Out,
+    items: Vec<BatchItem>,
+    labels: Vec<Label>,
+    opts: &BatchOptions,
+    invalid: usize,
+) -> Result<u8> {
+    let bar = progress(out, items.len());
+    let t0 = std::time::Instant::now();
+    let summary = store.issue_stream(items, opts, &mut |r: &BatchResult| {
+        let label = labels.get(r.index);
+        if out.json {
+            println!("{}", result_line(label, r));
+            return;
+        }
+        let label = label.map(Label::to_string).unwrap_or_default();
+        let text = match r.status {
+            BatchStatus::Issued => format!(
+                "issued   {}  serial {}  until {}{}",
+                r.name,
+                r.serial.as_deref().unwrap_or(""),
+                r.not_after.map(vpnca::fmt_time).unwrap_or_default(),
+                r.replaced
+                    .as_deref()
+                    .map(|s| format!("  (replaces {s})"))
+                    .unwrap_or_default()
+            ),
+            BatchStatus::Exists => format!(
+                "exists   {}  serial {}",
+                r.name,
+                r.serial.as_deref().unwrap_or("")
+            ),
+            BatchStatus::Invalid | BatchStatus::Failed => format!(
+                "{:<8} {} ({label}): {}",
+                if r.status == BatchStatus::Invalid {
+                    "invalid"
+                } else {
+                    "failed"
+                },
+                r.name,
+                r.error.as_deref().unwrap_or("")
+            ),
+        };
+        match &bar {
+            Some(pb) => {
+                pb.inc(1);
+                if matches!(r.status, BatchStatus::Failed | BatchStatus::Invalid)
+                    || r.error.is_some()
+                {
+                    pb.println(text);
+                }
+            }
+            None => {
+                println!("{text}");
+                if let Some(e) = r
+                    .error
+                    .as_deref()
+                    .filter(|_| r.status == BatchStatus::Issued)
+                {
+                    eprintln!("warning: {}: {e}", r.name);
+                }
+            }
+        }
+    })?;
+    if let Some(pb) = bar {
+        pb.finish_and_clear();
+    }
+    for w in &summary.warnings {
+        warn(w);
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let line = format!(
+        "{} issued, {} exist already, {} invalid, {} failed ({:.1} s)",
+        summary.issued,
+        summary.exists,
+        summary.invalid + invalid,
+        summary.failed,
+        secs
+    );
+    if out.json {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
+    }
+    Ok(if summary.failed > 0 || summary.invalid > 0 {
+        EXIT_ERROR
+    } else {
+        0
+    })
+}
+
+fn batch_options(opts: &BatchOpts) -> Result<BatchOptions> {
+    let profile = match &opts.ovpn_config {
+        Some(f) => {
+            let data = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+            Some(vpnca::ovpn::ProfileBase::Endpoint {
+                config: vpnca::ovpn::ClientConfig::parse(&data, &f.display().to_string())?,
+                random_hostname_prefix: false,
+            })
+        }
+        None => None,
+    };
+    if opts.jobs == Some(0) {
+        bail!("invalid --jobs 0: give at least 1 (or leave it out for every core)");
+    }
+    Ok(BatchOptions {
+        jobs: opts.jobs.unwrap_or(0),
+        renew: opts.renew,
+        out_dir: opts.out.clone(),
+        profile,
+        ..BatchOptions::default()
+    })
+}
+
+/// `vpnca client --batch FILE`.
+pub(super) fn client(
+    store_open: impl FnOnce() -> Result<Store>,
+    out: &Out,
+    file: &Path,
+    opts: &BatchOpts,
+    template: IssueRequest,
+) -> Result<u8> {
+    let data = read_input(file)?;
+    let format = opts.format.as_deref().map(str::parse).transpose()?;
+    let records = batch::read_records(
+        &data,
+        format,
+        &source_name(file),
+        batch::ISSUE_COLUMNS,
+        &["name"],
+    )?;
+    let (rows, errors) = batch::parse_issue_rows(&records, &template);
+    report_invalid(out, &errors, opts.skip_invalid, ("issued", "issue"))?;
+    let bopts = batch_options(opts)?;
+    let labels = rows.iter().map(|r| Label::Line(r.line)).collect();
+    let items: Vec<BatchItem> = rows.into_iter().map(|r| r.request.into()).collect();
+    let store = store_open()?;
+    run_issue(&store, out, items, labels, &bopts, errors.len())
+}
+
+/// `vpnca sign-req --batch DIR --type T`.
+pub(super) fn sign_req(
+    store_open: impl FnOnce() -> Result<Store>,
+    out: &Out,
+    dir: &Path,
+    template: IssueRequest,
+    skip_invalid: bool,
+    jobs: Option<usize>,
+) -> Result<u8> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading directory {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("csr" | "req" | "pem" | "der")
+                )
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!(
+            "no request files (*.csr, *.req, *.pem, *.der) in {}",
+            dir.display()
+        );
+    }
+    let mut items = Vec::new();
+    let mut labels = Vec::new();
+    let mut errors = Vec::new();
+    let mut names = std::collections::HashMap::new();
+    for f in &files {
+        let label = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let parsed = std::fs::read(f)
+            .map_err(|e| anyhow!("cannot read it: {e}"))
+            .and_then(|data| Ok(Csr::parse(&data, &label)?))
+            .and_then(|csr| {
+                let name = csr
+                    .common_name
+                    .clone()
+                    .ok_or_else(|| anyhow!("the request has no CN to name the certificate"))?;
+                vpnca::name::validate_name(&name)?;
+                Ok((csr, name))
+            });
+        match parsed {
+            Ok((csr, name)) => {
+                if let Some(prev) = names.insert(name.clone(), label.clone()) {
+                    errors.push(RowError {
+                        line: 0,
+                        name: Some(name),
+                        reason: format!("{label}: the same CN as {prev}"),
+                    });
+                    continue;
+                }
+                let mut req = template.clone();
+                req.name = name;
+                items.push(BatchItem {
+                    request: req,
+                    public_key: Some(csr.spki_der),
+                });
+                labels.push(Label::File(label));
+            }
+            Err(e) => {
+                let msg = format!("{e:#}");
+                errors.push(RowError {
+                    line: 0,
+                    name: None,
+                    reason: if msg.contains(&label) {
+                        msg
+                    } else {
+                        format!("{label}: {msg}")
+                    },
+                });
+            }
+        }
+    }
+    report_invalid(out, &errors, skip_invalid, ("signed", "sign"))?;
+    let bopts = BatchOptions {
+        jobs: jobs.unwrap_or(0),
+        ..BatchOptions::default()
+    };
+    if jobs == Some(0) {
+        bail!("invalid --jobs 0: give at least 1 (or leave it out for every core)");
+    }
+    let store = store_open()?;
+    run_issue(&store, out, items, labels, &bopts, errors.len())
+}
+
+/// `vpnca revoke --batch FILE`.
+pub(super) fn revoke(
+    store_open: impl FnOnce() -> Result<Store>,
+    out: &Out,
+    file: &Path,
+    format: Option<&str>,
+    default_reason: RevocationReason,
+    strict: bool,
+) -> Result<u8> {
+    let data = read_input(file)?;
+    let format = format.map(str::parse).transpose()?;
+    let records = batch::read_records(
+        &data,
+        format,
+        &source_name(file),
+        batch::REVOKE_COLUMNS,
+        &["name", "serial"],
+    )?;
+    let (rows, errors) = batch::parse_revoke_rows(&records, default_reason);
+    report_invalid(out, &errors, false, ("revoked", ""))?;
+    let store = store_open()?;
+    let items: Vec<_> = rows.iter().map(|(_, t, r)| (t.clone(), *r)).collect();
+    let (results, crl) = store.revoke_batch(&items, strict)?;
+    let mut unknown = 0;
+    for r in &results {
+        let line = rows.get(r.index).map_or(0, |(l, _, _)| *l);
+        if r.status == batch::RevokeStatus::Unknown {
+            unknown += 1;
+        }
+        if out.json {
+            let mut v = serde_json::to_value(r)?;
+            if let Value::Object(m) = &mut v {
+                m.insert("line".into(), json!(line));
+            }
+            println!("{v}");
+        } else {
+            let status = serde_json::to_value(r.status)?;
+            println!(
+                "{:<8} {} (line {line}){}{}",
+                status.as_str().unwrap_or(""),
+                r.target,
+                if r.serials.is_empty() {
+                    String::new()
+                } else {
+                    format!(": serial {}", r.serials.join(", "))
+                },
+                r.error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    let revoked: usize = results.iter().map(|r| r.serials.len()).sum();
+    let summary = match &crl {
+        Some(c) => format!(
+            "{revoked} certificate(s) revoked, {unknown} unknown; wrote CRL #{} with {} entries to {} (nextUpdate {})",
+            c.number,
+            c.entries,
+            store.crl_path().display(),
+            vpnca::fmt_time(c.next_update)
+        ),
+        None => format!("nothing revoked ({unknown} unknown); the CRL is unchanged"),
+    };
+    if out.json {
+        if let Some(c) = &crl {
+            println!(
+                "{}",
+                json!({"crl": super::crl_json(c, &store.crl_path()), "revoked": revoked, "unknown": unknown})
+            );
+        }
+        eprintln!("{summary}");
+    } else {
+        println!("{summary}");
+        if crl.is_some() {
+            println!(
+                "Upload it to your VPN (AWS Client VPN: aws ec2 import-client-vpn-client-certificate-revocation-list; OpenVPN: crl-verify)."
+            );
+        }
+    }
+    Ok(0)
+}
+
+/// `vpnca profile --batch FILE --out DIR`.
+pub(super) fn profile(
+    store_open: impl FnOnce() -> Result<Store>,
+    out: &Out,
+    file: &Path,
+    base: &vpnca::ovpn::ProfileBase,
+    key_pass: Option<&vpnca::Passphrase>,
+    dir: &Path,
+) -> Result<u8> {
+    let data = read_input(file)?;
+    let records = batch::read_records(
+        &data,
+        None,
+        &source_name(file),
+        batch::ISSUE_COLUMNS,
+        &["name"],
+    )?;
+    let (rows, errors) = batch::parse_issue_rows(
+        &records,
+        &IssueRequest::new(String::new(), CertKind::Client),
+    );
+    report_invalid(out, &errors, false, ("written", ""))?;
+    let store = store_open()?;
+    let mut failed = 0;
+    let mut warnings = Vec::new();
+    for row in &rows {
+        let name = &row.request.name;
+        let path = dir.join(format!("{name}.ovpn"));
+        let res = store
+            .current(name)
+            .and_then(|rec| store.write_profile(&rec, base, key_pass, &path));
+        match res {
+            Ok(rep) => {
+                warnings.extend(rep.warnings.iter().cloned());
+                if out.json {
+                    println!(
+                        "{}",
+                        json!({"line": row.line, "name": name, "status": "written", "path": rep.path})
+                    );
+                } else {
+                    println!("written  {name}  {}", rep.path.display());
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                if out.json {
+                    println!(
+                        "{}",
+                        json!({"line": row.line, "name": name, "status": "failed", "error": e.to_string()})
+                    );
+                } else {
+                    println!("failed   {name} (line {}): {e}", row.line);
+                }
+            }
+        }
+    }
+    warnings.sort();
+    warnings.dedup();
+    for w in &warnings {
+        warn(w);
+    }
+    let summary = format!(
+        "{} profile(s) written, {failed} failed",
+        rows.len() - failed
+    );
+    if out.json {
+        eprintln!("{summary}");
+    } else {
+        println!("{summary}");
+    }
+    Ok(if failed > 0 { EXIT_ERROR } else { 0 })
+}
