@@ -755,13 +755,24 @@ impl Store {
         validity: Validity,
         sans: Vec<San>,
     ) -> Result<CertRecord> {
-        let name = match name.map(str::to_string).or_else(|| csr.common_name.clone()) {
-            Some(n) => n,
-            None => {
-                return Err(Error::input(
-                    "--name",
-                    "the request has no CN; give the certificate a name with --name",
-                ));
+        let name = match (name, &csr.common_name) {
+            (Some(n), _) => n.to_string(),
+            (None, Some(cn)) => {
+                if let Err(e) = name::validate_name(cn) {
+                    return Err(Error::Csr {
+                        source_name: "the request".into(),
+                        reason: format!(
+                            "its CN cannot name a certificate ({e}); give a name with --name"
+                        ),
+                    });
+                }
+                cn.clone()
+            }
+            (None, None) => {
+                return Err(Error::Csr {
+                    source_name: "the request".into(),
+                    reason: "it has no CN to name the certificate; give a name with --name".into(),
+                });
             }
         };
         let req = IssueRequest {

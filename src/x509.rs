@@ -98,6 +98,9 @@ impl Csr {
             source_name: source.into(),
             reason,
         };
+        if data.iter().all(u8::is_ascii_whitespace) {
+            return Err(bad("the file is empty".into()));
+        }
         let der = if data.first() == Some(&0x30) {
             data.to_vec()
         } else {
@@ -106,30 +109,44 @@ impl Csr {
             let mut reqs = blocks.into_iter().filter(|b| {
                 b.label == "CERTIFICATE REQUEST" || b.label == "NEW CERTIFICATE REQUEST"
             });
-            let first = reqs
-                .next()
-                .ok_or_else(|| bad("no PEM CERTIFICATE REQUEST block found".into()))?;
+            let first = reqs.next().ok_or_else(|| {
+                let text = String::from_utf8_lossy(data);
+                bad(
+                    if text.contains("-----BEGIN CERTIFICATE REQUEST-----")
+                        || text.contains("-----BEGIN NEW CERTIFICATE REQUEST-----")
+                    {
+                        "its PEM block has no END line (truncated?)".into()
+                    } else {
+                        "no PEM CERTIFICATE REQUEST block found".into()
+                    },
+                )
+            })?;
             if reqs.next().is_some() {
                 return Err(bad("more than one request in the file".into()));
             }
             first.der
         };
-        let (rest, req) = X509CertificationRequest::from_der(&der)
-            .map_err(|e| bad(format!("not a valid PKCS#10 request ({e})")))?;
+        let (rest, req) = X509CertificationRequest::from_der(&der).map_err(|e| {
+            bad(match e {
+                x509_parser::nom::Err::Incomplete(_) => {
+                    "not a valid PKCS#10 request: the DER data ends early (truncated?)".into()
+                }
+                x509_parser::nom::Err::Error(x) | x509_parser::nom::Err::Failure(x) => {
+                    format!("not a valid PKCS#10 request (malformed DER: {x})")
+                }
+            })
+        })?;
         if !rest.is_empty() {
             return Err(bad("trailing data after the request".into()));
         }
         let info = &req.certification_request_info;
         if algorithm_of(&info.subject_pki).is_none() {
-            return Err(bad("unsupported public key (vpnca signs RSA 2048/3072/4096, P-256, P-384 and Ed25519 keys)".into()));
+            return Err(bad("unsupported public key: vpnca signs RSA 2048/3072/4096, P-256, P-384 and Ed25519 keys (RSA-1024 is too weak, even though AWS Client VPN would accept it)".into()));
         }
         req.verify_signature().map_err(|_| {
             bad("its signature does not verify (corrupted, or not signed by its own key)".into())
         })?;
         let algorithm = algorithm_of(&info.subject_pki);
-        if algorithm.is_none() {
-            return Err(bad("unsupported public key (vpnca signs RSA 2048/3072/4096, P-256, P-384 and Ed25519 keys)".into()));
-        }
         Ok(Csr {
             common_name: common_name(&info.subject),
             spki_der: info.subject_pki.raw.to_vec(),

@@ -23,7 +23,7 @@ const BAD_CSRS: &[(&str, &str, bool)] = &[
     ),
     (
         "truncated.csr",
-        "no PEM CERTIFICATE REQUEST block found",
+        "its PEM block has no END line (truncated?)",
         true,
     ),
     ("truncated-body.csr", "not a valid PKCS#10 request", true),
@@ -33,7 +33,7 @@ const BAD_CSRS: &[(&str, &str, bool)] = &[
         true,
     ),
     ("junk.bin", "no PEM CERTIFICATE REQUEST block found", true),
-    ("empty.csr", "no PEM CERTIFICATE REQUEST block found", true),
+    ("empty.csr", "the file is empty", true),
     (
         "trailing-garbage.der",
         "trailing data after the request",
@@ -41,12 +41,12 @@ const BAD_CSRS: &[(&str, &str, bool)] = &[
     ),
     (
         "slash-in-cn.csr",
-        r#"invalid name "a/b": it contains '/' or '\'"#,
+        r#"its CN cannot name a certificate (invalid name "a/b": it contains '/' or '\'); give a name with --name"#,
         false,
     ),
     (
         "empty-subject.csr",
-        "the request has no CN; give the certificate a name with --name",
+        "it has no CN to name the certificate; give a name with --name",
         false,
     ),
 ];
@@ -278,7 +278,12 @@ fn valid_requests_are_signed_with_the_client_profile() {
             out.starts_with(&format!("Issued client certificate {name:?} (serial ")),
             "{file}: {out}"
         );
-        assert_eq!(err, "", "{file}: unexpected stderr");
+        // Non-RSA keys get the AWS Client VPN warning (OpenVPN accepts them).
+        assert!(
+            err.is_empty() || err.starts_with("warning: AWS Client VPN accepts only RSA-2048"),
+            "{file}: unexpected stderr {err}"
+        );
+        assert_eq!(err.is_empty(), file == "csr/alice.csr", "{file}: {err}");
         let t = assert_client_cert_from(&e, name, &csr);
         assert!(t.contains(key_text), "{file}: {t}");
         let show = e.ok(&["show", name]);
@@ -326,7 +331,7 @@ fn an_rsa_1024_request_is_refused() {
     let err = refused(
         &e,
         &csr,
-        "unsupported public key (vpnca signs RSA 2048/3072/4096, P-256, P-384 and Ed25519 keys)",
+        "unsupported public key: vpnca signs RSA 2048/3072/4096, P-256, P-384 and Ed25519 keys (RSA-1024 is too weak, even though AWS Client VPN would accept it)",
     );
     assert!(err.contains(path_str(&csr)), "{err}");
 }
