@@ -148,6 +148,13 @@ pub enum Error {
         /// SQLite's message.
         message: String,
     },
+    /// The request is well-formed but the store's state does not allow it (e.g. a profile
+    /// for a revoked certificate). The message says why.
+    #[error("{reason}")]
+    Refused {
+        /// Why.
+        reason: String,
+    },
     /// A cryptographic primitive failed (key generation, signing, encoding).
     #[error("cryptographic operation failed: {0}")]
     Crypto(String),

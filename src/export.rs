@@ -179,9 +179,18 @@ impl Store {
         }
         let mut detail = detail.clone();
         if let serde_json::Value::Object(m) = &mut detail {
+            // Absolute paths: the log must say where the key went, whatever the cwd was.
             m.insert(
                 "files".into(),
-                written.iter().map(|p| p.display().to_string()).collect(),
+                written
+                    .iter()
+                    .map(|p| {
+                        std::path::absolute(p)
+                            .unwrap_or_else(|_| p.clone())
+                            .display()
+                            .to_string()
+                    })
+                    .collect(),
             );
         }
         if let Err(e) = self.audit(action, &rec.name, &rec.serial.hex(), &detail) {

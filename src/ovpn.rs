@@ -4,7 +4,7 @@
 //!
 //! An endpoint's configuration is kept line for line; only `<cert>`/`<key>` (and the file
 //! directives that would compete with them) are added or replaced, and, when asked,
-//! `remote-random-hostname` is replaced by an explicit random label. See docs/profiles-vpn.md.
+//! `remote-random-hostname` is replaced by an explicit random label. See docs/commands-delivery.md.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -37,6 +37,8 @@ enum Item {
 pub struct ClientConfig {
     items: Vec<Item>,
     crlf: bool,
+    /// Where it came from (named in errors).
+    source: String,
 }
 
 impl ClientConfig {
@@ -104,13 +106,20 @@ impl ClientConfig {
         {
             return Err(bad("it contains no OpenVPN directive".into()));
         }
-        Ok(ClientConfig { items, crlf })
+        Ok(ClientConfig {
+            items,
+            crlf,
+            source: source.to_owned(),
+        })
     }
 
     /// The certificates (DER) of the `<ca>` block, or `None` without one.
     pub fn ca_certificates(&self) -> Option<Result<Vec<Vec<u8>>>> {
         self.block("ca").map(|lines| {
-            crate::pem::decode_certificates(lines.join("\n").as_bytes(), "the <ca> block")
+            crate::pem::decode_certificates(
+                lines.join("\n").as_bytes(),
+                &format!("the <ca> block of {}", self.source),
+            )
         })
     }
 
@@ -276,35 +285,32 @@ impl Store {
     ) -> Result<(Zeroizing<String>, Vec<String>)> {
         self.check_record(rec)?;
         if rec.kind != CertKind::Client {
-            return Err(Error::input(
-                "name",
-                format!(
+            return Err(Error::Refused {
+                reason: format!(
                     "{:?} is a {} certificate; a VPN profile carries a client certificate",
                     rec.name,
                     rec.kind.as_str()
                 ),
-            ));
+            });
         }
         let status = rec.status(crate::store::now());
         if status != Status::Valid {
-            return Err(Error::input(
-                "name",
-                format!(
+            return Err(Error::Refused {
+                reason: format!(
                     "the certificate of {:?} (serial {}) is {}; a profile with it cannot connect",
                     rec.name,
                     rec.serial,
                     status.as_str()
                 ),
-            ));
+            });
         }
         if !rec.has_key {
-            return Err(Error::input(
-                "name",
-                format!(
+            return Err(Error::Refused {
+                reason: format!(
                     "{:?} was signed from a CSR: its private key is with the user, not in the store, so vpnca cannot build the profile",
                     rec.name
                 ),
-            ));
+            });
         }
         if let Some(p) = key_pass {
             p.check_new()?;
@@ -419,7 +425,7 @@ impl ProfileContext {
         let certs = match c.ca_certificates() {
             None => {
                 return Err(Error::input(
-                    "OpenVPN configuration",
+                    format!("OpenVPN configuration {}", c.source),
                     "it has no <ca> block: the client could not verify the server. Use the file \
                      the endpoint exports (aws ec2 export-client-vpn-client-configuration), or \
                      `vpnca profile NAME --remote HOST` for a plain OpenVPN server",
@@ -567,7 +573,11 @@ fn plain_config(
         tag: "key".into(),
         lines: key,
     });
-    Ok(ClientConfig { items, crlf: false })
+    Ok(ClientConfig {
+        items,
+        crlf: false,
+        source: "the generated profile".into(),
+    })
 }
 
 #[cfg(test)]

@@ -276,7 +276,7 @@ pub enum Command {
     },
     /// Export a certificate, its CA chain and (with --key) its private key to a directory.
     Export {
-        /// The certificate name (use `ca` for the CA chain only).
+        /// The certificate name (`ca` for the CA: its key is exported only encrypted).
         #[arg(required_unless_present = "serial", conflicts_with = "serial")]
         name: Option<String>,
         /// Select by serial number (hex).
@@ -318,20 +318,25 @@ pub enum Command {
         /// A plain OpenVPN server: HOST[:PORT] (port 1194 by default; [IPv6]:PORT).
         #[arg(long, value_name = "HOST[:PORT]")]
         remote: Option<String>,
-        /// Transport for --remote.
+        /// Transport for --remote: udp (default) or tcp.
         #[arg(
             long,
             value_name = "udp|tcp",
-            default_value = "udp",
-            requires = "remote"
+            requires = "remote",
+            conflicts_with = "config"
         )]
-        proto: String,
+        proto: Option<String>,
         /// With --remote: accept only a server certificate with this CN (verify-x509-name).
-        #[arg(long, value_name = "NAME", requires = "remote")]
+        #[arg(
+            long,
+            value_name = "NAME",
+            requires = "remote",
+            conflicts_with = "config"
+        )]
         server_name: Option<String>,
         /// With --config: replace `remote-random-hostname` by an explicit random label on the
         /// endpoint's DNS name (for clients that lack the directive).
-        #[arg(long, requires = "config")]
+        #[arg(long, requires = "config", conflicts_with = "remote")]
         random_hostname_prefix: bool,
         /// Encrypt the key inside the profile with the passphrase in FILE (the VPN client asks
         /// for it at connect time).

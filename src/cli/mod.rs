@@ -96,6 +96,14 @@ fn note_nopass(nopass: &Option<String>) -> Result<()> {
     }
 }
 
+/// A passphrase for something new (an exported key, a PKCS#12 file) from FILE, checked.
+fn read_new_secret_file(path: &Path) -> Result<Passphrase> {
+    let p = read_secret_file(path)?;
+    p.check_new()
+        .with_context(|| format!("the passphrase in {}", path.display()))?;
+    Ok(p)
+}
+
 fn read_secret_file(path: &Path) -> Result<Passphrase> {
     let bytes = zeroize::Zeroizing::new(
         std::fs::read(path)
@@ -111,7 +119,7 @@ fn read_secret_file(path: &Path) -> Result<Passphrase> {
 /// terminal (empty = generate), else generated. Returns whether it was generated.
 fn export_passphrase(file: &Option<PathBuf>) -> Result<(Passphrase, bool)> {
     if let Some(f) = file {
-        return Ok((read_secret_file(f)?, false));
+        return Ok((read_new_secret_file(f)?, false));
     }
     if std::io::stdin().is_terminal() {
         let p = Passphrase::new(
@@ -675,7 +683,7 @@ fn run(cli: Cli) -> Result<u8> {
             let r = select(&store, name, serial)?;
             let mut generated = None;
             let key_export = match (format, key, key_passphrase_file) {
-                (ExportFormat::Pem, _, Some(f)) => KeyExport::Encrypted(read_secret_file(f)?),
+                (ExportFormat::Pem, _, Some(f)) => KeyExport::Encrypted(read_new_secret_file(f)?),
                 (ExportFormat::Pem, true, None) => KeyExport::Plain,
                 (ExportFormat::Pem, false, None) => KeyExport::None,
                 (ExportFormat::PemEncrypted | ExportFormat::P12, _, f) => {
@@ -732,7 +740,7 @@ fn run(cli: Cli) -> Result<u8> {
                     vpnca::ovpn::ProfileBase::Plain {
                         host,
                         port,
-                        proto: proto.parse()?,
+                        proto: proto.as_deref().unwrap_or("udp").parse()?,
                         server_name: server_name.clone(),
                     }
                 }
@@ -740,7 +748,7 @@ fn run(cli: Cli) -> Result<u8> {
             };
             let key_pass = key_passphrase_file
                 .as_ref()
-                .map(|f| read_secret_file(f))
+                .map(|f| read_new_secret_file(f))
                 .transpose()?;
             if let Some(f) = batch_file {
                 let dir = out_file
@@ -774,7 +782,7 @@ fn run(cli: Cli) -> Result<u8> {
                     rep.name,
                     if rep.key_encrypted { "encrypted" } else { "UNENCRYPTED" }
                 );
-                println!("Hand it to the user over a private channel, then delete it (see docs/profiles-vpn.md).");
+                println!("Hand it to the user over a private channel, then delete it (see docs/commands-delivery.md).");
             });
         }
         Command::Status { warn_days } => {

@@ -147,7 +147,12 @@ const SUCCESS_MARKER: &str = "Initialization Sequence Completed";
 /// Line both sides log once the TLS and key exchange with the peer succeeded.
 const PEER_MARKER: &str = "Peer Connection Initiated";
 /// Certificate verification failures (either side).
-const VERIFY_ERRORS: &[&str] = &["VERIFY ERROR", "VERIFY KU ERROR", "VERIFY EKU ERROR"];
+const VERIFY_ERRORS: &[&str] = &[
+    "VERIFY ERROR",
+    "VERIFY KU ERROR",
+    "VERIFY EKU ERROR",
+    "VERIFY X509NAME ERROR",
+];
 /// Revocation as reported with a CRL file (OpenSSL) or a CRL directory / mbed TLS.
 const REVOKED_MARKERS: &[&str] = &["certificate revoked", "is revoked", "is REVOKED"];
 /// Any of these in either log means the handshake failed for good.
@@ -155,6 +160,7 @@ const FAILURE_MARKERS: &[&str] = &[
     "VERIFY ERROR",
     "VERIFY KU ERROR",
     "VERIFY EKU ERROR",
+    "VERIFY X509NAME ERROR",
     "CRL CHECK FAILED",
     "TLS Error: TLS handshake failed",
     "TLS Error: TLS key negotiation failed",
