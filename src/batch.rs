@@ -70,8 +70,11 @@ pub struct Record {
 /// A bad input line.
 #[derive(Debug, Clone, Serialize)]
 pub struct RowError {
-    /// 1-based line number.
+    /// 1-based line number (0 when the item is a file, see `file`).
     pub line: usize,
+    /// The input file, for batches of files (sign-req).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
     /// The name on that line, when there is one.
     pub name: Option<String>,
     /// What is wrong.
@@ -80,9 +83,13 @@ pub struct RowError {
 
 impl std::fmt::Display for RowError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let at = match &self.file {
+            Some(file) => file.clone(),
+            None => format!("line {}", self.line),
+        };
         match &self.name {
-            Some(n) => write!(f, "line {} ({n:?}): {}", self.line, self.reason),
-            None => write!(f, "line {}: {}", self.line, self.reason),
+            Some(n) => write!(f, "{at} ({n:?}): {}", self.reason),
+            None => write!(f, "{at}: {}", self.reason),
         }
     }
 }
@@ -203,6 +210,11 @@ fn read_csv(
                 headers.len()
             ));
         }
+        if rec.iter().any(|v| v.contains('\n') || v.contains('\r')) {
+            return Err(format!(
+                "line {line}: a quoted field runs over several lines: an unbalanced \" quote? (every later line would be swallowed into it)"
+            ));
+        }
         for (h, v) in headers.iter().zip(rec.iter()) {
             if v.len() > MAX_FIELD_BYTES {
                 r.error = Some(format!(
@@ -291,7 +303,13 @@ fn read_jsonl(text: &str, allowed: &[&str]) -> std::result::Result<Vec<Record>, 
                 }
             }
             Ok(_) => r.error = Some("not a JSON object".into()),
-            Err(e) => r.error = Some(format!("not valid JSON ({e})")),
+            Err(e) => {
+                let msg = e.to_string();
+                let msg = msg
+                    .rsplit_once(" at line ")
+                    .map_or(msg.as_str(), |(m, _)| m);
+                r.error = Some(format!("not valid JSON: {msg} (column {})", e.column()));
+            }
         }
         out.push(r);
     }
@@ -332,6 +350,7 @@ pub fn parse_issue_rows(
         let name = r.fields.get("name").cloned();
         let err = |reason: String| RowError {
             line: r.line,
+            file: None,
             name: name.clone(),
             reason,
         };
@@ -556,6 +575,13 @@ struct Work {
     replaces: Option<Serial>,
 }
 
+fn absolute(p: &Path) -> String {
+    std::path::absolute(p)
+        .unwrap_or_else(|_| p.to_path_buf())
+        .display()
+        .to_string()
+}
+
 /// The files to write for one user after their certificate is committed.
 fn user_files(dir: &Path, name: &str, with_profile: bool) -> Vec<PathBuf> {
     let mut v = vec![
@@ -569,6 +595,14 @@ fn user_files(dir: &Path, name: &str, with_profile: bool) -> Vec<PathBuf> {
 }
 
 impl Store {
+    /// Checks a request against the store's profiles (name, kind, SAN policy, validity)
+    /// without issuing anything: the checks [`Store::issue_stream`] makes before signing, so
+    /// that a batch can be refused as a whole before anything is issued.
+    pub fn check_request(&self, req: &IssueRequest) -> Result<()> {
+        self.plan(req, Some(Subject::PublicKey(Vec::new())))
+            .map(|_| ())
+    }
+
     /// Issues a batch: every item is checked first, then keys are generated and certificates
     /// signed on `opts.jobs` threads, and the results recorded in chunks of `opts.chunk` per
     /// transaction. `sink` receives each item's result in input order, after its chunk is
@@ -657,11 +691,24 @@ impl Store {
                 Ok(_) => return Err(Error::FileExists { path: chain }),
                 Err(_) => fsutil::create_new(&chain, pem.as_bytes(), 0o644)?,
             }
+            let mut partial = Vec::new();
             exports.retain(|(_, rec)| {
-                user_files(dir, &rec.name, opts.profile.is_some())
+                let files = user_files(dir, &rec.name, opts.profile.is_some());
+                let present = files
                     .iter()
-                    .all(|f| f.symlink_metadata().is_err())
+                    .filter(|f| f.symlink_metadata().is_ok())
+                    .count();
+                if present > 0 && present < files.len() {
+                    partial.push(rec.name.clone());
+                }
+                present == 0
             });
+            for name in partial {
+                summary.warnings.push(format!(
+                    "{name}: some of its files are in {} and some are missing; nothing was written for it (remove them, or use `vpnca export {name}`)",
+                    dir.display()
+                ));
+            }
         }
 
         // Results for items decided without signing go out first where they precede work.
@@ -670,8 +717,26 @@ impl Store {
             sink(&r);
         };
 
-        // Existing users whose files are missing (a re-run): export from the store.
+        // Existing users whose files are missing (a re-run): export from the store, audited
+        // first (an entry for a write that a crash then prevents is the safe direction).
         if let Some(dir) = &opts.out_dir {
+            if !exports.is_empty() {
+                self.write(|tx, keys| {
+                    for (_, rec) in &exports {
+                        let files = user_files(dir, &rec.name, opts.profile.is_some());
+                        audit_append(
+                            tx,
+                            keys,
+                            "export",
+                            &rec.name,
+                            &rec.serial.hex(),
+                            &serde_json::json!({"key": "plain", "by": "batch",
+                                "files": files.iter().map(|p| absolute(p)).collect::<Vec<_>>()}),
+                        )?;
+                    }
+                    Ok(())
+                })?;
+            }
             for (index, rec) in &exports {
                 let key = self.private_key(rec)?;
                 let files = self.write_user_files(
@@ -822,7 +887,7 @@ impl Store {
                         &rec.name,
                         &rec.serial.hex(),
                         &serde_json::json!({"key": "plain", "by": "batch",
-                            "files": files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>()}),
+                            "files": files.iter().map(|p| absolute(p)).collect::<Vec<_>>()}),
                     )?;
                 }
                 out.push((*i, Done::Issued(rec, replaced)));
@@ -941,6 +1006,7 @@ impl Store {
             let mut results = Vec::with_capacity(items.len());
             let mut any = false;
             let mut done: HashSet<Serial> = HashSet::new();
+            let mut unknown: Vec<String> = Vec::new();
             for (index, (target, reason)) in items.iter().enumerate() {
                 let label = match target {
                     Target::Name(n) => n.clone(),
@@ -986,17 +1052,8 @@ impl Store {
                         v
                     }
                 };
-                if res.status == RevokeStatus::Unknown && strict {
-                    return Err(Error::NotFound {
-                        what: format!(
-                            "no certificate {} {label:?}; nothing was revoked (--strict)",
-                            if matches!(target, Target::Name(_)) {
-                                "named"
-                            } else {
-                                "with serial"
-                            },
-                        ),
-                    });
+                if res.status == RevokeStatus::Unknown {
+                    unknown.push(label.clone());
                 }
                 for mut r in victims {
                     if !done.insert(r.serial.clone()) {
@@ -1019,6 +1076,19 @@ impl Store {
                     any = true;
                 }
                 results.push(res);
+            }
+            if strict && !unknown.is_empty() {
+                return Err(Error::NotFound {
+                    what: format!(
+                        "{} name(s) or serial(s) not in the store: {}; nothing was revoked (--strict)",
+                        unknown.len(),
+                        unknown
+                            .iter()
+                            .map(|u| format!("{u:?}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                });
             }
             let crl = if any {
                 Some(crl::generate_in_tx(self, tx, keys, &signer, &crl_opts)?)
@@ -1088,6 +1158,7 @@ pub fn parse_revoke_rows(
         let name = r.fields.get("name").cloned();
         let err = |reason: String| RowError {
             line: r.line,
+            file: None,
             name: name.clone(),
             reason,
         };

@@ -153,8 +153,8 @@ pub enum Command {
         /// FILE, or TYPE NAME (easy-rsa form).
         #[arg(required_unless_present = "batch", num_args = 1..=2, value_name = "FILE | TYPE NAME")]
         args: Vec<String>,
-        /// Sign every request (*.csr, *.req, *.pem) in DIR; each certificate is named by its
-        /// request's CN. Needs --type.
+        /// Sign every request (*.csr, *.req, *.pem, *.der) in DIR; each certificate is named by
+        /// its request's CN. Needs --type.
         #[arg(long, value_name = "DIR", conflicts_with_all = ["args", "name"])]
         batch: Option<PathBuf>,
         /// With --batch: sign the valid requests even if some are bad (they are reported).

@@ -42,29 +42,36 @@ fn report_invalid(
     (done, verb): (&str, &str),
 ) -> Result<()> {
     for e in errors {
-        // Line 0: the item is a file, named at the start of the reason.
-        match (out.json, e.line) {
-            (true, 0) => println!(
-                "{}",
-                json!({"name": e.name, "status": "invalid", "error": e.reason})
-            ),
-            (true, line) => println!(
-                "{}",
-                json!({"line": line, "name": e.name, "status": "invalid", "error": e.reason})
-            ),
-            (false, 0) => eprintln!("invalid: {}", e.reason),
-            (false, _) => eprintln!("invalid: {e}"),
+        if out.json {
+            let mut v = serde_json::to_value(e).unwrap_or(Value::Null);
+            if let Value::Object(m) = &mut v {
+                m.insert("status".into(), json!("invalid"));
+                if let Some(r) = m.remove("reason") {
+                    m.insert("error".into(), r);
+                }
+                if e.file.is_some() {
+                    m.remove("line");
+                }
+            }
+            println!("{v}");
+        } else {
+            eprintln!("invalid: {e}");
         }
     }
     if !errors.is_empty() && !skip {
+        let what = if errors.iter().any(|e| e.file.is_some()) {
+            "request file(s)"
+        } else {
+            "line(s)"
+        };
         if verb.is_empty() {
             bail!(
-                "{} invalid line(s) in the batch; nothing was {done}",
+                "{} invalid {what} in the batch; nothing was {done}",
                 errors.len()
             );
         }
         bail!(
-            "{} invalid line(s) in the batch; nothing was {done} (fix them, or use --skip-invalid to {verb} the valid lines)",
+            "{} invalid {what} in the batch; nothing was {done} (fix them, or use --skip-invalid to {verb} the valid ones)",
             errors.len()
         );
     }
@@ -249,12 +256,27 @@ pub(super) fn client(
         batch::ISSUE_COLUMNS,
         &["name"],
     )?;
-    let (rows, errors) = batch::parse_issue_rows(&records, &template);
-    report_invalid(out, &errors, opts.skip_invalid, ("issued", "issue"))?;
+    let (rows, mut errors) = batch::parse_issue_rows(&records, &template);
     let bopts = batch_options(opts)?;
-    let labels = rows.iter().map(|r| Label::Line(r.line)).collect();
-    let items: Vec<BatchItem> = rows.into_iter().map(|r| r.request.into()).collect();
     let store = store_open()?;
+    // The profile's rules (SAN policy, validity, …) are checked for every line too, before
+    // anything is issued.
+    let mut good = Vec::with_capacity(rows.len());
+    for r in rows {
+        match store.check_request(&r.request) {
+            Ok(()) => good.push(r),
+            Err(e) => errors.push(RowError {
+                line: r.line,
+                file: None,
+                name: Some(r.request.name.clone()),
+                reason: e.to_string(),
+            }),
+        }
+    }
+    errors.sort_by_key(|e| e.line);
+    report_invalid(out, &errors, opts.skip_invalid, ("issued", "issue"))?;
+    let labels = good.iter().map(|r| Label::Line(r.line)).collect();
+    let items: Vec<BatchItem> = good.into_iter().map(|r| r.request.into()).collect();
     run_issue(&store, out, items, labels, &bopts, errors.len())
 }
 
@@ -310,8 +332,9 @@ pub(super) fn sign_req(
                 if let Some(prev) = names.insert(name.clone(), label.clone()) {
                     errors.push(RowError {
                         line: 0,
+                        file: Some(label.clone()),
                         name: Some(name),
-                        reason: format!("{label}: the same CN as {prev}"),
+                        reason: format!("the same CN as {prev}"),
                     });
                     continue;
                 }
@@ -324,15 +347,11 @@ pub(super) fn sign_req(
                 labels.push(Label::File(label));
             }
             Err(e) => {
-                let msg = format!("{e:#}");
                 errors.push(RowError {
                     line: 0,
+                    file: Some(label.clone()),
                     name: None,
-                    reason: if msg.contains(&label) {
-                        msg
-                    } else {
-                        format!("{label}: {msg}")
-                    },
+                    reason: format!("{e:#}"),
                 });
             }
         }
