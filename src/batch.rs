@@ -876,7 +876,11 @@ impl Store {
                     out.push((*i, Done::Exists(live)));
                     continue;
                 }
-                let action = if replaced.is_some() { "renew" } else { "issue" };
+                let action = match (&replaced, &s.key) {
+                    (Some(_), _) => "renew",
+                    (None, None) => "sign-req",
+                    (None, Some(_)) => "issue",
+                };
                 let rec = self.record_signed(tx, keys, s, action)?;
                 if let Some(dir) = &opts.out_dir {
                     let files = user_files(dir, &rec.name, opts.profile.is_some());

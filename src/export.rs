@@ -103,7 +103,9 @@ impl Store {
         let mut plan: Vec<(PathBuf, Zeroizing<Vec<u8>>, u32)> = Vec::new();
         match key {
             KeyExport::Pkcs12(p) => {
-                let chain = self.ca_chain()?;
+                let mut chain = self.ca_chain()?;
+                // A CA's own bundle holds it once, as the leaf.
+                chain.retain(|c| c != &rec.der);
                 let der = crate::pkcs12::build(
                     &crate::pkcs12::Bundle {
                         friendly_name: &rec.name,

@@ -171,16 +171,47 @@ fn check_consistent(e: &Env, pass: &str, checked: &mut BTreeSet<String>, what: &
         }
         let name = str_field(c, "name");
         let out = format!("exported/{serial}");
-        ok_pass(
-            e,
-            &["export", "--serial", serial, "--out", &out, "--key"],
-            pass,
-        );
         let dir = e.dir.path();
+        // The CA's key is exported only encrypted.
+        let is_ca = c["kind"] == "ca";
+        if is_ca {
+            std::fs::write(dir.join("ca-key-pass"), "ca-key-passphrase\n").expect("write");
+            ok_pass(
+                e,
+                &[
+                    "export",
+                    "--serial",
+                    serial,
+                    "--out",
+                    &out,
+                    "--key-passphrase-file",
+                    "ca-key-pass",
+                ],
+                pass,
+            );
+        } else {
+            ok_pass(
+                e,
+                &["export", "--serial", serial, "--out", &out, "--key"],
+                pass,
+            );
+        }
         let key = format!("{out}/{name}.key");
         let crt = format!("{out}/{name}.crt");
-        openssl_ok(&["pkey", "-in", &key, "-noout"], dir);
-        let from_key = openssl_ok(&["pkey", "-in", &key, "-pubout"], dir);
+        let passin: &[&str] = if is_ca {
+            &["-passin", "file:ca-key-pass"]
+        } else {
+            &[]
+        };
+        let with = |args: &[&str]| -> Vec<String> {
+            args.iter().chain(passin).map(|a| a.to_string()).collect()
+        };
+        let run = |args: Vec<String>| {
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            openssl_ok(&a, dir)
+        };
+        run(with(&["pkey", "-in", &key, "-noout"]));
+        let from_key = run(with(&["pkey", "-in", &key, "-pubout"]));
         let from_cert = openssl_ok(&["x509", "-in", &crt, "-noout", "-pubkey"], dir);
         assert_eq!(
             from_key, from_cert,

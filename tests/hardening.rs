@@ -56,7 +56,9 @@ fn the_process_is_not_dumpable() {
 }
 
 fn rustix_uid_is_root() -> bool {
-    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
 }
 
 /// A full run (quickstart, issue, revoke, CRL, export, profile, list, log, status, verify)
@@ -122,7 +124,10 @@ fn no_secret_in_any_output_or_file() {
             "the passphrase appears in {what}"
         );
         for b in &key_bodies {
-            assert!(!contains(hay, b.as_bytes()), "key material appears in {what}");
+            assert!(
+                !contains(hay, b.as_bytes()),
+                "key material appears in {what}"
+            );
         }
         for d in &ders {
             assert!(!contains(hay, d), "raw key bytes appear in {what}");

@@ -120,3 +120,121 @@ fn a_non_utf8_passphrase_file_is_refused() {
     assert!(s(&o.stderr).contains("not UTF-8"), "{}", s(&o.stderr));
     assert_eq!(before, e.snapshot());
 }
+
+/// A PKCS#12 of the CA held the CA certificate twice (as leaf and as chain).
+#[test]
+fn a_ca_pkcs12_holds_the_ca_once() {
+    let e = Env::with_ca();
+    std::fs::write(e.path("pp"), "p12-passphrase-1\n").expect("write");
+    e.ok(&[
+        "export",
+        "ca",
+        "--format",
+        "p12",
+        "--out",
+        "out",
+        "--p12-passphrase-file",
+        "pp",
+    ]);
+    let p12 = e.path("out/Test VPN CA.p12");
+    let certs = openssl_ok(
+        &[
+            "pkcs12",
+            "-in",
+            p12.to_str().expect("utf-8"),
+            "-nokeys",
+            "-passin",
+            "file:pp",
+        ],
+        e.dir.path(),
+    );
+    assert_eq!(certs.matches("BEGIN CERTIFICATE").count(), 1, "{certs}");
+}
+
+/// sign-req --batch checked the profile's rules only while signing: a request the server
+/// profile refuses (a CN that is no DNS name) let the others through. Now nothing is signed.
+#[test]
+fn sign_req_batch_checks_every_request_before_signing() {
+    let e = Env::with_ca();
+    let dir = e.path("reqs");
+    std::fs::create_dir(&dir).expect("mkdir");
+    for cn in ["good.example.com", "not a dns name"] {
+        let file = dir.join(format!("{}.csr", cn.replace(' ', "_")));
+        openssl_ok(
+            &[
+                "req",
+                "-new",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "/dev/null",
+                "-subj",
+                &format!("/CN={cn}"),
+                "-out",
+                file.to_str().expect("utf-8"),
+            ],
+            e.dir.path(),
+        );
+    }
+    let before = e.snapshot();
+    let err = e.fails(&["sign-req", "--batch", "reqs", "--type", "server"], 2);
+    assert!(err.contains("not_a_dns_name.csr"), "{err}");
+    assert!(err.contains("nothing was signed"), "{err}");
+    assert_eq!(before, e.snapshot(), "store changed");
+    // With --skip-invalid the good one is signed and audited as sign-req.
+    e.ok(&[
+        "sign-req",
+        "--batch",
+        "reqs",
+        "--type",
+        "server",
+        "--skip-invalid",
+    ]);
+    let log = e.ok(&["--json", "log"]);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("\"sign-req\"") && l.contains("good.example.com")),
+        "{log}"
+    );
+}
+
+/// revoke --batch with the CA's own serial reported `invalid` but exited 0.
+#[test]
+fn revoke_batch_with_the_ca_serial_exits_2() {
+    let e = Env::with_ca();
+    let list = e.ok(&["--json", "list", "--kind", "ca"]);
+    let ca: serde_json::Value =
+        serde_json::from_str(list.lines().next().expect("ca")).expect("json");
+    let serial = ca["serial"].as_str().expect("serial");
+    std::fs::write(e.path("r.csv"), format!("serial\n{serial}\n")).expect("write");
+    e.fails(&["revoke", "--batch", "r.csv"], 2);
+}
+
+/// profile --batch validated columns it ignores, and called a re-run's existing files failed.
+#[test]
+fn profile_batch_reads_only_names_and_skips_existing_files() {
+    let e = Env::with_ca();
+    e.ok(&["client", "alice"]);
+    std::fs::write(e.path("users.csv"), "name,email\nalice,not-an-address\n").expect("write");
+    e.ok(&[
+        "profile",
+        "--batch",
+        "users.csv",
+        "--remote",
+        "vpn.example.com",
+        "--out",
+        "profiles",
+    ]);
+    assert!(e.path("profiles/alice.ovpn").exists());
+    let again = e.ok(&[
+        "profile",
+        "--batch",
+        "users.csv",
+        "--remote",
+        "vpn.example.com",
+        "--out",
+        "profiles",
+    ]);
+    assert!(again.contains("exists"), "{again}");
+}

@@ -171,10 +171,10 @@ fn run_issue(
         match &bar {
             Some(pb) => {
                 pb.inc(1);
-                if matches!(r.status, BatchStatus::Failed | BatchStatus::Invalid)
-                    || r.error.is_some()
-                {
+                if matches!(r.status, BatchStatus::Failed | BatchStatus::Invalid) {
                     pb.println(text);
+                } else if let Some(e) = &r.error {
+                    pb.println(format!("{text}\nwarning: {}: {e}", r.name));
                 }
             }
             None => {
@@ -311,6 +311,7 @@ pub(super) fn sign_req(
     let mut labels = Vec::new();
     let mut errors = Vec::new();
     let mut names = std::collections::HashMap::new();
+    let mut odd_algorithms = std::collections::BTreeSet::new();
     for f in &files {
         let label = f
             .file_name()
@@ -340,6 +341,9 @@ pub(super) fn sign_req(
                 }
                 let mut req = template.clone();
                 req.name = name;
+                if let Some(alg) = csr.algorithm.filter(|a| !a.aws_client_vpn_compatible()) {
+                    odd_algorithms.insert(alg.to_string());
+                }
                 items.push(BatchItem {
                     request: req,
                     public_key: Some(csr.spki_der),
@@ -356,7 +360,32 @@ pub(super) fn sign_req(
             }
         }
     }
+    let store = store_open()?;
+    let mut good_items = Vec::with_capacity(items.len());
+    let mut good_labels = Vec::with_capacity(items.len());
+    for (item, label) in items.into_iter().zip(labels) {
+        match store.check_request(&item.request) {
+            Ok(()) => {
+                good_items.push(item);
+                good_labels.push(label);
+            }
+            Err(e) => errors.push(RowError {
+                line: 0,
+                file: Some(label.to_string()),
+                name: Some(item.request.name.clone()),
+                reason: e.to_string(),
+            }),
+        }
+    }
+    errors.sort_by(|a, b| a.file.cmp(&b.file));
     report_invalid(out, &errors, skip_invalid, ("signed", "sign"))?;
+    if !odd_algorithms.is_empty() {
+        warn(&format!(
+            "AWS Client VPN accepts only RSA-2048 keys; requests with {} keys give certificates that work with OpenVPN but not with Client VPN",
+            odd_algorithms.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let (items, labels) = (good_items, good_labels);
     let bopts = BatchOptions {
         jobs: jobs.unwrap_or(0),
         ..BatchOptions::default()
@@ -364,7 +393,6 @@ pub(super) fn sign_req(
     if jobs == Some(0) {
         bail!("invalid --jobs 0: give at least 1 (or leave it out for every core)");
     }
-    let store = store_open()?;
     run_issue(&store, out, items, labels, &bopts, errors.len())
 }
 
@@ -422,6 +450,10 @@ pub(super) fn revoke(
         }
     }
     let revoked: usize = results.iter().map(|r| r.serials.len()).sum();
+    let invalid = results
+        .iter()
+        .filter(|r| r.status == batch::RevokeStatus::Invalid)
+        .count();
     let summary = match &crl {
         Some(c) => format!(
             "{revoked} certificate(s) revoked, {unknown} unknown; wrote CRL #{} with {} entries to {} (nextUpdate {})",
@@ -448,7 +480,7 @@ pub(super) fn revoke(
             );
         }
     }
-    Ok(0)
+    Ok(if invalid > 0 { EXIT_ERROR } else { 0 })
 }
 
 /// `vpnca profile --batch FILE --out DIR`.
@@ -468,6 +500,14 @@ pub(super) fn profile(
         batch::ISSUE_COLUMNS,
         &["name"],
     )?;
+    // Only the name matters here (the file may be the onboarding CSV with more columns).
+    let records: Vec<batch::Record> = records
+        .into_iter()
+        .map(|mut r| {
+            r.fields.retain(|k, _| k == "name");
+            r
+        })
+        .collect();
     let (rows, errors) = batch::parse_issue_rows(
         &records,
         &IssueRequest::new(String::new(), CertKind::Client),
@@ -479,6 +519,17 @@ pub(super) fn profile(
     for row in &rows {
         let name = &row.request.name;
         let path = dir.join(format!("{name}.ovpn"));
+        if path.symlink_metadata().is_ok() {
+            if out.json {
+                println!(
+                    "{}",
+                    json!({"line": row.line, "name": name, "status": "exists", "path": path})
+                );
+            } else {
+                println!("exists   {name}  {} (left as it is)", path.display());
+            }
+            continue;
+        }
         let res = store
             .current(name)
             .and_then(|rec| store.write_profile(&rec, base, key_pass, &path));
