@@ -39,7 +39,13 @@ impl Serial {
 
     /// Canonical upper-case hex, as `openssl x509 -serial` prints it (without `serial=`).
     pub fn hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02X}")).collect()
+        const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+        let mut out = String::with_capacity(self.0.len() * 2);
+        for b in &self.0 {
+            out.push(char::from(DIGITS[usize::from(b >> 4)]));
+            out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+        }
+        out
     }
 }
 

@@ -648,6 +648,7 @@ impl Store {
         names: impl IntoIterator<Item = &'a str>,
     ) -> Result<()> {
         let dir = self.dir.join("issued");
+        fsutil::create_dir(&dir, 0o755)?;
         let mut changed = false;
         for name in names {
             let path = self.issued_path(name);
@@ -656,7 +657,6 @@ impl Store {
                 Some(rec) => {
                     let pem = rec.pem();
                     if current.as_deref() != Some(pem.as_bytes()) {
-                        fsutil::create_dir(&dir, 0o755)?;
                         fsutil::replace_unsynced(&path, pem.as_bytes(), 0o644)?;
                         changed = true;
                     }
@@ -728,6 +728,33 @@ pub(crate) fn query_records(
             r.map_err(Error::db("reading certificates"))?
                 .map_err(corrupt)?,
         );
+    }
+    Ok(out)
+}
+
+/// Records with their key blob and MAC, in one query (the CRL path reads 20,000 at once).
+pub(crate) fn query_raw_records(conn: &Connection, where_sql: &str) -> Result<Vec<RawRecord>> {
+    let sql = format!("SELECT {CERT_COLS}, key_blob, mac FROM certs WHERE {where_sql} ORDER BY id");
+    let mut st = conn
+        .prepare_cached(&sql)
+        .map_err(Error::db("reading certificates"))?;
+    let rows = st
+        .query_map([], |row| {
+            Ok((
+                row_to_record(row)?,
+                row.get::<_, Option<Vec<u8>>>(14)?,
+                row.get::<_, Vec<u8>>(15)?,
+            ))
+        })
+        .map_err(Error::db("reading certificates"))?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (rec, key_blob, mac) = r.map_err(Error::db("reading certificates"))?;
+        out.push(RawRecord {
+            rec: rec.map_err(corrupt)?,
+            key_blob,
+            mac,
+        });
     }
     Ok(out)
 }
@@ -916,16 +943,16 @@ pub(crate) fn add_revoked(tx: &Transaction<'_>, keys: &Keys, serial: &Serial) ->
 /// Checks that the revoked records in the store are exactly the set the digest vouches for,
 /// each with an intact MAC. Detects a revoked certificate edited back to valid, or deleted.
 pub(crate) fn check_revoked_set(conn: &Connection, keys: &Keys) -> Result<Vec<RawRecord>> {
-    let revoked = query_records(conn, "state = 'revoked'", &[])?;
+    let raws = query_raw_records(conn, "state = 'revoked'")?;
     let mut digest = vec![0u8; 32];
-    let mut raws = Vec::with_capacity(revoked.len());
-    for r in revoked {
-        let raw = raw_record(conn, &r.serial)?;
-        check_record_mac(keys, &raw)?;
-        for (d, t) in digest.iter_mut().zip(revocation_token(keys, &r.serial)) {
+    for raw in &raws {
+        check_record_mac(keys, raw)?;
+        for (d, t) in digest
+            .iter_mut()
+            .zip(revocation_token(keys, &raw.rec.serial))
+        {
             *d ^= t;
         }
-        raws.push(raw);
     }
     let stored = crypto::unhex(&meta_get(conn, "revocation_digest")?.unwrap_or_default())
         .unwrap_or_default();
