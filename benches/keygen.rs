@@ -4,7 +4,8 @@
 //! derivation that unlocks the store (default 64 MiB / 3 passes / 1 lane, and the lightest
 //! accepted setting, 8 MiB / 1 pass).
 //!
-//! A benchmark, not a test: it asserts nothing about time, it only prints. Single-threaded.
+//! A benchmark, not a test: it asserts nothing about time, it only prints. Single-threaded,
+//! except in the `parallel` mode below.
 //!
 //! Output: one line per measured iteration, `LABEL SECONDS`, then a summary whose lines start
 //! with `#`. `scripts/bench.sh` parses the per-iteration lines.
@@ -19,8 +20,20 @@
 //! With the argument `first-rng` it instead times only the first random-number request of a
 //! fresh process (aws-lc seeds its generator then: a per-process cost every vpnca command that
 //! generates a key or signs pays once) and prints `aws_lc_first_rng SECONDS`; run it in a loop.
+//!
+//! With the argument `parallel KEYS [THREADS]` it instead measures throughput on all cores, the
+//! limit for `vpnca client --batch`: THREADS worker threads (default: every core, as
+//! `std::thread::available_parallelism` reports it, which is what vpnca's batch engine uses)
+//! share KEYS RSA-2048 key generations, then 10 × KEYS RSA-2048 signatures (the limit for
+//! batches that do not generate RSA keys: P-256 users and CSRs, signed by an RSA CA). Each
+//! thread first generates one untimed key (its RNG is seeded then); the clock runs from a
+//! barrier that releases all threads at once until the last one finishes. It prints
+//! `par_rsa2048_keygen THREADS COUNT SECONDS` and `par_rsa2048_sign THREADS COUNT SECONDS`
+//! (wall clock for all COUNT operations), then `#` summary lines with the rates.
 
 use std::hint::black_box;
+use std::sync::Barrier;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use aws_lc_rs::rand::SystemRandom;
@@ -96,7 +109,86 @@ fn argon2id(m_kib: u32, t: u32) -> impl FnMut() {
     }
 }
 
+/// Runs `count` operations `op` shared by `threads` threads (each first runs `warm` once,
+/// untimed); returns the wall-clock seconds from the common start until the last one is done.
+fn parallel(threads: usize, count: usize, warm: impl Fn() + Sync, op: impl Fn() + Sync) -> f64 {
+    let next = AtomicUsize::new(0);
+    let start = Barrier::new(threads + 1);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let (next, start, warm, op) = (&next, &start, &warm, &op);
+            scope.spawn(move || {
+                warm();
+                start.wait();
+                while next.fetch_add(1, Ordering::Relaxed) < count {
+                    op();
+                }
+            });
+        }
+        start.wait();
+        let t = Instant::now();
+        // Leaving the scope joins every thread.
+        t
+    })
+    .elapsed()
+    .as_secs_f64()
+}
+
+/// `keygen parallel KEYS [THREADS]`: throughput on all cores (see the file's documentation).
+fn main_parallel(args: &[String]) {
+    let mut nums = args.iter().filter_map(|a| a.parse::<usize>().ok());
+    let keys = nums.next().unwrap_or(100).max(1);
+    let threads = nums
+        .next()
+        .filter(|&t| t > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let gen_key = || match KeyPair::generate(KeySize::Rsa2048) {
+        Ok(k) => k,
+        Err(e) => panic!("RSA-2048 key generation failed: {e}"),
+    };
+    let s = parallel(
+        threads,
+        keys,
+        || {
+            black_box(gen_key());
+        },
+        || {
+            black_box(gen_key());
+        },
+    );
+    println!("par_rsa2048_keygen {threads} {keys} {s:.6}");
+    let signer = gen_key();
+    let sigs = keys * 10;
+    let sign = || {
+        let rng = SystemRandom::new();
+        let tbs = [0x5au8; 800];
+        let mut sig = vec![0u8; signer.public_modulus_len()];
+        if signer
+            .sign(&RSA_PKCS1_SHA256, &rng, black_box(&tbs), &mut sig)
+            .is_err()
+        {
+            panic!("RSA signing failed");
+        }
+        black_box(&sig);
+    };
+    let t = parallel(threads, sigs, sign, sign);
+    println!("par_rsa2048_sign {threads} {sigs} {t:.6}");
+    println!(
+        "# par_rsa2048_keygen     threads={threads} keys={keys} wall={s:.3} s  {:.1} keys/s",
+        keys as f64 / s
+    );
+    println!(
+        "# par_rsa2048_sign       threads={threads} signatures={sigs} wall={t:.3} s  {:.0} signatures/s",
+        sigs as f64 / t
+    );
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("parallel") {
+        main_parallel(&args[1..]);
+        return;
+    }
     if std::env::args().any(|a| a == "first-rng") {
         let t = Instant::now();
         let mut b = [0u8; 32];

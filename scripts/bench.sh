@@ -4,6 +4,7 @@
 # timing, it measures and prints a table (Markdown, ready for docs/performance.md).
 #
 #   ./scripts/bench.sh            # N=30 runs per measurement (BENCH_N=40 ./scripts/bench.sh)
+#   ./scripts/bench.sh batch ...  # the batch benchmark instead (issue 4): scripts/bench-batch.sh
 #
 # It installs what it needs when missing (hyperfine, jq, time, openssl, easy-rsa from Debian's
 # packages), builds vpnca in release, and cleans up its temporary directories. About 40 s of
@@ -26,6 +27,10 @@
 #                CA built with `build-ca nopass`).
 #   peak RSS     `/usr/bin/time -v vpnca client ...` "Maximum resident set size".
 set -euo pipefail
+if [ "${1:-}" = batch ]; then
+    shift
+    exec "$(dirname "$0")/bench-batch.sh" "$@"
+fi
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 N=${BENCH_N:-30}
