@@ -982,17 +982,7 @@ impl Store {
                 0o600,
             ));
         }
-        let mut written = Vec::new();
-        for (p, content, mode) in &plan {
-            if let Err(e) = fsutil::create_new(p, content, *mode) {
-                for w in &written {
-                    let _ = std::fs::remove_file(w);
-                }
-                return Err(e);
-            }
-            written.push(p.clone());
-        }
-        Ok(written)
+        fsutil::create_all_new(&plan)
     }
 
     /// Revokes a batch in one transaction and writes one CRL at the end. Unknown names and
@@ -1063,19 +1053,7 @@ impl Store {
                     if !done.insert(r.serial.clone()) {
                         continue;
                     }
-                    r.state = CertState::Revoked;
-                    r.revoked_at = Some(t);
-                    r.reason = Some(*reason);
-                    update_record(tx, keys, &r)?;
-                    store::add_revoked(tx, keys, &r.serial)?;
-                    audit_append(
-                        tx,
-                        keys,
-                        "revoke",
-                        &r.name,
-                        &r.serial.hex(),
-                        &serde_json::json!({"reason": reason.as_str(), "by": "batch"}),
-                    )?;
+                    crate::ca::mark_revoked(tx, keys, &mut r, *reason, t, Some("batch"))?;
                     res.serials.push(r.serial.hex());
                     any = true;
                 }

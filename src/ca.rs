@@ -868,18 +868,13 @@ impl Store {
             old_now.superseded_by = Some(new.serial.clone());
             let mut crl = None;
             if opts.revoke_old {
-                old_now.state = CertState::Revoked;
-                old_now.revoked_at = Some(store::now());
-                old_now.reason = Some(RevocationReason::Superseded);
-                update_record(tx, keys, &old_now)?;
-                store::add_revoked(tx, keys, &old_now.serial)?;
-                audit_append(
+                mark_revoked(
                     tx,
                     keys,
-                    "revoke",
-                    name,
-                    &old_now.serial.hex(),
-                    &serde_json::json!({"reason": "superseded", "by": "renew"}),
+                    &mut old_now,
+                    RevocationReason::Superseded,
+                    store::now(),
+                    Some("renew"),
                 )?;
                 crl = Some(crl::generate_in_tx(self, tx, keys, &signer, &crl_opts)?);
             } else {
@@ -949,19 +944,7 @@ impl Store {
             };
             let mut out = Vec::new();
             for mut r in victims {
-                r.state = CertState::Revoked;
-                r.revoked_at = Some(t);
-                r.reason = Some(reason);
-                update_record(tx, keys, &r)?;
-                store::add_revoked(tx, keys, &r.serial)?;
-                audit_append(
-                    tx,
-                    keys,
-                    "revoke",
-                    &r.name,
-                    &r.serial.hex(),
-                    &serde_json::json!({"reason": reason.as_str()}),
-                )?;
+                mark_revoked(tx, keys, &mut r, reason, t, None)?;
                 out.push(r);
             }
             let crl = crl::generate_in_tx(self, tx, keys, &signer, &crl_opts)?;
@@ -973,6 +956,28 @@ impl Store {
         self.sync_global_mirrors()?;
         Ok(Revoked { revoked, crl })
     }
+}
+
+/// Marks a record revoked inside a write transaction: its state, the MAC'd revoked set and
+/// the audit entry (`by` names the command when it is not `revoke` itself).
+pub(crate) fn mark_revoked(
+    tx: &rusqlite::Transaction<'_>,
+    keys: &crate::store::crypto::Keys,
+    r: &mut CertRecord,
+    reason: RevocationReason,
+    at: OffsetDateTime,
+    by: Option<&str>,
+) -> Result<()> {
+    r.state = CertState::Revoked;
+    r.revoked_at = Some(at);
+    r.reason = Some(reason);
+    update_record(tx, keys, r)?;
+    store::add_revoked(tx, keys, &r.serial)?;
+    let mut detail = serde_json::json!({"reason": reason.as_str()});
+    if let (Some(b), serde_json::Value::Object(m)) = (by, &mut detail) {
+        m.insert("by".into(), b.into());
+    }
+    audit_append(tx, keys, "revoke", &r.name, &r.serial.hex(), &detail)
 }
 
 /// Orders a parent chain issuer → root, starting from the certificate `leaf_der` it must certify.

@@ -166,19 +166,7 @@ impl Store {
                 fsutil::create_dir(dir, 0o700)?;
             }
         }
-        let mut written: Vec<PathBuf> = Vec::new();
-        let undo = |written: &[PathBuf]| {
-            for w in written {
-                let _ = std::fs::remove_file(w);
-            }
-        };
-        for (p, content, mode) in plan {
-            if let Err(e) = fsutil::create_new(p, content, *mode) {
-                undo(&written);
-                return Err(e);
-            }
-            written.push(p.clone());
-        }
+        let written = fsutil::create_all_new(plan)?;
         let mut detail = detail.clone();
         if let serde_json::Value::Object(m) = &mut detail {
             // Absolute paths: the log must say where the key went, whatever the cwd was.
@@ -196,7 +184,7 @@ impl Store {
             );
         }
         if let Err(e) = self.audit(action, &rec.name, &rec.serial.hex(), &detail) {
-            undo(&written);
+            fsutil::remove_all(&written);
             return Err(e);
         }
         Ok(written)

@@ -4,7 +4,9 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
 
 use crate::{Error, Result};
 
@@ -50,6 +52,27 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     }
     sync_dir(dir);
     Ok(())
+}
+
+/// Creates every `(path, bytes, mode)` of `plan` new, in order; if one fails, the files
+/// already created are removed and the error returned (all or nothing).
+pub fn create_all_new(plan: &[(PathBuf, Zeroizing<Vec<u8>>, u32)]) -> Result<Vec<PathBuf>> {
+    let mut written: Vec<PathBuf> = Vec::new();
+    for (p, content, mode) in plan {
+        if let Err(e) = create_new(p, content, *mode) {
+            remove_all(&written);
+            return Err(e);
+        }
+        written.push(p.clone());
+    }
+    Ok(written)
+}
+
+/// Removes files (best effort: used to undo a partial write).
+pub fn remove_all(paths: &[PathBuf]) {
+    for p in paths {
+        let _ = fs::remove_file(p);
+    }
 }
 
 /// Replaces `path` with `bytes` through a temporary file and a rename (readers never see a
