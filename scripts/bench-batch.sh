@@ -100,19 +100,9 @@ FULL=1
 SIZES="users RSA $RSA_N, keygen $KEYGEN_N, P-256 $P256_N, CSRs $CSR_N, easy-rsa $EASYRSA_N, CRL $CRL_N (x$CRL_RUNS runs)"
 
 # ---- tools -------------------------------------------------------------------------------
-need_apt=()
-command -v hyperfine >/dev/null 2>&1 || need_apt+=(hyperfine)
-command -v jq >/dev/null 2>&1 || need_apt+=(jq)
-[ -x /usr/bin/time ] || need_apt+=(time)
-command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
-[ -x "$EASYRSA" ] || need_apt+=(easy-rsa)
-if [ ${#need_apt[@]} -gt 0 ]; then
-    echo "installing: ${need_apt[*]}"
-    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
-fi
-command -v cargo >/dev/null || { echo "cargo (a Rust toolchain) is required" >&2; exit 2; }
+# shellcheck source=scripts/bench-lib.sh
+. "$(dirname "$0")/bench-lib.sh"
+bench_install_tools
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/vpnca-bench-batch.XXXXXX")
 cleanup() { rm -rf "$WORK"; }
@@ -126,16 +116,6 @@ q() { printf '%q' "$1"; }
 die() { echo "bench-batch: $*" >&2; exit 2; }
 NPROC=$(nproc)
 
-# Share of all CPUs busy over one second (/proc/stat), sampled while this script is idle.
-cpu_busy() {
-    local a b
-    a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
-    sleep 1
-    b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
-    awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " ");
-        busy = y[1] - x[1]; idle = y[2] - x[2];
-        printf "%.0f", (busy + idle > 0) ? 100 * busy / (busy + idle) : 0 }'
-}
 
 # Microseconds per new file, creating 500 empty files in one process. Every certificate that
 # vpnca issues writes a new file (its public mirror issued/NAME.crt); on ext4, creating files is
@@ -197,41 +177,7 @@ VPNCA_VERSION=$("$VPNCA" --version)
 "$VPNCA" client --help | grep -q -- '--batch' || die "$VPNCA has no client --batch"
 
 echo "== building benches/keygen.rs"
-if grep -Eq '^[[:space:]]*\[\[bench\]\]' Cargo.toml && grep -Eq '^[[:space:]]*name[[:space:]]*=[[:space:]]*"keygen"' Cargo.toml; then
-    KEYGEN_HOW="cargo bench --bench keygen (benches/keygen.rs)"
-    KEYGEN_BIN=$(cargo bench --bench keygen --no-run --message-format=json |
-        jq -r 'select(.executable != null and .target.name == "keygen") | .executable' | tail -n1)
-else
-    # No [[bench]] entry: build benches/keygen.rs as a standalone crate with the same
-    # aws-lc-rs/argon2 versions (vpnca's Cargo.lock) and release profile (as scripts/bench.sh).
-    KEYGEN_HOW="benches/keygen.rs built as a standalone crate (aws-lc-rs from vpnca's Cargo.lock)"
-    KC=$WORK/keygen-crate
-    mkdir -p "$KC"
-    cat >"$KC/Cargo.toml" <<EOF
-[package]
-name = "vpnca-keygen-bench"
-version = "0.0.0"
-edition = "2024"
-publish = false
-
-[[bin]]
-name = "keygen"
-path = "$ROOT/benches/keygen.rs"
-
-[dependencies]
-aws-lc-rs = "1"
-argon2 = { version = "0.5", default-features = false, features = ["alloc"] }
-
-[profile.release]
-lto = "thin"
-codegen-units = 4
-
-[workspace]
-EOF
-    cp Cargo.lock "$KC/Cargo.lock"
-    CARGO_TARGET_DIR=$ROOT/target/bench-keygen cargo build --release --quiet --manifest-path "$KC/Cargo.toml"
-    KEYGEN_BIN=$ROOT/target/bench-keygen/release/keygen
-fi
+build_keygen
 
 export VPNCA_PASSPHRASE="benchmark passphrase, not a secret"
 unset VPNCA_PKI

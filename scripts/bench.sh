@@ -44,19 +44,9 @@ EASYRSA=/usr/share/easy-rsa/easyrsa
 START=$(date +%s)
 
 # ---- tools -------------------------------------------------------------------------------
-need_apt=()
-command -v hyperfine >/dev/null 2>&1 || need_apt+=(hyperfine)
-command -v jq >/dev/null 2>&1 || need_apt+=(jq)
-[ -x /usr/bin/time ] || need_apt+=(time)
-command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
-[ -x "$EASYRSA" ] || need_apt+=(easy-rsa)
-if [ ${#need_apt[@]} -gt 0 ]; then
-    echo "installing: ${need_apt[*]}"
-    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
-fi
-command -v cargo >/dev/null || { echo "cargo (a Rust toolchain) is required" >&2; exit 2; }
+# shellcheck source=scripts/bench-lib.sh
+. "$(dirname "$0")/bench-lib.sh"
+bench_install_tools
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/vpnca-bench.XXXXXX")
 cleanup() { rm -rf "$WORK"; }
@@ -95,17 +85,7 @@ CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 MEM=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 echo "== machine: $(nproc) cores, ${CPU:-unknown CPU}, $MEM RAM, $(uname -sr)"
 echo "== date: $(date -u '+%Y-%m-%d %H:%M UTC'), N=$N runs per measurement (+$WARMUP warm-up)"
-# Share of all CPUs busy over one second (/proc/stat): others' work, when sampled while this
-# script itself is idle. Anything else running on the cores inflates the figures.
-cpu_busy() {
-    local a b
-    a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
-    sleep 1
-    b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
-    awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " ");
-        busy = y[1] - x[1]; idle = y[2] - x[2];
-        printf "%.0f", (busy + idle > 0) ? 100 * busy / (busy + idle) : 0 }'
-}
+
 
 # ---- build -------------------------------------------------------------------------------
 echo "== cargo build --release"
@@ -116,41 +96,7 @@ VPNCA_VERSION=$("$VPNCA" --version)
 # ---- 1. raw keygen, in process -----------------------------------------------------------
 echo "== raw RSA-2048 keygen, in process (aws-lc-rs), $N keys"
 KG_OUT=$WORK/keygen.out
-if grep -Eq '^[[:space:]]*\[\[bench\]\]' Cargo.toml && grep -Eq '^[[:space:]]*name[[:space:]]*=[[:space:]]*"keygen"' Cargo.toml; then
-    KEYGEN_HOW="cargo bench --bench keygen (benches/keygen.rs)"
-    KEYGEN_BIN=$(cargo bench --bench keygen --no-run --message-format=json |
-        jq -r 'select(.executable != null and .target.name == "keygen") | .executable' | tail -n1)
-else
-    # No [[bench]] entry: build benches/keygen.rs as a standalone crate with the same
-    # aws-lc-rs/argon2 versions (vpnca's Cargo.lock) and release profile. Target dir cached.
-    KEYGEN_HOW="benches/keygen.rs built as a standalone crate (aws-lc-rs, argon2 from vpnca's Cargo.lock)"
-    KC=$WORK/keygen-crate
-    mkdir -p "$KC"
-    cat >"$KC/Cargo.toml" <<EOF
-[package]
-name = "vpnca-keygen-bench"
-version = "0.0.0"
-edition = "2024"
-publish = false
-
-[[bin]]
-name = "keygen"
-path = "$ROOT/benches/keygen.rs"
-
-[dependencies]
-aws-lc-rs = "1"
-argon2 = { version = "0.5", default-features = false, features = ["alloc"] }
-
-[profile.release]
-lto = "thin"
-codegen-units = 4
-
-[workspace]
-EOF
-    cp Cargo.lock "$KC/Cargo.lock"
-    CARGO_TARGET_DIR=$ROOT/target/bench-keygen cargo build --release --quiet --manifest-path "$KC/Cargo.toml"
-    KEYGEN_BIN=$ROOT/target/bench-keygen/release/keygen
-fi
+build_keygen
 BUSY_START=$(cpu_busy)
 echo "== CPU busy (others) before measuring: $BUSY_START%"
 "$KEYGEN_BIN" "$N" >"$KG_OUT"

@@ -81,6 +81,18 @@ pub struct RowError {
     pub reason: String,
 }
 
+impl RowError {
+    /// An error on the line of `r`, naming its name when it has one.
+    fn at(r: &Record, reason: String) -> RowError {
+        RowError {
+            line: r.line,
+            file: None,
+            name: r.fields.get("name").cloned(),
+            reason,
+        }
+    }
+}
+
 impl std::fmt::Display for RowError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let at = match &self.file {
@@ -348,12 +360,7 @@ pub fn parse_issue_rows(
     let mut first_line: HashMap<String, usize> = HashMap::new();
     for r in records {
         let name = r.fields.get("name").cloned();
-        let err = |reason: String| RowError {
-            line: r.line,
-            file: None,
-            name: name.clone(),
-            reason,
-        };
+        let err = |reason: String| RowError::at(r, reason);
         if let Some(e) = &r.error {
             errors.push(err(e.clone()));
             continue;
@@ -1137,13 +1144,7 @@ pub fn parse_revoke_rows(
     let mut rows = Vec::new();
     let mut errors = Vec::new();
     for r in records {
-        let name = r.fields.get("name").cloned();
-        let err = |reason: String| RowError {
-            line: r.line,
-            file: None,
-            name: name.clone(),
-            reason,
-        };
+        let err = |reason: String| RowError::at(r, reason);
         if let Some(e) = &r.error {
             errors.push(err(e.clone()));
             continue;

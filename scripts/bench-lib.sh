@@ -1,0 +1,71 @@
+# shellcheck shell=bash
+# Shared by scripts/bench.sh and scripts/bench-batch.sh (sourced, not run).
+
+# Installs the benchmark tools from Debian's packages when missing; needs $EASYRSA.
+bench_install_tools() {
+    local need_apt=() SUDO=""
+    command -v hyperfine >/dev/null 2>&1 || need_apt+=(hyperfine)
+    command -v jq >/dev/null 2>&1 || need_apt+=(jq)
+    [ -x /usr/bin/time ] || need_apt+=(time)
+    command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+    [ -x "$EASYRSA" ] || need_apt+=(easy-rsa)
+    if [ ${#need_apt[@]} -gt 0 ]; then
+        echo "installing: ${need_apt[*]}"
+        [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
+    fi
+    command -v cargo >/dev/null || { echo "cargo (a Rust toolchain) is required" >&2; exit 2; }
+}
+
+# Share of all CPUs busy over one second (/proc/stat), sampled while the script is idle:
+# others' work on the cores inflates the figures.
+cpu_busy() {
+    local a b
+    a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
+    sleep 1
+    b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
+    awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " ");
+        busy = y[1] - x[1]; idle = y[2] - x[2];
+        printf "%.0f", (busy + idle > 0) ? 100 * busy / (busy + idle) : 0 }'
+}
+
+# Builds benches/keygen.rs; sets KEYGEN_HOW and KEYGEN_BIN for the caller. Needs $ROOT, $WORK.
+# shellcheck disable=SC2034
+build_keygen() {
+    if grep -Eq '^[[:space:]]*\[\[bench\]\]' Cargo.toml && grep -Eq '^[[:space:]]*name[[:space:]]*=[[:space:]]*"keygen"' Cargo.toml; then
+        KEYGEN_HOW="cargo bench --bench keygen (benches/keygen.rs)"
+        KEYGEN_BIN=$(cargo bench --bench keygen --no-run --message-format=json |
+            jq -r 'select(.executable != null and .target.name == "keygen") | .executable' | tail -n1)
+        return
+    fi
+    # No [[bench]] entry: build benches/keygen.rs as a standalone crate with the same
+    # aws-lc-rs/argon2 versions (vpnca's Cargo.lock) and release profile. Target dir cached.
+    KEYGEN_HOW="benches/keygen.rs built as a standalone crate (aws-lc-rs, argon2 from vpnca's Cargo.lock)"
+    local kc=$WORK/keygen-crate
+    mkdir -p "$kc"
+    cat >"$kc/Cargo.toml" <<TOML
+[package]
+name = "vpnca-keygen-bench"
+version = "0.0.0"
+edition = "2024"
+publish = false
+
+[[bin]]
+name = "keygen"
+path = "$ROOT/benches/keygen.rs"
+
+[dependencies]
+aws-lc-rs = "1"
+argon2 = { version = "0.5", default-features = false, features = ["alloc"] }
+
+[profile.release]
+lto = "thin"
+codegen-units = 4
+
+[workspace]
+TOML
+    cp Cargo.lock "$kc/Cargo.lock"
+    CARGO_TARGET_DIR=$ROOT/target/bench-keygen cargo build --release --quiet --manifest-path "$kc/Cargo.toml"
+    KEYGEN_BIN=$ROOT/target/bench-keygen/release/keygen
+}
