@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every vpnca test on a fresh machine: installs what the tests need (openssl, openvpn),
-# then lints and runs the whole test suite. Fails, never skips, when a tool can't be had.
+# Runs every vpnca test on a fresh machine: installs what the tests need (openssl, openvpn,
+# moto and botocore for the AWS tests), then lints and runs the whole test suite. Fails, never
+# skips, when a tool can't be had.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,16 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 command -v openssl >/dev/null
 command -v openvpn >/dev/null || [ -x /usr/sbin/openvpn ]
+
+# AWS tests: moto's server for ACM; botocore and cryptography for tests/aws/ec2_server.py
+# (the Client VPN calls, which no emulator implements).
+if ! command -v moto_server >/dev/null 2>&1 \
+    || ! python3 -c 'import moto, boto3, botocore, cryptography, flask' >/dev/null 2>&1; then
+    echo "installing: moto[server] (PyPI)"
+    python3 -m pip install --quiet 'moto[server]>=5,<6'
+fi
+command -v moto_server >/dev/null
+python3 -c 'import moto, boto3, botocore, cryptography'
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings

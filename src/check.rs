@@ -45,7 +45,7 @@ pub struct StatusReport {
     pub findings: Vec<Finding>,
 }
 
-fn finding(
+pub(crate) fn finding(
     subject: &str,
     problem: &str,
     message: String,

@@ -180,3 +180,33 @@ impl Store {
         Ok(info)
     }
 }
+
+/// Checks a DER CRL's signature against a CA certificate (DER).
+pub fn verify_signature(crl_der: &[u8], ca_der: &[u8]) -> Result<()> {
+    use x509_parser::prelude::FromDer;
+    let bad = |reason: String| Error::Tampered {
+        what: format!("the stored CRL {reason}"),
+    };
+    let (_, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(crl_der)
+        .map_err(|e| bad(format!("cannot be read ({e})")))?;
+    let ca = crate::x509::parse_cert(ca_der, "the CA certificate")?;
+    crl.verify_signature(ca.public_key())
+        .map_err(|_| bad("is not signed by the store's CA".into()))
+}
+
+/// The CRL number and nextUpdate of a DER CRL (for comparing what an endpoint holds).
+pub fn describe(crl_der: &[u8]) -> Result<(u64, OffsetDateTime)> {
+    use x509_parser::prelude::FromDer;
+    let bad = |reason: String| Error::input("CRL", reason);
+    let (_, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(crl_der)
+        .map_err(|e| bad(format!("cannot be read ({e})")))?;
+    let number = crl
+        .crl_number()
+        .and_then(|n| u64::try_from(n).ok())
+        .unwrap_or(0);
+    let next = crl
+        .next_update()
+        .map(|t| t.to_datetime())
+        .ok_or_else(|| bad("has no nextUpdate".into()))?;
+    Ok((number, next))
+}

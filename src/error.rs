@@ -155,6 +155,36 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// AWS configuration is missing or unusable (no region, no credentials, a bad endpoint
+    /// URL). Nothing was sent.
+    #[error("AWS configuration: {reason}")]
+    AwsConfig {
+        /// What is missing or wrong.
+        reason: String,
+    },
+    /// An AWS call failed: the service's error code and message (or `Network`/`Timeout`).
+    /// The store is unchanged.
+    #[error("AWS {operation} failed: {code}: {message}")]
+    Aws {
+        /// The API operation.
+        operation: String,
+        /// The AWS error code.
+        code: String,
+        /// The AWS error message.
+        message: String,
+    },
+    /// An ACM import would break rules that real ACM or Client VPN enforce. Nothing was sent.
+    #[error("refusing to import (nothing was sent to AWS): {}", .problems.join("; "))]
+    Preflight {
+        /// Each rule broken, as `[rule] message`.
+        problems: Vec<String>,
+    },
+    /// What AWS holds after a call is not what was sent.
+    #[error("{what}")]
+    RemoteMismatch {
+        /// What differs.
+        what: String,
+    },
     /// A cryptographic primitive failed (key generation, signing, encoding).
     #[error("cryptographic operation failed: {0}")]
     Crypto(String),

@@ -18,6 +18,8 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod batch;
 pub mod ca;
 pub mod cert;

@@ -146,6 +146,8 @@ fn help_text() {
         ("help_client", &["client", "--help"][..]),
         ("help_revoke", &["revoke", "--help"][..]),
         ("help_crl", &["crl", "--help"][..]),
+        ("help_acm_import", &["acm", "import", "--help"][..]),
+        ("help_push_crl", &["clientvpn", "push-crl", "--help"][..]),
     ] {
         insta::assert_snapshot!(name, invocation(&e, args, &[]));
     }

@@ -7,7 +7,8 @@ use clap::{Args, Parser, Subcommand};
 /// vpnca: a certificate authority for VPNs that authenticate users with certificates
 /// (AWS Client VPN mutual TLS, OpenVPN). Every private key is encrypted at rest.
 ///
-/// Exit codes: 0 ok, 1 a check found a problem (status, verify), 2 error.
+/// Exit codes: 0 ok, 1 a check found a problem (status, verify), 2 error (nothing was
+/// changed), 3 an AWS call failed.
 #[derive(Debug, Parser)]
 #[command(
     name = "vpnca",
@@ -352,6 +353,28 @@ pub enum Command {
         /// Warn about anything expiring within N days.
         #[arg(long, value_name = "N", default_value_t = 30)]
         warn_days: u32,
+        /// Also ask AWS: each recorded ACM certificate's expiry and serial, and whether each
+        /// Client VPN endpoint holds the store's latest CRL (otherwise status stays offline).
+        #[cfg(feature = "aws")]
+        #[arg(long)]
+        aws: bool,
+        #[cfg(feature = "aws")]
+        #[command(flatten)]
+        aws_opts: AwsOpts,
+    },
+    /// AWS Certificate Manager: import the server certificate (and re-import it, into the same
+    /// ARN, after a renewal).
+    #[cfg(feature = "aws")]
+    Acm {
+        #[command(subcommand)]
+        command: AcmCommand,
+    },
+    /// AWS Client VPN: push the CRL to endpoints, write users' profiles from an endpoint.
+    #[cfg(feature = "aws")]
+    #[command(name = "clientvpn")]
+    ClientVpn {
+        #[command(subcommand)]
+        command: ClientVpnCommand,
     },
     /// Print the audit log.
     Log,
@@ -428,4 +451,111 @@ pub struct BatchOpts {
     /// With --out: also write NAME.ovpn from this Client VPN endpoint configuration.
     #[arg(long, value_name = "FILE", requires = "out")]
     pub ovpn_config: Option<PathBuf>,
+}
+
+/// Where and as whom to call AWS (otherwise the standard AWS environment, config and
+/// credentials files apply).
+#[cfg(feature = "aws")]
+#[derive(Debug, Args, Clone)]
+pub struct AwsOpts {
+    /// The AWS profile of ~/.aws/config and ~/.aws/credentials (default: $AWS_PROFILE).
+    #[arg(
+        long = "profile",
+        visible_alias = "aws-profile",
+        value_name = "NAME",
+        help_heading = "AWS options"
+    )]
+    pub aws_profile: Option<String>,
+    /// The AWS region (default: $AWS_REGION, else the profile's).
+    #[arg(long, value_name = "REGION", help_heading = "AWS options")]
+    pub region: Option<String>,
+    /// Send ACM and EC2 calls to URL (an emulator or a VPC endpoint). Per service:
+    /// $AWS_ENDPOINT_URL_ACM, $AWS_ENDPOINT_URL_EC2.
+    #[arg(long, value_name = "URL", help_heading = "AWS options")]
+    pub endpoint_url: Option<String>,
+}
+
+/// `vpnca acm …`
+#[cfg(feature = "aws")]
+#[derive(Debug, Subcommand)]
+pub enum AcmCommand {
+    /// Import a certificate, its key (decrypted in memory only) and the CA chain into ACM.
+    /// Re-imports into the ARN recorded for NAME, so the endpoint keeps working after
+    /// `vpnca renew`. Every rule real ACM and Client VPN enforce is checked first.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["server", "client"])))]
+    Import {
+        /// The server certificate NAME (the endpoint's server certificate ARN).
+        #[arg(long, value_name = "NAME")]
+        server: Option<String>,
+        /// A client certificate NAME, when the clients' CA differs from the server's (the
+        /// endpoint's client root chain ARN).
+        #[arg(long, value_name = "NAME")]
+        client: Option<String>,
+        /// Re-import into this ARN (default: the one recorded for NAME in this region).
+        #[arg(long, value_name = "ARN", conflicts_with = "new")]
+        arn: Option<String>,
+        /// Import as a new ACM certificate even if an ARN is recorded.
+        #[arg(long)]
+        new: bool,
+        /// A tag KEY=VALUE (repeatable), added to vpnca:managed-by, vpnca:cn and vpnca:serial.
+        #[arg(long = "tag", value_name = "KEY=VALUE")]
+        tags: Vec<String>,
+        /// Import a key type that Client VPN cannot use (anything but RSA 1024/2048).
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        aws: AwsOpts,
+    },
+    /// List the ACM certificates this store imported, and the endpoints it pushed CRLs to
+    /// (offline).
+    List,
+}
+
+/// `vpnca clientvpn …`
+#[cfg(feature = "aws")]
+#[derive(Debug, Subcommand)]
+pub enum ClientVpnCommand {
+    /// Upload the store's CRL to Client VPN endpoints, then read it back and compare. A new
+    /// CRL is made first when a revocation is newer or it expires within 30 days. Each upload
+    /// resets the endpoint's current connections.
+    PushCrl {
+        /// The endpoint (cvpn-endpoint-…); repeatable.
+        #[arg(
+            long,
+            value_name = "ID",
+            required_unless_present = "all",
+            conflicts_with = "all"
+        )]
+        endpoint: Vec<String>,
+        /// Every endpoint of the region whose server certificate or client root chain this
+        /// store imported.
+        #[arg(long)]
+        all: bool,
+        /// Show what would be sent, and where; send nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        aws: AwsOpts,
+    },
+    /// Write a user's profile from the endpoint's client configuration, with the user's
+    /// certificate and key inline (mode 0600, never overwritten).
+    Profile {
+        /// The user (a client certificate in the store).
+        name: String,
+        /// The endpoint (cvpn-endpoint-…).
+        #[arg(long, value_name = "ID")]
+        endpoint: String,
+        /// The profile to write (default: ./NAME.ovpn).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Replace `remote-random-hostname` by an explicit random label (for clients that
+        /// lack the directive).
+        #[arg(long)]
+        random_hostname_prefix: bool,
+        /// Encrypt the key inside the profile with the passphrase in FILE.
+        #[arg(long, value_name = "FILE")]
+        key_passphrase_file: Option<PathBuf>,
+        #[command(flatten)]
+        aws: AwsOpts,
+    },
 }

@@ -1,6 +1,8 @@
 //! The CLI: parse arguments, get passphrases, call the library, print. No PKI logic here.
 
 mod args;
+#[cfg(feature = "aws")]
+mod aws;
 mod batch;
 
 use std::io::{IsTerminal, Write};
@@ -19,8 +21,11 @@ use vpnca::{
 
 /// Exit code: a check found a problem.
 const EXIT_PROBLEM: u8 = 1;
-/// Exit code: an error.
+/// Exit code: an error (bad input, wrong passphrase, …); nothing was changed.
 const EXIT_ERROR: u8 = 2;
+/// Exit code: an AWS call failed (the service refused, or could not be reached).
+#[cfg(feature = "aws")]
+const EXIT_AWS: u8 = 3;
 
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -36,9 +41,20 @@ pub fn main() -> ExitCode {
                 println!("{}", json!({"error": msg}));
             }
             eprintln!("error: {msg}");
-            ExitCode::from(EXIT_ERROR)
+            ExitCode::from(exit_code(&e))
         }
     }
+}
+
+fn exit_code(e: &anyhow::Error) -> u8 {
+    #[cfg(feature = "aws")]
+    if let Some(vpnca::Error::Aws { .. } | vpnca::Error::RemoteMismatch { .. }) =
+        e.downcast_ref::<vpnca::Error>()
+    {
+        return EXIT_AWS;
+    }
+    let _ = e;
+    EXIT_ERROR
 }
 
 /// Help and version go to stdout with exit 0; a usage error goes to stderr with exit 2 and,
@@ -785,33 +801,41 @@ fn run(cli: Cli) -> Result<u8> {
                 println!("Hand it to the user over a private channel, then delete it (see docs/commands-delivery.md).");
             });
         }
-        Command::Status { warn_days } => {
+        #[cfg(feature = "aws")]
+        Command::Acm { command } => return aws::acm(&cli, &out, command),
+        #[cfg(feature = "aws")]
+        Command::ClientVpn { command } => return aws::clientvpn(&cli, &out, command),
+        Command::Status {
+            warn_days,
+            #[cfg(feature = "aws")]
+                aws: with_aws,
+            #[cfg(feature = "aws")]
+            aws_opts,
+        } => {
             let store = Store::open(&cli.pki)?;
             let rep = store.status(*warn_days)?;
+            #[cfg(feature = "aws")]
+            if *with_aws {
+                let local = serde_json::to_value(&rep)?;
+                if !out.json {
+                    print_status(&rep, *warn_days);
+                }
+                let (remote, attention) = aws::status(&store, &out, *warn_days, aws_opts)?;
+                if out.json {
+                    println!("{}", json!({"local": local, "aws": remote}));
+                } else if let Some(f) = remote["findings"].as_array() {
+                    for f in f {
+                        println!("ATTENTION: {}", f["message"].as_str().unwrap_or_default());
+                    }
+                }
+                return Ok(if rep.findings.is_empty() && !attention {
+                    0
+                } else {
+                    EXIT_PROBLEM
+                });
+            }
             out.doc(&serde_json::to_value(&rep)?, || {
-                println!(
-                    "CA:   {} (until {})",
-                    rep.ca.as_deref().unwrap_or("none"),
-                    rep.ca_not_after.map(vpnca::fmt_time).unwrap_or_default()
-                );
-                match (rep.crl_number, rep.crl_next_update) {
-                    (Some(n), Some(t)) => println!("CRL:  #{n}, nextUpdate {}", vpnca::fmt_time(t)),
-                    _ => println!("CRL:  none"),
-                }
-                println!(
-                    "certificates: {}",
-                    rep.counts
-                        .iter()
-                        .map(|(k, v)| format!("{v} {k}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                if rep.findings.is_empty() {
-                    println!("OK: nothing needs attention within {warn_days} days");
-                }
-                for f in &rep.findings {
-                    println!("ATTENTION: {}", f.message);
-                }
+                print_status(&rep, *warn_days)
             });
             return Ok(if rep.findings.is_empty() {
                 0
@@ -914,6 +938,32 @@ fn run(cli: Cli) -> Result<u8> {
         }
     }
     Ok(0)
+}
+
+fn print_status(rep: &vpnca::StatusReport, warn_days: u32) {
+    println!(
+        "CA:   {} (until {})",
+        rep.ca.as_deref().unwrap_or("none"),
+        rep.ca_not_after.map(vpnca::fmt_time).unwrap_or_default()
+    );
+    match (rep.crl_number, rep.crl_next_update) {
+        (Some(n), Some(t)) => println!("CRL:  #{n}, nextUpdate {}", vpnca::fmt_time(t)),
+        _ => println!("CRL:  none"),
+    }
+    println!(
+        "certificates: {}",
+        rep.counts
+            .iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if rep.findings.is_empty() {
+        println!("OK: nothing needs attention within {warn_days} days");
+    }
+    for f in &rep.findings {
+        println!("ATTENTION: {}", f.message);
+    }
 }
 
 fn issue_request(

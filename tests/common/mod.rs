@@ -1,6 +1,7 @@
 //! The one integration-test harness: a temp store, a command builder, independent tools.
 #![allow(dead_code)]
 
+pub mod aws;
 pub mod openvpn;
 
 use std::collections::BTreeMap;
@@ -59,28 +60,12 @@ impl Env {
 
     /// Runs and asserts exit 0; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            o.status.success(),
-            "vpnca {args:?} failed ({:?}):\nstdout: {}\nstderr: {}",
-            o.status.code(),
-            s(&o.stdout),
-            s(&o.stderr)
-        );
-        s(&o.stdout)
+        expect_ok(args, self.run(args))
     }
 
     /// Runs and asserts exit `code`; returns stderr.
     pub fn fails(&self, args: &[&str], code: i32) -> String {
-        let o = self.run(args);
-        assert_eq!(
-            o.status.code(),
-            Some(code),
-            "vpnca {args:?}: expected exit {code}\nstdout: {}\nstderr: {}",
-            s(&o.stdout),
-            s(&o.stderr)
-        );
-        s(&o.stderr)
+        expect_code(args, self.run(args), code)
     }
 
     /// `--json` output parsed.
@@ -108,6 +93,30 @@ impl Env {
         }
         m
     }
+}
+
+/// Asserts that vpnca ARGS exited 0; returns its stdout.
+pub fn expect_ok(args: &[&str], o: Output) -> String {
+    assert!(
+        o.status.success(),
+        "vpnca {args:?} failed ({:?}):\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        s(&o.stdout),
+        s(&o.stderr)
+    );
+    s(&o.stdout)
+}
+
+/// Asserts that vpnca ARGS exited with `code`; returns its stderr.
+pub fn expect_code(args: &[&str], o: Output, code: i32) -> String {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "vpnca {args:?}: expected exit {code}\nstdout: {}\nstderr: {}",
+        s(&o.stdout),
+        s(&o.stderr)
+    );
+    s(&o.stderr)
 }
 
 pub fn s(b: &[u8]) -> String {

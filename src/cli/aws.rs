@@ -1,0 +1,360 @@
+//! `vpnca acm …`, `vpnca clientvpn …` and `status --aws`: argument checks, passphrases and
+//! printing around vpnca::aws.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use serde_json::json;
+
+use super::args::{AcmCommand, AwsOpts, Cli, ClientVpnCommand};
+use super::{EXIT_AWS, Out, open_unlocked, read_new_secret_file, warn};
+use vpnca::Store;
+use vpnca::aws::acm::{ArnTarget, ImportOptions, parse_tag};
+use vpnca::aws::clientvpn::{check_endpoint_id, crl_for_push, crl_needs_regeneration};
+use vpnca::aws::{Aws, AwsOptions, ImportRole};
+
+fn connect(o: &AwsOpts) -> Result<Aws> {
+    Ok(Aws::connect(&AwsOptions {
+        profile: o.aws_profile.clone(),
+        region: o.region.clone(),
+        endpoint_url: o.endpoint_url.clone(),
+    })?)
+}
+
+pub(super) fn acm(cli: &Cli, out: &Out, cmd: &AcmCommand) -> Result<u8> {
+    match cmd {
+        AcmCommand::Import {
+            server,
+            client,
+            arn,
+            new,
+            tags,
+            force,
+            aws,
+        } => {
+            let (role, name) = match (server, client) {
+                (Some(n), None) => (ImportRole::Server, n.clone()),
+                (None, Some(n)) => (ImportRole::Client, n.clone()),
+                _ => bail!("give --server NAME or --client NAME"),
+            };
+            let tags = tags
+                .iter()
+                .map(|t| parse_tag(t))
+                .collect::<vpnca::Result<Vec<_>>>()?;
+            let target = match (arn, new) {
+                (Some(a), _) => ArnTarget::Explicit(a.clone()),
+                (None, true) => ArnTarget::New,
+                (None, false) => ArnTarget::Recorded,
+            };
+            // Fail on configuration before asking for the passphrase.
+            let store = Store::open(&cli.pki)?;
+            if store.live(&name)?.is_none() {
+                bail!(vpnca::Error::NotFound {
+                    what: format!("a valid certificate named {name:?}")
+                });
+            }
+            let aws = connect(aws)?;
+            drop(store);
+            let store = open_unlocked(cli)?;
+            let rep = aws.acm_import(
+                &store,
+                &ImportOptions {
+                    role,
+                    name,
+                    target,
+                    tags,
+                    force: *force,
+                },
+            )?;
+            for w in &rep.warnings {
+                warn(w);
+            }
+            out.doc(&serde_json::to_value(&rep)?, || {
+                println!("{}", rep.arn);
+                if rep.reimported {
+                    eprintln!(
+                        "re-imported {} {} (serial {}{}) into the same ARN: endpoints using it need no change",
+                        rep.role.as_str(),
+                        rep.name,
+                        rep.serial,
+                        rep.previous_serial
+                            .as_deref()
+                            .map(|p| format!(", was {p}"))
+                            .unwrap_or_default()
+                    );
+                } else {
+                    eprintln!(
+                        "imported {} {} (serial {}) into ACM in {}",
+                        rep.role.as_str(),
+                        rep.name,
+                        rep.serial,
+                        rep.region
+                    );
+                }
+            });
+            Ok(0)
+        }
+        AcmCommand::List => {
+            let store = Store::open(&cli.pki)?;
+            let imports = store.acm_imports()?;
+            let endpoints = store.known_endpoints()?;
+            out.doc(&json!({"imports": imports, "endpoints": endpoints}), || {
+                if imports.is_empty() {
+                    println!("no ACM imports recorded");
+                }
+                for i in &imports {
+                    println!(
+                        "{:<7} {:<28} serial {:<34} {}  {}",
+                        i.role.as_str(),
+                        i.name,
+                        i.serial,
+                        vpnca::fmt_time(i.imported_at),
+                        i.arn
+                    );
+                }
+                for e in &endpoints {
+                    println!(
+                        "endpoint {} ({}): CRL #{} pushed {}",
+                        e.id,
+                        e.region,
+                        e.crl_number,
+                        vpnca::fmt_time(e.pushed_at)
+                    );
+                }
+            });
+            Ok(0)
+        }
+    }
+}
+
+pub(super) fn clientvpn(cli: &Cli, out: &Out, cmd: &ClientVpnCommand) -> Result<u8> {
+    match cmd {
+        ClientVpnCommand::PushCrl {
+            endpoint,
+            all,
+            dry_run,
+            aws,
+        } => push_crl(cli, out, endpoint, *all, *dry_run, aws),
+        ClientVpnCommand::Profile {
+            name,
+            endpoint,
+            out: out_file,
+            random_hostname_prefix,
+            key_passphrase_file,
+            aws,
+        } => {
+            check_endpoint_id(endpoint)?;
+            let key_pass = key_passphrase_file
+                .as_ref()
+                .map(|f| read_new_secret_file(f))
+                .transpose()?;
+            let path = out_file
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(format!("{name}.ovpn")));
+            let store = Store::open(&cli.pki)?;
+            store.current(name)?;
+            let aws = connect(aws)?;
+            drop(store);
+            let store = open_unlocked(cli)?;
+            let rec = store.current(name)?;
+            let rep = aws.write_endpoint_profile(
+                &store,
+                &rec,
+                endpoint,
+                *random_hostname_prefix,
+                key_pass.as_ref(),
+                &path,
+            )?;
+            for w in &rep.warnings {
+                warn(w);
+            }
+            out.doc(&serde_json::to_value(&rep)?, || {
+                println!(
+                    "wrote {} (mode 0600): {}'s certificate and {} key inline, for {endpoint}",
+                    rep.path.display(),
+                    rep.name,
+                    if rep.key_encrypted { "encrypted" } else { "UNENCRYPTED" }
+                );
+                println!("Hand it to the user over a private channel, then delete it (see docs/commands-delivery.md).");
+            });
+            Ok(0)
+        }
+    }
+}
+
+fn push_crl(
+    cli: &Cli,
+    out: &Out,
+    endpoints: &[String],
+    all: bool,
+    dry_run: bool,
+    aws_opts: &AwsOpts,
+) -> Result<u8> {
+    for e in endpoints {
+        check_endpoint_id(e)?;
+    }
+    let store = Store::open(&cli.pki)?;
+    store.ca()?;
+    let aws = connect(aws_opts)?;
+    let mut skipped = Vec::new();
+    let targets: Vec<String> = if all {
+        let mut t = Vec::new();
+        for c in aws.find_endpoints(&store)? {
+            if c.selected {
+                t.push(c.endpoint.id.clone());
+            } else {
+                skipped.push(json!({"endpoint": c.endpoint.id, "reason": c.reason}));
+                warn(&format!("skipping {}: {}", c.endpoint.id, c.reason));
+            }
+        }
+        t
+    } else {
+        let mut t = endpoints.to_vec();
+        t.dedup();
+        t
+    };
+    let regenerate = crl_needs_regeneration(&store)?;
+    if dry_run {
+        let latest = store.latest_crl()?;
+        let doc = json!({
+            "dry_run": true,
+            "region": aws.region(),
+            "endpoints": targets,
+            "skipped": skipped,
+            "crl": latest.as_ref().map(|c| json!({"number": c.number, "entries": c.entries, "next_update": vpnca::fmt_time(c.next_update)})),
+            "regenerate": regenerate,
+        });
+        out.doc(&doc, || {
+            match (&regenerate, &latest) {
+                (Some(why), _) => println!("would first make a new CRL: {why}"),
+                (None, Some(c)) => println!(
+                    "would send CRL #{} ({} entries, nextUpdate {})",
+                    c.number,
+                    c.entries,
+                    vpnca::fmt_time(c.next_update)
+                ),
+                (None, None) => {}
+            }
+            if targets.is_empty() {
+                println!("to no endpoint (none in {} uses this PKI)", aws.region());
+            }
+            for t in &targets {
+                println!("to {t} in {}", aws.region());
+            }
+        });
+        return Ok(0);
+    }
+    if targets.is_empty() {
+        if skipped.is_empty() {
+            bail!(
+                "no Client VPN endpoint in {} uses a certificate this store imported (`vpnca acm list`); name one with --endpoint",
+                aws.region()
+            );
+        }
+        bail!(
+            "no Client VPN endpoint in {} takes this PKI's CRL (the ones using its certificates were skipped, see above)",
+            aws.region()
+        );
+    }
+    drop(store);
+    let store = open_unlocked(cli)?;
+    let (crl, regenerated) = crl_for_push(&store)?;
+    if let Some(why) = &regenerated {
+        eprintln!("made CRL #{} first: {why}", crl.number);
+    }
+    warn("uploading a CRL resets the current connections of the endpoint (users reconnect)");
+    let mut results = Vec::new();
+    let mut failed = Vec::new();
+    for t in &targets {
+        match aws.push_crl(&store, t, &crl) {
+            Ok(r) => {
+                if !out.json {
+                    println!(
+                        "{t}: CRL #{} ({} entries) uploaded and read back identical (status {})",
+                        r.crl_number, r.entries, r.status
+                    );
+                }
+                results.push(r);
+            }
+            Err(e) => {
+                eprintln!("error: {t}: {e}");
+                failed.push(json!({"endpoint": t, "error": e.to_string()}));
+            }
+        }
+    }
+    if out.json {
+        println!(
+            "{}",
+            json!({
+                "region": aws.region(),
+                "crl": {"number": crl.number, "entries": crl.entries, "next_update": vpnca::fmt_time(crl.next_update), "regenerated": regenerated},
+                "pushed": results,
+                "failed": failed,
+                "skipped": skipped,
+            })
+        );
+    }
+    Ok(if failed.is_empty() { 0 } else { EXIT_AWS })
+}
+
+/// The AWS part of `status --aws`: prints it and says whether anything needs attention.
+pub(super) fn status(
+    store: &Store,
+    out: &Out,
+    warn_days: u32,
+    o: &AwsOpts,
+) -> Result<(serde_json::Value, bool)> {
+    let aws = connect(o)?;
+    let rep = aws.status(store, warn_days)?;
+    if !out.json {
+        println!("AWS ({}):", rep.region);
+        if rep.certificates.is_empty() {
+            println!("  no ACM certificate recorded in this region");
+        }
+        for i in &rep.other_regions {
+            println!(
+                "  ACM {} {} {}: in {}, not checked (run with --region {})",
+                i.role.as_str(),
+                i.name,
+                i.arn,
+                i.region,
+                i.region
+            );
+        }
+        for c in &rep.certificates {
+            println!(
+                "  ACM {} {} {}: {}, until {}{}",
+                c.import.role.as_str(),
+                c.import.name,
+                c.import.arn,
+                c.acm.status.as_deref().unwrap_or("?"),
+                c.acm
+                    .not_after
+                    .map(vpnca::fmt_time)
+                    .unwrap_or_else(|| "?".into()),
+                if c.up_to_date {
+                    ""
+                } else {
+                    " (NOT the store's current certificate)"
+                }
+            );
+        }
+        for e in &rep.endpoints {
+            println!(
+                "  endpoint {}: CRL {} ({}){}",
+                e.id,
+                e.crl_number
+                    .map(|n| format!("#{n}"))
+                    .unwrap_or_else(|| "none".into()),
+                e.crl_status,
+                if e.crl_matches {
+                    ", the store's latest"
+                } else {
+                    ", NOT the store's latest"
+                }
+            );
+        }
+    }
+    let attention = !rep.findings.is_empty();
+    Ok((serde_json::to_value(&rep)?, attention))
+}

@@ -1,0 +1,937 @@
+//! `vpnca acm`, `vpnca clientvpn`, `status --aws`: ACM against moto (checked with boto3 and
+//! openssl), the Client VPN calls against tests/aws/ec2_server.py (every request's SigV4
+//! signature checked by botocore), profiles through a real OpenVPN handshake, and every
+//! pre-flight rule on inputs made by openssl.
+
+mod common;
+
+use common::aws::{Ec2Server, Moto, REGION, boto3};
+use common::openvpn::{ServerFiles, handshake_with_profile};
+use common::{Env, fixture, openssl_ok, s};
+use serde_json::{Value, json};
+
+const EP1: &str = "cvpn-endpoint-0123456789abcdef0";
+const EP2: &str = "cvpn-endpoint-0123456789abcdef1";
+const EP3: &str = "cvpn-endpoint-0123456789abcdef2";
+const EP4: &str = "cvpn-endpoint-0123456789abcdef3";
+
+/// A store with a CA, the server vpn.example.com, users alice and bob, and a CRL.
+fn pki() -> Env {
+    let e = Env::with_ca();
+    e.ok(&["server", "vpn.example.com"]);
+    e.ok(&["client", "alice"]);
+    e.ok(&["client", "bob"]);
+    e.ok(&["crl"]);
+    e
+}
+
+/// The serial of a PEM certificate file, as openssl prints it (upper-case hex).
+fn openssl_serial(e: &Env, file: &str) -> String {
+    openssl_ok(&["x509", "-in", file, "-noout", "-serial"], e.dir.path())
+        .trim()
+        .trim_start_matches("serial=")
+        .to_owned()
+}
+
+fn hex_eq(a: &str, b: &str) -> bool {
+    let n = |x: &str| {
+        x.chars()
+            .filter(char::is_ascii_hexdigit)
+            .collect::<String>()
+            .to_ascii_lowercase()
+            .trim_start_matches('0')
+            .to_owned()
+    };
+    n(a) == n(b)
+}
+
+fn import_server(e: &Env, moto: &Moto, extra: &[&str]) -> Value {
+    let mut args = vec!["--json", "acm", "import", "--server", "vpn.example.com"];
+    args.extend_from_slice(extra);
+    serde_json::from_str(&e.aws_ok(Some(moto), None, &args)).expect("json")
+}
+
+/// Imports the server certificate; returns the ARN.
+fn server_arn(e: &Env, moto: &Moto) -> String {
+    import_server(e, moto, &[])["arn"]
+        .as_str()
+        .expect("arn")
+        .to_owned()
+}
+
+fn describe(moto: &Moto, arn: &str) -> Value {
+    boto3(
+        moto,
+        &format!(
+            "c = acm.describe_certificate(CertificateArn='{arn}')['Certificate']\n\
+             g = acm.get_certificate(CertificateArn='{arn}')\n\
+             t = acm.list_tags_for_certificate(CertificateArn='{arn}')['Tags']\n\
+             print(json.dumps({{'domain': c['DomainName'], 'alg': c['KeyAlgorithm'], 'serial': (c['Serial'].replace(':', '') if ':' in c['Serial'] else format(int(c['Serial']), 'x')), \
+             'cert': g['Certificate'], 'chain': g.get('CertificateChain'), 'tags': {{x['Key']: x.get('Value') for x in t}}, \
+             'count': len(acm.list_certificates()['CertificateSummaryList'])}}))"
+        ),
+    )
+}
+
+/// DER of the first PEM block of `label` in `text`, via openssl (independent of our PEM code).
+fn openssl_der(e: &Env, kind: &str, pem: &str) -> Vec<u8> {
+    let f = e.path("openssl-in.pem");
+    std::fs::write(&f, pem).expect("write");
+    let out = e.path("openssl-out.der");
+    openssl_ok(
+        &[
+            kind,
+            "-in",
+            f.to_str().unwrap_or(""),
+            "-outform",
+            "DER",
+            "-out",
+            out.to_str().unwrap_or(""),
+        ],
+        e.dir.path(),
+    );
+    std::fs::read(out).expect("read der")
+}
+
+#[test]
+fn acm_import_sends_the_certificate_key_and_chain_and_records_the_arn() {
+    let e = pki();
+    let (moto, _g) = Moto::get();
+    let rep = import_server(&e, moto, &["--tag", "team=network"]);
+    let arn = rep["arn"].as_str().expect("arn").to_owned();
+    assert!(arn.starts_with(&format!("arn:aws:acm:{REGION}:")), "{arn}");
+    assert_eq!(rep["reimported"], false);
+
+    let d = describe(moto, &arn);
+    assert_eq!(d["domain"], "vpn.example.com");
+    assert_eq!(d["alg"], "RSA_2048");
+    let crt = e.pki.join("issued/vpn.example.com.crt");
+    assert!(hex_eq(
+        d["serial"].as_str().unwrap_or(""),
+        &openssl_serial(&e, crt.to_str().unwrap_or(""))
+    ));
+    // GetCertificate round trip: ACM holds exactly our certificate and our CA as the chain.
+    assert_eq!(
+        openssl_der(&e, "x509", d["cert"].as_str().unwrap_or("")),
+        openssl_der(&e, "x509", &std::fs::read_to_string(&crt).expect("crt"))
+    );
+    // The chain starts with our CA (moto, like ACM, appends its own root after it) and
+    // never holds the leaf.
+    let chain = d["chain"].as_str().unwrap_or("");
+    assert_eq!(
+        openssl_der(&e, "x509", chain),
+        openssl_der(
+            &e,
+            "x509",
+            &std::fs::read_to_string(e.pki.join("ca.crt")).expect("ca")
+        )
+    );
+    let leaf_b64: String = std::fs::read_to_string(&crt)
+        .expect("crt")
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let chain_b64: String = chain.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert!(
+        !chain_b64.contains(&leaf_b64),
+        "the leaf is not in the chain"
+    );
+    // Default tags name the tool, the CN and the serial; --tag adds one.
+    assert_eq!(d["tags"]["vpnca:managed-by"], "vpnca");
+    assert_eq!(d["tags"]["vpnca:cn"], "vpn.example.com");
+    assert_eq!(d["tags"]["vpnca:serial"], rep["serial"]);
+    assert_eq!(d["tags"]["team"], "network");
+
+    // Recorded (offline list) and audited.
+    let list = e.json(&["acm", "list"]);
+    assert_eq!(list["imports"][0]["arn"], arn.as_str());
+    assert_eq!(list["imports"][0]["role"], "server");
+    assert!(e.ok(&["log"]).contains("acm-import"));
+    // No key file was written anywhere: only the store holds the key.
+    for p in walk(e.dir.path()) {
+        let text = std::fs::read(&p).unwrap_or_default();
+        assert!(
+            !s(&text).contains("PRIVATE KEY-----"),
+            "{} holds a key",
+            p.display()
+        );
+    }
+}
+
+fn walk(p: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn renewal_reimports_into_the_same_arn_and_retags() {
+    let e = pki();
+    let (moto, _g) = Moto::get();
+    let first = import_server(&e, moto, &[]);
+    let arn = first["arn"].as_str().expect("arn").to_owned();
+    e.ok(&["renew", "vpn.example.com"]);
+    let second = import_server(&e, moto, &[]);
+    assert_eq!(second["arn"], arn.as_str(), "a renewal keeps the ARN");
+    assert_eq!(second["reimported"], true);
+    assert_eq!(second["previous_serial"], first["serial"]);
+    assert_ne!(second["serial"], first["serial"]);
+    let d = describe(moto, &arn);
+    assert_eq!(d["count"], 1, "no second ACM certificate");
+    let crt = e.pki.join("issued/vpn.example.com.crt");
+    assert!(hex_eq(
+        d["serial"].as_str().unwrap_or(""),
+        &openssl_serial(&e, crt.to_str().unwrap_or(""))
+    ));
+    assert_eq!(
+        d["tags"]["vpnca:serial"], second["serial"],
+        "serial tag follows the re-import"
+    );
+
+    // --new forces a new ARN; --arn targets one explicitly.
+    let third = import_server(&e, moto, &["--new"]);
+    assert_ne!(third["arn"], arn.as_str());
+    let fourth = import_server(&e, moto, &["--arn", &arn]);
+    assert_eq!(fourth["arn"], arn.as_str());
+    assert_eq!(describe(moto, &arn)["count"], 2);
+}
+
+#[test]
+fn acm_import_refuses_bad_arns_and_tags_before_any_call() {
+    let e = pki();
+    let (moto, _g) = Moto::get();
+    let before = e.snapshot();
+    for (args, phrase) in [
+        (
+            vec!["--arn", "arn:aws:s3:::bucket"],
+            "not an ACM certificate ARN",
+        ),
+        (
+            vec![
+                "--arn",
+                "arn:aws:acm:us-east-1:123456789012:certificate/abc",
+            ],
+            "region us-east-1",
+        ),
+        (vec!["--tag", "novalue"], "KEY=VALUE"),
+        (vec!["--tag", "aws:name=x"], "reserved"),
+        (vec!["--tag", "k=a;b"], "not allowed"),
+        (
+            vec!["--arn", "arn:aws:acm:eu-west-1:1:certificate/x", "--new"],
+            "cannot be used with",
+        ),
+    ] {
+        let mut a = vec!["acm", "import", "--server", "vpn.example.com"];
+        a.extend(args);
+        let err = e.aws_fails(Some(moto), None, &a, 2);
+        assert!(err.contains(phrase), "{a:?}: {err}");
+    }
+    assert_eq!(e.snapshot(), before, "the store is unchanged");
+    assert_eq!(describe_count(moto), 0, "nothing reached ACM");
+}
+
+fn describe_count(moto: &Moto) -> u64 {
+    boto3(
+        moto,
+        "print(len(acm.list_certificates()['CertificateSummaryList']))",
+    )
+    .as_u64()
+    .unwrap_or(99)
+}
+
+#[test]
+fn acm_import_of_a_client_certificate_for_a_separate_client_ca() {
+    let e = pki();
+    e.ok(&["client", "clientvpn.example.com"]);
+    let (moto, _g) = Moto::get();
+    let out = e.aws_ok(
+        Some(moto),
+        None,
+        &[
+            "--json",
+            "acm",
+            "import",
+            "--client",
+            "clientvpn.example.com",
+        ],
+    );
+    let rep: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(rep["role"], "client");
+    let d = describe(moto, rep["arn"].as_str().unwrap_or(""));
+    assert_eq!(d["domain"], "clientvpn.example.com");
+    // A client named like a user is no domain: ACM would refuse it.
+    let err = e.aws_fails(Some(moto), None, &["acm", "import", "--client", "alice"], 2);
+    assert!(err.contains("[domain-name]"), "{err}");
+    // Roles are checked.
+    let err = e.aws_fails(Some(moto), None, &["acm", "import", "--server", "alice"], 2);
+    assert!(err.contains("client certificate"), "{err}");
+}
+
+#[test]
+fn preflight_refuses_what_client_vpn_cannot_use_unless_forced() {
+    let e = pki();
+    e.ok(&["server", "big.example.com", "--algo", "rsa4096"]);
+    e.ok(&["server", "vpn"]);
+    let (moto, _g) = Moto::get();
+    let before = e.snapshot();
+    let err = e.aws_fails(
+        Some(moto),
+        None,
+        &["acm", "import", "--server", "big.example.com"],
+        2,
+    );
+    assert!(
+        err.contains("[key-algorithm]") && err.contains("RSA 4096"),
+        "{err}"
+    );
+    let err = e.aws_fails(Some(moto), None, &["acm", "import", "--server", "vpn"], 2);
+    assert!(err.contains("[domain-name]"), "{err}");
+    assert_eq!(e.snapshot(), before);
+    assert_eq!(describe_count(moto), 0);
+    let o = e.aws_run(
+        Some(moto),
+        None,
+        &[
+            "--json",
+            "acm",
+            "import",
+            "--server",
+            "big.example.com",
+            "--force",
+        ],
+    );
+    assert!(o.status.success(), "{}", s(&o.stderr));
+    assert!(s(&o.stderr).contains("--force"));
+    let rep: Value = serde_json::from_str(&s(&o.stdout)).expect("json");
+    assert_eq!(
+        describe(moto, rep["arn"].as_str().unwrap_or(""))["alg"],
+        "RSA_4096"
+    );
+}
+
+#[test]
+fn missing_region_or_credentials_fail_before_any_work() {
+    let e = pki();
+    let before = e.snapshot();
+    // No credentials: the message says so; the passphrase is never asked for.
+    let mut c = e.cmd(&["acm", "import", "--server", "vpn.example.com"]);
+    common::aws::aws_env(&mut c, None, None);
+    c.env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("VPNCA_PASSPHRASE");
+    let o = c.output().expect("run");
+    assert_eq!(o.status.code(), Some(2), "{}", s(&o.stderr));
+    assert!(
+        s(&o.stderr).contains("no usable AWS credentials"),
+        "{}",
+        s(&o.stderr)
+    );
+    // No region.
+    let mut c = e.cmd(&["clientvpn", "push-crl", "--endpoint", EP1]);
+    common::aws::aws_env(&mut c, None, None);
+    c.env_remove("AWS_REGION");
+    let o = c.output().expect("run");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(s(&o.stderr).contains("no AWS region"), "{}", s(&o.stderr));
+    // A bad endpoint URL, a bad region, a bad endpoint id.
+    for (extra, phrase) in [
+        (
+            &["--endpoint", EP1, "--endpoint-url", "ftp://x"][..],
+            "endpoint URL",
+        ),
+        (&["--endpoint", EP1, "--region", "eu west"][..], "region"),
+        (&["--endpoint", "vpn-1"][..], "not a Client VPN endpoint id"),
+    ] {
+        let mut args = vec!["clientvpn", "push-crl"];
+        args.extend_from_slice(extra);
+        let err = e.aws_fails(None, None, &args, 2);
+        assert!(err.contains(phrase), "{args:?}: {err}");
+    }
+    assert_eq!(e.snapshot(), before);
+}
+
+#[test]
+fn an_aws_error_is_reported_with_its_code_and_leaves_the_store_unchanged() {
+    let e = pki();
+    let (moto, _g) = Moto::get();
+    let before = e.snapshot();
+    // ACM does not know this ARN.
+    let err = e.aws_fails(
+        Some(moto),
+        None,
+        &[
+            "acm",
+            "import",
+            "--server",
+            "vpn.example.com",
+            "--arn",
+            "arn:aws:acm:eu-west-1:123456789012:certificate/00000000-0000-0000-0000-000000000000",
+        ],
+        3,
+    );
+    assert!(err.contains("ImportCertificate failed"), "{err}");
+    assert!(
+        !err.contains("PRIVATE KEY"),
+        "no key material in errors: {err}"
+    );
+    assert_eq!(e.snapshot(), before);
+    // Nothing listening: a network error, exit 3.
+    let mut c = e.cmd(&["acm", "import", "--server", "vpn.example.com"]);
+    common::aws::aws_env(&mut c, None, None);
+    c.env("AWS_ENDPOINT_URL_ACM", "http://127.0.0.1:9")
+        .env("AWS_MAX_ATTEMPTS", "1");
+    let o = c.output().expect("run");
+    assert_eq!(o.status.code(), Some(3), "{}", s(&o.stderr));
+    assert_eq!(e.snapshot(), before);
+}
+
+// ---- Client VPN -----------------------------------------------------------------------
+
+fn endpoints_state(server_arn: &str, foreign_arn: &str) -> Value {
+    json!({
+        "pageSize": 2,
+        "endpoints": [
+            {"id": EP1, "serverCertificateArn": server_arn, "clientRootCertificateChainArn": server_arn,
+             "authType": "certificate-authentication", "dnsName": "*.cvpn-endpoint-1.prod.clientvpn.eu-west-1.amazonaws.com"},
+            {"id": EP2, "serverCertificateArn": server_arn, "clientRootCertificateChainArn": null,
+             "authType": "federated-authentication", "dnsName": "*.cvpn-endpoint-2.prod.clientvpn.eu-west-1.amazonaws.com"},
+            {"id": EP3, "serverCertificateArn": foreign_arn, "clientRootCertificateChainArn": foreign_arn,
+             "authType": "certificate-authentication", "dnsName": "*.cvpn-endpoint-3.prod.clientvpn.eu-west-1.amazonaws.com"},
+            {"id": EP4, "serverCertificateArn": server_arn, "clientRootCertificateChainArn": foreign_arn,
+             "authType": "certificate-authentication", "dnsName": "*.cvpn-endpoint-4.prod.clientvpn.eu-west-1.amazonaws.com"},
+        ]
+    })
+}
+
+/// Imports a certificate of another CA (made by openssl) into moto; returns its ARN.
+fn foreign_arn(e: &Env, moto: &Moto) -> String {
+    let d = e.dir.path();
+    openssl_ok(
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "f.key",
+            "-out",
+            "f.crt",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=other.example.com",
+            "-addext",
+            "subjectAltName=DNS:other.example.com",
+        ],
+        d,
+    );
+    let v = boto3(
+        moto,
+        &format!(
+            "r = acm.import_certificate(Certificate=open('{0}/f.crt','rb').read(), PrivateKey=open('{0}/f.key','rb').read())\nprint(json.dumps(r['CertificateArn']))",
+            d.display()
+        ),
+    );
+    std::fs::remove_file(d.join("f.key")).ok();
+    v.as_str().expect("arn").to_owned()
+}
+
+#[test]
+fn push_crl_uploads_reads_back_and_records() {
+    let e = pki();
+    let ec2 = Ec2Server::start();
+    ec2.control("state", &json!({"endpoints": [{"id": EP1, "serverCertificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/x"}]}));
+    let bob = openssl_serial(&e, e.pki.join("issued/bob.crt").to_str().unwrap_or(""));
+    e.ok(&["revoke", "bob"]);
+    let out = e.aws_run(
+        None,
+        Some(&ec2),
+        &["--json", "clientvpn", "push-crl", "--endpoint", EP1],
+    );
+    assert!(out.status.success(), "{}", s(&out.stderr));
+    assert!(s(&out.stderr).contains("resets the current connections"));
+    let rep: Value = serde_json::from_str(&s(&out.stdout)).expect("json");
+    assert_eq!(rep["pushed"][0]["endpoint"], EP1);
+    assert_eq!(rep["pushed"][0]["confirmed"], true);
+    assert_eq!(
+        ec2.actions(),
+        [
+            "ImportClientVpnClientCertificateRevocationList",
+            "ExportClientVpnClientCertificateRevocationList"
+        ]
+    );
+    ec2.assert_all_signed();
+    // The endpoint holds our CRL: same DER as crl.pem, signed by our CA, listing bob.
+    let held = ec2.crl(EP1).expect("a CRL on the endpoint");
+    let ours = std::fs::read_to_string(e.pki.join("crl.pem")).expect("crl.pem");
+    assert_eq!(openssl_der(&e, "crl", &held), openssl_der(&e, "crl", &ours));
+    std::fs::write(e.path("held.pem"), &held).expect("write");
+    let text = openssl_ok(
+        &[
+            "crl",
+            "-in",
+            "held.pem",
+            "-CAfile",
+            e.pki.join("ca.crt").to_str().unwrap_or(""),
+            "-noout",
+            "-text",
+        ],
+        e.dir.path(),
+    );
+    assert!(
+        text.contains(&bob),
+        "bob's serial {bob} in the CRL:\n{text}"
+    );
+    // Recorded and audited.
+    let list = e.json(&["acm", "list"]);
+    assert_eq!(list["endpoints"][0]["id"], EP1);
+    assert!(e.ok(&["log"]).contains("push-crl"));
+}
+
+#[test]
+fn push_crl_makes_a_new_crl_first_when_the_latest_expires_soon() {
+    let e = pki();
+    e.ok(&["crl", "--days", "10"]);
+    let st: Value = serde_json::from_str(&s(&e.run(&["--json", "status"]).stdout)).expect("json");
+    let n_before = st["crl_number"].as_u64().expect("a CRL number");
+    let ec2 = Ec2Server::start();
+    ec2.control("state", &json!({"endpoints": [{"id": EP1, "serverCertificateArn": "arn:aws:acm:eu-west-1:1:certificate/x"}]}));
+    let o = e.aws_run(
+        None,
+        Some(&ec2),
+        &["--json", "clientvpn", "push-crl", "--endpoint", EP1],
+    );
+    assert!(o.status.success(), "{}", s(&o.stderr));
+    let rep: Value = serde_json::from_str(&s(&o.stdout)).expect("json");
+    assert!(
+        rep["crl"]["regenerated"]
+            .as_str()
+            .unwrap_or("")
+            .contains("expires"),
+        "{rep}"
+    );
+    assert_eq!(rep["crl"]["number"].as_u64(), Some(n_before + 1));
+}
+
+#[test]
+fn push_crl_reports_a_read_back_that_differs_and_a_refused_upload() {
+    let e = pki();
+    let ec2 = Ec2Server::start();
+    ec2.control(
+        "state",
+        &json!({"endpoints": [
+        {"id": EP1, "serverCertificateArn": "arn:aws:acm:eu-west-1:1:certificate/x"},
+        {"id": EP2, "serverCertificateArn": "arn:aws:acm:eu-west-1:1:certificate/x"}]}),
+    );
+    // EP1 keeps an old CRL whatever is uploaded (made by openssl, another CA).
+    let d = e.dir.path();
+    openssl_ok(
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "o.key",
+            "-out",
+            "o.crt",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=Other CA",
+        ],
+        d,
+    );
+    std::fs::write(d.join("index.txt"), "").expect("index");
+    std::fs::write(
+        d.join("o.cnf"),
+        "[ca]\ndefault_ca=c\n[c]\ndatabase=index.txt\ndefault_md=sha256\ndefault_crl_days=30\n",
+    )
+    .expect("cnf");
+    openssl_ok(
+        &[
+            "ca", "-config", "o.cnf", "-gencrl", "-keyfile", "o.key", "-cert", "o.crt", "-out",
+            "o.crl",
+        ],
+        d,
+    );
+    let other = std::fs::read_to_string(d.join("o.crl")).expect("crl");
+    ec2.control(
+        "tamper",
+        &json!({"endpoint": EP1, "crl": other, "sticky": true}),
+    );
+    // EP2 refuses the upload.
+    ec2.control("fail", &json!({"action": "ImportClientVpnClientCertificateRevocationList", "status": 400, "code": "InvalidParameterValue", "message": "The CRL is not valid", "times": 5}));
+    let o = e.aws_run(
+        None,
+        Some(&ec2),
+        &["--json", "clientvpn", "push-crl", "--endpoint", EP1],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", s(&o.stderr));
+    let err = s(&o.stderr);
+    // The fail injection hits whichever import comes first: EP1 (refused) here.
+    assert!(
+        err.contains("InvalidParameterValue") && err.contains("The CRL is not valid"),
+        "{err}"
+    );
+    ec2.control("fail", &json!({"action": "ImportClientVpnClientCertificateRevocationList", "status": 400, "code": "X", "message": "y", "times": 0}));
+    let o = e.aws_run(
+        None,
+        Some(&ec2),
+        &[
+            "clientvpn",
+            "push-crl",
+            "--endpoint",
+            EP1,
+            "--endpoint",
+            EP2,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", s(&o.stderr));
+    let err = s(&o.stderr);
+    assert!(
+        err.contains(EP1) && err.contains("a different CRL"),
+        "{err}"
+    );
+    assert!(
+        s(&o.stdout).contains(EP2),
+        "EP2 still got it: {}",
+        s(&o.stdout)
+    );
+    let list = e.json(&["acm", "list"]);
+    let ids: Vec<&str> = list["endpoints"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x["id"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(ids, [EP2], "only the confirmed push is recorded");
+    // An unknown endpoint: AWS's code, exit 3.
+    let err = e.aws_fails(
+        None,
+        Some(&ec2),
+        &["clientvpn", "push-crl", "--endpoint", EP3],
+        3,
+    );
+    assert!(err.contains("InvalidClientVpnEndpointId.NotFound"), "{err}");
+    ec2.assert_all_signed();
+}
+
+#[test]
+fn push_crl_all_finds_the_endpoints_of_this_pki_across_pages() {
+    let e = pki();
+    let (moto, _g) = Moto::get();
+    let arn = server_arn(&e, moto);
+    let foreign = foreign_arn(&e, moto);
+    let ec2 = Ec2Server::start();
+    ec2.control("state", &endpoints_state(&arn, &foreign));
+
+    // Dry run: says what would go where, sends nothing.
+    let o = e.aws_run(
+        Some(moto),
+        Some(&ec2),
+        &["--json", "clientvpn", "push-crl", "--all", "--dry-run"],
+    );
+    assert!(o.status.success(), "{}", s(&o.stderr));
+    let dry: Value = serde_json::from_str(&s(&o.stdout)).expect("json");
+    assert_eq!(dry["endpoints"], json!([EP1]));
+    assert!(
+        !ec2.actions().iter().any(|a| a.starts_with("Import")),
+        "a dry run uploads nothing"
+    );
+    let pages = ec2
+        .actions()
+        .iter()
+        .filter(|a| *a == "DescribeClientVpnEndpoints")
+        .count();
+    assert_eq!(pages, 2, "four endpoints in pages of two");
+
+    let o = e.aws_run(
+        Some(moto),
+        Some(&ec2),
+        &["--json", "clientvpn", "push-crl", "--all"],
+    );
+    assert!(o.status.success(), "{}", s(&o.stderr));
+    let rep: Value = serde_json::from_str(&s(&o.stdout)).expect("json");
+    let pushed: Vec<&str> = rep["pushed"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x["endpoint"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(pushed, [EP1]);
+    let skipped = rep["skipped"].to_string();
+    assert!(
+        skipped.contains(EP2) && skipped.contains("no certificate"),
+        "{skipped}"
+    );
+    assert!(
+        skipped.contains(EP4) && skipped.contains("another CA"),
+        "{skipped}"
+    );
+    assert!(
+        !skipped.contains(EP3),
+        "foreign endpoints are not ours to mention"
+    );
+    assert!(ec2.crl(EP3).is_none() && ec2.crl(EP4).is_none() && ec2.crl(EP2).is_none());
+    ec2.assert_all_signed();
+}
+
+#[test]
+fn status_aws_compares_acm_and_endpoints_with_the_store() {
+    let e = pki();
+    let (moto, _g) = Moto::get();
+    let arn = server_arn(&e, moto);
+    let ec2 = Ec2Server::start();
+    ec2.control("state", &json!({"endpoints": [{"id": EP1, "serverCertificateArn": arn, "clientRootCertificateChainArn": arn}]}));
+    e.aws_ok(
+        Some(moto),
+        Some(&ec2),
+        &["clientvpn", "push-crl", "--endpoint", EP1],
+    );
+
+    let o = e.aws_run(Some(moto), Some(&ec2), &["--json", "status", "--aws"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}\n{}",
+        s(&o.stdout),
+        s(&o.stderr)
+    );
+    let st: Value = serde_json::from_str(&s(&o.stdout)).expect("json");
+    assert_eq!(st["aws"]["certificates"][0]["up_to_date"], true);
+    assert_eq!(st["aws"]["endpoints"][0]["crl_matches"], true);
+
+    // A renewal not yet re-imported, and a revocation not yet pushed: both reported, exit 1.
+    e.ok(&["renew", "vpn.example.com"]);
+    e.ok(&["revoke", "alice"]);
+    let o = e.aws_run(Some(moto), Some(&ec2), &["--json", "status", "--aws"]);
+    assert_eq!(o.status.code(), Some(1), "{}", s(&o.stderr));
+    let st: Value = serde_json::from_str(&s(&o.stdout)).expect("json");
+    let problems: Vec<&str> = st["aws"]["findings"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|f| f["problem"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        problems.contains(&"outdated") && problems.contains(&"crl-differs"),
+        "{st}"
+    );
+    // Offline status never calls AWS.
+    let n = ec2.requests().len();
+    e.run(&["status"]);
+    assert_eq!(ec2.requests().len(), n);
+    ec2.assert_all_signed();
+}
+
+#[test]
+fn clientvpn_profile_from_the_endpoint_connects_to_a_real_openvpn_server() {
+    let e = pki();
+    e.ok(&["export", "vpn.example.com", "--out", "srv", "--key"]);
+    let ca = std::fs::read_to_string(e.pki.join("ca.crt")).expect("ca");
+    let config = format!(
+        "client\ndev tun\nproto udp\nremote cvpn-endpoint-0123456789abcdef0.prod.clientvpn.eu-west-1.amazonaws.com 443\nremote-random-hostname\nresolv-retry infinite\nnobind\nremote-cert-tls server\ncipher AES-256-GCM\nverb 3\n<ca>\n{ca}</ca>\n\nreneg-sec 0\n"
+    );
+    let ec2 = Ec2Server::start();
+    ec2.control("state", &json!({"endpoints": [{"id": EP1, "serverCertificateArn": "arn:aws:acm:eu-west-1:1:certificate/x"}], "clientConfiguration": {EP1: config}}));
+    let o = e.aws_run(
+        None,
+        Some(&ec2),
+        &[
+            "clientvpn",
+            "profile",
+            "alice",
+            "--endpoint",
+            EP1,
+            "--out",
+            "alice.ovpn",
+        ],
+    );
+    assert!(o.status.success(), "{}", s(&o.stderr));
+    assert!(!s(&o.stderr).contains("warning"), "{}", s(&o.stderr));
+    let path = e.path("alice.ovpn");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&path)
+            .expect("profile")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    let profile = std::fs::read_to_string(&path).expect("profile");
+    assert!(
+        profile.contains("<cert>") && profile.contains("<key>") && profile.contains("reneg-sec 0")
+    );
+    let (crt, key, crl) = (
+        e.path("srv/vpn.example.com.crt"),
+        e.path("srv/vpn.example.com.key"),
+        e.pki.join("crl.pem"),
+    );
+    let cap = e.pki.join("ca.crt");
+    let hs = handshake_with_profile(
+        &ServerFiles {
+            ca: &cap,
+            cert: &crt,
+            key: &key,
+            crl: Some(&crl),
+        },
+        &profile,
+    );
+    assert!(hs.ok, "the profile from the endpoint must connect:\n{hs}");
+    // Never over an existing file.
+    let err = e.aws_fails(
+        None,
+        Some(&ec2),
+        &[
+            "clientvpn",
+            "profile",
+            "alice",
+            "--endpoint",
+            EP1,
+            "--out",
+            "alice.ovpn",
+        ],
+        2,
+    );
+    assert!(err.contains("exists already"), "{err}");
+    // The fixture's foreign <ca> gives a warning.
+    let foreign =
+        std::fs::read_to_string(fixture("ovpn/clientvpn-endpoint-config.ovpn")).expect("fixture");
+    ec2.control(
+        "state",
+        &json!({"endpoints": [{"id": EP1}], "clientConfiguration": {EP1: foreign}}),
+    );
+    let o = e.aws_run(
+        None,
+        Some(&ec2),
+        &[
+            "clientvpn",
+            "profile",
+            "bob",
+            "--endpoint",
+            EP1,
+            "--out",
+            "bob.ovpn",
+        ],
+    );
+    assert!(o.status.success(), "{}", s(&o.stderr));
+    assert!(s(&o.stderr).contains("warning"), "{}", s(&o.stderr));
+    ec2.assert_all_signed();
+}
+
+#[test]
+fn session_tokens_are_signed() {
+    let e = pki();
+    let ec2 = Ec2Server::start();
+    ec2.control("state", &json!({"endpoints": [{"id": EP1}]}));
+    let mut c = e.cmd(&["clientvpn", "push-crl", "--endpoint", EP1]);
+    common::aws::aws_env(&mut c, None, Some(&ec2));
+    c.env("AWS_SESSION_TOKEN", "session-token-123");
+    let o = c.output().expect("run");
+    assert!(o.status.success(), "{}", s(&o.stderr));
+    for r in ec2.requests() {
+        assert_eq!(r["signature_ok"], true);
+        assert_eq!(r["headers"]["x-amz-security-token"], "session-token-123");
+    }
+}
+
+#[test]
+fn a_reimport_with_another_key_type_is_refused_before_the_call() {
+    let e = pki();
+    let (moto, _g) = Moto::get();
+    let arn = server_arn(&e, moto);
+    e.ok(&["renew", "vpn.example.com", "--algo", "rsa4096"]);
+    let before = e.snapshot();
+    let err = e.aws_fails(
+        Some(moto),
+        None,
+        &["acm", "import", "--server", "vpn.example.com", "--force"],
+        2,
+    );
+    assert!(
+        err.contains("[reimport-key-type]") && err.contains("rsa2048"),
+        "{err}"
+    );
+    assert_eq!(e.snapshot(), before);
+    // A new ARN takes it (with --force for the key type).
+    let rep = import_server(&e, moto, &["--new", "--force"]);
+    assert_ne!(rep["arn"], arn.as_str());
+}
+
+#[test]
+fn status_aws_reports_an_endpoint_that_is_gone() {
+    let e = pki();
+    let ec2 = Ec2Server::start();
+    ec2.control("state", &json!({"endpoints": [{"id": EP1}]}));
+    e.aws_ok(
+        None,
+        Some(&ec2),
+        &["clientvpn", "push-crl", "--endpoint", EP1],
+    );
+    ec2.control("state", &json!({"endpoints": []}));
+    let o = e.aws_run(None, Some(&ec2), &["--json", "status", "--aws"]);
+    assert_eq!(o.status.code(), Some(1), "{}", s(&o.stderr));
+    let st: Value = serde_json::from_str(&s(&o.stdout)).expect("json");
+    assert_eq!(st["aws"]["findings"][0]["problem"], "gone", "{st}");
+}
+
+#[test]
+fn a_named_profile_and_endpoint_url_are_honoured() {
+    let e = pki();
+    let ec2 = Ec2Server::start();
+    ec2.control("state", &json!({"endpoints": [{"id": EP1}]}));
+    std::fs::write(
+        e.path("credentials"),
+        format!(
+            "[default]\naws_access_key_id = AKIDWRONG\naws_secret_access_key = wrong\n\n[vpnca-test]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            common::aws::ACCESS_KEY,
+            common::aws::SECRET_KEY
+        ),
+    )
+    .expect("credentials");
+    std::fs::write(
+        e.path("config"),
+        format!("[profile vpnca-test]\nregion = {REGION}\n"),
+    )
+    .expect("config");
+    let mut c = e.cmd(&[
+        "clientvpn",
+        "push-crl",
+        "--endpoint",
+        EP1,
+        "--profile",
+        "vpnca-test",
+        "--endpoint-url",
+        &ec2.url(),
+    ]);
+    common::aws::aws_env(&mut c, None, None);
+    c.env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_REGION")
+        .env("AWS_SHARED_CREDENTIALS_FILE", e.path("credentials"))
+        .env("AWS_CONFIG_FILE", e.path("config"));
+    let o = c.output().expect("run");
+    assert!(o.status.success(), "{}", s(&o.stderr));
+    ec2.assert_all_signed();
+    // The default profile's keys are refused by the server's signature check: exit 3.
+    let mut c = e.cmd(&[
+        "clientvpn",
+        "push-crl",
+        "--endpoint",
+        EP1,
+        "--endpoint-url",
+        &ec2.url(),
+    ]);
+    common::aws::aws_env(&mut c, None, None);
+    c.env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_SHARED_CREDENTIALS_FILE", e.path("credentials"));
+    let o = c.output().expect("run");
+    assert_eq!(o.status.code(), Some(3), "{}", s(&o.stderr));
+    assert!(s(&o.stderr).contains("AuthFailure"), "{}", s(&o.stderr));
+}

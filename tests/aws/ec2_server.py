@@ -1,0 +1,522 @@
+#!/usr/bin/env python3
+"""Wire-level fake of four AWS EC2 Query API (2016-11-15) calls, for vpnca's tests.
+
+No AWS emulator implements the Client VPN CRL/configuration calls, so this
+server speaks them itself: DescribeClientVpnEndpoints,
+ImportClientVpnClientCertificateRevocationList,
+ExportClientVpnClientCertificateRevocationList and
+ExportClientVpnClientConfiguration. Response shapes follow botocore's
+ec2/2016-11-15/service-2.json (element names are the members' locationName).
+
+Start:   python3 tests/aws/ec2_server.py
+         Binds 127.0.0.1 on a free port, prints "PORT <n>" on stdout, then
+         serves. If stdin is a pipe the server exits when it reaches EOF, so
+         spawn it with a piped stdin and keep the write end open (a crashed
+         test then never leaves it behind). Point vpnca at it with
+         AWS_ENDPOINT_URL_EC2=http://127.0.0.1:<n>.
+Auth:    SigV4 verified independently with botocore.auth.SigV4Auth. Access key
+         AKIDVPNCATEST / secret vpnca-test-secret-key (env VPNCA_TEST_AK /
+         VPNCA_TEST_SK); any session token is accepted unless VPNCA_TEST_TOKEN
+         is set, but X-Amz-Security-Token must be a signed header. Region comes
+         from the credential scope; the service must be "ec2".
+Control (plain HTTP, unsigned, JSON):
+  POST /_test/state     {"endpoints":[{"id":"cvpn-endpoint-..","serverCertificateArn":"arn:..",
+                          "clientRootCertificateChainArn":"arn:.."|null,
+                          "authType":"certificate-authentication"|"federated-authentication"
+                            |"directory-service-authentication" (or a list of them),
+                          "dnsName":"..","description":"..", optional "status",
+                          "samlProviderArn","directoryId","clientCidrBlock","vpcId"}],
+                         "clientConfiguration":{"cvpn-endpoint-..":"text"}, "pageSize":2}
+                        Replaces the state; stored CRLs and pending failures are reset.
+                        Without a clientConfiguration entry, a default OpenVPN text
+                        (no <ca> block) naming the endpoint's DNS name is exported.
+  POST /_test/fail      {"action":"..","status":400,"code":"..","message":"..",
+                         "times":1}  next `times` calls of the action fail
+                        (after the signature check passes).
+  POST /_test/tamper    {"endpoint":"id","crl":"PEM","sticky":bool} sets a stored CRL
+                        as is; sticky: later imports say true but keep it.
+  GET  /_test/requests  every AWS request: [{"action","params","signature_ok",
+                        "region","headers","status","error"}]
+  DELETE /_test/requests  clears that log.
+  GET  /_test/crl?endpoint=ID  the stored PEM, or 404.
+Paging: a DescribeClientVpnEndpoints page holds min(pageSize, MaxResults)
+endpoints (AWS may return fewer than MaxResults), so NextToken is exercised.
+Logging to stderr only with VPNCA_TEST_EC2_VERBOSE=1.
+"""
+import base64, hashlib, hmac, json, os, re, stat, sys, threading, uuid
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+from xml.sax.saxutils import escape
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest, HTTPHeaders
+from botocore.credentials import Credentials
+from cryptography import x509
+
+NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
+ACCESS_KEY = os.environ.get("VPNCA_TEST_AK", "AKIDVPNCATEST")
+SECRET_KEY = os.environ.get("VPNCA_TEST_SK", "vpnca-test-secret-key")
+SESSION_TOKEN = os.environ.get("VPNCA_TEST_TOKEN")  # None: accept any token
+MAX_SKEW = 15 * 60
+MAX_CRL_ENTRIES = 20000  # Client VPN quota, not adjustable
+VERBOSE = os.environ.get("VPNCA_TEST_EC2_VERBOSE") == "1"
+
+# Action -> (parameter-name patterns, required names); Action/Version are common.
+ID, DRY = r"ClientVpnEndpointId", r"DryRun"
+ACTIONS = {
+    "DescribeClientVpnEndpoints": (
+        [r"ClientVpnEndpointId\.[1-9]\d*", r"MaxResults", r"NextToken", DRY,
+         r"Filter\.[1-9]\d*\.Name", r"Filter\.[1-9]\d*\.Value\.[1-9]\d*"], []),
+    "ImportClientVpnClientCertificateRevocationList": (
+        [ID, r"CertificateRevocationList", DRY], ["ClientVpnEndpointId", "CertificateRevocationList"]),
+    "ExportClientVpnClientCertificateRevocationList": ([ID, DRY], ["ClientVpnEndpointId"]),
+    "ExportClientVpnClientConfiguration": ([ID, DRY], ["ClientVpnEndpointId"]),
+}
+AUTH_TYPES = ("certificate-authentication", "federated-authentication",
+              "directory-service-authentication")
+ENDPOINT_KEYS = {"id", "serverCertificateArn", "clientRootCertificateChainArn", "authType",
+                 "dnsName", "description", "status", "samlProviderArn", "directoryId",
+                 "clientCidrBlock", "vpcId"}
+
+
+class ApiError(Exception):
+    def __init__(self, status, code, message):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class State:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.requests = []
+        self.replace({})
+
+    def replace(self, cfg):
+        unknown = set(cfg) - {"endpoints", "clientConfiguration", "pageSize"}
+        if unknown:
+            raise ValueError(f"unknown state keys {sorted(unknown)}")
+        endpoints = []
+        for ep in cfg.get("endpoints", []):
+            if set(ep) - ENDPOINT_KEYS or not str(ep.get("id", "")).startswith("cvpn-endpoint-"):
+                raise ValueError(f"bad endpoint {ep!r} (keys {sorted(ENDPOINT_KEYS)})")
+            types = ep.get("authType", "certificate-authentication")
+            types = [types] if isinstance(types, str) else list(types)
+            if not types or any(t not in AUTH_TYPES for t in types):
+                raise ValueError(f"bad authType {types!r}")
+            endpoints.append(dict(ep, authType=types))
+        page_size = cfg.get("pageSize", 2)
+        if not isinstance(page_size, int) or page_size < 1:
+            raise ValueError("pageSize must be a positive integer")
+        self.endpoints, self.page_size = endpoints, page_size
+        self.configs = dict(cfg.get("clientConfiguration", {}))
+        self.crls, self.fails, self.sticky = {}, {}, set()
+
+    def endpoint(self, ep_id):
+        for ep in self.endpoints:
+            if ep["id"] == ep_id:
+                return ep
+        raise ApiError(400, "InvalidClientVpnEndpointId.NotFound",
+                       f"The clientVpnEndpoint ID '{ep_id}' does not exist")
+
+
+STATE = State()
+
+
+def text(value):
+    """XML-escape element text; \\r as a character reference so parsers keep CRLF."""
+    return escape(str(value)).replace("\r", "&#13;")
+
+
+def el(name, content):
+    return f"<{name}>{content}</{name}>"
+
+
+class _SignedHeadersOnly(SigV4Auth):
+    """Canonicalise exactly the headers the client listed in SignedHeaders.
+
+    Stock SigV4Auth drops a blacklist (user-agent, expect, ...) that a client
+    may legitimately sign; everything else (canonical request, payload hash,
+    string to sign, signing key) is botocore's own code."""
+
+    def headers_to_sign(self, request):
+        return request.headers
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "AmazonEC2"
+    sys_version = ""
+
+    def log_message(self, fmt, *args):
+        if VERBOSE:
+            super().log_message(fmt, *args)
+
+    def _send(self, status, body, ctype, extra=()):
+        data = body.encode() if isinstance(body, str) else body
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in extra:
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _json(self, status, obj):
+        self._send(status, json.dumps(obj, indent=1), "application/json")
+
+    def _body(self):
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.close_connection = True  # the unread body would poison keep-alive
+            raise ApiError(411, "MissingContentLength", "Chunked bodies are not supported")
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self.close_connection = True
+            raise ApiError(400, "MissingContentLength", "Content-Length is not a number")
+        return self.rfile.read(length) if length else b""
+
+    # ----- routing -------------------------------------------------------
+    def do_GET(self):
+        url = urlsplit(self.path)
+        if url.path == "/_test/requests":
+            with STATE.lock:
+                return self._json(200, STATE.requests)
+        if url.path == "/_test/crl":
+            ep_id = (parse_qs(url.query).get("endpoint") or [""])[0]
+            with STATE.lock:
+                pem = STATE.crls.get(ep_id)
+            if pem is None:
+                return self._send(404, "no CRL stored\n", "text/plain")
+            return self._send(200, pem, "application/x-pem-file")
+        self._send(404, "not found\n", "text/plain")
+
+    def do_DELETE(self):
+        if self.path == "/_test/requests":
+            self._body()
+            with STATE.lock:
+                STATE.requests.clear()
+            return self._json(200, {"ok": True})
+        self._send(404, "not found\n", "text/plain")
+
+    def do_POST(self):
+        if self.path.startswith("/_test/"):
+            return self._control()
+        if urlsplit(self.path).path != "/":
+            self._body()
+            return self._send(404, "not found\n", "text/plain")
+        self._aws()
+
+    def _control(self):
+        try:
+            cfg = json.loads(self._body() or b"{}")
+            with STATE.lock:
+                if self.path == "/_test/state":
+                    STATE.replace(cfg)
+                elif self.path == "/_test/fail":
+                    if cfg.get("action") not in ACTIONS:
+                        raise ValueError(f"unknown action {cfg.get('action')!r}")
+                    STATE.fails[cfg["action"]] = {
+                        "status": int(cfg.get("status", 400)), "code": str(cfg["code"]),
+                        "message": str(cfg.get("message", "injected failure")),
+                        "times": int(cfg.get("times", 1))}
+                elif self.path == "/_test/tamper":
+                    STATE.endpoint(cfg["endpoint"])
+                    STATE.crls[cfg["endpoint"]] = str(cfg["crl"])
+                    if cfg.get("sticky"):  # later imports answer true but change nothing
+                        STATE.sticky.add(cfg["endpoint"])
+                else:
+                    return self._send(404, "not found\n", "text/plain")
+        except (ValueError, KeyError, TypeError, ApiError) as e:
+            return self._json(400, {"error": str(e)})
+        self._json(200, {"ok": True})
+
+    # ----- AWS requests --------------------------------------------------
+    def _aws(self):
+        request_id = str(uuid.uuid4())
+        rec = {"action": None, "params": {}, "signature_ok": False, "region": None,
+               "headers": {k.lower(): v for k, v in self.headers.items()},
+               "status": 200, "error": None}
+        try:
+            body = self._body()
+            try:  # best effort, so the log shows what a rejected request tried
+                loose = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+                rec["params"] = {k: v[-1] for k, v in loose.items()}
+                rec["action"] = rec["params"].get("Action")
+            except ValueError:
+                pass
+            self._verify_signature(body, rec)
+            rec["signature_ok"] = True
+            params = self._parse_params(body)
+            rec["params"] = params
+            rec["action"] = params.get("Action")
+            xml = self._dispatch(params, rec["region"], request_id)
+            self._send(200, xml, "text/xml;charset=UTF-8", [("x-amzn-RequestId", request_id)])
+        except ApiError as e:
+            rec["status"], rec["error"] = e.status, e.code
+            xml = ('<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error>'
+                   f"{el('Code', text(e.code))}{el('Message', text(e.message))}</Error></Errors>"
+                   f"{el('RequestID', request_id)}</Response>")
+            self._send(e.status, xml, "text/xml;charset=UTF-8", [("x-amzn-RequestId", request_id)])
+        finally:
+            with STATE.lock:
+                STATE.requests.append(rec)
+
+    def _verify_signature(self, body, rec):
+        auth = self.headers.get("Authorization")
+        if not auth:
+            raise ApiError(401, "MissingAuthenticationToken", "Request is missing Authentication Token")
+        algorithm, _, rest = auth.partition(" ")
+        fields = dict(p.strip().partition("=")[::2] for p in rest.split(","))
+        cred, signed, signature = (fields.get(k) for k in ("Credential", "SignedHeaders", "Signature"))
+        if algorithm != "AWS4-HMAC-SHA256" or not (cred and signed and signature):
+            raise ApiError(400, "IncompleteSignature", f"Authorization header is not a valid "
+                           f"AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...: {auth!r}")
+        scope = cred.split("/")
+        if len(scope) != 5 or scope[4] != "aws4_request" or not re.fullmatch(r"[a-z0-9-]+", scope[2]):
+            raise ApiError(400, "IncompleteSignature", f"Malformed credential scope {cred!r}")
+        access_key, date, region, service, _ = scope
+        rec["region"] = region
+        if service != "ec2":
+            raise ApiError(403, "SignatureDoesNotMatch",
+                           "Credential should be scoped to correct service: 'ec2'.")
+        if access_key != ACCESS_KEY:
+            raise ApiError(401, "AuthFailure", "AWS was not able to validate the provided access credentials")
+        signed_list = signed.split(";")
+        for required in ("host", "x-amz-date"):
+            if required not in signed_list:
+                raise ApiError(400, "IncompleteSignature", f"SignedHeaders must include '{required}'")
+        token = self.headers.get("X-Amz-Security-Token")
+        if token is not None and "x-amz-security-token" not in signed_list:
+            raise ApiError(400, "IncompleteSignature", "X-Amz-Security-Token must be a signed header")
+        if SESSION_TOKEN is not None and token != SESSION_TOKEN:
+            raise ApiError(401, "AuthFailure", "The security token included in the request is invalid")
+        amz_date = self.headers.get("X-Amz-Date", "")
+        try:
+            when = datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+        except ValueError:
+            raise ApiError(400, "IncompleteSignature", f"X-Amz-Date {amz_date!r} is not YYYYMMDDTHHMMSSZ")
+        if abs((datetime.now(timezone.utc) - when).total_seconds()) > MAX_SKEW:
+            raise ApiError(400, "RequestExpired", f"Request has expired (X-Amz-Date {amz_date}, "
+                           "more than 15 minutes from the server time).")
+        if date != amz_date[:8]:
+            raise ApiError(403, "SignatureDoesNotMatch",
+                           f"Credential should be scoped to a valid date: {date} vs {amz_date[:8]}")
+        content_sha = self.headers.get("X-Amz-Content-SHA256")
+        if content_sha not in (None, "UNSIGNED-PAYLOAD") and content_sha != hashlib.sha256(body).hexdigest():
+            raise ApiError(403, "SignatureDoesNotMatch",
+                           "x-amz-content-sha256 does not match the request body")
+        headers = HTTPHeaders()
+        for name in signed_list:
+            values = self.headers.get_all(name)
+            if values is None:
+                raise ApiError(403, "SignatureDoesNotMatch", f"Signed header '{name}' is not in the request")
+            for v in values:
+                headers[name] = v  # HTTPHeaders keeps repeated values
+        request = AWSRequest(method=self.command, url=f"http://{self.headers['Host']}{self.path}", data=body)
+        request.headers = headers
+        request.context["timestamp"] = amz_date
+        signer = _SignedHeadersOnly(Credentials(ACCESS_KEY, SECRET_KEY, token), "ec2", region)
+        canonical = signer.canonical_request(request)
+        string_to_sign = signer.string_to_sign(request, canonical)
+        expected = signer.signature(string_to_sign, request)
+        if not hmac.compare_digest(expected, signature):
+            raise ApiError(403, "SignatureDoesNotMatch",
+                           "The request signature we calculated does not match the signature you "
+                           "provided. Check your AWS Secret Access Key and signing method.\n\n"
+                           f"The Canonical String for this request should have been\n'{canonical}'\n\n"
+                           f"The String-to-Sign should have been\n'{string_to_sign}'\n")
+
+    def _parse_params(self, body):
+        ctype = self.headers.get("Content-Type", "")
+        if ctype.split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
+            raise ApiError(400, "InvalidParameterValue",
+                           f"Content-Type must be application/x-www-form-urlencoded, got {ctype!r}")
+        try:
+            parsed = parse_qs(body.decode("utf-8"), keep_blank_values=True,
+                              strict_parsing=True, errors="strict")
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ApiError(400, "MalformedQueryString", f"Malformed form body: {e}")
+        for name, values in parsed.items():
+            if len(values) != 1:
+                raise ApiError(400, "MalformedQueryString", f"Parameter {name} appears {len(values)} times")
+        return {k: v[0] for k, v in parsed.items()}
+
+    # ----- actions -------------------------------------------------------
+    def _dispatch(self, params, region, request_id):
+        action = params.get("Action")
+        if action is None:
+            raise ApiError(400, "MissingAction", "The request must contain the parameter Action")
+        if "Version" not in params:
+            raise ApiError(400, "MissingParameter", "The request must contain the parameter Version")
+        if params["Version"] != "2016-11-15":
+            raise ApiError(400, "InvalidParameterValue", f"Unsupported Version {params['Version']!r}")
+        if action not in ACTIONS:
+            raise ApiError(400, "InvalidAction", f"The action {action} is not valid for this web service.")
+        with STATE.lock:
+            fail = STATE.fails.get(action)
+            if fail and fail["times"] > 0:
+                fail["times"] -= 1
+                raise ApiError(fail["status"], fail["code"], fail["message"])
+        patterns, required = ACTIONS[action]
+        for name in params:
+            if name not in ("Action", "Version") and not any(re.fullmatch(p, name) for p in patterns):
+                raise ApiError(400, "UnknownParameter", f"The parameter {name} is not recognized")
+        for name in required:
+            if not params.get(name):
+                raise ApiError(400, "MissingParameter", f"The request must contain the parameter {name}")
+        dry_run = params.get("DryRun", "false").lower()
+        if dry_run not in ("true", "false"):
+            raise ApiError(400, "InvalidParameterValue", f"Invalid value for DryRun: {params['DryRun']!r}")
+        if dry_run == "true":
+            raise ApiError(412, "DryRunOperation", "Request would have succeeded, but DryRun flag is set.")
+        with STATE.lock:
+            inner = getattr(self, "_" + action)(params, region)
+        return (f'<?xml version="1.0" encoding="UTF-8"?>\n<{action}Response xmlns="{NS}">'
+                f"{el('requestId', request_id)}{inner}</{action}Response>")
+
+    def _DescribeClientVpnEndpoints(self, params, region):
+        ids = [params[k] for k in sorted((k for k in params if k.startswith("ClientVpnEndpointId.")),
+                                         key=lambda k: int(k.split(".")[1]))]
+        filters = {}
+        for k in params:
+            m = re.fullmatch(r"Filter\.(\d+)\.(Name|Value\.\d+)", k)
+            if m:
+                filters.setdefault(m[1], {"values": []})
+                if m[2] == "Name":
+                    filters[m[1]]["name"] = params[k]
+                else:
+                    filters[m[1]]["values"].append(params[k])
+        for n, f in filters.items():
+            if "name" not in f:
+                raise ApiError(400, "MissingParameter",
+                               f"The request must contain the parameter Filter.{n}.Name")
+            if f["name"] not in ("endpoint-id", "transport-protocol"):
+                raise ApiError(400, "InvalidParameterValue", f"The filter '{f['name']}' is invalid")
+        page = STATE.page_size
+        if "MaxResults" in params:
+            if not re.fullmatch(r"\d+", params["MaxResults"]) or not 5 <= int(params["MaxResults"]) <= 1000:
+                raise ApiError(400, "InvalidParameterValue",
+                               f"Value ({params['MaxResults']}) for parameter maxResults is invalid. "
+                               "Expecting a value between 5 and 1000.")
+            page = min(page, int(params["MaxResults"]))
+        endpoints = [STATE.endpoint(i) for i in dict.fromkeys(ids)] if ids else list(STATE.endpoints)
+        for f in filters.values():
+            key = (lambda ep: ep["id"]) if f["name"] == "endpoint-id" else (lambda ep: "udp")
+            endpoints = [ep for ep in endpoints if key(ep) in f["values"]]
+        query = hashlib.sha256(json.dumps([ids, sorted(filters.items())]).encode()).hexdigest()[:16]
+        start = 0
+        if params.get("NextToken"):
+            try:
+                offset, bound = base64.urlsafe_b64decode(params["NextToken"]).decode().split(":")
+                start = int(offset)
+            except ValueError:
+                bound, start = "", -1
+            if bound != query or start <= 0:
+                raise ApiError(400, "InvalidPaginationToken",
+                               f"Invalid pagination token {params['NextToken']!r} for this request")
+        items = "".join(self._endpoint_xml(ep, region) for ep in endpoints[start:start + page])
+        xml = el("clientVpnEndpoint", items)
+        if start + page < len(endpoints):
+            token = base64.urlsafe_b64encode(f"{start + page}:{query}".encode()).decode()
+            xml += el("nextToken", token)
+        return xml
+
+    @staticmethod
+    def _endpoint_xml(ep, region):
+        options = ""
+        for t in ep["authType"]:
+            if t == "certificate-authentication":
+                chain = ep.get("clientRootCertificateChainArn")
+                inner = el("clientRootCertificateChain", text(chain)) if chain else ""
+                detail = el("mutualAuthentication", inner)
+            elif t == "federated-authentication":
+                arn = ep.get("samlProviderArn", "arn:aws:iam::123456789012:saml-provider/vpnca-test")
+                detail = el("federatedAuthentication", el("samlProviderArn", text(arn)))
+            else:
+                detail = el("activeDirectory", el("directoryId", text(ep.get("directoryId", "d-1234567890"))))
+            options += el("item", el("type", t) + detail)
+        dns = ep.get("dnsName") or f"*.{ep['id']}.prod.clientvpn.{region}.amazonaws.com"
+        return el("item", "".join([
+            el("clientVpnEndpointId", text(ep["id"])),
+            el("description", text(ep.get("description", ""))),
+            el("status", el("code", text(ep.get("status", "available")))),
+            el("creationTime", "2024-01-01T00:00:00.000Z"),
+            el("dnsName", text(dns)),
+            el("clientCidrBlock", text(ep.get("clientCidrBlock", "10.100.0.0/22"))),
+            el("splitTunnel", "false"),
+            el("vpnProtocol", "openvpn"),
+            el("transportProtocol", "udp"),
+            el("vpnPort", "443"),
+            el("serverCertificateArn", text(ep["serverCertificateArn"]))
+            if ep.get("serverCertificateArn") else "",
+            el("authenticationOptions", options),
+            el("tagSet", ""),
+            el("vpcId", text(ep.get("vpcId", "vpc-0123456789abcdef0"))),
+            el("sessionTimeoutHours", "24"),
+        ]))
+
+    def _ImportClientVpnClientCertificateRevocationList(self, params, region):
+        ep_id, pem = params["ClientVpnEndpointId"], params["CertificateRevocationList"]
+        STATE.endpoint(ep_id)
+        blocks = re.findall(r"-----BEGIN ([A-Z0-9 ]+)-----", pem)
+        if blocks != ["X509 CRL"]:
+            raise ApiError(400, "InvalidParameterValue", "The certificate revocation list must contain "
+                           f"exactly one PEM 'X509 CRL' block, found {blocks}")
+        try:
+            crl = x509.load_pem_x509_crl(pem.encode())
+        except ValueError as e:
+            raise ApiError(400, "InvalidParameterValue", f"The certificate revocation list is not valid: {e}")
+        if len(crl) > MAX_CRL_ENTRIES:
+            raise ApiError(400, "InvalidParameterValue", f"The certificate revocation list has {len(crl)} "
+                           f"entries; at most {MAX_CRL_ENTRIES} are allowed")
+        if ep_id not in STATE.sticky:
+            STATE.crls[ep_id] = pem
+        return el("return", "true")
+
+    def _ExportClientVpnClientCertificateRevocationList(self, params, region):
+        ep_id = params["ClientVpnEndpointId"]
+        STATE.endpoint(ep_id)
+        pem = STATE.crls.get(ep_id)
+        if pem is None:
+            return el("status", el("code", "pending"))
+        return el("certificateRevocationList", text(pem)) + el("status", el("code", "active"))
+
+    def _ExportClientVpnClientConfiguration(self, params, region):
+        ep = STATE.endpoint(params["ClientVpnEndpointId"])
+        config = STATE.configs.get(ep["id"])
+        if config is None:  # the shape AWS exports, minus the <ca> block
+            dns = ep.get("dnsName") or f"{ep['id']}.prod.clientvpn.{region}.amazonaws.com"
+            dns = dns.removeprefix("*.")
+            config = (f"client\ndev tun\nproto udp\nremote {dns} 443\nremote-random-hostname\n"
+                      "resolv-retry infinite\nnobind\nremote-cert-tls server\ncipher AES-256-GCM\n"
+                      "verb 3\n\nreneg-sec 0\n")
+        return el("clientConfiguration", text(config))
+
+
+def _exit_on_stdin_eof():
+    try:
+        while sys.stdin.buffer.read(65536):
+            pass
+    finally:
+        os._exit(0)
+
+
+def main():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    try:
+        mode = os.fstat(sys.stdin.fileno()).st_mode
+    except (AttributeError, OSError, ValueError):
+        mode = 0
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):  # not /dev/null or a terminal
+        threading.Thread(target=_exit_on_stdin_eof, daemon=True).start()
+    print(f"PORT {server.server_address[1]}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

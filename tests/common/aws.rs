@@ -1,0 +1,256 @@
+//! AWS test doubles: moto (ACM) and tests/aws/ec2_server.py (the four Client VPN calls,
+//! with an independent SigV4 check by botocore). Both run on loopback only.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use super::{Env, s};
+
+pub const ACCESS_KEY: &str = "AKIDVPNCATEST";
+pub const SECRET_KEY: &str = "vpnca-test-secret-key";
+pub const REGION: &str = "eu-west-1";
+
+/// A raw HTTP/1.1 request to 127.0.0.1:port; returns (status, body).
+pub fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the test server");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write request");
+    let mut resp = String::new();
+    stream.read_to_string(&mut resp).expect("read response");
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, body.to_owned())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// One moto server for the whole test binary; tests take turns (`lock`) and reset it.
+pub struct Moto {
+    pub port: u16,
+    _child: Child,
+}
+
+static MOTO: OnceLock<Moto> = OnceLock::new();
+static MOTO_LOCK: Mutex<()> = Mutex::new(());
+
+impl Moto {
+    /// The shared moto, reset, and the lock that keeps other tests off it meanwhile.
+    pub fn get() -> (&'static Moto, MutexGuard<'static, ()>) {
+        let guard = MOTO_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let moto = MOTO.get_or_init(Moto::start);
+        let (st, body) = http(moto.port, "POST", "/moto-api/reset", "");
+        assert_eq!(st, 200, "moto reset failed: {body}");
+        (moto, guard)
+    }
+
+    fn start() -> Moto {
+        for _ in 0..3 {
+            let port = free_port();
+            let child = Command::new("moto_server")
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("moto_server is required (pip install 'moto[server]'; scripts/test.sh installs it)");
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < deadline {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Moto {
+                        port,
+                        _child: child,
+                    };
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let mut child = child;
+            let _ = child.kill();
+        }
+        panic!("moto_server did not start");
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+/// The Client VPN wire-level server, one per test; it exits when dropped (stdin closes).
+pub struct Ec2Server {
+    pub port: u16,
+    child: Child,
+    _stdin: ChildStdin,
+}
+
+impl Ec2Server {
+    pub fn start() -> Ec2Server {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/aws/ec2_server.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3 is required");
+        let stdin = child.stdin.take().expect("stdin");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read PORT line");
+        let port = line
+            .strip_prefix("PORT ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("ec2_server.py printed {line:?}, not PORT n (botocore and cryptography installed?)"));
+        Ec2Server {
+            port,
+            child,
+            _stdin: stdin,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// POST /_test/<what> with a JSON body; asserts 200.
+    pub fn control(&self, what: &str, body: &serde_json::Value) {
+        let (st, resp) = http(
+            self.port,
+            "POST",
+            &format!("/_test/{what}"),
+            &body.to_string(),
+        );
+        assert_eq!(st, 200, "/_test/{what}: {resp}");
+    }
+
+    /// Every AWS request the server received.
+    pub fn requests(&self) -> Vec<serde_json::Value> {
+        let (st, body) = http(self.port, "GET", "/_test/requests", "");
+        assert_eq!(st, 200);
+        serde_json::from_str(&body).expect("requests JSON")
+    }
+
+    /// The actions received, in order.
+    pub fn actions(&self) -> Vec<String> {
+        self.requests()
+            .iter()
+            .map(|r| r["action"].as_str().unwrap_or("").to_owned())
+            .collect()
+    }
+
+    /// The CRL the endpoint holds.
+    pub fn crl(&self, endpoint: &str) -> Option<String> {
+        let (st, body) = http(
+            self.port,
+            "GET",
+            &format!("/_test/crl?endpoint={endpoint}"),
+            "",
+        );
+        (st == 200).then_some(body)
+    }
+
+    /// Asserts every request reached the server correctly signed (botocore's check).
+    pub fn assert_all_signed(&self) {
+        for r in self.requests() {
+            assert_eq!(r["signature_ok"], true, "badly signed request: {r}");
+            assert_eq!(r["params"]["Version"], "2016-11-15", "{r}");
+            assert_eq!(r["region"], REGION, "{r}");
+        }
+    }
+}
+
+impl Drop for Ec2Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Points a vpnca command at the doubles with test credentials, and nothing else from the
+/// machine's AWS environment.
+pub fn aws_env(c: &mut Command, moto: Option<&Moto>, ec2: Option<&Ec2Server>) {
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AWS_") {
+            c.env_remove(k);
+        }
+    }
+    c.env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_REGION", REGION)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent/vpnca-test/config")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/vpnca-test/credentials",
+        );
+    if let Some(m) = moto {
+        c.env("AWS_ENDPOINT_URL_ACM", m.url());
+    }
+    if let Some(e) = ec2 {
+        c.env("AWS_ENDPOINT_URL_EC2", e.url());
+    }
+}
+
+impl Env {
+    /// Runs vpnca against the AWS doubles.
+    pub fn aws_run(&self, moto: Option<&Moto>, ec2: Option<&Ec2Server>, args: &[&str]) -> Output {
+        let mut c = self.cmd(args);
+        aws_env(&mut c, moto, ec2);
+        c.output().expect("run vpnca")
+    }
+
+    /// Like [`Env::aws_run`], asserting exit 0; returns stdout.
+    pub fn aws_ok(&self, moto: Option<&Moto>, ec2: Option<&Ec2Server>, args: &[&str]) -> String {
+        super::expect_ok(args, self.aws_run(moto, ec2, args))
+    }
+
+    /// Like [`Env::aws_run`], asserting exit `code`; returns stderr.
+    pub fn aws_fails(
+        &self,
+        moto: Option<&Moto>,
+        ec2: Option<&Ec2Server>,
+        args: &[&str],
+        code: i32,
+    ) -> String {
+        super::expect_code(args, self.aws_run(moto, ec2, args), code)
+    }
+}
+
+/// Runs a Python snippet with boto3 pointed at moto (an independent ACM client); the
+/// snippet prints JSON, which is returned parsed.
+pub fn boto3(moto: &Moto, script: &str) -> serde_json::Value {
+    let prelude = format!(
+        "import boto3, json\nacm = boto3.client('acm', region_name='{REGION}', endpoint_url='{}', aws_access_key_id='{ACCESS_KEY}', aws_secret_access_key='{SECRET_KEY}')\n",
+        moto.url()
+    );
+    let o = Command::new("python3")
+        .arg("-c")
+        .arg(format!("{prelude}{script}"))
+        .output()
+        .expect("python3");
+    assert!(
+        o.status.success(),
+        "boto3 script failed:\n{}\n{}",
+        s(&o.stdout),
+        s(&o.stderr)
+    );
+    serde_json::from_str(&s(&o.stdout)).expect("boto3 script prints JSON")
+}
