@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v openvpn >/dev/null 2>&1 || [ -x /usr/sbin/openvpn ] || need_apt+=(openvpn)
+# The real easy-rsa (Debian's 3.1.x) makes the source PKIs of the import-easyrsa tests.
+[ -x /usr/share/easy-rsa/easyrsa ] || need_apt+=(easy-rsa)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing: ${need_apt[*]}"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -16,6 +18,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 command -v openssl >/dev/null
 command -v openvpn >/dev/null || [ -x /usr/sbin/openvpn ]
+[ -x /usr/share/easy-rsa/easyrsa ]
 
 # AWS tests: moto's server for ACM; botocore and cryptography for tests/aws/ec2_server.py
 # (the Client VPN calls, which no emulator implements).

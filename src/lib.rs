@@ -25,6 +25,7 @@ pub mod ca;
 pub mod cert;
 pub mod check;
 pub mod crl;
+pub mod easyrsa;
 mod error;
 pub mod export;
 mod fsutil;

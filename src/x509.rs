@@ -180,3 +180,53 @@ pub fn describe(der: &[u8]) -> Result<Description> {
             .unwrap_or_else(|| "other".into()),
     })
 }
+
+/// Whether a PKCS#8 private key (DER) belongs to `cert`; `None` when the key cannot be read.
+/// RSA keys are compared by modulus and exponent, whatever their size (aws-lc reads only
+/// 2048 to 8192-bit RSA keys; Client VPN and old easy-rsa PKIs use 1024); others through rcgen.
+pub(crate) fn key_matches_cert(key_der: &[u8], cert: &X509Certificate<'_>) -> Option<bool> {
+    use rcgen::PublicKeyData;
+    match rsa_public_from_pkcs8(key_der) {
+        Some(Ok((n, e))) => Some(rsa_matches(cert, &n, &e)),
+        Some(Err(())) => None,
+        None => rcgen::KeyPair::try_from(key_der)
+            .ok()
+            .map(|kp| kp.der_bytes() == cert.public_key().subject_public_key.data.as_ref()),
+    }
+}
+
+/// For an RSA PKCS#8 key: `Some(Ok((modulus, exponent)))`; `Some(Err)` when it says RSA but
+/// cannot be read; `None` for other algorithms.
+#[allow(clippy::type_complexity)]
+fn rsa_public_from_pkcs8(der: &[u8]) -> Option<Result<(Vec<u8>, Vec<u8>), ()>> {
+    use pkcs8::der::Decode;
+    let info = pkcs8::PrivateKeyInfo::from_der(der).ok()?;
+    if info.algorithm.oid.to_string() != "1.2.840.113549.1.1.1" {
+        return None;
+    }
+    // RSAPrivateKey ::= SEQUENCE { version, modulus, publicExponent, … } (RFC 8017 A.1.2)
+    let parsed = x509_parser::der_parser::parse_der(info.private_key)
+        .ok()
+        .and_then(|(_, obj)| {
+            let seq = obj.as_sequence().ok()?;
+            let n = seq.get(1)?.as_slice().ok()?.to_vec();
+            let e = seq.get(2)?.as_slice().ok()?.to_vec();
+            Some((n, e))
+        });
+    Some(parsed.ok_or(()))
+}
+
+fn strip_zeros(b: &[u8]) -> &[u8] {
+    let i = b.iter().position(|x| *x != 0).unwrap_or(b.len());
+    &b[i..]
+}
+
+fn rsa_matches(leaf: &X509Certificate<'_>, n: &[u8], e: &[u8]) -> bool {
+    use x509_parser::public_key::PublicKey;
+    match leaf.public_key().parsed() {
+        Ok(PublicKey::RSA(k)) => {
+            strip_zeros(k.modulus) == strip_zeros(n) && strip_zeros(k.exponent) == strip_zeros(e)
+        }
+        _ => false,
+    }
+}

@@ -5,7 +5,6 @@
 //! itself and names the one broken. The rules, and where they come from, are in docs/aws.md.
 
 use ::time::OffsetDateTime;
-use rcgen::PublicKeyData;
 use serde::Serialize;
 use x509_parser::prelude::*;
 use zeroize::Zeroizing;
@@ -245,15 +244,7 @@ fn check_key(bundle: &ImportBundle, leaf: &X509Certificate<'_>, out: &mut Vec<Vi
             return;
         }
     }
-    let matches = match rsa_public_from_pkcs8(&der) {
-        // RSA: compare modulus and exponent directly, whatever the key size (aws-lc reads
-        // only 2048 to 8192-bit keys, and Client VPN takes 1024).
-        Some(Ok((n, e))) => Some(rsa_matches(leaf, &n, &e)),
-        Some(Err(())) => None,
-        None => rcgen::KeyPair::try_from(der.as_slice())
-            .ok()
-            .map(|kp| kp.der_bytes() == leaf.public_key().subject_public_key.data.as_ref()),
-    };
+    let matches = x509::key_matches_cert(&der, leaf);
     match matches {
         Some(true) => {}
         Some(false) => out.push(v(
@@ -264,42 +255,6 @@ fn check_key(bundle: &ImportBundle, leaf: &X509Certificate<'_>, out: &mut Vec<Vi
             "key-matches",
             "the private key cannot be read (not an RSA, ECDSA or Ed25519 PKCS#8 key)",
         )),
-    }
-}
-
-/// For an RSA PKCS#8 key: `Some(Ok((modulus, exponent)))`; `Some(Err)` when it says RSA but
-/// cannot be read; `None` for other algorithms.
-#[allow(clippy::type_complexity)]
-fn rsa_public_from_pkcs8(der: &[u8]) -> Option<Result<(Vec<u8>, Vec<u8>), ()>> {
-    use pkcs8::der::Decode;
-    let info = pkcs8::PrivateKeyInfo::from_der(der).ok()?;
-    if info.algorithm.oid.to_string() != "1.2.840.113549.1.1.1" {
-        return None;
-    }
-    // RSAPrivateKey ::= SEQUENCE { version, modulus, publicExponent, … } (RFC 8017 A.1.2)
-    let parsed = x509_parser::der_parser::parse_der(info.private_key)
-        .ok()
-        .and_then(|(_, obj)| {
-            let seq = obj.as_sequence().ok()?;
-            let n = seq.get(1)?.as_slice().ok()?.to_vec();
-            let e = seq.get(2)?.as_slice().ok()?.to_vec();
-            Some((n, e))
-        });
-    Some(parsed.ok_or(()))
-}
-
-fn strip_zeros(b: &[u8]) -> &[u8] {
-    let i = b.iter().position(|x| *x != 0).unwrap_or(b.len());
-    &b[i..]
-}
-
-fn rsa_matches(leaf: &X509Certificate<'_>, n: &[u8], e: &[u8]) -> bool {
-    use x509_parser::public_key::PublicKey;
-    match leaf.public_key().parsed() {
-        Ok(PublicKey::RSA(k)) => {
-            strip_zeros(k.modulus) == strip_zeros(n) && strip_zeros(k.exponent) == strip_zeros(e)
-        }
-        _ => false,
     }
 }
 

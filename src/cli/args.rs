@@ -362,6 +362,20 @@ pub enum Command {
         #[command(flatten)]
         aws_opts: AwsOpts,
     },
+    /// Move an easy-rsa PKI into this (new, CA-less) store: the CA, every certificate with its
+    /// serial, dates and status, the keys, the revocations; vpnca's first CRL continues the old
+    /// one. The easy-rsa folder is only read.
+    #[command(name = "import-easyrsa")]
+    ImportEasyrsa {
+        /// The easy-rsa `pki/` folder, or the folder holding it.
+        path: PathBuf,
+        /// The passphrase of easy-rsa's private/ca.key (first line of FILE).
+        #[arg(long, value_name = "FILE")]
+        easyrsa_passphrase_file: Option<PathBuf>,
+        /// Show what would be imported and every problem found; import nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// AWS Certificate Manager: import the server certificate (and re-import it, into the same
     /// ARN, after a renewal).
     #[cfg(feature = "aws")]

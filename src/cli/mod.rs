@@ -801,6 +801,11 @@ fn run(cli: Cli) -> Result<u8> {
                 println!("Hand it to the user over a private channel, then delete it (see docs/commands-delivery.md).");
             });
         }
+        Command::ImportEasyrsa {
+            path,
+            easyrsa_passphrase_file,
+            dry_run,
+        } => return import_easyrsa(&cli, &out, path, easyrsa_passphrase_file, *dry_run),
         #[cfg(feature = "aws")]
         Command::Acm { command } => return aws::acm(&cli, &out, command),
         #[cfg(feature = "aws")]
@@ -937,6 +942,113 @@ fn run(cli: Cli) -> Result<u8> {
             clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
         }
     }
+    Ok(0)
+}
+
+fn import_easyrsa(
+    cli: &Cli,
+    out: &Out,
+    path: &Path,
+    pass_file: &Option<PathBuf>,
+    dry_run: bool,
+) -> Result<u8> {
+    let pass = pass_file
+        .as_ref()
+        .map(|f| read_secret_file(f))
+        .transpose()?;
+    let store = Store::open(&cli.pki)?;
+    if let Ok(ca) = store.ca() {
+        bail!(
+            "this store already has a CA ({}); import-easyrsa needs a new store: `vpnca --pki NEWDIR init`",
+            ca.name
+        );
+    }
+    let plan = vpnca::easyrsa::plan(path, pass.as_ref())?;
+    for n in &plan.notes {
+        eprintln!("note: {n}");
+    }
+    for p in &plan.problems {
+        eprintln!("problem: {}: {}", p.object, p.reason);
+    }
+    let report = |imported: Option<&vpnca::easyrsa::ImportReport>| {
+        let mut v = serde_json::to_value(&plan).unwrap_or_default();
+        v["dry_run"] = json!(dry_run);
+        v["imported"] = json!(imported.is_some());
+        v["crl"] = imported.map_or(
+            Value::Null,
+            |r| json!({"number": r.crl.number, "entries": r.crl.entries}),
+        );
+        v
+    };
+    let human = |imported: bool| {
+        if let Some(ca) = &plan.ca {
+            println!("CA {} (serial {})", ca.name, ca.serial.hex());
+        }
+        for e in &plan.certificates {
+            println!(
+                "{:<7} {:<32} {:<34} {:<10} {}",
+                e.kind.as_str(),
+                e.name,
+                e.serial.hex(),
+                serde_json::to_value(e.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                if e.key { "key" } else { "no key" }
+            );
+        }
+        if !imported {
+            println!(
+                "{} certificate(s); {}",
+                plan.certificates.len(),
+                if plan.problems.is_empty() {
+                    "no problem found"
+                } else {
+                    "problems above: nothing can be imported"
+                }
+            );
+        }
+    };
+    if !plan.problems.is_empty() {
+        let msg = format!(
+            "the easy-rsa PKI at {} has {} problem(s) (listed above); nothing was imported",
+            plan.source.display(),
+            plan.problems.len()
+        );
+        if out.json {
+            // One document: the report, whose `problems` say why; the message on stderr.
+            println!("{}", report(None));
+            eprintln!("error: {msg}");
+            return Ok(EXIT_ERROR);
+        }
+        human(false);
+        bail!(msg);
+    }
+    if dry_run {
+        out.doc(&report(None), || human(false));
+        return Ok(0);
+    }
+    drop(store);
+    let store = open_unlocked(cli)?;
+    let rep = store.import_easyrsa(&plan)?;
+    out.doc(&report(Some(&rep)), || {
+        human(true);
+        println!(
+            "imported {} certificate(s) ({} revoked) and {} key(s) into {}; wrote CRL #{} ({} entries) to {}",
+            rep.certificates,
+            rep.revoked,
+            rep.keys,
+            cli.pki.display(),
+            rep.crl.number,
+            rep.crl.entries,
+            store.crl_path().display()
+        );
+        println!("Next: check `vpnca status` and `vpnca list`, upload the new CRL where the old one went,");
+        println!(
+            "then delete or archive {} — it holds the plain-text easy-rsa keys.",
+            plan.source.display()
+        );
+    });
     Ok(0)
 }
 

@@ -1,0 +1,920 @@
+//! `import-easyrsa`: carry an easy-rsa PKI (3.0–3.2) into a new store without re-issuing
+//! anything: the CA and its key, every certificate with its serial, dates, name and status,
+//! revocation dates and reasons, the keys easy-rsa holds, and the old CRL's number (so the
+//! next CRL continues it).
+//!
+//! [`plan`] reads and checks the source (never writing to it); [`Store::import_easyrsa`]
+//! writes the plan in one transaction, with vpnca's first CRL. Any problem in the source stops
+//! the import: an inconsistent PKI is reported, never half-imported.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use ::time::OffsetDateTime;
+use serde::Serialize;
+use x509_parser::prelude::{CertificateRevocationList, FromDer, X509Certificate};
+
+use crate::cert::{CertKind, CertState, RevocationReason};
+use crate::secret::{Passphrase, SecretKeyDer};
+use crate::serial::Serial;
+use crate::store::{self, NewRecord, Store};
+use crate::{Error, Result};
+
+/// Something in the source that does not fit: what, and why.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Problem {
+    /// The file, serial or name concerned.
+    pub object: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// The status a certificate gets in the store.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ImportStatus {
+    /// Valid (index.txt `V`, or `E`: expiry is computed from notAfter).
+    Valid,
+    /// Revoked (index.txt `R`).
+    Revoked,
+    /// Valid in index.txt, but a newer certificate has the same name (easy-rsa renew).
+    Superseded,
+}
+
+/// One certificate to import.
+#[derive(Debug, Serialize)]
+pub struct Entry {
+    /// The CN.
+    pub name: String,
+    /// The serial (hex).
+    #[serde(serialize_with = "ser_serial")]
+    pub serial: Serial,
+    /// `server` or `client`.
+    pub kind: CertKind,
+    /// Its status in the store.
+    pub status: ImportStatus,
+    /// Revocation time and reason (index.txt).
+    #[serde(skip)]
+    pub revoked: Option<(OffsetDateTime, RevocationReason)>,
+    /// Whether its private key is imported.
+    pub key: bool,
+    /// The certificate file it was read from.
+    pub source: PathBuf,
+    #[serde(skip)]
+    der: Vec<u8>,
+    #[serde(skip)]
+    key_der: Option<SecretKeyDer>,
+    #[serde(skip)]
+    not_before: OffsetDateTime,
+    #[serde(skip)]
+    not_after: OffsetDateTime,
+    #[serde(skip)]
+    profile: &'static str,
+}
+
+fn ser_serial<S: serde::Serializer>(s: &Serial, ser: S) -> std::result::Result<S::Ok, S::Error> {
+    ser.serialize_str(&s.hex())
+}
+
+/// The source's CA.
+#[derive(Debug, Serialize)]
+pub struct CaInfo {
+    /// Its CN.
+    pub name: String,
+    /// Its serial (hex).
+    #[serde(serialize_with = "ser_serial")]
+    pub serial: Serial,
+    #[serde(skip)]
+    der: Vec<u8>,
+    #[serde(skip)]
+    key_der: Option<SecretKeyDer>,
+}
+
+/// What `import-easyrsa` found: the import to make, and the problems that stop it.
+#[derive(Debug, Serialize)]
+pub struct Plan {
+    /// The easy-rsa `pki/` folder.
+    pub source: PathBuf,
+    /// The CA, when it could be read.
+    pub ca: Option<CaInfo>,
+    /// The certificates, in index.txt order.
+    pub certificates: Vec<Entry>,
+    /// The number of the old `crl.pem`, which vpnca's CRLs continue above.
+    pub crl_number_floor: Option<u64>,
+    /// Things worth knowing that do not stop the import.
+    pub notes: Vec<String>,
+    /// Things that stop it.
+    pub problems: Vec<Problem>,
+}
+
+impl Plan {
+    fn problem(&mut self, object: impl Into<String>, reason: impl Into<String>) {
+        self.problems.push(Problem {
+            object: object.into(),
+            reason: reason.into(),
+        });
+    }
+}
+
+/// One line of index.txt.
+#[derive(Debug, Clone)]
+struct IndexLine {
+    line: usize,
+    status: char,
+    revoked: Option<(OffsetDateTime, RevocationReason)>,
+    serial: String,
+    subject: String,
+}
+
+/// Finds the easy-rsa `pki/` folder: PATH itself or PATH/pki.
+pub fn find_pki(path: &Path) -> Result<PathBuf> {
+    for p in [path.to_path_buf(), path.join("pki")] {
+        if p.join("index.txt").is_file() || p.join("ca.crt").is_file() {
+            return Ok(p);
+        }
+    }
+    Err(Error::input(
+        "easy-rsa PKI",
+        format!(
+            "{} holds no easy-rsa PKI (no index.txt or ca.crt in it or in its pki/ folder)",
+            path.display()
+        ),
+    ))
+}
+
+/// Reads and checks an easy-rsa PKI. `pass` opens an encrypted `private/ca.key` (and any
+/// other key encrypted with the same passphrase). Nothing in the source is modified.
+pub fn plan(path: &Path, pass: Option<&Passphrase>) -> Result<Plan> {
+    let root = find_pki(path)?;
+    let mut plan = Plan {
+        source: root.clone(),
+        ca: None,
+        certificates: Vec::new(),
+        crl_number_floor: None,
+        notes: Vec::new(),
+        problems: Vec::new(),
+    };
+    let rel = |p: &Path| p.strip_prefix(&root).unwrap_or(p).display().to_string();
+
+    // The CA.
+    let ca_path = root.join("ca.crt");
+    let ca_der = match read_cert_file(&ca_path) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            plan.problem("ca.crt", e);
+            None
+        }
+    };
+    let ca_key_path = root.join("private/ca.key");
+    let ca_key = match std::fs::read(&ca_key_path) {
+        Ok(bytes) => match read_key(&bytes, pass) {
+            Ok(k) => Some(k),
+            Err(KeyError::NeedsPassphrase) => {
+                plan.problem(
+                    "private/ca.key",
+                    "it is encrypted: give its passphrase with --easyrsa-passphrase-file",
+                );
+                None
+            }
+            Err(KeyError::WrongPassphrase) => {
+                plan.problem(
+                    "private/ca.key",
+                    "the passphrase does not decrypt it (wrong passphrase)",
+                );
+                None
+            }
+            Err(KeyError::Unreadable(why)) => {
+                plan.problem("private/ca.key", why);
+                None
+            }
+        },
+        Err(e) => {
+            plan.problem("private/ca.key", format!("cannot be read ({e})"));
+            None
+        }
+    };
+    let mut ca_name = String::new();
+    if let Some(der) = &ca_der {
+        match crate::x509::parse_cert(der, "ca.crt") {
+            Ok(ca) => {
+                ca_name = crate::x509::common_name(ca.subject()).unwrap_or_default();
+                let is_ca = ca
+                    .basic_constraints()
+                    .ok()
+                    .flatten()
+                    .is_some_and(|b| b.value.ca);
+                if !is_ca {
+                    plan.problem(
+                        "ca.crt",
+                        "it is not a CA certificate (no basicConstraints CA:TRUE)",
+                    );
+                }
+                if !(ca.subject() == ca.issuer() && crate::x509::signed_by(&ca, &ca)) {
+                    plan.problem(
+                        "ca.crt",
+                        "it is a sub-CA (not self-signed); import-easyrsa takes a root CA",
+                    );
+                }
+                if let Err(e) = crate::name::validate_name(&ca_name) {
+                    plan.problem("ca.crt", e.to_string());
+                }
+                if let Some(k) = &ca_key
+                    && crate::x509::key_matches_cert(k.expose(), &ca) != Some(true)
+                {
+                    plan.problem("private/ca.key", "it does not belong to ca.crt");
+                }
+                if ca.validity().not_after.to_datetime() <= store::now() {
+                    plan.problem("ca.crt", "the CA has expired");
+                }
+                plan.ca = Some(CaInfo {
+                    name: ca_name.clone(),
+                    serial: Serial::from_bytes(ca.raw_serial()),
+                    der: der.clone(),
+                    key_der: ca_key,
+                });
+            }
+            Err(e) => plan.problem("ca.crt", e.to_string()),
+        }
+    }
+
+    // Every certificate file easy-rsa keeps, by serial.
+    let mut certs: HashMap<String, (PathBuf, Vec<u8>)> = HashMap::new();
+    for dir in [
+        "issued",
+        "certs_by_serial",
+        "revoked/certs_by_serial",
+        "renewed/certs_by_serial",
+        "renewed/issued",
+        "expired/certs_by_serial",
+        "expired/issued",
+    ] {
+        for file in list_files(&root.join(dir), &["crt", "pem"]) {
+            match read_cert_file(&file) {
+                Ok(der) => match crate::x509::parse_cert(&der, &rel(&file)) {
+                    Ok(c) => {
+                        // index.txt keeps whole bytes ("01"): compare without leading zeros.
+                        let serial = normalize_hex(&Serial::from_bytes(c.raw_serial()).hex());
+                        certs.entry(serial).or_insert((file, der));
+                    }
+                    Err(e) => plan.problem(rel(&file), e.to_string()),
+                },
+                Err(e) => plan.problem(rel(&file), e),
+            }
+        }
+    }
+
+    // index.txt is the authority on serials, names and status.
+    let index = match std::fs::read(root.join("index.txt")) {
+        Ok(b) => parse_index(&b, &mut plan),
+        Err(e) => {
+            plan.problem("index.txt", format!("cannot be read ({e})"));
+            Vec::new()
+        }
+    };
+    let ca_cert = ca_der
+        .as_deref()
+        .and_then(|d| crate::x509::parse_cert(d, "ca.crt").ok());
+    let mut seen = std::collections::HashSet::new();
+    for line in &index {
+        let norm = normalize_hex(&line.serial);
+        let object = format!(
+            "index.txt line {} (serial {}, {})",
+            line.line, line.serial, line.subject
+        );
+        let Some((file, der)) = certs.get(&norm) else {
+            plan.problem(object, "no certificate file with this serial (issued/, certs_by_serial/, revoked/, renewed/)");
+            continue;
+        };
+        seen.insert(norm.clone());
+        let Ok(cert) = crate::x509::parse_cert(der, &rel(file)) else {
+            continue;
+        };
+        let name = crate::x509::common_name(cert.subject()).unwrap_or_default();
+        let index_cn = line
+            .subject
+            .split('/')
+            .find_map(|p| p.strip_prefix("CN="))
+            .unwrap_or_default();
+        if index_cn != name {
+            plan.problem(
+                &object,
+                format!(
+                    "{} names CN {name:?}, index.txt says {index_cn:?}",
+                    rel(file)
+                ),
+            );
+            continue;
+        }
+        if let Err(e) = crate::name::validate_name(&name) {
+            plan.problem(&object, e.to_string());
+            continue;
+        }
+        if let Some(ca) = &ca_cert
+            && !crate::x509::signed_by(&cert, ca)
+        {
+            plan.problem(rel(file), "it is not signed by ca.crt");
+            continue;
+        }
+        let (kind, profile) = kind_of(&cert);
+        // The key: private/<file stem>.key for issued/, <dir>/private_by_serial/<serial>.key
+        // for the by-serial folders.
+        let stem = file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default();
+        let parent = file.parent().unwrap_or(&root);
+        let key_candidates = if parent.ends_with("issued") {
+            vec![parent.with_file_name("private").join(format!("{stem}.key"))]
+        } else {
+            vec![
+                parent
+                    .with_file_name("private_by_serial")
+                    .join(format!("{stem}.key")),
+                root.join("private").join(format!("{name}.key")),
+            ]
+        };
+        let mut key_der = None;
+        for kp in key_candidates.iter().filter(|p| p.is_file()) {
+            let bytes = match std::fs::read(kp) {
+                Ok(b) => b,
+                Err(e) => {
+                    plan.problem(rel(kp), format!("cannot be read ({e})"));
+                    break;
+                }
+            };
+            match read_key(&bytes, pass) {
+                Ok(k) => match crate::x509::key_matches_cert(k.expose(), &cert) {
+                    Some(true) => {
+                        key_der = Some(k);
+                        break;
+                    }
+                    // A name-based key of a newer certificate of the same name: not this one's.
+                    Some(false)
+                        if !parent.ends_with("issued") && kp.starts_with(root.join("private")) => {}
+                    _ => {
+                        plan.problem(rel(kp), format!("it does not belong to {}", rel(file)));
+                        break;
+                    }
+                },
+                Err(KeyError::NeedsPassphrase | KeyError::WrongPassphrase) => {
+                    plan.notes.push(format!(
+                        "{} is encrypted with a passphrase vpnca was not given: {name}'s certificate is imported without its key (the user keeps it)",
+                        rel(kp)
+                    ));
+                    break;
+                }
+                Err(KeyError::Unreadable(why)) => {
+                    plan.problem(rel(kp), why);
+                    break;
+                }
+            }
+        }
+        let status = match line.status {
+            'R' => ImportStatus::Revoked,
+            _ => ImportStatus::Valid,
+        };
+        plan.certificates.push(Entry {
+            name,
+            serial: Serial::from_bytes(cert.raw_serial()),
+            kind,
+            status,
+            revoked: line.revoked,
+            key: key_der.is_some(),
+            source: file.clone(),
+            not_before: cert.validity().not_before.to_datetime(),
+            not_after: cert.validity().not_after.to_datetime(),
+            der: der.clone(),
+            key_der,
+            profile,
+        });
+    }
+    for (serial, (file, _)) in &certs {
+        if !seen.contains(serial) {
+            plan.problem(rel(file), format!("serial {serial} is not in index.txt"));
+        }
+    }
+    supersede_duplicates(&mut plan.certificates);
+
+    // The old CRL: its number, and that it revokes nothing index.txt calls valid.
+    let crl_path = root.join("crl.pem");
+    if crl_path.is_file() {
+        check_old_crl(&crl_path, ca_der.as_deref(), &mut plan);
+    } else {
+        plan.notes
+            .push("no crl.pem: vpnca's CRL numbers start at 1".into());
+    }
+    if ca_name.is_empty() && plan.ca.is_some() {
+        plan.problem("ca.crt", "it has no CN");
+    }
+    Ok(plan)
+}
+
+fn normalize_hex(s: &str) -> String {
+    let t = s.trim().trim_start_matches('0').to_ascii_uppercase();
+    if t.is_empty() { "0".into() } else { t }
+}
+
+/// Newest certificate per name stays valid; older valid ones are superseded by it.
+fn supersede_duplicates(entries: &mut [Entry]) {
+    let mut newest: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        if e.status != ImportStatus::Valid {
+            continue;
+        }
+        match newest.get(&e.name) {
+            Some(&j) if entries[j].not_before >= e.not_before => {}
+            _ => {
+                newest.insert(e.name.clone(), i);
+            }
+        }
+    }
+    for (i, e) in entries.iter_mut().enumerate() {
+        if e.status == ImportStatus::Valid && newest.get(&e.name) != Some(&i) {
+            e.status = ImportStatus::Superseded;
+        }
+    }
+}
+
+fn kind_of(cert: &X509Certificate<'_>) -> (CertKind, &'static str) {
+    let eku = cert
+        .extended_key_usage()
+        .ok()
+        .flatten()
+        .map(|e| e.value.clone());
+    match eku {
+        Some(e) if e.server_auth && e.client_auth => (CertKind::Server, "server-client"),
+        Some(e) if e.server_auth => (CertKind::Server, "server"),
+        _ => (CertKind::Client, "client"),
+    }
+}
+
+fn check_old_crl(path: &Path, ca_der: Option<&[u8]>, plan: &mut Plan) {
+    let Ok(bytes) = std::fs::read(path) else {
+        plan.problem("crl.pem", "cannot be read");
+        return;
+    };
+    let der = match crate::pem::decode_all(&bytes, "crl.pem") {
+        Ok(blocks) => match blocks.into_iter().find(|b| b.label == "X509 CRL") {
+            Some(b) => b.der,
+            None => {
+                plan.problem("crl.pem", "no X509 CRL block");
+                return;
+            }
+        },
+        Err(e) => {
+            plan.problem("crl.pem", e.to_string());
+            return;
+        }
+    };
+    let crl = match CertificateRevocationList::from_der(&der) {
+        Ok((_, c)) => c,
+        Err(e) => {
+            plan.problem("crl.pem", format!("not a readable CRL ({e})"));
+            return;
+        }
+    };
+    if let Some(ca) = ca_der.and_then(|d| crate::x509::parse_cert(d, "ca.crt").ok())
+        && crl.verify_signature(ca.public_key()).is_err()
+    {
+        plan.problem("crl.pem", "it is not signed by ca.crt");
+        return;
+    }
+    plan.crl_number_floor = crl.crl_number().and_then(|n| u64::try_from(n).ok());
+    for r in crl.iter_revoked_certificates() {
+        let serial = Serial::from_bytes(r.raw_serial()).hex();
+        match plan.certificates.iter().find(|e| e.serial.hex() == serial) {
+            Some(e) if e.status == ImportStatus::Revoked => {}
+            Some(e) => plan.problem(
+                "crl.pem",
+                format!(
+                    "it revokes serial {serial} ({}), which index.txt lists as valid",
+                    e.name
+                ),
+            ),
+            None => plan.problem(
+                "crl.pem",
+                format!("it revokes serial {serial}, which index.txt does not list"),
+            ),
+        }
+    }
+}
+
+/// Parses index.txt: `STATUS\tEXPIRY\tREVOKED[,REASON]\tSERIAL\tFILE\tSUBJECT`.
+fn parse_index(bytes: &[u8], plan: &mut Plan) -> Vec<IndexLine> {
+    let mut out = Vec::new();
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        plan.problem("index.txt", "it is not UTF-8 text");
+        return out;
+    };
+    if !text.is_empty() && !text.ends_with('\n') {
+        plan.problem("index.txt", "it ends in the middle of a line (truncated?)");
+    }
+    for (i, raw) in text.lines().enumerate() {
+        let n = i + 1;
+        if raw.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = raw.split('\t').collect();
+        let object = format!("index.txt line {n}");
+        if f.len() != 6 {
+            plan.problem(object, format!("{} tab-separated fields, not 6", f.len()));
+            continue;
+        }
+        let status = match f[0] {
+            "V" => 'V',
+            "R" => 'R',
+            "E" => 'E',
+            other => {
+                plan.problem(object, format!("unknown status {other:?} (V, R or E)"));
+                continue;
+            }
+        };
+        if parse_asn1_time(f[1]).is_none() {
+            plan.problem(object, format!("bad expiry date {:?}", f[1]));
+            continue;
+        }
+        let revoked = if status == 'R' {
+            let (date, reason) = f[2].split_once(',').unwrap_or((f[2], "unspecified"));
+            let Some(at) = parse_asn1_time(date) else {
+                plan.problem(object, format!("bad revocation date {:?}", f[2]));
+                continue;
+            };
+            let Ok(reason) = reason.parse::<RevocationReason>() else {
+                plan.problem(object, format!("unknown revocation reason {reason:?}"));
+                continue;
+            };
+            Some((at, reason))
+        } else {
+            None
+        };
+        if f[3].is_empty() || !f[3].bytes().all(|b| b.is_ascii_hexdigit()) {
+            plan.problem(object, format!("bad serial {:?}", f[3]));
+            continue;
+        }
+        if !f[5].starts_with('/') {
+            plan.problem(object, format!("bad subject {:?}", f[5]));
+            continue;
+        }
+        out.push(IndexLine {
+            line: n,
+            status,
+            revoked,
+            serial: f[3].to_owned(),
+            subject: f[5].to_owned(),
+        });
+    }
+    out
+}
+
+/// `YYMMDDHHMMSSZ` (UTCTime, as openssl's index.txt writes) or `YYYYMMDDHHMMSSZ`.
+fn parse_asn1_time(s: &str) -> Option<OffsetDateTime> {
+    let digits = s.strip_suffix('Z')?;
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (year, rest) = match digits.len() {
+        12 => {
+            let yy: i32 = digits[..2].parse().ok()?;
+            (if yy < 50 { 2000 + yy } else { 1900 + yy }, &digits[2..])
+        }
+        14 => (digits[..4].parse().ok()?, &digits[4..]),
+        _ => return None,
+    };
+    let num = |a: usize| rest[a..a + 2].parse::<u8>().ok();
+    let date =
+        ::time::Date::from_calendar_date(year, ::time::Month::try_from(num(0)?).ok()?, num(2)?)
+            .ok()?;
+    let t = ::time::Time::from_hms(num(4)?, num(6)?, num(8)?).ok()?;
+    Some(::time::PrimitiveDateTime::new(date, t).assume_utc())
+}
+
+fn list_files(dir: &Path, exts: &[&str]) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file()
+                && p.extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| exts.contains(&e))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A certificate file: PEM (openssl's text dump before the block is fine) or DER.
+fn read_cert_file(path: &Path) -> std::result::Result<Vec<u8>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot be read ({e})"))?;
+    let mut certs = crate::pem::decode_certificates(&bytes, &path.display().to_string())
+        .map_err(|e| e.to_string())?;
+    if certs.len() != 1 {
+        return Err(format!("holds {} certificates, not one", certs.len()));
+    }
+    Ok(certs.remove(0))
+}
+
+enum KeyError {
+    NeedsPassphrase,
+    WrongPassphrase,
+    Unreadable(String),
+}
+
+/// Reads a private key file into PKCS#8 DER: PKCS#8 (plain or encrypted), or traditional
+/// OpenSSL PEM (`RSA PRIVATE KEY` / `EC PRIVATE KEY`, plain or `Proc-Type: 4,ENCRYPTED`).
+fn read_key(
+    bytes: &[u8],
+    pass: Option<&Passphrase>,
+) -> std::result::Result<SecretKeyDer, KeyError> {
+    use pkcs8::der::{Decode, Encode};
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| KeyError::Unreadable("not a PEM text file".into()))?;
+    let block = ::pem::parse_many(text)
+        .map_err(|e| KeyError::Unreadable(format!("malformed PEM ({e})")))?
+        .into_iter()
+        .find(|p| p.tag().ends_with("PRIVATE KEY"))
+        .ok_or_else(|| KeyError::Unreadable("no PRIVATE KEY block".into()))?;
+    let body = zeroize::Zeroizing::new(block.contents().to_vec());
+    match block.tag() {
+        "PRIVATE KEY" => Ok(SecretKeyDer::new(body.to_vec())),
+        "ENCRYPTED PRIVATE KEY" => {
+            let pass = pass.ok_or(KeyError::NeedsPassphrase)?;
+            let info = pkcs8::EncryptedPrivateKeyInfo::from_der(&body)
+                .map_err(|e| KeyError::Unreadable(format!("not an encrypted PKCS#8 key ({e})")))?;
+            let doc = info
+                .decrypt(pass.expose())
+                .map_err(|_| KeyError::WrongPassphrase)?;
+            Ok(SecretKeyDer::new(doc.as_bytes().to_vec()))
+        }
+        tag @ ("RSA PRIVATE KEY" | "EC PRIVATE KEY") => {
+            let headers = block.headers();
+            let inner = if headers
+                .get("Proc-Type")
+                .is_some_and(|v| v.contains("ENCRYPTED"))
+            {
+                let pass = pass.ok_or(KeyError::NeedsPassphrase)?;
+                let dek = headers.get("DEK-Info").ok_or_else(|| {
+                    KeyError::Unreadable("encrypted, but no DEK-Info header".into())
+                })?;
+                decrypt_traditional(&body, dek, pass)?
+            } else {
+                body
+            };
+            // Wrap PKCS#1 / SEC1 into PKCS#8.
+            let (oid, params) = if tag == "RSA PRIVATE KEY" {
+                (
+                    pkcs8::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1"),
+                    Some(vec![0x05, 0x00]),
+                )
+            } else {
+                (
+                    pkcs8::ObjectIdentifier::new_unwrap("1.2.840.10045.2.1"),
+                    ec_curve_param(&inner),
+                )
+            };
+            let params_any = match &params {
+                Some(p) => Some(
+                    pkcs8::der::AnyRef::from_der(p)
+                        .map_err(|e| KeyError::Unreadable(e.to_string()))?,
+                ),
+                None => None,
+            };
+            let info = pkcs8::PrivateKeyInfo::new(
+                pkcs8::AlgorithmIdentifierRef {
+                    oid,
+                    parameters: params_any,
+                },
+                &inner,
+            );
+            let der = info
+                .to_der()
+                .map_err(|e| KeyError::Unreadable(format!("cannot re-encode the key ({e})")))?;
+            Ok(SecretKeyDer::new(der))
+        }
+        other => Err(KeyError::Unreadable(format!(
+            "unsupported key block {other:?}"
+        ))),
+    }
+}
+
+/// The namedCurve OID (DER) inside a SEC1 ECPrivateKey's `[0] parameters`.
+fn ec_curve_param(sec1: &[u8]) -> Option<Vec<u8>> {
+    let (_, obj) = x509_parser::der_parser::parse_der(sec1).ok()?;
+    let seq = obj.as_sequence().ok()?;
+    for item in seq {
+        if let x509_parser::der_parser::ber::BerObjectContent::Unknown(any) = &item.content
+            && any.tag().0 == 0
+        {
+            // [0] EXPLICIT OBJECT IDENTIFIER: the content is the OID's own DER.
+            return Some(any.data.to_vec());
+        }
+        if item.header.raw_tag() == Some(&[0xa0]) {
+            return item.as_slice().ok().map(<[u8]>::to_vec);
+        }
+    }
+    None
+}
+
+/// Decrypts a traditional OpenSSL PEM body: key = EVP_BytesToKey(MD5, pass, iv[..8], 1).
+fn decrypt_traditional(
+    body: &[u8],
+    dek: &str,
+    pass: &Passphrase,
+) -> std::result::Result<zeroize::Zeroizing<Vec<u8>>, KeyError> {
+    use cbc::cipher::{BlockDecryptMut, KeyIvInit, block_padding::Pkcs7};
+    let (alg, iv_hex) = dek
+        .split_once(',')
+        .ok_or_else(|| KeyError::Unreadable(format!("bad DEK-Info {dek:?}")))?;
+    let iv = crate::store::crypto::unhex(iv_hex.trim())
+        .ok_or_else(|| KeyError::Unreadable(format!("bad IV in DEK-Info {dek:?}")))?;
+    let key_len = match alg.trim() {
+        "DES-EDE3-CBC" => 24,
+        "AES-128-CBC" => 16,
+        "AES-192-CBC" => 24,
+        "AES-256-CBC" => 32,
+        other => {
+            return Err(KeyError::Unreadable(format!(
+                "unsupported cipher {other} (vpnca reads DES-EDE3-CBC and AES-128/192/256-CBC)"
+            )));
+        }
+    };
+    let want_iv = if alg.trim() == "DES-EDE3-CBC" { 8 } else { 16 };
+    if iv.len() != want_iv {
+        return Err(KeyError::Unreadable(format!(
+            "bad IV length in DEK-Info {dek:?}"
+        )));
+    }
+    let key = evp_bytes_to_key(pass.expose(), &iv[..8], key_len);
+    let mut buf = zeroize::Zeroizing::new(body.to_vec());
+    let out_len = match alg.trim() {
+        "DES-EDE3-CBC" => cbc::Decryptor::<des::TdesEde3>::new_from_slices(&key, &iv)
+            .map_err(|e| KeyError::Unreadable(e.to_string()))?
+            .decrypt_padded_mut::<Pkcs7>(&mut buf)
+            .map(<[u8]>::len),
+        "AES-128-CBC" => cbc::Decryptor::<aes::Aes128>::new_from_slices(&key, &iv)
+            .map_err(|e| KeyError::Unreadable(e.to_string()))?
+            .decrypt_padded_mut::<Pkcs7>(&mut buf)
+            .map(<[u8]>::len),
+        "AES-192-CBC" => cbc::Decryptor::<aes::Aes192>::new_from_slices(&key, &iv)
+            .map_err(|e| KeyError::Unreadable(e.to_string()))?
+            .decrypt_padded_mut::<Pkcs7>(&mut buf)
+            .map(<[u8]>::len),
+        _ => cbc::Decryptor::<aes::Aes256>::new_from_slices(&key, &iv)
+            .map_err(|e| KeyError::Unreadable(e.to_string()))?
+            .decrypt_padded_mut::<Pkcs7>(&mut buf)
+            .map(<[u8]>::len),
+    }
+    .map_err(|_| KeyError::WrongPassphrase)?;
+    buf.truncate(out_len);
+    // A wrong passphrase can still unpad by chance: the result must be DER.
+    if x509_parser::der_parser::parse_der(&buf).map(|(rest, _)| rest.is_empty()) != Ok(true) {
+        return Err(KeyError::WrongPassphrase);
+    }
+    Ok(buf)
+}
+
+fn evp_bytes_to_key(pass: &[u8], salt: &[u8], len: usize) -> zeroize::Zeroizing<Vec<u8>> {
+    use md5::{Digest, Md5};
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(len + 16));
+    let mut prev: Vec<u8> = Vec::new();
+    while out.len() < len {
+        let mut h = Md5::new();
+        h.update(&prev);
+        h.update(pass);
+        h.update(salt);
+        prev = h.finalize().to_vec();
+        out.extend_from_slice(&prev);
+    }
+    out.truncate(len);
+    out
+}
+
+/// What `import-easyrsa` wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportReport {
+    /// Certificates imported (the CA not counted).
+    pub certificates: usize,
+    /// Of which revoked.
+    pub revoked: usize,
+    /// Keys imported (the CA's included).
+    pub keys: usize,
+    /// vpnca's first CRL.
+    pub crl: crate::crl::CrlInfo,
+}
+
+impl Store {
+    /// Writes a [`plan`] into this store (which must have no CA), with vpnca's first CRL, in
+    /// one transaction. Refused when the plan has problems.
+    pub fn import_easyrsa(&self, plan: &Plan) -> Result<ImportReport> {
+        if !plan.problems.is_empty() {
+            return Err(Error::Refused {
+                reason: format!(
+                    "the easy-rsa PKI at {} has {} problem(s); nothing was imported",
+                    plan.source.display(),
+                    plan.problems.len()
+                ),
+            });
+        }
+        if let Ok(ca) = self.ca() {
+            return Err(Error::CaExists { name: ca.name });
+        }
+        let ca = plan.ca.as_ref().ok_or_else(|| Error::NotFound {
+            what: "the easy-rsa CA".into(),
+        })?;
+        let ca_cert = crate::x509::parse_cert(&ca.der, "ca.crt")?;
+        let opts = crate::crl::CrlOptions::from_store(self)?;
+        let report = self.write(|tx, keys| {
+            if self.ca().is_ok() {
+                return Err(Error::CaExists {
+                    name: ca.name.clone(),
+                });
+            }
+            store::insert_record(
+                tx,
+                keys,
+                NewRecord {
+                    serial: &ca.serial,
+                    name: &ca.name,
+                    kind: CertKind::Ca,
+                    profile: "root-ca",
+                    der: &ca.der,
+                    not_before: ca_cert.validity().not_before.to_datetime(),
+                    not_after: ca_cert.validity().not_after.to_datetime(),
+                    key: ca.key_der.as_ref(),
+                },
+            )?;
+            let mut revoked = 0;
+            let mut nkeys = usize::from(ca.key_der.is_some());
+            let newest: HashMap<&str, &Serial> = plan
+                .certificates
+                .iter()
+                .filter(|e| e.status == ImportStatus::Valid)
+                .map(|e| (e.name.as_str(), &e.serial))
+                .collect();
+            for e in &plan.certificates {
+                let mut rec = store::insert_record(
+                    tx,
+                    keys,
+                    NewRecord {
+                        serial: &e.serial,
+                        name: &e.name,
+                        kind: e.kind,
+                        profile: e.profile,
+                        der: &e.der,
+                        not_before: e.not_before,
+                        not_after: e.not_after,
+                        key: e.key_der.as_ref(),
+                    },
+                )?;
+                nkeys += usize::from(e.key);
+                match (e.status, e.revoked) {
+                    (ImportStatus::Revoked, Some((at, reason))) => {
+                        rec.state = CertState::Revoked;
+                        rec.revoked_at = Some(at);
+                        rec.reason = Some(reason);
+                        store::update_record(tx, keys, &rec)?;
+                        store::add_revoked(tx, keys, &rec.serial)?;
+                        revoked += 1;
+                    }
+                    (ImportStatus::Superseded, _) => {
+                        rec.state = CertState::Superseded;
+                        rec.superseded_by = newest.get(e.name.as_str()).map(|s| (*s).clone());
+                        store::update_record(tx, keys, &rec)?;
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(floor) = plan.crl_number_floor {
+                store::meta_set(tx, "crl_number_floor", &floor.to_string())?;
+            }
+            store::audit_append(
+                tx,
+                keys,
+                "import-easyrsa",
+                &ca.name,
+                &ca.serial.hex(),
+                &serde_json::json!({
+                    "source": plan.source.display().to_string(),
+                    "certificates": plan.certificates.len(),
+                    "revoked": revoked,
+                    "keys": nkeys,
+                    "crl_number_floor": plan.crl_number_floor,
+                }),
+            )?;
+            let signer = self.signer()?;
+            let crl = crate::crl::generate_in_tx(self, tx, keys, &signer, &opts)?;
+            Ok(ImportReport {
+                certificates: plan.certificates.len(),
+                revoked,
+                keys: nkeys,
+                crl,
+            })
+        })?;
+        self.sync_global_mirrors()?;
+        let names: Vec<&str> = plan.certificates.iter().map(|e| e.name.as_str()).collect();
+        self.sync_mirrors_batch(names.iter().copied())?;
+        Ok(report)
+    }
+}

@@ -1,0 +1,896 @@
+//! `vpnca import-easyrsa`: migrating a PKI made by the real easy-rsa (Debian's 3.1.0 at
+//! /usr/share/easy-rsa/easyrsa) into a new store.
+//!
+//! The sources are built by easy-rsa itself, and the results are checked with independent
+//! tools: the `openssl` CLI (CRL, certificates, keys) and a real OpenVPN handshake between the
+//! old easy-rsa server and migrated / newly issued clients.
+mod common;
+use common::*;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::openvpn::{ClientFiles, Handshake, ServerFiles, handshake};
+use serde_json::Value;
+
+// ---------------------------------------------------------------------------------------------
+// easy-rsa
+// ---------------------------------------------------------------------------------------------
+
+const EASYRSA: &str = "/usr/share/easy-rsa/easyrsa";
+/// The passphrase of the easy-rsa CA key (where it has one).
+const SECRET: &str = "old-easyrsa-secret";
+const CA_CN: &str = "Old VPN CA";
+
+/// Settings given to easy-rsa in its environment.
+type Vars = &'static [(&'static str, &'static str)];
+const RSA: Vars = &[];
+const EC: Vars = &[("EASYRSA_ALGO", "ec"), ("EASYRSA_CURVE", "prime256v1")];
+/// Serials 01, 02, 03… (EASYRSA_RAND_SN=no, the old easy-rsa default) instead of random ones.
+const EC_SEQUENTIAL: Vars = &[
+    ("EASYRSA_ALGO", "ec"),
+    ("EASYRSA_CURVE", "prime256v1"),
+    ("EASYRSA_RAND_SN", "no"),
+];
+
+/// An easy-rsa PKI at `<tempdir>/pki`.
+struct EasyRsa {
+    dir: tempfile::TempDir,
+    vars: Vars,
+    pass: Option<&'static str>,
+}
+
+/// One line of easy-rsa's `index.txt`.
+#[derive(Debug, Clone)]
+struct IndexLine {
+    status: String,
+    expires: String,
+    revoked: Option<String>,
+    reason: Option<String>,
+    /// Normalised (upper case, no leading zeros) for comparisons.
+    serial: String,
+    /// As written in index.txt and in easy-rsa's by-serial file names.
+    file_serial: String,
+    cn: String,
+}
+
+impl EasyRsa {
+    /// `easyrsa init-pki` in a new temporary directory.
+    fn new(vars: Vars, pass: Option<&'static str>) -> EasyRsa {
+        assert!(
+            Path::new(EASYRSA).is_file(),
+            "easy-rsa is required by this test (apt-get install easy-rsa): {EASYRSA} is missing"
+        );
+        let er = EasyRsa {
+            dir: tempfile::tempdir().expect("tempdir"),
+            vars,
+            pass,
+        };
+        er.run(&["init-pki"]);
+        er
+    }
+
+    /// A CA ("Old VPN CA", with the passphrase if any), a server `server` and `clients`.
+    fn with_certs(vars: Vars, pass: Option<&'static str>, clients: &[&str]) -> EasyRsa {
+        let er = EasyRsa::new(vars, pass);
+        let mut c = er.cmd(&[]);
+        match pass {
+            Some(p) => c.arg(format!("--passout=pass:{p}")).arg("build-ca"),
+            None => c.args(["build-ca", "nopass"]),
+        };
+        er.check(&["build-ca"], c.env("EASYRSA_REQ_CN", CA_CN));
+        er.run(&["build-server-full", "server", "nopass"]);
+        for cn in clients {
+            er.run(&["build-client-full", cn, "nopass"]);
+        }
+        er
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("pki")
+    }
+
+    fn file(&self, rel: &str) -> PathBuf {
+        self.path().join(rel)
+    }
+
+    /// `easyrsa [--passin=pass:…] ARGS` in batch mode.
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(EASYRSA);
+        if let Some(p) = self.pass {
+            c.arg(format!("--passin=pass:{p}"));
+        }
+        c.args(args)
+            .env("EASYRSA_BATCH", "1")
+            .env("EASYRSA_PKI", self.path())
+            // 3.1.0 refuses `renew` unless the certificate expires within this many days.
+            .env("EASYRSA_CERT_RENEW", "100000")
+            .env_remove("EASYRSA_REQ_CN")
+            .env_remove("EASYRSA_VARS_FILE")
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .envs(self.vars.iter().copied());
+        c
+    }
+
+    fn check(&self, args: &[&str], c: &mut Command) {
+        let o = c.output().expect("run easyrsa");
+        assert!(
+            o.status.success(),
+            "easyrsa {args:?} failed:\n{}{}",
+            s(&o.stdout),
+            s(&o.stderr)
+        );
+    }
+
+    fn run(&self, args: &[&str]) {
+        self.check(args, &mut self.cmd(args));
+    }
+
+    fn index_lines(&self) -> Vec<IndexLine> {
+        let text = std::fs::read_to_string(self.file("index.txt")).expect("index.txt");
+        text.lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                assert_eq!(f.len(), 6, "unexpected index.txt line {l:?}");
+                let (revoked, reason) = match f[2].split_once(',') {
+                    _ if f[2].is_empty() => (None, None),
+                    Some((d, r)) => (Some(d.to_owned()), Some(r.to_owned())),
+                    None => (Some(f[2].to_owned()), None),
+                };
+                let cn = f[5].split("/CN=").nth(1).expect("CN").split('/').next();
+                IndexLine {
+                    status: f[0].to_owned(),
+                    expires: f[1].to_owned(),
+                    revoked,
+                    reason,
+                    serial: norm_serial(f[3]),
+                    file_serial: f[3].to_owned(),
+                    cn: cn.expect("CN").to_owned(),
+                }
+            })
+            .collect()
+    }
+
+    /// A copy of the whole tree in a new temporary directory.
+    fn copy(&self) -> EasyRsa {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let o = Command::new("cp")
+            .arg("-a")
+            .arg(self.path())
+            .arg(dir.path())
+            .output()
+            .expect("cp");
+        assert!(o.status.success(), "cp -a: {}", s(&o.stderr));
+        EasyRsa {
+            dir,
+            vars: self.vars,
+            pass: self.pass,
+        }
+    }
+
+    /// Every path under the tree (directories too) with its mode and bytes.
+    fn tree(&self) -> BTreeMap<PathBuf, (u32, Option<Vec<u8>>)> {
+        fn walk(p: &Path, m: &mut BTreeMap<PathBuf, (u32, Option<Vec<u8>>)>) {
+            for en in std::fs::read_dir(p).expect("read_dir").flatten() {
+                let p = en.path();
+                let mode = en.metadata().expect("metadata").permissions().mode();
+                if p.is_dir() {
+                    m.insert(p.clone(), (mode, None));
+                    walk(&p, m);
+                } else {
+                    m.insert(p.clone(), (mode, Some(std::fs::read(&p).expect("read"))));
+                }
+            }
+        }
+        let mut m = BTreeMap::new();
+        walk(&self.path(), &mut m);
+        m
+    }
+}
+
+/// The status vpnca should give an index line: R → revoked; V → superseded when a later V line
+/// has the same CN (easy-rsa renew), else valid.
+fn expected_status(lines: &[IndexLine], i: usize) -> &'static str {
+    let l = &lines[i];
+    match l.status.as_str() {
+        "R" => "revoked",
+        "V" if lines[i + 1..]
+            .iter()
+            .any(|x| x.status == "V" && x.cn == l.cn) =>
+        {
+            "superseded"
+        }
+        "V" => "valid",
+        other => panic!("unexpected index status {other}"),
+    }
+}
+
+/// index.txt's `YYMMDDHHMMSSZ` as RFC 3339.
+fn rfc3339(t: &str) -> String {
+    let d = |i: usize| &t[i..i + 2];
+    let century = if d(0) < "50" { "20" } else { "19" };
+    format!(
+        "{century}{}-{}-{}T{}:{}:{}Z",
+        d(0),
+        d(2),
+        d(4),
+        d(6),
+        d(8),
+        d(10)
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// vpnca and openssl
+// ---------------------------------------------------------------------------------------------
+
+fn norm_serial(hex: &str) -> String {
+    let h = hex.trim().replace(':', "").to_ascii_uppercase();
+    let t = h.trim_start_matches('0');
+    if t.is_empty() { "0".into() } else { t.into() }
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+/// `vpnca --json list` (JSON lines) parsed.
+fn list(e: &Env) -> Vec<Value> {
+    e.ok(&["--json", "list"])
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|err| panic!("bad JSON line {l}: {err}")))
+        .collect()
+}
+
+/// Writes a passphrase file (one line) into the env dir.
+fn passfile(e: &Env, pass: &str) -> PathBuf {
+    let f = e.path(&format!("easyrsa-pass-{pass}"));
+    std::fs::write(&f, format!("{pass}\n")).expect("write passphrase file");
+    f
+}
+
+/// `vpnca list` has exactly the certificates of index.txt (plus the CA), with the same serials,
+/// names, states, kinds, expiry and revocation dates and reasons.
+fn assert_list_matches_index(e: &Env, er: &EasyRsa) {
+    let lines = er.index_lines();
+    let rows = list(e);
+    let ca_serial = cert_serial(e, &er.file("ca.crt"));
+    let cas: Vec<&Value> = rows.iter().filter(|r| r["kind"] == "ca").collect();
+    assert_eq!(cas.len(), 1, "one CA expected in {rows:#?}");
+    assert_eq!(cas[0]["name"], CA_CN, "{rows:#?}");
+    assert_eq!(cas[0]["serial"].as_str().map(norm_serial), Some(ca_serial));
+    let certs: Vec<&Value> = rows.iter().filter(|r| r["kind"] != "ca").collect();
+    assert_eq!(
+        certs.len(),
+        lines.len(),
+        "index.txt has {lines:#?}\nvpnca list has {certs:#?}"
+    );
+    for (i, l) in lines.iter().enumerate() {
+        let r = certs
+            .iter()
+            .find(|r| r["serial"].as_str().map(norm_serial).as_deref() == Some(&l.serial))
+            .unwrap_or_else(|| panic!("index line {l:?} not in vpnca list: {certs:#?}"));
+        let what = format!("index line {l:?} vs list row {r}");
+        assert_eq!(r["name"], l.cn.as_str(), "{what}");
+        assert_eq!(r["status"], expected_status(&lines, i), "{what}");
+        let kind = if l.cn == "server" { "server" } else { "client" };
+        assert_eq!(r["kind"], kind, "{what}");
+        assert_eq!(r["not_after"], rfc3339(&l.expires).as_str(), "{what}");
+        assert_eq!(r["has_key"], true, "easy-rsa has every key: {what}");
+        match &l.revoked {
+            None => assert!(r["revoked_at"].is_null(), "{what}"),
+            Some(d) => {
+                assert_eq!(r["revoked_at"], rfc3339(d).as_str(), "{what}");
+                match &l.reason {
+                    Some(reason) => assert_eq!(r["reason"], reason.as_str(), "{what}"),
+                    None => assert!(
+                        r["reason"].is_null() || r["reason"] == "unspecified",
+                        "{what}"
+                    ),
+                }
+            }
+        }
+    }
+}
+
+fn cert_serial(e: &Env, cert: &Path) -> String {
+    let out = openssl_ok(&["x509", "-in", p(cert), "-noout", "-serial"], e.dir.path());
+    norm_serial(out.trim().strip_prefix("serial=").expect("serial="))
+}
+
+fn cert_der(e: &Env, cert: &Path) -> Vec<u8> {
+    let o = openssl(&["x509", "-in", p(cert), "-outform", "DER"], e.dir.path());
+    assert!(
+        o.status.success() && !o.stdout.is_empty(),
+        "{}",
+        s(&o.stderr)
+    );
+    o.stdout
+}
+
+/// openssl's text of a CRL after checking its signature with `ca`.
+fn crl_text(e: &Env, crl: &Path, ca: &Path) -> String {
+    let o = openssl(
+        &["crl", "-in", p(crl), "-CAfile", p(ca), "-noout"],
+        e.dir.path(),
+    );
+    let all = format!("{}{}", s(&o.stdout), s(&o.stderr));
+    assert!(
+        o.status.success() && all.contains("verify OK"),
+        "{} does not verify with {}:\n{all}",
+        crl.display(),
+        ca.display()
+    );
+    openssl_ok(&["crl", "-in", p(crl), "-noout", "-text"], e.dir.path())
+}
+
+/// The revoked entries of `openssl crl -text`: serial → the entry's text block (date, reason).
+fn crl_entries(text: &str) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    let mut current: Option<(String, Vec<&str>)> = None;
+    for line in text.lines().map(str::trim) {
+        if let Some(serial) = line.strip_prefix("Serial Number:") {
+            if let Some((s, b)) = current.take() {
+                m.insert(s, b.join("\n"));
+            }
+            current = Some((norm_serial(serial), Vec::new()));
+        } else if line.starts_with("Signature Algorithm:") {
+            if let Some((s, b)) = current.take() {
+                m.insert(s, b.join("\n"));
+            }
+        } else if let Some((_, b)) = &mut current {
+            b.push(line);
+        }
+    }
+    m
+}
+
+fn crl_number(text: &str) -> Option<String> {
+    let mut lines = text.lines().map(str::trim);
+    lines.find(|l| l.starts_with("X509v3 CRL Number:"))?;
+    lines.next().map(str::to_owned)
+}
+
+/// The new CRL verifies with the old CA, has a number, and lists exactly the revoked serials of
+/// index.txt with the same entry text as easy-rsa's old crl.pem.
+fn assert_crl_carries_old_revocations(e: &Env, er: &EasyRsa) {
+    let new = crl_text(e, &e.pki.join("crl.pem"), &er.file("ca.crt"));
+    let old = crl_text(e, &er.file("crl.pem"), &er.file("ca.crt"));
+    assert!(crl_number(&new).is_some(), "no CRL number:\n{new}");
+    let (new_e, old_e) = (crl_entries(&new), crl_entries(&old));
+    for (serial, block) in &old_e {
+        assert_eq!(
+            new_e.get(serial),
+            Some(block),
+            "serial {serial} of the old CRL:\nold CRL:\n{old}\nnew CRL:\n{new}"
+        );
+    }
+    let revoked: Vec<String> = er
+        .index_lines()
+        .into_iter()
+        .filter(|l| l.status == "R")
+        .map(|l| l.serial)
+        .collect();
+    assert_eq!(
+        new_e.keys().cloned().collect::<Vec<_>>(),
+        {
+            let mut r = revoked;
+            r.sort();
+            r
+        },
+        "the new CRL must list exactly index.txt's revoked serials:\n{new}"
+    );
+}
+
+/// An OpenVPN handshake against easy-rsa's own server (cert, key, CA) with vpnca's new CRL.
+fn connect(e: &Env, er: &EasyRsa, cert: &Path, key: &Path) -> Handshake {
+    let (ca, crl) = (er.file("ca.crt"), e.pki.join("crl.pem"));
+    handshake(
+        &ServerFiles {
+            ca: &ca,
+            cert: &er.file("issued/server.crt"),
+            key: &er.file("private/server.key"),
+            crl: Some(&crl),
+        },
+        &ClientFiles { ca: &ca, cert, key },
+    )
+}
+
+fn public_key(e: &Env, args: &[&str]) -> String {
+    let k = openssl_ok(args, e.dir.path());
+    assert!(k.contains("-----BEGIN PUBLIC KEY-----"), "{k}");
+    k
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn migrates_a_passphrase_protected_rsa_pki() {
+    let er = EasyRsa::with_certs(RSA, Some(SECRET), &["alice", "bob", "carol", "dave"]);
+    er.run(&["revoke", "bob", "keyCompromise"]);
+    er.run(&["revoke", "carol", "affiliationChanged"]);
+    // 3.1.0 renew: the old certificate and key move to renewed/{issued,private}/dave.*, both
+    // certificates stay "V" in index.txt.
+    er.run(&["renew", "dave", "nopass"]);
+    er.run(&["gen-crl"]);
+    let ca_key = std::fs::read_to_string(er.file("private/ca.key")).expect("ca.key");
+    assert!(ca_key.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+    // Covers reads_crt_files_with_a_text_dump too: issued/*.crt start with openssl's dump.
+    let alice_crt = std::fs::read_to_string(er.file("issued/alice.crt")).expect("alice.crt");
+    assert_eq!(alice_crt.lines().next(), Some("Certificate:"));
+    assert!(er.file("renewed/issued/dave.crt").is_file());
+    let lines = er.index_lines();
+    assert_eq!(lines.len(), 6, "{lines:#?}");
+    let source = er.tree();
+
+    let e = Env::init();
+    let pass = passfile(&e, SECRET);
+    let v = e.json(&[
+        "import-easyrsa",
+        p(&er.path()),
+        "--easyrsa-passphrase-file",
+        p(&pass),
+    ]);
+    assert!(er.tree() == source, "import-easyrsa modified the source");
+    assert_eq!(v["imported"], true, "{v:#}");
+    assert_eq!(v["dry_run"], false, "{v:#}");
+    assert_eq!(v["problems"], serde_json::json!([]), "{v:#}");
+    assert_eq!(v["ca"]["name"], CA_CN, "{v:#}");
+    let certs = v["certificates"].as_array().expect("certificates");
+    assert_eq!(certs.len(), lines.len(), "{v:#}");
+    for (i, l) in lines.iter().enumerate() {
+        let c = certs
+            .iter()
+            .find(|c| c["serial"].as_str().map(norm_serial).as_deref() == Some(&l.serial))
+            .unwrap_or_else(|| panic!("{l:?} not in {v:#}"));
+        assert_eq!(c["status"], expected_status(&lines, i), "{l:?}: {c}");
+        assert_eq!(c["key"], true, "{l:?}: {c}");
+    }
+    assert!(
+        v["crl_number_floor"].is_null(),
+        "3.1.0 CRLs have no number: {v:#}"
+    );
+    assert_eq!(v["crl"]["entries"], 2, "{v:#}");
+
+    assert_list_matches_index(&e, &er);
+    assert_crl_carries_old_revocations(&e, &er);
+    assert!(
+        cert_der(&e, &e.pki.join("ca.crt")) == cert_der(&e, &er.file("ca.crt")),
+        "the store's ca.crt is not easy-rsa's"
+    );
+
+    // OpenVPN: easy-rsa's server with vpnca's CRL.
+    let hs = connect(
+        &e,
+        &er,
+        &er.file("issued/alice.crt"),
+        &er.file("private/alice.key"),
+    );
+    assert!(hs.ok, "alice (migrated) must connect:\n{hs}");
+    let bob = lines.iter().find(|l| l.cn == "bob").expect("bob");
+    let hs = connect(
+        &e,
+        &er,
+        &er.file(&format!("revoked/certs_by_serial/{}.crt", bob.file_serial)),
+        &er.file(&format!(
+            "revoked/private_by_serial/{}.key",
+            bob.file_serial
+        )),
+    );
+    assert!(
+        !hs.ok && hs.refused_by_server() && hs.client_cert_revoked(),
+        "bob (revoked by easy-rsa) must be refused as revoked:\n{hs}"
+    );
+    e.ok(&["client", "erin"]);
+    e.ok(&["export", "erin", "--out", "x", "--key"]);
+    let hs = connect(&e, &er, &e.path("x/erin.crt"), &e.path("x/erin.key"));
+    assert!(hs.ok, "erin (issued by vpnca after the migration):\n{hs}");
+
+    // The keys came along.
+    e.ok(&["export", "alice", "--out", "y", "--key"]);
+    assert_eq!(
+        public_key(&e, &["pkey", "-in", "y/alice.key", "-pubout"]),
+        public_key(
+            &e,
+            &[
+                "x509",
+                "-in",
+                p(&er.file("issued/alice.crt")),
+                "-noout",
+                "-pubkey"
+            ]
+        ),
+        "exported alice.key is not the key of easy-rsa's alice.crt"
+    );
+    assert!(er.tree() == source, "the source changed during the test");
+}
+
+#[test]
+fn migrates_a_nopass_ec_pki() {
+    let er = EasyRsa::with_certs(EC, None, &["alice", "bob"]);
+    er.run(&["revoke", "bob"]);
+    er.run(&["gen-crl"]);
+    let source = er.tree();
+    let e = Env::init();
+    // PATH may be the directory holding pki/.
+    let out = e.ok(&["import-easyrsa", p(er.dir.path())]);
+    assert!(er.tree() == source, "import-easyrsa modified the source");
+    assert_list_matches_index(&e, &er);
+    assert_crl_carries_old_revocations(&e, &er);
+    let hs = connect(
+        &e,
+        &er,
+        &er.file("issued/alice.crt"),
+        &er.file("private/alice.key"),
+    );
+    assert!(
+        hs.ok,
+        "alice (migrated EC) must connect:\n{hs}\nimport said:\n{out}"
+    );
+}
+
+#[test]
+fn reads_traditional_encrypted_ca_keys() {
+    let base = EasyRsa::with_certs(RSA, None, &["alice"]);
+    for (cipher, dek) in [
+        ("-des3", "DES-EDE3-CBC"),
+        ("-aes128", "AES-128-CBC"),
+        ("-aes192", "AES-192-CBC"),
+        ("-aes256", "AES-256-CBC"),
+    ] {
+        let er = base.copy();
+        let (plain, key) = (er.file("private/ca.key.plain"), er.file("private/ca.key"));
+        std::fs::rename(&key, &plain).expect("rename");
+        let args = ["rsa", "-in", p(&plain), cipher, "-traditional"];
+        let mut args = args.to_vec();
+        args.extend(["-passout", "pass:S3cret-trad", "-out", p(&key)]);
+        openssl_ok(&args, er.dir.path());
+        std::fs::remove_file(&plain).expect("rm");
+        let text = std::fs::read_to_string(&key).expect("ca.key");
+        assert!(
+            text.contains("Proc-Type: 4,ENCRYPTED") && text.contains(dek),
+            "{text}"
+        );
+
+        let e = Env::init();
+        let before = e.snapshot();
+        let wrong = passfile(&e, "not-the-passphrase");
+        let pki = er.path();
+        let pki = p(&pki);
+        let err = e.fails(
+            &[
+                "import-easyrsa",
+                pki,
+                "--easyrsa-passphrase-file",
+                p(&wrong),
+            ],
+            2,
+        );
+        assert!(
+            err.to_lowercase().contains("passphrase"),
+            "{cipher}: a wrong passphrase must be reported as such:\n{err}"
+        );
+        assert!(
+            e.snapshot() == before,
+            "{cipher}: a failed import changed the store"
+        );
+
+        let right = passfile(&e, "S3cret-trad");
+        e.ok(&[
+            "import-easyrsa",
+            pki,
+            "--easyrsa-passphrase-file",
+            p(&right),
+        ]);
+        assert_list_matches_index(&e, &er);
+        // The imported CA key signs: a new client verifies against easy-rsa's ca.crt.
+        e.ok(&["client", "erin"]);
+        let pem = e.json(&["show", "erin"])["pem"].as_str().map(str::to_owned);
+        std::fs::write(e.path("erin.pem"), pem.expect("pem")).expect("write");
+        let ca = er.file("ca.crt");
+        openssl_ok(&["verify", "-CAfile", p(&ca), "erin.pem"], e.dir.path());
+    }
+}
+
+#[test]
+fn broken_sources_import_nothing() {
+    let good = EasyRsa::with_certs(RSA, Some(SECRET), &["alice", "bob", "carol"]);
+    good.run(&["revoke", "carol", "keyCompromise"]);
+    good.run(&["gen-crl"]);
+    let alice = good.index_lines()[1].clone();
+    assert_eq!(alice.cn, "alice");
+    // Control: unbroken, the PKI passes a dry run (so each case fails for its own reason).
+    let e = Env::init();
+    let pass = passfile(&e, SECRET);
+    let pki = good.path();
+    e.ok(&[
+        "import-easyrsa",
+        p(&pki),
+        "--easyrsa-passphrase-file",
+        p(&pass),
+        "--dry-run",
+    ]);
+    type Breaker = Box<dyn Fn(&EasyRsa)>;
+    let cases: Vec<(&str, Breaker, Vec<String>)> = vec![
+        (
+            "missing private/ca.key",
+            Box::new(|er| std::fs::remove_file(er.file("private/ca.key")).expect("rm")),
+            vec!["ca.key".into()],
+        ),
+        (
+            "private/alice.key is bob's key",
+            Box::new(|er| {
+                std::fs::copy(er.file("private/bob.key"), er.file("private/alice.key"))
+                    .expect("cp");
+            }),
+            vec!["alice".into()],
+        ),
+        (
+            "index.txt truncated in the middle of its last line",
+            Box::new(|er| {
+                let t = std::fs::read_to_string(er.file("index.txt")).expect("index");
+                let t = t.trim_end_matches('\n');
+                let last = t.rfind('\n').expect("several lines") + 1;
+                let cut = last + (t.len() - last) / 2;
+                std::fs::write(er.file("index.txt"), &t[..cut]).expect("write");
+            }),
+            vec!["index.txt".into()],
+        ),
+        (
+            "wrong passphrase",
+            Box::new(|_| {}),
+            vec!["passphrase".into()],
+        ),
+        (
+            // certs_by_serial/ holds a second copy: delete both, or the cert is still there.
+            "alice's certificate deleted, index.txt still lists it",
+            Box::new(|er| {
+                let serial = &er.index_lines()[1].file_serial;
+                std::fs::remove_file(er.file("issued/alice.crt")).expect("rm");
+                std::fs::remove_file(er.file(&format!("certs_by_serial/{serial}.pem")))
+                    .expect("rm");
+            }),
+            vec!["alice".into(), alice.serial.clone()],
+        ),
+        (
+            "alice's certificate not in index.txt",
+            Box::new(|er| {
+                let t = std::fs::read_to_string(er.file("index.txt")).expect("index");
+                let t: Vec<&str> = t.lines().filter(|l| !l.ends_with("/CN=alice")).collect();
+                std::fs::write(er.file("index.txt"), t.join("\n") + "\n").expect("write");
+            }),
+            vec!["alice".into(), alice.serial.clone()],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (what, breaker, names) in cases {
+        let er = good.copy();
+        breaker(&er);
+        let source = er.tree();
+        let e = Env::init();
+        let before = e.snapshot();
+        let pass = passfile(
+            &e,
+            if what == "wrong passphrase" {
+                "wrong-one"
+            } else {
+                SECRET
+            },
+        );
+        let pki = er.path();
+        let args = [
+            "import-easyrsa",
+            p(&pki),
+            "--easyrsa-passphrase-file",
+            p(&pass),
+        ];
+        let o = e.run(&args);
+        let err = s(&o.stderr);
+        let named = names
+            .iter()
+            .any(|n| err.to_ascii_uppercase().contains(&n.to_ascii_uppercase()));
+        if o.status.code() != Some(2) || !named {
+            failures.push(format!(
+                "{what}: expected exit 2 naming one of {names:?}; got {:?}\nstdout: {}\nstderr: {err}",
+                o.status.code(),
+                s(&o.stdout)
+            ));
+        }
+        if e.snapshot() != before || !list(&e).is_empty() {
+            failures.push(format!("{what}: the store changed"));
+        }
+        // --json --dry-run: exit 2 and the problems in the document.
+        let mut dry = vec!["--json"];
+        dry.extend(args);
+        dry.push("--dry-run");
+        let o = e.run(&dry);
+        let docs = serde_json::Deserializer::from_slice(&o.stdout)
+            .into_iter::<Value>()
+            .count();
+        if docs != 1 {
+            failures.push(format!(
+                "{what}: --json --dry-run printed {docs} JSON documents, not one:\n{}",
+                s(&o.stdout)
+            ));
+        }
+        let doc: Option<Value> = serde_json::Deserializer::from_slice(&o.stdout)
+            .into_iter::<Value>()
+            .next()
+            .and_then(Result::ok);
+        let problems = doc.as_ref().and_then(|d| d["problems"].as_array().cloned());
+        if o.status.code() != Some(2)
+            || problems.is_none_or(|p| p.is_empty())
+            || doc.as_ref().is_some_and(|d| d["imported"] != false)
+        {
+            failures.push(format!(
+                "{what}: --json --dry-run: expected exit 2 and problems; got {:?}\nstdout: {}\nstderr: {}",
+                o.status.code(),
+                s(&o.stdout),
+                s(&o.stderr)
+            ));
+        }
+        if er.tree() != source {
+            failures.push(format!("{what}: the source changed"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn dry_run_imports_nothing() {
+    let er = EasyRsa::with_certs(EC, None, &["alice", "bob"]);
+    er.run(&["revoke", "bob", "superseded"]);
+    er.run(&["gen-crl"]);
+    let e = Env::init();
+    let before = e.snapshot();
+    let v = e.json(&["import-easyrsa", p(&er.path()), "--dry-run"]);
+    assert_eq!(v["dry_run"], true, "{v:#}");
+    assert_eq!(v["imported"], false, "{v:#}");
+    assert_eq!(v["problems"], serde_json::json!([]), "{v:#}");
+    let n = v["certificates"].as_array().map(Vec::len);
+    assert_eq!(n, Some(er.index_lines().len()), "{v:#}");
+    assert!(e.snapshot() == before, "--dry-run changed the store");
+    assert!(list(&e).is_empty(), "--dry-run imported something");
+    let st = e.run(&["status"]);
+    let all = format!("{}{}", s(&st.stdout), s(&st.stderr));
+    assert!(all.contains("no CA"), "{all}");
+    assert!(!e.pki.join("crl.pem").exists());
+}
+
+#[test]
+fn refuses_a_store_that_has_a_ca() {
+    let er = EasyRsa::with_certs(EC, None, &["alice"]);
+    let e = Env::with_ca();
+    let before = e.snapshot();
+    let err = e.fails(&["import-easyrsa", p(&er.path())], 2);
+    assert!(err.contains("already has a CA"), "{err}");
+    assert!(e.snapshot() == before, "the store changed");
+}
+
+#[test]
+fn reads_crt_files_with_a_text_dump() {
+    // easy-rsa 3.1.0 writes issued/*.crt with `openssl x509 -text` output before the PEM block;
+    // migrates_a_passphrase_protected_rsa_pki imports (and handshakes with) such files. Here:
+    // the imported certificate is exactly the PEM block's DER.
+    let er = EasyRsa::with_certs(EC, None, &["alice"]);
+    let crt = std::fs::read_to_string(er.file("issued/alice.crt")).expect("alice.crt");
+    assert_eq!(crt.lines().next(), Some("Certificate:"));
+    let e = Env::init();
+    e.ok(&["import-easyrsa", p(&er.path())]);
+    let pem = e.json(&["show", "alice"])["pem"]
+        .as_str()
+        .map(str::to_owned);
+    std::fs::write(e.path("alice.pem"), pem.expect("pem")).expect("write");
+    assert_eq!(
+        cert_der(&e, &e.path("alice.pem")),
+        cert_der(&e, &er.file("issued/alice.crt"))
+    );
+}
+
+#[test]
+fn keeps_sequential_serials_with_leading_zeros() {
+    // EASYRSA_RAND_SN=no: serials 01, 02, 03 in index.txt and in the file names. Random 16-byte
+    // serials also start with a 0 digit whenever their first byte is below 0x10 (1 in 16).
+    let er = EasyRsa::with_certs(EC_SEQUENTIAL, None, &["alice", "bob"]);
+    er.run(&["revoke", "bob", "keyCompromise"]);
+    er.run(&["gen-crl"]);
+    let serials: Vec<String> = er.index_lines().into_iter().map(|l| l.serial).collect();
+    assert_eq!(serials, ["1", "2", "3"]);
+    let e = Env::init();
+    e.ok(&["import-easyrsa", p(&er.path())]);
+    assert_list_matches_index(&e, &er);
+    assert_crl_carries_old_revocations(&e, &er);
+}
+
+#[test]
+fn keeps_certificates_whose_key_has_another_passphrase() {
+    // alice protected her key with her own passphrase: her certificate comes without its key.
+    let er = EasyRsa::with_certs(RSA, Some(SECRET), &["bob"]);
+    let args = ["--passout=pass:alice-own-pw", "build-client-full", "alice"];
+    er.check(&args, &mut er.cmd(&args));
+    let key = std::fs::read_to_string(er.file("private/alice.key")).expect("alice.key");
+    assert!(
+        key.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"),
+        "{key}"
+    );
+    let e = Env::init();
+    let pass = passfile(&e, SECRET);
+    let pki = er.path();
+    let v = e.json(&[
+        "import-easyrsa",
+        p(&pki),
+        "--easyrsa-passphrase-file",
+        p(&pass),
+    ]);
+    assert_eq!(v["imported"], true, "{v:#}");
+    assert_eq!(v["problems"], serde_json::json!([]), "{v:#}");
+    let key_of = |name: &str| {
+        let certs = v["certificates"].as_array().expect("certificates");
+        let c = certs.iter().find(|c| c["name"] == name);
+        c.unwrap_or_else(|| panic!("{name} not in {v:#}"))["key"].clone()
+    };
+    assert_eq!(key_of("alice"), false, "{v:#}");
+    assert_eq!(key_of("bob"), true, "{v:#}");
+    let notes = v["notes"].to_string();
+    assert!(notes.contains("alice"), "a note should name alice: {v:#}");
+    let rows = list(&e);
+    let alice = rows.iter().find(|r| r["name"] == "alice").expect("alice");
+    assert_eq!(alice["has_key"], false, "{rows:#?}");
+    assert_eq!(alice["status"], "valid", "{rows:#?}");
+}
+
+/// An old crl.pem with a CRL number (easy-rsa 3.2 keeps `crlnumber`; here `openssl ca -gencrl`
+/// over easy-rsa's own index.txt, as easy-rsa does): vpnca's first CRL is numbered above it and
+/// still carries every old entry.
+#[test]
+fn the_new_crl_number_continues_the_old_one() {
+    let er = EasyRsa::with_certs(RSA, None, &["alice", "bob"]);
+    er.run(&["revoke", "bob", "cessationOfOperation"]);
+    let pki = er.path();
+    std::fs::write(pki.join("crlnumber"), "2A\n").expect("crlnumber");
+    std::fs::write(
+        pki.join("crl.cnf"),
+        "[ca]\ndefault_ca = c\n[c]\ndatabase = index.txt\ncrlnumber = crlnumber\ndefault_md = sha256\ndefault_crl_days = 180\n",
+    )
+    .expect("cnf");
+    common::openssl_ok(
+        &[
+            "ca",
+            "-config",
+            "crl.cnf",
+            "-gencrl",
+            "-keyfile",
+            "private/ca.key",
+            "-cert",
+            "ca.crt",
+            "-out",
+            "crl.pem",
+        ],
+        &pki,
+    );
+    let old = crl_text(&Env::new(), &er.file("crl.pem"), &er.file("ca.crt"));
+    assert_eq!(crl_number(&old).as_deref(), Some("42"), "{old}");
+    let e = Env::init();
+    let rep = e.json(&["import-easyrsa", p(&pki)]);
+    assert_eq!(rep["crl_number_floor"], 42, "{rep}");
+    assert_list_matches_index(&e, &er);
+    assert_crl_carries_old_revocations(&e, &er);
+    let new = crl_text(&e, &e.pki.join("crl.pem"), &er.file("ca.crt"));
+    let n: u64 = crl_number(&new)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no decimal CRL number:\n{new}"));
+    assert!(n > 42, "the new CRL number {n} must continue above 42");
+    // And the next CRL continues above that.
+    e.ok(&["crl"]);
+    let next = crl_text(&e, &e.pki.join("crl.pem"), &er.file("ca.crt"));
+    assert!(
+        crl_number(&next).and_then(|x| x.parse::<u64>().ok()) > Some(n),
+        "{next}"
+    );
+}
