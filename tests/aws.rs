@@ -738,19 +738,16 @@ fn clientvpn_profile_from_the_endpoint_connects_to_a_real_openvpn_server() {
     );
     let ec2 = Ec2Server::start();
     ec2.control("state", &json!({"endpoints": [{"id": EP1, "serverCertificateArn": "arn:aws:acm:eu-west-1:1:certificate/x"}], "clientConfiguration": {EP1: config}}));
-    let o = e.aws_run(
-        None,
-        Some(&ec2),
-        &[
-            "clientvpn",
-            "profile",
-            "alice",
-            "--endpoint",
-            EP1,
-            "--out",
-            "alice.ovpn",
-        ],
-    );
+    let args = [
+        "clientvpn",
+        "profile",
+        "alice",
+        "--endpoint",
+        EP1,
+        "--out",
+        "alice.ovpn",
+    ];
+    let o = e.aws_run(None, Some(&ec2), &args);
     assert!(o.status.success(), "{}", s(&o.stderr));
     assert!(!s(&o.stderr).contains("warning"), "{}", s(&o.stderr));
     let path = e.path("alice.ovpn");
@@ -784,20 +781,7 @@ fn clientvpn_profile_from_the_endpoint_connects_to_a_real_openvpn_server() {
     );
     assert!(hs.ok, "the profile from the endpoint must connect:\n{hs}");
     // Never over an existing file.
-    let err = e.aws_fails(
-        None,
-        Some(&ec2),
-        &[
-            "clientvpn",
-            "profile",
-            "alice",
-            "--endpoint",
-            EP1,
-            "--out",
-            "alice.ovpn",
-        ],
-        2,
-    );
+    let err = e.aws_fails(None, Some(&ec2), &args, 2);
     assert!(err.contains("exists already"), "{err}");
     // The fixture's foreign <ca> gives a warning.
     let foreign =
