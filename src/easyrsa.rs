@@ -422,7 +422,8 @@ fn supersede_duplicates(entries: &mut [Entry]) {
             continue;
         }
         match newest.get(&e.name) {
-            Some(&j) if entries[j].not_before >= e.not_before => {}
+            // Same second (a renew right after the issue): the later index.txt line is newer.
+            Some(&j) if entries[j].not_before > e.not_before => {}
             _ => {
                 newest.insert(e.name.clone(), i);
             }
@@ -710,9 +711,6 @@ fn ec_curve_param(sec1: &[u8]) -> Option<Vec<u8>> {
             // [0] EXPLICIT OBJECT IDENTIFIER: the content is the OID's own DER.
             return Some(any.data.to_vec());
         }
-        if item.header.raw_tag() == Some(&[0xa0]) {
-            return item.as_slice().ok().map(<[u8]>::to_vec);
-        }
     }
     None
 }
@@ -916,5 +914,48 @@ impl Store {
         let names: Vec<&str> = plan.certificates.iter().map(|e| e.name.as_str()).collect();
         self.sync_mirrors_batch(names.iter().copied())?;
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(serial: u8, not_before: OffsetDateTime) -> Entry {
+        Entry {
+            name: "dave".into(),
+            serial: Serial::from_bytes(&[serial]),
+            kind: CertKind::Client,
+            status: ImportStatus::Valid,
+            revoked: None,
+            key: false,
+            source: PathBuf::new(),
+            der: Vec::new(),
+            key_der: None,
+            not_before,
+            not_after: not_before,
+            profile: "client",
+        }
+    }
+
+    /// Regression: a renew in the same second as the issue left the OLD certificate valid.
+    #[test]
+    fn same_second_renewal_keeps_the_later_index_line() {
+        let t = store::now();
+        let mut e = vec![entry(1, t), entry(2, t)];
+        supersede_duplicates(&mut e);
+        assert_eq!(e[0].status, ImportStatus::Superseded);
+        assert_eq!(e[1].status, ImportStatus::Valid);
+        let mut e = vec![entry(1, t + ::time::Duration::seconds(5)), entry(2, t)];
+        supersede_duplicates(&mut e);
+        assert_eq!(e[0].status, ImportStatus::Valid);
+    }
+
+    #[test]
+    fn index_dates() {
+        assert!(parse_asn1_time("290223073626Z").is_some());
+        assert!(parse_asn1_time("20290223073626Z").is_some());
+        assert!(parse_asn1_time("2902230736Z").is_none());
+        assert!(parse_asn1_time("291323073626Z").is_none());
     }
 }

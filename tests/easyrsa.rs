@@ -894,3 +894,46 @@ fn the_new_crl_number_continues_the_old_one() {
         "{next}"
     );
 }
+
+/// A traditional encrypted `EC PRIVATE KEY` CA key (SEC1, curve in its parameters): wrapped
+/// into PKCS#8 with the right curve, it signs a new client that openssl verifies.
+#[test]
+fn reads_a_traditional_encrypted_ec_ca_key() {
+    let er = EasyRsa::with_certs(EC, None, &["alice"]);
+    let (plain, key) = (er.file("private/ca.key.plain"), er.file("private/ca.key"));
+    std::fs::rename(&key, &plain).expect("rename");
+    openssl_ok(
+        &[
+            "ec",
+            "-in",
+            p(&plain),
+            "-aes256",
+            "-passout",
+            "pass:S3cret-ec",
+            "-out",
+            p(&key),
+        ],
+        er.dir.path(),
+    );
+    std::fs::remove_file(&plain).expect("rm");
+    let text = std::fs::read_to_string(&key).expect("ca.key");
+    assert!(
+        text.contains("BEGIN EC PRIVATE KEY") && text.contains("Proc-Type: 4,ENCRYPTED"),
+        "{text}"
+    );
+    let e = Env::init();
+    let pass = passfile(&e, "S3cret-ec");
+    let pki = er.path();
+    e.ok(&[
+        "import-easyrsa",
+        p(&pki),
+        "--easyrsa-passphrase-file",
+        p(&pass),
+    ]);
+    assert_list_matches_index(&e, &er);
+    e.ok(&["client", "erin"]);
+    let pem = e.json(&["show", "erin"])["pem"].as_str().map(str::to_owned);
+    std::fs::write(e.path("erin.pem"), pem.expect("pem")).expect("write");
+    let ca = er.file("ca.crt");
+    openssl_ok(&["verify", "-CAfile", p(&ca), "erin.pem"], e.dir.path());
+}

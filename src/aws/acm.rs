@@ -6,7 +6,6 @@ use aws_sdk_acm::primitives::Blob;
 use aws_sdk_acm::types::Tag;
 use serde::Serialize;
 use time::OffsetDateTime;
-use zeroize::Zeroizing;
 
 use super::preflight::{self, ImportBundle, ImportRole};
 use super::{AcmImport, Aws};
@@ -200,7 +199,7 @@ impl Store {
         let key = self.private_key(rec)?;
         Ok(ImportBundle {
             certificate: rec.pem(),
-            private_key: Zeroizing::new(key.to_pem().to_string()),
+            private_key: key.to_pem(),
             chain: self.ca_chain_pem()?,
         })
     }
@@ -229,15 +228,18 @@ impl Aws {
                 ),
             });
         }
-        let recorded = store.recorded_import(opts.role, &opts.name, &self.region)?;
+        // One read of the recorded imports (each row's MAC is checked).
+        let imports = store.acm_imports()?;
         let arn = match &opts.target {
             ArnTarget::New => None,
-            ArnTarget::Recorded => recorded.as_ref().map(|r| r.arn.clone()),
+            ArnTarget::Recorded => imports
+                .iter()
+                .find(|i| i.role == opts.role && i.name == opts.name && i.region == self.region)
+                .map(|r| r.arn.clone()),
             ArnTarget::Explicit(a) => {
                 check_arn(a, &self.region)?;
-                if let Some(other) = store
-                    .acm_imports()?
-                    .into_iter()
+                if let Some(other) = imports
+                    .iter()
                     .find(|i| &i.arn == a && (i.name != opts.name || i.role != opts.role))
                 {
                     return Err(Error::Refused {
@@ -252,14 +254,10 @@ impl Aws {
                 Some(a.clone())
             }
         };
-        let previous_serial = arn.as_ref().and_then(|a| {
-            store
-                .acm_imports()
-                .ok()?
-                .into_iter()
-                .find(|i| &i.arn == a)
-                .map(|i| i.serial)
-        });
+        let previous_serial = arn
+            .as_ref()
+            .and_then(|a| imports.iter().find(|i| &i.arn == a))
+            .map(|i| i.serial.clone());
 
         let mut tags = default_tags(&rec);
         for (k, v) in &opts.tags {

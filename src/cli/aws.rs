@@ -209,8 +209,13 @@ fn push_crl(
         }
         t
     } else {
-        let mut t = endpoints.to_vec();
-        t.dedup();
+        // Each endpoint once, in the order given.
+        let mut t: Vec<String> = Vec::new();
+        for e in endpoints {
+            if !t.contains(e) {
+                t.push(e.clone());
+            }
+        }
         t
     };
     let regenerate = crl_needs_regeneration(&store)?;
