@@ -162,6 +162,9 @@ pub struct VerifyReport {
     pub audit_entries: u64,
     /// Integrity problems (exit code 1 when not empty).
     pub problems: Vec<String>,
+    /// Those of `problems` that show the database to be an older copy than the checkpoint or
+    /// `crl.pem` (what `verify --accept-restore` accepts).
+    pub rollback: Vec<String>,
     /// Public mirrors that were missing or stale and were rewritten.
     pub repaired: Vec<String>,
 }
@@ -235,7 +238,7 @@ impl Store {
                     }
                     if r.has_key {
                         match self
-                            .private_key(r)
+                            .private_key_unguarded(r)
                             .and_then(|k| crate::key::load_key_pair(&k))
                         {
                             Ok(kp) => {
@@ -293,6 +296,8 @@ impl Store {
             }
         }
         rep.problems.extend(self.check_audit_chain()?);
+        rep.rollback = self.rollback_problems(ca_der.as_deref())?;
+        rep.problems.extend(rep.rollback.iter().cloned());
         if let (Some(crl), Some(ca_cert)) = (self.latest_crl()?, &ca_cert) {
             match x509_parser::parse_x509_crl(&crl.der) {
                 Ok((_, c)) if c.verify_signature(ca_cert.public_key()).is_ok() => {}

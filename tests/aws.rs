@@ -461,9 +461,11 @@ fn push_crl_uploads_reads_back_and_records() {
     let rep: Value = serde_json::from_str(&s(&out.stdout)).expect("json");
     assert_eq!(rep["pushed"][0]["endpoint"], EP1);
     assert_eq!(rep["pushed"][0]["confirmed"], true);
+    // Read what the endpoint holds (a witness of a newer CRL), upload, read back.
     assert_eq!(
         ec2.actions(),
         [
+            "ExportClientVpnClientCertificateRevocationList",
             "ImportClientVpnClientCertificateRevocationList",
             "ExportClientVpnClientCertificateRevocationList"
         ]
@@ -494,6 +496,65 @@ fn push_crl_uploads_reads_back_and_records() {
     let list = e.json(&["acm", "list"]);
     assert_eq!(list["endpoints"][0]["id"], EP1);
     assert!(e.ok(&["log"]).contains("push-crl"));
+}
+
+/// A store put back from an older copy, the whole directory (so neither the checkpoint nor
+/// crl.pem betrays it): the endpoint still holds the newer CRL of this CA, and pushing the older
+/// one would undo revocations. push-crl refuses; the endpoint keeps its CRL.
+#[test]
+fn push_crl_refuses_to_replace_a_newer_crl_of_this_ca() {
+    let e = pki();
+    let ec2 = Ec2Server::start();
+    ec2.control("state", &json!({"endpoints": [{"id": EP1, "serverCertificateArn": "arn:aws:acm:eu-west-1:1:certificate/x"}]}));
+    e.ok(&["crl"]);
+    let backup = e.path("backup");
+    copy_dir(&e.pki, &backup);
+    e.ok(&["revoke", "bob"]);
+    e.aws_ok(
+        None,
+        Some(&ec2),
+        &["clientvpn", "push-crl", "--endpoint", EP1],
+    );
+    let held = ec2.crl(EP1).expect("pushed");
+    std::fs::remove_dir_all(&e.pki).expect("rm");
+    copy_dir(&backup, &e.pki);
+    let err = e.aws_fails(
+        None,
+        Some(&ec2),
+        &["clientvpn", "push-crl", "--endpoint", EP1],
+        2,
+    );
+    assert!(
+        err.contains("older copy") && err.contains(EP1) && err.contains("nothing was uploaded"),
+        "{err}"
+    );
+    assert_eq!(
+        ec2.crl(EP1).as_deref(),
+        Some(held.as_str()),
+        "the endpoint's CRL changed"
+    );
+    assert!(
+        !ec2.actions()
+            .iter()
+            .skip(3)
+            .any(|a| a.starts_with("Import")),
+        "{:?}",
+        ec2.actions()
+    );
+}
+
+/// Copies a store directory (files and one level of folders).
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let p = entry.expect("entry").path();
+        let target = to.join(p.file_name().expect("name"));
+        if p.is_dir() {
+            copy_dir(&p, &target);
+        } else {
+            std::fs::copy(&p, &target).expect("copy");
+        }
+    }
 }
 
 #[test]

@@ -125,13 +125,6 @@ fn audit(e: &Env) -> Vec<Value> {
     json_lines(&e.ok(&["--json", "log"]), "log")
 }
 
-/// Serial hex as openssl and vpnca may both print it: upper case, no leading zeros.
-fn norm_serial(h: &str) -> String {
-    let h = h.trim().replace(':', "").to_ascii_uppercase();
-    let t = h.trim_start_matches('0');
-    if t.is_empty() { "0".into() } else { t.into() }
-}
-
 /// `verify` exits 0 and reports no problem.
 fn verify_ok(e: &Env, what: &str) {
     let o = e.run(&["--json", "verify"]);
@@ -207,44 +200,6 @@ fn cert_facts(e: &Env, crt: &Path) -> CertFacts {
         not_before: date("notBefore="),
         not_after: date("notAfter="),
     }
-}
-
-/// The CRL at `pki/crl.pem`, read by openssl after checking its signature: its number and
-/// each revoked serial (normalized) with the reason openssl prints ("" if none).
-fn crl_by_openssl(e: &Env) -> (u64, BTreeMap<String, String>) {
-    let out = openssl_ok(
-        &[
-            "crl",
-            "-in",
-            "pki/crl.pem",
-            "-CAfile",
-            "pki/ca.crt",
-            "-noout",
-            "-text",
-        ],
-        e.dir.path(),
-    );
-    let mut number = None;
-    let mut entries = BTreeMap::new();
-    let mut current: Option<String> = None;
-    let mut lines = out.lines();
-    while let Some(l) = lines.next() {
-        let t = l.trim();
-        if t.starts_with("X509v3 CRL Number") {
-            number = lines
-                .next()
-                .map(|n| n.trim().parse::<u64>().expect("CRL number"));
-        } else if let Some(sn) = t.strip_prefix("Serial Number: ") {
-            let sn = norm_serial(sn);
-            entries.insert(sn.clone(), String::new());
-            current = Some(sn);
-        } else if t.starts_with("X509v3 CRL Reason Code") {
-            let reason = lines.next().unwrap_or("").trim().to_string();
-            let sn = current.clone().expect("a reason code belongs to an entry");
-            entries.insert(sn, reason);
-        }
-    }
-    (number.expect("the CRL has a number"), entries)
 }
 
 /// `count` names `prefix0000`, `prefix0001`, ….

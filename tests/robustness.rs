@@ -1417,6 +1417,159 @@ fn tamper_deleted_valid_record() {
     );
 }
 
+/// A replayed older store file: the database is put back from an earlier copy, which would
+/// silently undo every revocation since. The checkpoint and the newer crl.pem both betray it;
+/// every writer and every key use is refused; `verify --accept-restore` takes the copy back
+/// while keeping the newer revocations (checked with openssl).
+#[test]
+fn tamper_replayed_older_store_file() {
+    let e = populated();
+    let db_path = e.pki.join("vpnca.db");
+    let old = std::fs::read(&db_path).expect("read db");
+    let alice = serial_of(&e, "alice");
+    e.ok(&["revoke", "alice", "--reason", "affiliationChanged"]);
+    e.ok(&["client", "dave"]);
+    let dave = serial_of(&e, "dave");
+    e.ok(&["revoke", "dave"]);
+    e.ok(&["client", "erin"]);
+    let erin = serial_of(&e, "erin");
+    let (newer_number, newer_serials) = crl_by_openssl(&e);
+    assert!(
+        newer_serials.contains_key(&norm_serial(&alice))
+            && newer_serials.contains_key(&norm_serial(&dave))
+    );
+    std::fs::write(&db_path, &old).expect("replay");
+
+    let problems = verify_finds_problems(&e, "replayed store file");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("older copy") && p.contains("vpnca.checkpoint")),
+        "verify names the checkpoint: {problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("older copy") && p.contains("crl.pem")),
+        "verify names the newer crl.pem: {problems:?}"
+    );
+    for args in [
+        &["crl"][..],
+        &["export", "alice", "--out", "x", "--key"],
+        &["export", "carol", "--out", "x"],
+        &[
+            "profile",
+            "carol",
+            "--remote",
+            "vpn.example.com",
+            "--out",
+            "carol.ovpn",
+        ],
+        &["client", "frank"],
+        &["revoke", "carol"],
+        &["renew", "carol"],
+    ] {
+        refused(&e, args, "older copy");
+    }
+    let mut passwd = e.cmd(&["passwd"]);
+    passwd.env("VPNCA_NEW_PASSPHRASE", NEW_PASS);
+    refused_cmd(&e, "passwd", &mut passwd, "older copy");
+    // Readers still work, and say what they see.
+    assert_eq!(e.json(&["show", "alice"])["status"], "valid");
+
+    // Without the checkpoint (an older vpnca, or it was deleted), crl.pem still betrays it.
+    let checkpoint = e.pki.join("vpnca.checkpoint");
+    let kept = std::fs::read(&checkpoint).expect("checkpoint");
+    std::fs::remove_file(&checkpoint).expect("rm checkpoint");
+    let problems = verify_finds_problems(&e, "replayed store file, no checkpoint");
+    assert!(
+        problems.iter().any(|p| p.contains("crl.pem")),
+        "{problems:?}"
+    );
+    std::fs::write(&checkpoint, &kept).expect("put the checkpoint back");
+
+    // The admin did restore it on purpose: accept it, keeping the newer revocations.
+    let o = e.run(&["--json", "verify", "--accept-restore"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a lost revocation needs attention: {}",
+        s(&o.stderr)
+    );
+    let v: Value = serde_json::from_str(&s(&o.stdout)).expect("json");
+    let again: Vec<&str> = v["restore"]["revoked_again"]
+        .as_array()
+        .expect("revoked_again")
+        .iter()
+        .map(|r| r["serial"].as_str().expect("serial"))
+        .collect();
+    assert_eq!(again, [alice.as_str()], "{v}");
+    assert_eq!(
+        v["restore"]["lost_revocations"],
+        serde_json::json!([dave]),
+        "{v}"
+    );
+    let unknown = v["restore"]["unknown_certificates"].to_string();
+    assert!(
+        unknown.contains("erin.crt") && unknown.contains(&erin),
+        "{v}"
+    );
+    assert_eq!(v["verify"]["problems"], serde_json::json!([]), "{v}");
+    let alice_now = e.json(&["show", "alice"]);
+    assert_eq!(alice_now["status"], "revoked");
+    assert_eq!(alice_now["reason"], "affiliationChanged", "{alice_now}");
+    // The CRL goes on above the newer one and lists bob and alice again (openssl reads it).
+    let (number, serials) = crl_by_openssl(&e);
+    assert!(number > newer_number, "CRL {number} after {newer_number}");
+    assert_eq!(serials[&norm_serial(&alice)], "Affiliation Changed");
+    assert!(serials.contains_key(&norm_serial(&serial_of(&e, "bob"))));
+    verify_clean(&e, PASS);
+    let log = audit_log(&e);
+    assert!(
+        log.iter().any(|a| a["action"] == "accept-restore"),
+        "audited"
+    );
+    // Business as usual afterwards; accepting again finds nothing to accept.
+    e.ok(&["client", "frank"]);
+    e.ok(&["export", "carol", "--out", "x", "--key"]);
+    let o = e.run(&["verify", "--accept-restore"]);
+    assert_eq!(o.status.code(), Some(0), "{}", s(&o.stderr));
+    assert!(s(&o.stdout).contains("nothing to accept"));
+}
+
+/// The database of another store (same passphrase, a longer history) put in place of this one's
+/// is another history, not merely an older copy; a restore is not accepted over other problems.
+#[test]
+fn tamper_database_of_another_store() {
+    let e = populated();
+    let other = populated();
+    other.ok(&["client", "x1"]);
+    other.ok(&["client", "x2"]);
+    other.ok(&["client", "x3"]);
+    std::fs::copy(other.pki.join("vpnca.db"), e.pki.join("vpnca.db")).expect("copy");
+    let problems = verify_finds_problems(&e, "another store's database");
+    assert!(
+        problems.iter().any(|p| p.contains("another history")),
+        "{problems:?}"
+    );
+    refused(&e, &["crl"], "another history");
+    refused(
+        &e,
+        &["export", "alice", "--out", "x", "--key"],
+        "another history",
+    );
+    // The admin may still take it on purpose: then it is this store, mirrors included.
+    let o = e.run(&["verify", "--accept-restore"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", s(&o.stdout), s(&o.stderr));
+    verify_clean(&e, PASS);
+    assert_eq!(
+        std::fs::read(e.pki.join("ca.crt")).expect("ca.crt"),
+        std::fs::read(other.pki.join("ca.crt")).expect("ca.crt"),
+        "the CA mirror follows the accepted database"
+    );
+    e.ok(&["client", "x4"]);
+}
+
 // ---- names the file system cannot hold -----------------------------------------------------
 
 /// 64 characters is the limit, but 64 four-byte characters make a mirror file name longer than

@@ -168,6 +168,26 @@ impl Aws {
     /// A read-back that differs is [`Error::RemoteMismatch`].
     pub fn push_crl(&self, store: &Store, endpoint: &str, crl: &StoredCrl) -> Result<PushResult> {
         check_endpoint_id(endpoint)?;
+        // The endpoint is a witness outside the store: a CRL of this CA there, numbered above
+        // the store's, means the store is an older copy, and uploading would undo revocations.
+        let before = self.block_on(self.ec2.export_crl(endpoint))?;
+        if let (Some(der), Ok(ca)) = (before.pem.as_deref().and_then(pem_der), store.ca())
+            && crate::crl::verify_signature(&der, &ca.der).is_ok()
+            && let Ok((number, _)) = crate::crl::describe(&der)
+            && (number > crl.number || (number == crl.number && der != crl.der))
+        {
+            return Err(Error::Tampered {
+                what: format!(
+                    "{endpoint} holds CRL number {number} of this CA, {} the store's CRL number {}: the store is an older copy, and uploading would undo the revocations made since (nothing was uploaded)",
+                    if number > crl.number {
+                        "newer than"
+                    } else {
+                        "another CRL with the number of"
+                    },
+                    crl.number
+                ),
+            });
+        }
         let pem = crate::pem::encode("X509 CRL", &crl.der);
         self.block_on(self.ec2.import_crl(endpoint, &pem))?;
         let back = self.block_on(self.ec2.export_crl(endpoint))?;

@@ -393,7 +393,13 @@ pub enum Command {
     /// Print the audit log.
     Log,
     /// Check the whole store: record MACs, keys, signatures, audit chain (exit 1 on problems).
-    Verify,
+    Verify {
+        /// Accept a database put back from an older copy (a restore from backup): revoke again
+        /// what the newer crl.pem revokes, continue the CRL numbers above it, write a new CRL and
+        /// move the checkpoint. Refused while verify finds any other problem.
+        #[arg(long)]
+        accept_restore: bool,
+    },
     /// Change the store passphrase (new one from $VPNCA_NEW_PASSPHRASE, --new-passphrase-file, or a prompt).
     Passwd {
         /// Read the new passphrase from FILE.

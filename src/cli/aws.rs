@@ -7,7 +7,7 @@ use anyhow::{Result, bail};
 use serde_json::json;
 
 use super::args::{AcmCommand, AwsOpts, Cli, ClientVpnCommand};
-use super::{EXIT_AWS, Out, open_unlocked, read_new_secret_file, warn};
+use super::{EXIT_AWS, EXIT_ERROR, Out, open_unlocked, read_new_secret_file, warn};
 use vpnca::Store;
 use vpnca::aws::acm::{ArnTarget, ImportOptions, parse_tag};
 use vpnca::aws::clientvpn::{check_endpoint_id, crl_for_push, crl_needs_regeneration};
@@ -270,6 +270,7 @@ fn push_crl(
     warn("uploading a CRL resets the current connections of the endpoint (users reconnect)");
     let mut results = Vec::new();
     let mut failed = Vec::new();
+    let mut refused = false;
     for t in &targets {
         match aws.push_crl(&store, t, &crl) {
             Ok(r) => {
@@ -283,6 +284,8 @@ fn push_crl(
             }
             Err(e) => {
                 eprintln!("error: {t}: {e}");
+                // The store's own state (an older copy) is exit 2, not an AWS failure.
+                refused |= matches!(e, vpnca::Error::Tampered { .. });
                 failed.push(json!({"endpoint": t, "error": e.to_string()}));
             }
         }
@@ -299,7 +302,13 @@ fn push_crl(
             })
         );
     }
-    Ok(if failed.is_empty() { 0 } else { EXIT_AWS })
+    Ok(if refused {
+        EXIT_ERROR
+    } else if failed.is_empty() {
+        0
+    } else {
+        EXIT_AWS
+    })
 }
 
 /// The AWS part of `status --aws`: prints it and says whether anything needs attention.

@@ -866,10 +866,10 @@ fn run(cli: Cli) -> Result<u8> {
                 }
             }
         }
-        Command::Verify => {
+        Command::Verify { accept_restore } => {
             let store = open_unlocked(&cli)?;
             let rep = store.verify()?;
-            out.doc(&serde_json::to_value(&rep)?, || {
+            let print_report = |rep: &vpnca::VerifyReport| {
                 println!(
                     "checked {} certificates, {} keys, {} audit entries",
                     rep.certificates, rep.keys, rep.audit_entries
@@ -883,12 +883,58 @@ fn run(cli: Cli) -> Result<u8> {
                 if rep.problems.is_empty() {
                     println!("OK: the store is intact");
                 }
-            });
-            return Ok(if rep.problems.is_empty() {
-                0
-            } else {
-                EXIT_PROBLEM
-            });
+            };
+            let others = rep.problems.len() - rep.rollback.len();
+            if !*accept_restore || rep.rollback.is_empty() || others > 0 {
+                out.doc(&serde_json::to_value(&rep)?, || {
+                    print_report(&rep);
+                    if *accept_restore && rep.rollback.is_empty() {
+                        println!("nothing to accept: the database is not older than its checkpoint or crl.pem");
+                    } else if *accept_restore {
+                        println!("NOT ACCEPTED: verify found {others} other problem(s); a restore is accepted only into an otherwise intact store");
+                    }
+                });
+                return Ok(if rep.problems.is_empty() {
+                    0
+                } else {
+                    EXIT_PROBLEM
+                });
+            }
+            let restore = store.accept_restore()?.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "the store changed while it was being verified; run the command again"
+                )
+            })?;
+            let after = store.verify()?;
+            let attention = !after.problems.is_empty() || !restore.lost_revocations.is_empty();
+            out.doc(
+                &serde_json::json!({"restore": restore, "verify": after}),
+                || {
+                    for p in &rep.rollback {
+                        println!("accepted: {p}");
+                    }
+                    for r in &restore.revoked_again {
+                        println!(
+                            "revoked again: {} (serial {}), revoked in the newer crl.pem",
+                            r.name, r.serial
+                        );
+                    }
+                    for s in &restore.lost_revocations {
+                        println!("LOST REVOCATION: serial {s} is revoked in the newer crl.pem but unknown to this database; no CRL of this store can list it (its certificate stays valid until it expires: see docs/security.md)");
+                    }
+                    for f in &restore.unknown_certificates {
+                        println!("unknown certificate: {f} was issued by this CA after the copy was made; the store cannot revoke it");
+                    }
+                    if let Some(c) = &restore.crl {
+                        println!(
+                            "wrote CRL number {} with {} entries: upload it wherever CRLs go (vpnca clientvpn push-crl)",
+                            c.number, c.entries
+                        );
+                    }
+                    print_report(&after);
+                },
+            );
+            return Ok(if attention { EXIT_PROBLEM } else { 0 });
         }
         Command::Passwd {
             new_passphrase_file,

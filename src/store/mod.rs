@@ -8,6 +8,7 @@
 //! lock; a crash or SIGKILL rolls the transaction back), in rollback-journal mode with
 //! `synchronous=FULL`. Mirrors are rewritten after the commit and repaired by `verify`.
 
+pub(crate) mod checkpoint;
 pub(crate) mod crypto;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use rusqlite::{
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
+pub use checkpoint::{CHECKPOINT_FILE, RestoreReport};
 pub use crypto::KdfParams;
 use crypto::Keys;
 
@@ -125,6 +127,8 @@ pub struct Store {
     dir: PathBuf,
     conn: Connection,
     keys: Option<Keys>,
+    /// Set by [`Store::accept_restore`]: the checkpoint guard stands down for that one change.
+    accepting_restore: std::cell::Cell<bool>,
 }
 
 impl std::fmt::Debug for Store {
@@ -331,6 +335,7 @@ impl Store {
         fsutil::sync_dir(dir);
         fsutil::create_dir(&dir.join("issued"), 0o755)?;
         let mut store = Store::open(dir)?;
+        store.advance_checkpoint();
         store.keys = Some(Keys::from_data_key(dk));
         Ok(store)
     }
@@ -353,6 +358,7 @@ impl Store {
             dir: dir.to_path_buf(),
             conn,
             keys: None,
+            accepting_restore: std::cell::Cell::new(false),
         };
         let format: Option<String> = store
             .conn
@@ -442,8 +448,10 @@ impl Store {
         let keys = self.keys()?;
         let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
             .map_err(Error::db("locking the store"))?;
+        self.check_checkpoint(&tx)?;
         let out = f(&tx, keys)?;
         tx.commit().map_err(Error::db("committing"))?;
+        self.advance_checkpoint();
         Ok(out)
     }
 
@@ -580,6 +588,13 @@ impl Store {
 
     /// Decrypts the private key of a certificate, checking the record's MAC first.
     pub(crate) fn private_key(&self, rec: &CertRecord) -> Result<SecretKeyDer> {
+        self.check_checkpoint(&self.conn)?;
+        self.private_key_unguarded(rec)
+    }
+
+    /// [`Store::private_key`] without the checkpoint guard, for `verify`, which reports an
+    /// older database once rather than on every key.
+    pub(crate) fn private_key_unguarded(&self, rec: &CertRecord) -> Result<SecretKeyDer> {
         let keys = self.keys()?;
         let raw = self.raw(&rec.serial)?;
         check_record_mac(keys, &raw)?;

@@ -150,3 +150,48 @@ pub fn fixture(rel: &str) -> PathBuf {
         .join("tests/data")
         .join(rel)
 }
+
+/// Serial hex as openssl and vpnca may both print it: upper case, no leading zeros.
+pub fn norm_serial(h: &str) -> String {
+    let h = h.trim().replace(':', "").to_ascii_uppercase();
+    let t = h.trim_start_matches('0');
+    if t.is_empty() { "0".into() } else { t.into() }
+}
+
+/// The CRL at `pki/crl.pem`, read by openssl after checking its signature: its number and
+/// each revoked serial (normalized) with the reason openssl prints ("" if none).
+pub fn crl_by_openssl(e: &Env) -> (u64, BTreeMap<String, String>) {
+    let out = openssl_ok(
+        &[
+            "crl",
+            "-in",
+            "pki/crl.pem",
+            "-CAfile",
+            "pki/ca.crt",
+            "-noout",
+            "-text",
+        ],
+        e.dir.path(),
+    );
+    let mut number = None;
+    let mut entries = BTreeMap::new();
+    let mut current: Option<String> = None;
+    let mut lines = out.lines();
+    while let Some(l) = lines.next() {
+        let t = l.trim();
+        if t.starts_with("X509v3 CRL Number") {
+            number = lines
+                .next()
+                .map(|n| n.trim().parse::<u64>().expect("CRL number"));
+        } else if let Some(sn) = t.strip_prefix("Serial Number: ") {
+            let sn = norm_serial(sn);
+            entries.insert(sn.clone(), String::new());
+            current = Some(sn);
+        } else if t.starts_with("X509v3 CRL Reason Code") {
+            let reason = lines.next().unwrap_or("").trim().to_string();
+            let sn = current.clone().expect("a reason code belongs to an entry");
+            entries.insert(sn, reason);
+        }
+    }
+    (number.expect("the CRL has a number"), entries)
+}
