@@ -11,7 +11,11 @@ fn main() -> std::process::ExitCode {
     if let Err(e) =
         rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
     {
-        eprintln!("warning: could not disable core dumps (prctl PR_SET_DUMPABLE): {e}");
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "warning: could not disable core dumps (prctl PR_SET_DUMPABLE): {e}"
+        );
     }
     cli::main()
 }

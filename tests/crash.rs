@@ -1,18 +1,32 @@
 //! Crash safety and concurrency: `vpnca` processes killed with SIGKILL at random instants leave a
 //! consistent store; parallel writers are serialized; readers always see a whole store.
+//!
+//! The kill trials cover `client`, `client --batch`, `revoke`, `crl`, `passwd`, `renew` and
+//! `import-easyrsa` (68 trials per run, deterministic seeds). Kill delays are drawn from the
+//! command's measured duration (see `Durations::delay`), so most kills land mid-command.
 mod common;
 use common::*;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 /// The passphrase `passwd` trials switch to (and back from).
 const OTHER_PASS: &str = "second-passphrase-2";
+
+/// Held by the tests whose kill delays are calibrated on measured durations, and by the one
+/// that loads both cores with writers: they would distort each other's timing.
+static HEAVY: Mutex<()> = Mutex::new(());
+
+fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    HEAVY.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// A tiny deterministic PRNG (xorshift64), seeded per trial.
 struct XorShift(u64);
@@ -77,8 +91,8 @@ fn str_field<'a>(v: &'a Value, k: &str) -> &'a str {
         .unwrap_or_else(|| panic!("field {k} missing: {v}"))
 }
 
-/// `verify` exits 0 with no problem.
-fn verify_ok(e: &Env, pass: &str, what: &str) {
+/// `verify` exits 0 with no problem; returns its JSON report.
+fn verify_ok(e: &Env, pass: &str, what: &str) -> Value {
     let o = run_pass(e, &["--json", "verify"], pass);
     assert_eq!(
         o.status.code(),
@@ -89,6 +103,7 @@ fn verify_ok(e: &Env, pass: &str, what: &str) {
     );
     let v: Value = serde_json::from_str(&s(&o.stdout)).expect("verify json");
     assert_eq!(v["problems"], serde_json::json!([]), "{what}: {v}");
+    v
 }
 
 /// Whether `pass` opens the store: verify exits 0, or exit 2 "wrong passphrase".
@@ -125,14 +140,176 @@ fn crl_serials(e: &Env) -> BTreeSet<String> {
         .collect()
 }
 
-/// The whole-store invariants after a crash: verify passes, every certificate has its `issue`
-/// (or `renew`) audit entry and vice versa, serials are unique, crl.pem lists exactly the
-/// revoked certificates, and every certificate not yet checked exports with `--key` to a key
-/// openssl reads and that matches the certificate.
-fn check_consistent(e: &Env, pass: &str, checked: &mut BTreeSet<String>, what: &str) {
-    verify_ok(e, pass, what);
+/// The serial of the first certificate in a PEM file, read by x509-parser (not vpnca's code).
+fn pem_serial(path: &Path) -> String {
+    let data = std::fs::read(path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&data)
+        .unwrap_or_else(|err| panic!("{}: not PEM: {err}", path.display()));
+    let cert = pem
+        .parse_x509()
+        .unwrap_or_else(|err| panic!("{}: not a certificate: {err}", path.display()));
+    let hex: String = cert
+        .raw_serial()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    norm_serial(&hex)
+}
+
+/// The prefix of the temporary files vpnca writes mirrors through (then renames).
+const TMP_PREFIX: &str = ".vpnca-tmp-";
+
+/// The public mirrors match the records: `ca.crt` and `issued/NAME.crt` hold the live
+/// certificate of every valid name, and `issued/` holds nothing else (run after `verify`,
+/// which repairs mirrors a kill left stale). Returns the temporary files a kill left behind
+/// in `pki/` and `pki/issued/` (tolerated, counted and reported: see the report of the run).
+fn check_mirrors(e: &Env, certs: &[Value], what: &str) -> BTreeSet<std::path::PathBuf> {
+    let mut live = BTreeSet::new();
+    for c in certs.iter().filter(|c| c["status"] == "valid") {
+        let name = str_field(c, "name");
+        let mirror = if c["kind"] == "ca" {
+            e.pki.join("ca.crt")
+        } else {
+            live.insert(format!("{name}.crt"));
+            e.pki.join("issued").join(format!("{name}.crt"))
+        };
+        assert_eq!(
+            pem_serial(&mirror),
+            norm_serial(str_field(c, "serial")),
+            "{what}: {} is not the live certificate of {name}",
+            mirror.display()
+        );
+    }
+    let mut strays = BTreeSet::new();
+    let mut files = BTreeSet::new();
+    for dir in [e.pki.clone(), e.pki.join("issued")] {
+        for f in std::fs::read_dir(&dir).expect("read_dir") {
+            let name = f.expect("entry").file_name().to_string_lossy().into_owned();
+            if name.starts_with(TMP_PREFIX) {
+                strays.insert(dir.join(&name));
+            } else if dir.ends_with("issued") {
+                files.insert(name);
+            }
+        }
+    }
+    assert_eq!(files, live, "{what}: issued/ vs the valid certificates");
+    strays
+}
+
+/// The audit chain as `verify` checked it: every entry of `log --json` was checked (the count
+/// in verify's report), and the sequence numbers run 1, 2, 3… without a gap.
+fn check_audit(verified: &Value, log: &[Value], what: &str) {
+    assert_eq!(
+        verified["audit_entries"].as_u64(),
+        Some(u64::try_from(log.len()).expect("len")),
+        "{what}: verify checked a different number of audit entries than `log` lists: {verified}"
+    );
+    let seqs: Vec<i64> = log
+        .iter()
+        .map(|a| a["seq"].as_i64().expect("seq"))
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=i64::try_from(log.len()).expect("len")).collect::<Vec<_>>(),
+        "{what}: audit sequence"
+    );
+}
+
+/// Keys newly seen by one [`check_consistent`] that are exported and compared with their
+/// certificate by openssl; the others (a batch's) are only checked to be stored.
+const EXPORTS_PER_CHECK: usize = 3;
+
+/// Exports the key of `c` (the CA's encrypted) and checks with openssl that it reads and
+/// matches the certificate.
+fn export_and_match(e: &Env, c: &Value, pass: &str, what: &str) {
+    let serial = str_field(c, "serial");
+    let name = str_field(c, "name");
+    let out = format!("exported/{serial}");
+    let dir = e.dir.path();
+    // The CA's key is exported only encrypted.
+    let is_ca = c["kind"] == "ca";
+    if is_ca {
+        std::fs::write(dir.join("ca-key-pass"), "ca-key-passphrase\n").expect("write");
+        ok_pass(
+            e,
+            &[
+                "export",
+                "--serial",
+                serial,
+                "--out",
+                &out,
+                "--key-passphrase-file",
+                "ca-key-pass",
+            ],
+            pass,
+        );
+    } else {
+        ok_pass(
+            e,
+            &["export", "--serial", serial, "--out", &out, "--key"],
+            pass,
+        );
+    }
+    let key = format!("{out}/{name}.key");
+    let crt = format!("{out}/{name}.crt");
+    let passin: &[&str] = if is_ca {
+        &["-passin", "file:ca-key-pass"]
+    } else {
+        &[]
+    };
+    let with = |args: &[&str]| -> Vec<String> {
+        args.iter().chain(passin).map(|a| a.to_string()).collect()
+    };
+    let run = |args: Vec<String>| {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        openssl_ok(&a, dir)
+    };
+    run(with(&["pkey", "-in", &key, "-noout"]));
+    let from_key = run(with(&["pkey", "-in", &key, "-pubout"]));
+    let from_cert = openssl_ok(&["x509", "-in", &crt, "-noout", "-pubkey"], dir);
+    assert_eq!(
+        from_key, from_cert,
+        "{what}: key of {name} ({serial}) does not match"
+    );
+}
+
+/// What [`check_consistent`] has seen so far.
+#[derive(Default)]
+struct Seen {
+    /// Certificates checked (each is checked once).
+    serials: BTreeSet<String>,
+    /// Temporary mirror files left behind by kills.
+    strays: BTreeSet<std::path::PathBuf>,
+}
+
+impl Seen {
+    fn print_strays(&self) {
+        if !self.strays.is_empty() {
+            eprintln!(
+                "NOTE: {} temporary mirror file(s) left behind by kills and not removed by `verify`: {:?}",
+                self.strays.len(),
+                self.strays
+            );
+        }
+    }
+}
+
+/// The whole-store invariants after a crash: verify passes and checked every audit entry (a
+/// gapless chain), every certificate has its `issue` (or `renew`) audit entry and vice versa,
+/// serials are unique, crl.pem lists exactly the revoked certificates, the mirrors are the live
+/// certificates, and every certificate not yet seen has its key (a sample of them exported
+/// with `--key` to a key openssl reads and that matches the certificate). Returns the number
+/// of audit entries.
+fn check_consistent(e: &Env, pass: &str, seen: &mut Seen, what: &str) -> usize {
+    let verified = verify_ok(e, pass, what);
     let certs = json_lines(&e.ok(&["list", "--json"]), "list --json");
     let log = json_lines(&e.ok(&["log", "--json"]), "log --json");
+    check_audit(&verified, &log, what);
+    assert_eq!(
+        verified["certificates"].as_u64(),
+        Some(u64::try_from(certs.len()).expect("len")),
+        "{what}: verify checked a different number of certificates than `list` lists"
+    );
     let issued = log
         .iter()
         .filter(|a| a["action"] == "issue" || a["action"] == "renew")
@@ -163,83 +340,212 @@ fn check_consistent(e: &Env, pass: &str, checked: &mut BTreeSet<String>, what: &
         revoked,
         "{what}: crl.pem vs revoked records"
     );
-    // Every key exports and matches its certificate.
-    for c in &certs {
-        let serial = str_field(c, "serial");
-        if checked.contains(serial) || c["has_key"] != true {
-            continue;
-        }
-        let name = str_field(c, "name");
-        let out = format!("exported/{serial}");
-        let dir = e.dir.path();
-        // The CA's key is exported only encrypted.
-        let is_ca = c["kind"] == "ca";
-        if is_ca {
-            std::fs::write(dir.join("ca-key-pass"), "ca-key-passphrase\n").expect("write");
-            ok_pass(
-                e,
-                &[
-                    "export",
-                    "--serial",
-                    serial,
-                    "--out",
-                    &out,
-                    "--key-passphrase-file",
-                    "ca-key-pass",
-                ],
-                pass,
-            );
-        } else {
-            ok_pass(
-                e,
-                &["export", "--serial", serial, "--out", &out, "--key"],
-                pass,
-            );
-        }
-        let key = format!("{out}/{name}.key");
-        let crt = format!("{out}/{name}.crt");
-        let passin: &[&str] = if is_ca {
-            &["-passin", "file:ca-key-pass"]
-        } else {
-            &[]
-        };
-        let with = |args: &[&str]| -> Vec<String> {
-            args.iter().chain(passin).map(|a| a.to_string()).collect()
-        };
-        let run = |args: Vec<String>| {
-            let a: Vec<&str> = args.iter().map(String::as_str).collect();
-            openssl_ok(&a, dir)
-        };
-        run(with(&["pkey", "-in", &key, "-noout"]));
-        let from_key = run(with(&["pkey", "-in", &key, "-pubout"]));
-        let from_cert = openssl_ok(&["x509", "-in", &crt, "-noout", "-pubkey"], dir);
+    seen.strays.extend(check_mirrors(e, &certs, what));
+    // Every certificate has its key; a sample of the new ones (first, middle, last) exports
+    // and matches its certificate.
+    let new: Vec<&Value> = certs
+        .iter()
+        .filter(|c| !seen.serials.contains(str_field(c, "serial")))
+        .collect();
+    let mut sample: Vec<usize> = vec![0, new.len() / 2, new.len().saturating_sub(1)];
+    sample.dedup();
+    for (i, c) in new.iter().enumerate() {
         assert_eq!(
-            from_key, from_cert,
-            "{what}: key of {name} ({serial}) does not match"
+            c["has_key"], true,
+            "{what}: a certificate without its key: {c}"
         );
-        checked.insert(serial.to_string());
+        if new.len() <= EXPORTS_PER_CHECK || sample.contains(&i) {
+            export_and_match(e, c, pass, what);
+        }
+        seen.serials.insert(str_field(c, "serial").to_string());
+    }
+    log.len()
+}
+
+/// One run of a command that may be killed.
+struct Run {
+    out: Output,
+    killed: bool,
+    elapsed: Duration,
+}
+
+impl Run {
+    /// A run that was not killed must have succeeded.
+    fn assert_ok_unless_killed(&self, what: &str) {
+        assert!(
+            self.killed || self.out.status.success(),
+            "{what}: finished with {:?}: {}",
+            self.out.status,
+            s(&self.out.stderr)
+        );
     }
 }
 
-/// Kill `vpnca client`, `revoke`, `crl`, `passwd` and `renew` with SIGKILL after a random delay
-/// (0–300 ms, skewed towards short delays so that more kills land mid-command); after each kill
-/// the store must be consistent.
+/// Spawns `c` and SIGKILLs it `delay` after the spawn unless it has exited by then (polled
+/// every millisecond, so that a run that finishes first has its duration measured).
+fn run_killing(mut c: Command, delay: Duration) -> Run {
+    c.stdout(Stdio::null()).stderr(Stdio::piped());
+    let start = Instant::now();
+    let mut child = c.spawn().expect("spawn vpnca");
+    let killed = loop {
+        if child.try_wait().expect("try_wait").is_some() {
+            break false;
+        }
+        if start.elapsed() >= delay {
+            let _ = child.kill(); // SIGKILL on Unix
+            break true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    let elapsed = start.elapsed();
+    let out = child.wait_with_output().expect("wait");
+    // The kill may come just after the exit; the status says which happened.
+    let killed = killed && out.status.signal() == Some(9);
+    Run {
+        out,
+        killed,
+        elapsed,
+    }
+}
+
+/// How long each kind of command takes here and now, learnt from the runs, so that most kill
+/// delays land while the command runs.
+#[derive(Default)]
+struct Durations(BTreeMap<String, Duration>);
+
+impl Durations {
+    fn learn(&mut self, kind: &str, r: &Run) {
+        let est = self.0.entry(kind.to_owned()).or_insert(r.elapsed);
+        if r.killed {
+            // It ran at least this long.
+            *est = (*est).max(r.elapsed);
+        } else {
+            *est = (*est * 3 + r.elapsed) / 4;
+        }
+    }
+
+    /// Half the delays anywhere from 0 to 1.1 × the duration; the other half from 0.5 to
+    /// 1.0 × it, where the transaction, the commit and the mirror writes are (the first half
+    /// of a run is mostly process start, reading and the passphrase derivation).
+    fn delay(&self, kind: &str, rng: &mut XorShift) -> Duration {
+        let est = self
+            .0
+            .get(kind)
+            .copied()
+            .unwrap_or(Duration::from_millis(200));
+        let us = u64::try_from(est.as_micros()).expect("small");
+        let (from, to) = if rng.below(2) == 0 {
+            (0, us * 11 / 10)
+        } else {
+            (us / 2, us)
+        };
+        Duration::from_micros(from + rng.below(to - from + 1))
+    }
+
+    fn print(&self) {
+        for (kind, d) in &self.0 {
+            eprintln!("  {kind:<16} takes about {} ms", d.as_millis());
+        }
+    }
+}
+
+/// Per command: killed before anything was committed, killed after a commit, finished.
+#[derive(Default)]
+struct Tally(BTreeMap<&'static str, [usize; 3]>);
+
+impl Tally {
+    fn add(&mut self, cmd: &'static str, r: &Run, committed: bool) {
+        let slot = match (r.killed, committed) {
+            (true, false) => 0,
+            (true, true) => 1,
+            (false, _) => 2,
+        };
+        self.0.entry(cmd).or_default()[slot] += 1;
+    }
+
+    fn print(&self, title: &str) {
+        let total: usize = self.0.values().flatten().sum();
+        eprintln!("{title}: {total} trials");
+        for (cmd, [before, after, done]) in &self.0 {
+            eprintln!(
+                "  {cmd:<16} killed {:>2} ({before} before a commit, {after} after), finished {done}",
+                before + after
+            );
+        }
+    }
+}
+
+/// A batch file of `n` new names `b{trial}-{i}`.
+fn batch_file(e: &Env, trial: u64, n: u64) -> (String, Vec<String>) {
+    let names: Vec<String> = (0..n).map(|i| format!("b{trial}-{i}")).collect();
+    let mut csv = String::from("name,email\n");
+    for n in &names {
+        csv.push_str(&format!("{n},{n}@example.com\n"));
+    }
+    let file = format!("batch{trial}.csv");
+    std::fs::write(e.path(&file), csv).expect("write batch");
+    (file, names)
+}
+
+/// The batch arguments: p256 keys for two batches in three, RSA-2048 (the default, whose key
+/// generation takes most of the time) for the third.
+fn batch_args(file: &str, rsa: bool) -> Vec<String> {
+    let mut a: Vec<String> = ["client", "--batch", file, "--jobs", "2"]
+        .map(String::from)
+        .to_vec();
+    if !rsa {
+        a.extend(["--algo".into(), "p256".into()]);
+    }
+    a
+}
+
+/// Kill `vpnca client`, `client --batch`, `revoke`, `crl`, `passwd` and `renew` with SIGKILL at
+/// a random instant of their run; after each kill the store must be consistent, a killed
+/// `passwd` must leave exactly one of the two passphrases working, and a killed batch must
+/// have committed all of its lines or none (a batch under 250 lines is one transaction) and
+/// be completed by running it again.
 #[test]
 fn sigkill_at_random_instants_leaves_a_consistent_store() {
+    let _heavy = heavy();
+    let t0 = Instant::now();
     let e = Env::with_ca();
-    e.ok(&["crl"]);
-    for i in 0..4 {
-        e.ok(&["client", &format!("seed{i}")]);
-    }
     let passes = [PASS, OTHER_PASS];
     let mut cur = 0usize;
-    let mut checked = BTreeSet::new();
-    let (mut killed, mut finished) = (0, 0);
-    for trial in 0..24u64 {
+    let mut seen = Seen::default();
+    let mut durations = Durations::default();
+    let mut tally = Tally::default();
+    let never = Duration::from_secs(600);
+    // Calibration: each kind of command once, run to the end and timed.
+    let mut calibrate = |kind: &str, args: &[String], pass: usize| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut c = cmd_pass(&e, &args, passes[pass]);
+        c.env("VPNCA_NEW_PASSPHRASE", passes[1 - pass]);
+        let r = run_killing(c, never);
+        assert!(r.out.status.success(), "{args:?}: {}", s(&r.out.stderr));
+        durations.learn(kind, &r);
+    };
+    calibrate("crl", &["crl".into()], 0);
+    for i in 0..4 {
+        calibrate("client", &["client".into(), format!("seed{i}")], 0);
+    }
+    calibrate("revoke", &["revoke".into(), "seed3".into()], 0);
+    calibrate("renew", &["renew".into(), "seed2".into()], 0);
+    calibrate("passwd", &["passwd".into()], 0);
+    calibrate("passwd", &["passwd".into()], 1);
+    let (f, _) = batch_file(&e, 1000, 30);
+    calibrate("batch p256", &batch_args(&f, false), 0);
+    let (f, _) = batch_file(&e, 1001, 30);
+    calibrate("batch rsa", &batch_args(&f, true), 0);
+    let mut log_len = check_consistent(&e, PASS, &mut seen, "after the calibration");
+    durations.print();
+
+    const KINDS: [&str; 8] = [
+        "client", "batch", "revoke", "crl", "passwd", "renew", "batch", "revoke",
+    ];
+    let mut batches = 0;
+    for trial in 0..48u64 {
         let mut rng = XorShift::new(trial + 1);
-        let d = rng.below(301);
-        let delay = d * d / 300;
-        let pick = usize::try_from(rng.below(4)).expect("small");
+        let pick = usize::try_from(rng.below(1 << 20)).expect("small");
         let valid_client = || -> Option<String> {
             let names: Vec<String> =
                 json_lines(&e.ok(&["list", "--json", "--kind", "client"]), "list")
@@ -249,41 +555,47 @@ fn sigkill_at_random_instants_leaves_a_consistent_store() {
                     .collect();
             (!names.is_empty()).then(|| names[pick % names.len()].clone())
         };
-        let args: Vec<String> = match trial % 6 {
-            0 | 1 => vec!["client".into(), format!("user{trial}")],
-            2 => match valid_client() {
-                Some(n) => vec!["revoke".into(), n],
-                None => vec!["crl".into()],
-            },
-            3 => vec!["crl".into()],
-            4 => vec!["passwd".into()],
-            _ => match valid_client() {
-                Some(n) => vec!["renew".into(), n],
-                None => vec!["crl".into()],
-            },
-        };
+        let mut batch = None;
+        let (cmd, kind, args): (&'static str, &str, Vec<String>) =
+            match KINDS[usize::try_from(trial).expect("small") % KINDS.len()] {
+                "client" => (
+                    "client",
+                    "client",
+                    vec!["client".into(), format!("user{trial}")],
+                ),
+                "batch" => {
+                    let rsa = batches % 3 == 2;
+                    batches += 1;
+                    let n = if rsa { 20 } else { 20 + rng.below(21) };
+                    let (f, names) = batch_file(&e, trial, n);
+                    let args = batch_args(&f, rsa);
+                    batch = Some((args.clone(), names));
+                    let kind = if rsa { "batch rsa" } else { "batch p256" };
+                    ("client --batch", kind, args)
+                }
+                "revoke" => match valid_client() {
+                    Some(n) => ("revoke", "revoke", vec!["revoke".into(), n]),
+                    None => ("crl", "crl", vec!["crl".into()]),
+                },
+                "crl" => ("crl", "crl", vec!["crl".into()]),
+                "passwd" => ("passwd", "passwd", vec!["passwd".into()]),
+                _ => match valid_client() {
+                    Some(n) => ("renew", "renew", vec!["renew".into(), n]),
+                    None => ("crl", "crl", vec!["crl".into()]),
+                },
+            };
+        let delay = durations.delay(kind, &mut rng);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let what = format!("trial {trial}: {args:?} killed after {delay} ms");
+        let what = format!(
+            "trial {trial}: {args:?} with SIGKILL due at {:.1} ms",
+            delay.as_secs_f64() * 1000.0
+        );
         let mut c = cmd_pass(&e, &args, passes[cur]);
-        c.env("VPNCA_NEW_PASSPHRASE", passes[1 - cur])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().expect("spawn vpnca");
-        std::thread::sleep(Duration::from_millis(delay));
-        let _ = child.kill(); // SIGKILL on Unix
-        let o = child.wait_with_output().expect("wait");
-        if o.status.signal() == Some(9) {
-            killed += 1;
-        } else {
-            finished += 1;
-            assert!(
-                o.status.success(),
-                "{what}: finished with {:?}: {}",
-                o.status,
-                s(&o.stderr)
-            );
-        }
-        if args[0] == "passwd" {
+        c.env("VPNCA_NEW_PASSPHRASE", passes[1 - cur]);
+        let r = run_killing(c, delay);
+        r.assert_ok_unless_killed(&what);
+        durations.learn(kind, &r);
+        if cmd == "passwd" {
             let open: Vec<bool> = passes.iter().map(|p| opens(&e, p)).collect();
             assert_eq!(
                 open.iter().filter(|o| **o).count(),
@@ -292,113 +604,354 @@ fn sigkill_at_random_instants_leaves_a_consistent_store() {
             );
             cur = open.iter().position(|o| *o).expect("one opens");
         }
-        check_consistent(&e, passes[cur], &mut checked, &what);
+        let len = check_consistent(&e, passes[cur], &mut seen, &what);
+        tally.add(cmd, &r, len > log_len);
+        log_len = len;
+        if let Some((args, names)) = batch {
+            // All of the batch or none of it, each with its key (checked above); running the
+            // same batch again issues exactly the rest.
+            let listed: BTreeSet<String> =
+                json_lines(&e.ok(&["list", "--json", "--kind", "client"]), "list")
+                    .iter()
+                    .map(|c| str_field(c, "name").to_string())
+                    .collect();
+            let committed = names.iter().filter(|n| listed.contains(*n)).count();
+            assert!(
+                committed == 0 || committed == names.len(),
+                "{what}: {committed} of {} lines committed: not one whole transaction",
+                names.len()
+            );
+            let mut rerun = vec!["--json"];
+            rerun.extend(args.iter().map(String::as_str));
+            let rows = json_lines(&ok_pass(&e, &rerun, passes[cur]), "batch rerun");
+            let count = |st: &str| rows.iter().filter(|r| r["status"] == st).count();
+            assert_eq!(
+                (count("exists"), count("issued")),
+                (committed, names.len() - committed),
+                "{what}: the rerun"
+            );
+            log_len = check_consistent(&e, passes[cur], &mut seen, &format!("{what}, rerun"));
+        }
     }
-    eprintln!("{killed} commands killed, {finished} finished before the kill");
-    // Every certificate's mirror is the live certificate after verify.
-    for c in json_lines(&e.ok(&["list", "--json", "--status", "valid"]), "list") {
-        let name = str_field(&c, "name");
-        let shown = e.json(&["show", "--serial", str_field(&c, "serial")]);
-        let mirror = if c["kind"] == "ca" {
-            e.pki.join("ca.crt")
-        } else {
-            e.pki.join("issued").join(format!("{name}.crt"))
-        };
-        let text = std::fs::read_to_string(&mirror).expect("mirror");
-        assert!(
-            text.starts_with(str_field(&shown, "pem")),
-            "{} is not the certificate of {name}",
-            mirror.display()
-        );
-    }
+    tally.print("SIGKILL trials on one store");
+    seen.print_strays();
+    durations.print();
+    eprintln!("took {:.1} s", t0.elapsed().as_secs_f64());
 }
 
-/// Runs `list --json` until `stop`; every run must exit 0 and parse, and the number of
-/// certificates never goes down (writers only add). Returns the number of runs.
-fn reader(e: &Env, stop: &AtomicBool) -> usize {
-    let mut runs = 0;
-    let mut last = 0;
-    while !stop.load(Ordering::SeqCst) || runs == 0 {
-        let o = e.run(&["list", "--json"]);
-        assert_eq!(
-            o.status.code(),
-            Some(0),
-            "list during writes failed: {}",
+// ---------------------------------------------------------------------------------------------
+// import-easyrsa
+// ---------------------------------------------------------------------------------------------
+
+const EASYRSA: &str = "/usr/share/easy-rsa/easyrsa";
+
+/// An easy-rsa PKI made by Debian's easy-rsa at `<dir>/pki`: a CA without a passphrase, a
+/// server, six clients, two of them revoked, and a CRL (EC keys: quick to make).
+fn easyrsa_pki(dir: &Path) -> std::path::PathBuf {
+    assert!(
+        Path::new(EASYRSA).is_file(),
+        "easy-rsa is required by this test (apt-get install easy-rsa): {EASYRSA} is missing"
+    );
+    let pki = dir.join("pki");
+    let run = |args: &[&str]| {
+        let mut c = Command::new(EASYRSA);
+        if args[0] == "build-ca" {
+            c.env("EASYRSA_REQ_CN", "Old VPN CA");
+        }
+        let o = c
+            .args(args)
+            .env("EASYRSA_BATCH", "1")
+            .env("EASYRSA_PKI", &pki)
+            .env("EASYRSA_ALGO", "ec")
+            .env("EASYRSA_CURVE", "prime256v1")
+            .env_remove("EASYRSA_VARS_FILE")
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run easyrsa");
+        assert!(
+            o.status.success(),
+            "easyrsa {args:?} failed:\n{}{}",
+            s(&o.stdout),
             s(&o.stderr)
         );
-        let n = json_lines(&s(&o.stdout), "list during writes").len();
-        assert!(n >= last, "list went from {last} to {n} certificates");
+    };
+    run(&["init-pki"]);
+    run(&["build-ca", "nopass"]);
+    run(&["build-server-full", "server", "nopass"]);
+    for c in ["alice", "bob", "carol", "dave", "erin", "frank"] {
+        run(&["build-client-full", c, "nopass"]);
+    }
+    run(&["revoke", "bob"]);
+    run(&["revoke", "erin"]);
+    run(&["gen-crl"]);
+    pki
+}
+
+/// What a store lists: (kind, name, serial, status, has_key) of every certificate.
+fn listing(e: &Env) -> BTreeSet<(String, String, String, String, bool)> {
+    json_lines(&e.ok(&["list", "--json"]), "list")
+        .iter()
+        .map(|c| {
+            (
+                str_field(c, "kind").to_owned(),
+                str_field(c, "name").to_owned(),
+                str_field(c, "serial").to_owned(),
+                str_field(c, "status").to_owned(),
+                c["has_key"] == true,
+            )
+        })
+        .collect()
+}
+
+/// A store after a complete import: exactly the expected certificates, verify passes and
+/// checked the audit chain (init, import-easyrsa, crl), crl.pem lists the revoked ones, the
+/// mirrors are written, and a second import is refused without changing anything.
+fn check_imported(
+    e: &Env,
+    src: &Path,
+    expected: &BTreeSet<(String, String, String, String, bool)>,
+    what: &str,
+) {
+    let verified = verify_ok(e, PASS, what);
+    assert_eq!(&listing(e), expected, "{what}: the imported certificates");
+    let log = json_lines(&e.ok(&["log", "--json"]), "log");
+    check_audit(&verified, &log, what);
+    let actions: Vec<&str> = log.iter().map(|a| str_field(a, "action")).collect();
+    assert_eq!(actions, ["init", "import-easyrsa", "crl"], "{what}");
+    let revoked: BTreeSet<String> = expected
+        .iter()
+        .filter(|c| c.3 == "revoked")
+        .map(|c| c.2.clone())
+        .collect();
+    assert_eq!(crl_serials(e), revoked, "{what}: crl.pem");
+    let certs = json_lines(&e.ok(&["list", "--json"]), "list");
+    let strays = check_mirrors(e, &certs, what);
+    if !strays.is_empty() {
+        eprintln!("NOTE: {what}: temporary mirror files left behind: {strays:?}");
+    }
+    let before = e.snapshot();
+    let err = e.fails(&["import-easyrsa", src.to_str().expect("utf-8")], 2);
+    assert!(
+        err.contains("already has a CA"),
+        "{what}: second import: {err}"
+    );
+    assert_eq!(
+        e.snapshot(),
+        before,
+        "{what}: a refused import changed the store"
+    );
+}
+
+/// Kill `import-easyrsa` into a new store at random instants: afterwards the store holds the
+/// whole import or nothing of it (no CA, no certificate, no mirror, only the `init` audit
+/// entry) and a rerun then imports it all. Never a half-imported store that verify accepts.
+#[test]
+fn sigkill_during_import_easyrsa_leaves_all_or_nothing() {
+    const IMPORT_TRIALS: u64 = 20;
+    let src_dir = tempfile::tempdir().expect("tempdir");
+    let src = easyrsa_pki(src_dir.path());
+    let src_arg = src.to_str().expect("utf-8");
+    let _heavy = heavy();
+    let t0 = Instant::now();
+    let import = ["import-easyrsa", src_arg];
+    // Calibration (three whole runs), and what a complete import lists.
+    let mut durations = Durations::default();
+    let mut last = None;
+    for _ in 0..3 {
+        let e = Env::init();
+        let r = run_killing(e.cmd(&import), Duration::from_secs(600));
+        assert!(r.out.status.success(), "import: {}", s(&r.out.stderr));
+        durations.learn("import-easyrsa", &r);
+        last = Some(e);
+    }
+    let e = last.expect("three imports");
+    let expected = listing(&e);
+    assert_eq!(
+        expected.len(),
+        8,
+        "CA, server and six clients: {expected:?}"
+    );
+    check_imported(&e, &src, &expected, "the calibration import");
+
+    let mut tally = Tally::default();
+    for trial in 0..IMPORT_TRIALS {
+        let mut rng = XorShift::new(trial + 101);
+        let e = Env::init();
+        let delay = durations.delay("import-easyrsa", &mut rng);
+        let what = format!(
+            "import trial {trial}: SIGKILL due at {:.1} ms",
+            delay.as_secs_f64() * 1000.0
+        );
+        let r = run_killing(e.cmd(&import), delay);
+        r.assert_ok_unless_killed(&what);
+        durations.learn("import-easyrsa", &r);
+        let got = listing(&e);
+        tally.add("import-easyrsa", &r, !got.is_empty());
+        if got.is_empty() {
+            // Nothing: the store is as `init` left it.
+            let verified = verify_ok(&e, PASS, &what);
+            let log = json_lines(&e.ok(&["log", "--json"]), "log");
+            check_audit(&verified, &log, &what);
+            assert_eq!(log.len(), 1, "{what}: only the init entry: {log:?}");
+            for m in ["ca.crt", "crl.pem"] {
+                assert!(!e.pki.join(m).exists(), "{what}: {m} without a CA");
+            }
+            assert_eq!(
+                std::fs::read_dir(e.pki.join("issued"))
+                    .map(|d| d.count())
+                    .unwrap_or(0),
+                0,
+                "{what}: mirrors without certificates"
+            );
+            e.ok(&import);
+        } else {
+            assert!(r.killed || r.out.status.success());
+        }
+        check_imported(&e, &src, &expected, &what);
+    }
+    tally.print("SIGKILL trials of import-easyrsa");
+    durations.print();
+    eprintln!("took {:.1} s", t0.elapsed().as_secs_f64());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Concurrency
+// ---------------------------------------------------------------------------------------------
+
+/// The number of certificates a `status --json` report counts (every record, by status).
+fn status_count(v: &Value) -> u64 {
+    v["counts"]
+        .as_object()
+        .unwrap_or_else(|| panic!("status without counts: {v}"))
+        .values()
+        .map(|n| n.as_u64().expect("a count"))
+        .sum()
+}
+
+/// Runs `list --json` and `status --json` in turn until `stop`. Every `list` exits 0 and each
+/// of its lines is a whole record; every `status` exits 0 or 1 (findings), never 2, with a
+/// JSON report; and the number of certificates never goes down from one run to the next
+/// (writers only add). Returns the number of runs.
+fn reader(e: &Env, stop: &AtomicBool) -> usize {
+    const STATES: [&str; 5] = ["valid", "revoked", "superseded", "expired", "pending"];
+    let mut runs = 0;
+    let mut last = 0;
+    while !stop.load(Ordering::SeqCst) || runs < 2 {
+        let n = if runs % 2 == 0 {
+            let o = e.run(&["list", "--json"]);
+            assert_eq!(
+                o.status.code(),
+                Some(0),
+                "list during writes failed: {}",
+                s(&o.stderr)
+            );
+            let certs = json_lines(&s(&o.stdout), "list during writes");
+            for c in &certs {
+                let serial = str_field(c, "serial");
+                assert!(
+                    !serial.is_empty() && serial.chars().all(|h| h.is_ascii_hexdigit()),
+                    "list during writes: {c}"
+                );
+                assert!(!str_field(c, "name").is_empty(), "{c}");
+                assert!(STATES.contains(&str_field(c, "status")), "{c}");
+                assert!(c["has_key"].is_boolean(), "{c}");
+            }
+            u64::try_from(certs.len()).expect("len")
+        } else {
+            let o = e.run(&["--json", "status"]);
+            assert!(
+                matches!(o.status.code(), Some(0 | 1)),
+                "status during writes: exit {:?}: {}",
+                o.status.code(),
+                s(&o.stderr)
+            );
+            let v: Value = serde_json::from_str(&s(&o.stdout)).unwrap_or_else(|err| {
+                panic!("status --json during writes ({err}): {}", s(&o.stdout))
+            });
+            status_count(&v)
+        };
+        assert!(n >= last, "the store went from {last} to {n} certificates");
         last = n;
         runs += 1;
     }
     runs
 }
 
+/// 8 processes × 50 `vpnca client NAME` on one store: 400 certificates, 400 distinct serials,
+/// every name, 400 `issue` audit entries in a gapless chain; `list` and `status` running all
+/// the while never see a half state.
 #[test]
-fn parallel_issuance_is_serialized() {
+fn eight_writers_issue_four_hundred_certificates_and_lose_nothing() {
+    const WRITERS: usize = 8;
+    const EACH: usize = 50;
+    const TOTAL: usize = WRITERS * EACH;
+    let _heavy = heavy();
+    let t0 = Instant::now();
     let e = Env::with_ca();
     e.ok(&["crl"]);
     let stop = AtomicBool::new(false);
     let (issued, reads) = std::thread::scope(|sc| {
         let r = sc.spawn(|| reader(&e, &stop));
-        let writers: Vec<_> = (0..4)
+        let writers: Vec<_> = (0..WRITERS)
             .map(|w| {
                 let e = &e;
                 sc.spawn(move || {
-                    (0..10)
+                    (0..EACH)
                         .map(|i| {
-                            let v: Value = serde_json::from_str(&e.ok(&[
-                                "--json",
-                                "client",
-                                &format!("w{w}-user{i}"),
-                            ]))
-                            .expect("client --json");
-                            str_field(&v, "serial").to_string()
+                            let name = format!("w{w}-user{i}");
+                            let v: Value =
+                                serde_json::from_str(&e.ok(&["--json", "client", &name]))
+                                    .expect("client --json");
+                            (name, str_field(&v, "serial").to_string())
                         })
                         .collect::<Vec<_>>()
                 })
             })
             .collect();
-        let issued: Vec<String> = writers
+        let issued: Vec<(String, String)> = writers
             .into_iter()
             .flat_map(|h| h.join().expect("writer"))
             .collect();
         stop.store(true, Ordering::SeqCst);
         (issued, r.join().expect("reader"))
     });
-    eprintln!("{reads} reads during the writes");
-    assert_eq!(issued.len(), 40);
-    let distinct: BTreeSet<&String> = issued.iter().collect();
-    assert_eq!(distinct.len(), 40, "duplicate serials");
-    let clients = json_lines(&e.ok(&["list", "--json", "--kind", "client"]), "list");
-    assert_eq!(clients.len(), 40);
-    let listed: BTreeSet<&str> = clients.iter().map(|c| str_field(c, "serial")).collect();
-    assert_eq!(
-        listed,
-        issued.iter().map(String::as_str).collect::<BTreeSet<_>>()
+    eprintln!(
+        "{TOTAL} issuances by {WRITERS} processes at once, {reads} reads meanwhile: {:.1} s",
+        t0.elapsed().as_secs_f64()
     );
-    let names: BTreeSet<&str> = clients.iter().map(|c| str_field(c, "name")).collect();
-    assert_eq!(names.len(), 40);
-    assert!(clients.iter().all(|c| c["status"] == "valid"));
-    for c in &clients {
-        assert!(
-            e.pki
-                .join("issued")
-                .join(format!("{}.crt", str_field(c, "name")))
-                .is_file()
-        );
-    }
-    let log = json_lines(&e.ok(&["log", "--json"]), "log");
-    assert_eq!(log.iter().filter(|a| a["action"] == "issue").count(), 40);
-    let seqs: Vec<i64> = log
+    assert_eq!(issued.len(), TOTAL);
+    let serials: BTreeSet<&str> = issued.iter().map(|(_, s)| s.as_str()).collect();
+    assert_eq!(serials.len(), TOTAL, "duplicate serials");
+    let clients = json_lines(&e.ok(&["list", "--json", "--kind", "client"]), "list");
+    assert_eq!(clients.len(), TOTAL);
+    let listed: BTreeMap<&str, &str> = clients
         .iter()
-        .map(|a| a["seq"].as_i64().expect("seq"))
+        .map(|c| (str_field(c, "name"), str_field(c, "serial")))
+        .collect();
+    let wanted: BTreeMap<&str, &str> = issued
+        .iter()
+        .map(|(n, s)| (n.as_str(), s.as_str()))
         .collect();
     assert_eq!(
-        seqs,
-        (1..=i64::try_from(log.len()).expect("len")).collect::<Vec<_>>()
+        listed, wanted,
+        "the names and serials the writers were given"
     );
-    verify_ok(&e, PASS, "after parallel issuance");
+    assert!(clients.iter().all(|c| c["status"] == "valid"));
+    assert!(clients.iter().all(|c| c["has_key"] == true));
+    let log = json_lines(&e.ok(&["log", "--json"]), "log");
+    let audited: BTreeSet<&str> = log
+        .iter()
+        .filter(|a| a["action"] == "issue")
+        .map(|a| str_field(a, "serial"))
+        .collect();
+    assert_eq!(log.iter().filter(|a| a["action"] == "issue").count(), TOTAL);
+    assert_eq!(audited, serials, "issue entries vs issued serials");
+    let verified = verify_ok(&e, PASS, "after parallel issuance");
+    check_audit(&verified, &log, "after parallel issuance");
+    let all = json_lines(&e.ok(&["list", "--json"]), "list");
+    let strays = check_mirrors(&e, &all, "after parallel issuance");
+    assert!(strays.is_empty(), "no process was killed: {strays:?}");
 }
 
 #[test]

@@ -70,9 +70,9 @@ pub(super) fn acm(cli: &Cli, out: &Out, cmd: &AcmCommand) -> Result<u8> {
                 warn(w);
             }
             out.doc(&serde_json::to_value(&rep)?, || {
-                println!("{}", rep.arn);
+                outln!("{}", rep.arn);
                 if rep.reimported {
-                    eprintln!(
+                    errln!(
                         "re-imported {} {} (serial {}{}) into the same ARN: endpoints using it need no change",
                         rep.role.as_str(),
                         rep.name,
@@ -83,7 +83,7 @@ pub(super) fn acm(cli: &Cli, out: &Out, cmd: &AcmCommand) -> Result<u8> {
                             .unwrap_or_default()
                     );
                 } else {
-                    eprintln!(
+                    errln!(
                         "imported {} {} (serial {}) into ACM in {}",
                         rep.role.as_str(),
                         rep.name,
@@ -100,10 +100,10 @@ pub(super) fn acm(cli: &Cli, out: &Out, cmd: &AcmCommand) -> Result<u8> {
             let endpoints = store.known_endpoints()?;
             out.doc(&json!({"imports": imports, "endpoints": endpoints}), || {
                 if imports.is_empty() {
-                    println!("no ACM imports recorded");
+                    outln!("no ACM imports recorded");
                 }
                 for i in &imports {
-                    println!(
+                    outln!(
                         "{:<7} {:<28} serial {:<34} {}  {}",
                         i.role.as_str(),
                         i.name,
@@ -113,7 +113,7 @@ pub(super) fn acm(cli: &Cli, out: &Out, cmd: &AcmCommand) -> Result<u8> {
                     );
                 }
                 for e in &endpoints {
-                    println!(
+                    outln!(
                         "endpoint {} ({}): CRL #{} pushed {}",
                         e.id,
                         e.region,
@@ -169,13 +169,13 @@ pub(super) fn clientvpn(cli: &Cli, out: &Out, cmd: &ClientVpnCommand) -> Result<
                 warn(w);
             }
             out.doc(&serde_json::to_value(&rep)?, || {
-                println!(
+                outln!(
                     "wrote {} (mode 0600): {}'s certificate and {} key inline, for {endpoint}",
                     rep.path.display(),
                     rep.name,
                     if rep.key_encrypted { "encrypted" } else { "UNENCRYPTED" }
                 );
-                println!("Hand it to the user over a private channel, then delete it (see docs/commands-delivery.md).");
+                outln!("Hand it to the user over a private channel, then delete it (see docs/commands-delivery.md).");
             });
             Ok(0)
         }
@@ -231,8 +231,8 @@ fn push_crl(
         });
         out.doc(&doc, || {
             match (&regenerate, &latest) {
-                (Some(why), _) => println!("would first make a new CRL: {why}"),
-                (None, Some(c)) => println!(
+                (Some(why), _) => outln!("would first make a new CRL: {why}"),
+                (None, Some(c)) => outln!(
                     "would send CRL #{} ({} entries, nextUpdate {})",
                     c.number,
                     c.entries,
@@ -241,10 +241,10 @@ fn push_crl(
                 (None, None) => {}
             }
             if targets.is_empty() {
-                println!("to no endpoint (none in {} uses this PKI)", aws.region());
+                outln!("to no endpoint (none in {} uses this PKI)", aws.region());
             }
             for t in &targets {
-                println!("to {t} in {}", aws.region());
+                outln!("to {t} in {}", aws.region());
             }
         });
         return Ok(0);
@@ -265,7 +265,7 @@ fn push_crl(
     let store = open_unlocked(cli)?;
     let (crl, regenerated) = crl_for_push(&store)?;
     if let Some(why) = &regenerated {
-        eprintln!("made CRL #{} first: {why}", crl.number);
+        errln!("made CRL #{} first: {why}", crl.number);
     }
     warn("uploading a CRL resets the current connections of the endpoint (users reconnect)");
     let mut results = Vec::new();
@@ -275,15 +275,17 @@ fn push_crl(
         match aws.push_crl(&store, t, &crl) {
             Ok(r) => {
                 if !out.json {
-                    println!(
+                    outln!(
                         "{t}: CRL #{} ({} entries) uploaded and read back identical (status {})",
-                        r.crl_number, r.entries, r.status
+                        r.crl_number,
+                        r.entries,
+                        r.status
                     );
                 }
                 results.push(r);
             }
             Err(e) => {
-                eprintln!("error: {t}: {e}");
+                errln!("error: {t}: {e}");
                 // The store's own state (an older copy) is exit 2, not an AWS failure.
                 refused |= matches!(e, vpnca::Error::Tampered { .. });
                 failed.push(json!({"endpoint": t, "error": e.to_string()}));
@@ -291,7 +293,7 @@ fn push_crl(
         }
     }
     if out.json {
-        println!(
+        outln!(
             "{}",
             json!({
                 "region": aws.region(),
@@ -321,12 +323,12 @@ pub(super) fn status(
     let aws = connect(o)?;
     let rep = aws.status(store, warn_days)?;
     if !out.json {
-        println!("AWS ({}):", rep.region);
+        outln!("AWS ({}):", rep.region);
         if rep.certificates.is_empty() {
-            println!("  no ACM certificate recorded in this region");
+            outln!("  no ACM certificate recorded in this region");
         }
         for i in &rep.other_regions {
-            println!(
+            outln!(
                 "  ACM {} {} {}: in {}, not checked (run with --region {})",
                 i.role.as_str(),
                 i.name,
@@ -336,7 +338,7 @@ pub(super) fn status(
             );
         }
         for c in &rep.certificates {
-            println!(
+            outln!(
                 "  ACM {} {} {}: {}, until {}{}",
                 c.import.role.as_str(),
                 c.import.name,
@@ -354,7 +356,7 @@ pub(super) fn status(
             );
         }
         for e in &rep.endpoints {
-            println!(
+            outln!(
                 "  endpoint {}: CRL {} ({}){}",
                 e.id,
                 e.crl_number

@@ -53,9 +53,9 @@ fn report_invalid(
                     m.remove("line");
                 }
             }
-            println!("{v}");
+            outln!("{v}");
         } else {
-            eprintln!("invalid: {e}");
+            errln!("invalid: {e}");
         }
     }
     if !errors.is_empty() && !skip {
@@ -137,7 +137,7 @@ fn run_issue(
     let summary = store.issue_stream(items, opts, &mut |r: &BatchResult| {
         let label = labels.get(r.index);
         if out.json {
-            println!("{}", result_line(label, r));
+            outln!("{}", result_line(label, r));
             return;
         }
         let label = label.map(Label::to_string).unwrap_or_default();
@@ -178,13 +178,13 @@ fn run_issue(
                 }
             }
             None => {
-                println!("{text}");
+                outln!("{text}");
                 if let Some(e) = r
                     .error
                     .as_deref()
                     .filter(|_| r.status == BatchStatus::Issued)
                 {
-                    eprintln!("warning: {}: {e}", r.name);
+                    errln!("warning: {}: {e}", r.name);
                 }
             }
         }
@@ -205,9 +205,9 @@ fn run_issue(
         secs
     );
     if out.json {
-        eprintln!("{line}");
+        errln!("{line}");
     } else {
-        println!("{line}");
+        outln!("{line}");
     }
     Ok(if summary.failed > 0 || summary.invalid > 0 {
         EXIT_ERROR
@@ -430,10 +430,10 @@ pub(super) fn revoke(
             if let Value::Object(m) = &mut v {
                 m.insert("line".into(), json!(line));
             }
-            println!("{v}");
+            outln!("{v}");
         } else {
             let status = serde_json::to_value(r.status)?;
-            println!(
+            outln!(
                 "{:<8} {} (line {line}){}{}",
                 status.as_str().unwrap_or(""),
                 r.target,
@@ -466,16 +466,16 @@ pub(super) fn revoke(
     };
     if out.json {
         if let Some(c) = &crl {
-            println!(
+            outln!(
                 "{}",
                 json!({"crl": super::crl_json(c, &store.crl_path()), "revoked": revoked, "unknown": unknown})
             );
         }
-        eprintln!("{summary}");
+        errln!("{summary}");
     } else {
-        println!("{summary}");
+        outln!("{summary}");
         if crl.is_some() {
-            println!(
+            outln!(
                 "Upload it to your VPN (AWS Client VPN: aws ec2 import-client-vpn-client-certificate-revocation-list; OpenVPN: crl-verify)."
             );
         }
@@ -521,12 +521,12 @@ pub(super) fn profile(
         let path = dir.join(format!("{name}.ovpn"));
         if path.symlink_metadata().is_ok() {
             if out.json {
-                println!(
+                outln!(
                     "{}",
                     json!({"line": row.line, "name": name, "status": "exists", "path": path})
                 );
             } else {
-                println!("exists   {name}  {} (left as it is)", path.display());
+                outln!("exists   {name}  {} (left as it is)", path.display());
             }
             continue;
         }
@@ -537,23 +537,23 @@ pub(super) fn profile(
             Ok(rep) => {
                 warnings.extend(rep.warnings.iter().cloned());
                 if out.json {
-                    println!(
+                    outln!(
                         "{}",
                         json!({"line": row.line, "name": name, "status": "written", "path": rep.path})
                     );
                 } else {
-                    println!("written  {name}  {}", rep.path.display());
+                    outln!("written  {name}  {}", rep.path.display());
                 }
             }
             Err(e) => {
                 failed += 1;
                 if out.json {
-                    println!(
+                    outln!(
                         "{}",
                         json!({"line": row.line, "name": name, "status": "failed", "error": e.to_string()})
                     );
                 } else {
-                    println!("failed   {name} (line {}): {e}", row.line);
+                    outln!("failed   {name} (line {}): {e}", row.line);
                 }
             }
         }
@@ -568,9 +568,9 @@ pub(super) fn profile(
         rows.len() - failed
     );
     if out.json {
-        eprintln!("{summary}");
+        errln!("{summary}");
     } else {
-        println!("{summary}");
+        outln!("{summary}");
     }
     Ok(if failed > 0 { EXIT_ERROR } else { 0 })
 }

@@ -1,5 +1,31 @@
 //! The CLI: parse arguments, get passphrases, call the library, print. No PKI logic here.
 
+/// `println!` for the CLI: a failure to write standard output (a full disk, a closed pipe) is
+/// recorded for `main` to report, never a panic; later output is dropped.
+macro_rules! outln {
+    () => {
+        $crate::cli::out_fmt(format_args!("\n"))
+    };
+    ($($t:tt)*) => {
+        $crate::cli::out_fmt(format_args!("{}\n", format_args!($($t)*)))
+    };
+}
+
+/// `print!` for the CLI, see [`outln!`].
+macro_rules! outp {
+    ($($t:tt)*) => {
+        $crate::cli::out_fmt(format_args!($($t)*))
+    };
+}
+
+/// `eprintln!` for the CLI: standard error that cannot be written is ignored (there is nowhere
+/// left to say so), never a panic.
+macro_rules! errln {
+    ($($t:tt)*) => {
+        $crate::cli::err_fmt(format_args!("{}\n", format_args!($($t)*)))
+    };
+}
+
 mod args;
 #[cfg(feature = "aws")]
 mod aws;
@@ -27,22 +53,74 @@ const EXIT_ERROR: u8 = 2;
 #[cfg(feature = "aws")]
 const EXIT_AWS: u8 = 3;
 
+/// The first error writing standard output; `main` reports it.
+static STDOUT_ERROR: std::sync::Mutex<Option<std::io::Error>> = std::sync::Mutex::new(None);
+
+/// Writes to standard output, recording the first failure instead of panicking; after one,
+/// nothing more is written.
+pub(crate) fn out_fmt(args: std::fmt::Arguments<'_>) {
+    let mut failed = STDOUT_ERROR.lock().unwrap_or_else(|p| p.into_inner());
+    if failed.is_none()
+        && let Err(e) = std::io::stdout().lock().write_fmt(args)
+    {
+        *failed = Some(e);
+    }
+}
+
+/// Records a failure to write standard output met outside [`out_fmt`] (buffered writers).
+fn stdout_failed(e: std::io::Error) {
+    STDOUT_ERROR
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get_or_insert(e);
+}
+
+/// Writes to standard error; a failure is ignored.
+pub(crate) fn err_fmt(args: std::fmt::Arguments<'_>) {
+    let _ = std::io::stderr().lock().write_fmt(args);
+}
+
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
     let json = cli.json;
-    match run(cli) {
-        Ok(code) => ExitCode::from(code),
+    let result = run(cli);
+    if let Err(e) = std::io::stdout().flush() {
+        stdout_failed(e);
+    }
+    let out_error = STDOUT_ERROR
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    let code = match result {
+        Ok(code) => code,
         Err(e) => {
             let msg = format!("{e:#}");
             if json {
-                println!("{}", json!({"error": msg}));
+                outln!("{}", json!({"error": msg}));
             }
-            eprintln!("error: {msg}");
-            ExitCode::from(exit_code(&e))
+            errln!("error: {msg}");
+            exit_code(&e)
         }
+    };
+    match out_error {
+        // The reader went away (`vpnca list | head -1`): what it read is all it wanted.
+        Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(code),
+        // Output that could not be delivered is a failure, even after the work was done.
+        Some(e) => {
+            errln!(
+                "error: writing to standard output failed ({e}); the output is incomplete{}",
+                if code == 0 {
+                    ", but the command itself completed (see `vpnca log`)"
+                } else {
+                    ""
+                }
+            );
+            ExitCode::from(if code == 0 { EXIT_ERROR } else { code })
+        }
+        None => ExitCode::from(code),
     }
 }
 
@@ -73,7 +151,7 @@ fn usage_error(e: clap::Error) -> ExitCode {
             .next()
             .unwrap_or("invalid arguments")
             .trim_start_matches("error: ");
-        println!("{}", json!({"error": first}));
+        outln!("{}", json!({"error": first}));
     }
     let _ = e.print();
     ExitCode::from(EXIT_ERROR)
@@ -86,7 +164,7 @@ struct Out {
 impl Out {
     fn doc(&self, v: &Value, human: impl FnOnce()) {
         if self.json {
-            println!("{v}");
+            outln!("{v}");
         } else {
             human();
         }
@@ -94,14 +172,14 @@ impl Out {
 }
 
 fn warn(msg: &str) {
-    eprintln!("warning: {msg}");
+    errln!("warning: {msg}");
 }
 
 fn note_nopass(nopass: &Option<String>) -> Result<()> {
     match nopass.as_deref() {
         None => Ok(()),
         Some("nopass") => {
-            eprintln!(
+            errln!(
                 "note: `nopass` is accepted for easy-rsa compatibility; vpnca always keeps private keys encrypted in the store (use `vpnca export --key` for a plain key file)"
             );
             Ok(())
@@ -286,7 +364,7 @@ fn run(cli: Cli) -> Result<u8> {
             extra,
         } => {
             if !extra.is_empty() {
-                eprintln!("note: ignoring easy-rsa argument(s) {extra:?}");
+                errln!("note: ignoring easy-rsa argument(s) {extra:?}");
             }
             let k = kdf(*kdf_memory_mib, *kdf_time)?;
             if cli.pki.join(vpnca::store::DB_FILE).exists() {
@@ -303,11 +381,11 @@ fn run(cli: Cli) -> Result<u8> {
             )?;
             Store::init(&cli.pki, &pass, k)?;
             out.doc(&json!({"pki": cli.pki, "kdf": k}), || {
-                println!(
+                outln!(
                     "Initialised an encrypted vpnca store in {}",
                     cli.pki.display()
                 );
-                println!("Next: vpnca ca --cn \"My VPN CA\"");
+                outln!("Next: vpnca ca --cn \"My VPN CA\"");
             });
         }
         Command::Ca {
@@ -335,7 +413,7 @@ fn run(cli: Cli) -> Result<u8> {
                     &chain.display().to_string(),
                 )?;
                 out.doc(&record_json(&rec), || {
-                    println!(
+                    outln!(
                         "Sub-CA {} imported (serial {}); its chain is in {}",
                         rec.name,
                         rec.serial,
@@ -357,8 +435,8 @@ fn run(cli: Cli) -> Result<u8> {
                     .and_then(|mut f| f.write_all(csr.as_bytes()))
                     .with_context(|| format!("writing {}", path.display()))?;
                 out.doc(&json!({"csr": path, "name": cn}), || {
-                    println!("Wrote the sub-CA request to {}.", path.display());
-                    println!("Have your parent CA sign it, then: vpnca ca --import-cert signed.crt --chain parent-chain.pem");
+                    outln!("Wrote the sub-CA request to {}.", path.display());
+                    outln!("Have your parent CA sign it, then: vpnca ca --import-cert signed.crt --chain parent-chain.pem");
                 });
             } else {
                 let rec = store.create_root_ca(
@@ -367,13 +445,13 @@ fn run(cli: Cli) -> Result<u8> {
                     days.map(Validity::Days).unwrap_or(Validity::Default),
                 )?;
                 out.doc(&record_json(&rec), || {
-                    println!(
+                    outln!(
                         "Created root CA {:?} (serial {}), valid until {}",
                         rec.name,
                         rec.serial,
                         vpnca::fmt_time(rec.not_after)
                     );
-                    println!("CA certificate: {}", store.ca_path().display());
+                    outln!("CA certificate: {}", store.ca_path().display());
                 });
             }
         }
@@ -531,16 +609,16 @@ fn run(cli: Cli) -> Result<u8> {
             let v = json!({"revoked": res.revoked.iter().map(record_json).collect::<Vec<_>>(), "crl": crl_json(&res.crl, &store.crl_path())});
             out.doc(&v, || {
                 for r in &res.revoked {
-                    println!("Revoked {} {} (serial {}), reason {}", r.kind.as_str(), r.name, r.serial, reason.as_str());
+                    outln!("Revoked {} {} (serial {}), reason {}", r.kind.as_str(), r.name, r.serial, reason.as_str());
                 }
-                println!(
+                outln!(
                     "Wrote CRL #{} with {} entries to {} (valid until {})",
                     res.crl.number,
                     res.crl.entries,
                     store.crl_path().display(),
                     vpnca::fmt_time(res.crl.next_update)
                 );
-                println!("Upload it to your VPN (AWS Client VPN: aws ec2 import-client-vpn-client-certificate-revocation-list; OpenVPN: crl-verify).");
+                outln!("Upload it to your VPN (AWS Client VPN: aws ec2 import-client-vpn-client-certificate-revocation-list; OpenVPN: crl-verify).");
             });
         }
         Command::Renew {
@@ -566,19 +644,19 @@ fn run(cli: Cli) -> Result<u8> {
             let r = store.renew(name, &opts)?;
             let v = json!({"old": record_json(&r.old), "new": record_json(&r.new), "crl": r.crl.as_ref().map(|c| crl_json(c, &store.crl_path()))});
             out.doc(&v, || {
-                println!(
+                outln!(
                     "Renewed {}: new serial {} valid until {}",
                     name,
                     r.new.serial,
                     vpnca::fmt_time(r.new.not_after)
                 );
-                println!(
+                outln!(
                     "Old serial {} is now {}",
                     r.old.serial,
                     r.old.status(vpnca::store_now()).as_str()
                 );
                 if let Some(c) = &r.crl {
-                    println!(
+                    outln!(
                         "Wrote CRL #{} ({} entries) to {}",
                         c.number,
                         c.entries,
@@ -608,7 +686,7 @@ fn run(cli: Cli) -> Result<u8> {
                 vpnca::store::write_public_file(f, info.pem.as_bytes())?;
             }
             out.doc(&crl_json(&info, &store.crl_path()), || {
-                println!(
+                outln!(
                     "Wrote CRL #{} with {} entries to {}{} (nextUpdate {})",
                     info.number,
                     info.entries,
@@ -634,14 +712,16 @@ fn run(cli: Cli) -> Result<u8> {
             };
             let stdout = std::io::stdout();
             let mut w = std::io::BufWriter::new(stdout.lock());
-            for r in store.list(&filter)? {
+            let written = store.list(&filter)?.iter().try_for_each(|r| {
                 if out.json {
-                    writeln!(w, "{}", record_json(&r))?;
+                    writeln!(w, "{}", record_json(r))
                 } else {
-                    writeln!(w, "{}", human_record(&r))?;
+                    writeln!(w, "{}", human_record(r))
                 }
+            });
+            if let Err(e) = written.and_then(|()| w.flush()) {
+                stdout_failed(e);
             }
-            w.flush()?;
         }
         Command::Show { name, serial, pem } => {
             let store = Store::open(&cli.pki)?;
@@ -657,24 +737,24 @@ fn run(cli: Cli) -> Result<u8> {
                 m.insert("pem".into(), json!(r.pem()));
             }
             out.doc(&v, || {
-                println!("name:        {}", r.name);
-                println!("kind:        {}", r.kind.as_str());
-                println!("status:      {}", r.status(vpnca::store_now()).as_str());
-                println!("serial:      {}", r.serial);
-                println!("subject:     {}", details.subject);
-                println!("issuer:      {}", details.issuer);
-                println!("SANs:        {}", details.sans.join(", "));
-                println!("key:         {}", details.key_algorithm);
-                println!("not before:  {}", vpnca::fmt_time(r.not_before));
-                println!("not after:   {}", vpnca::fmt_time(r.not_after));
+                outln!("name:        {}", r.name);
+                outln!("kind:        {}", r.kind.as_str());
+                outln!("status:      {}", r.status(vpnca::store_now()).as_str());
+                outln!("serial:      {}", r.serial);
+                outln!("subject:     {}", details.subject);
+                outln!("issuer:      {}", details.issuer);
+                outln!("SANs:        {}", details.sans.join(", "));
+                outln!("key:         {}", details.key_algorithm);
+                outln!("not before:  {}", vpnca::fmt_time(r.not_before));
+                outln!("not after:   {}", vpnca::fmt_time(r.not_after));
                 if let (Some(t), Some(reason)) = (r.revoked_at, r.reason) {
-                    println!("revoked:     {} ({})", vpnca::fmt_time(t), reason.as_str());
+                    outln!("revoked:     {} ({})", vpnca::fmt_time(t), reason.as_str());
                 }
                 if let Some(s) = &r.superseded_by {
-                    println!("superseded by serial {s}");
+                    outln!("superseded by serial {s}");
                 }
-                println!("SHA-256:     {}", r.fingerprint_sha256());
-                println!(
+                outln!("SHA-256:     {}", r.fingerprint_sha256());
+                outln!(
                     "key stored:  {}",
                     if r.has_key {
                         "yes (encrypted)"
@@ -683,7 +763,7 @@ fn run(cli: Cli) -> Result<u8> {
                     }
                 );
                 if *pem {
-                    print!("{}", r.pem());
+                    outp!("{}", r.pem());
                 }
             });
         }
@@ -721,13 +801,13 @@ fn run(cli: Cli) -> Result<u8> {
             }
             out.doc(&v, || {
                 for f in &rep.files {
-                    println!("wrote {}", f.display());
+                    outln!("wrote {}", f.display());
                 }
                 if let Some(p) = &generated {
-                    println!("passphrase (shown once, not stored): {}", p.expose_str());
+                    outln!("passphrase (shown once, not stored): {}", p.expose_str());
                 }
                 if rep.key == "plain" {
-                    eprintln!("note: {}.key is an UNENCRYPTED private key (mode 0600): import it where needed, then delete it", rep.name);
+                    errln!("note: {}.key is an UNENCRYPTED private key (mode 0600): import it where needed, then delete it", rep.name);
                 }
             });
         }
@@ -792,13 +872,13 @@ fn run(cli: Cli) -> Result<u8> {
                 warn(w);
             }
             out.doc(&serde_json::to_value(&rep)?, || {
-                println!(
+                outln!(
                     "wrote {} (mode 0600): {}'s certificate and {} key inline",
                     rep.path.display(),
                     rep.name,
                     if rep.key_encrypted { "encrypted" } else { "UNENCRYPTED" }
                 );
-                println!("Hand it to the user over a private channel, then delete it (see docs/commands-delivery.md).");
+                outln!("Hand it to the user over a private channel, then delete it (see docs/commands-delivery.md).");
             });
         }
         Command::ImportEasyrsa {
@@ -827,10 +907,10 @@ fn run(cli: Cli) -> Result<u8> {
                 }
                 let (remote, attention) = aws::status(&store, &out, *warn_days, aws_opts)?;
                 if out.json {
-                    println!("{}", json!({"local": local, "aws": remote}));
+                    outln!("{}", json!({"local": local, "aws": remote}));
                 } else if let Some(f) = remote["findings"].as_array() {
                     for f in f {
-                        println!("ATTENTION: {}", f["message"].as_str().unwrap_or_default());
+                        outln!("ATTENTION: {}", f["message"].as_str().unwrap_or_default());
                     }
                 }
                 return Ok(if rep.findings.is_empty() && !attention {
@@ -852,9 +932,9 @@ fn run(cli: Cli) -> Result<u8> {
             let store = Store::open(&cli.pki)?;
             for e in store.audit_log()? {
                 if out.json {
-                    println!("{}", serde_json::to_value(&e)?);
+                    outln!("{}", serde_json::to_value(&e)?);
                 } else {
-                    println!(
+                    outln!(
                         "{:>5} {} {:<9} {:<24} {} {}",
                         e.seq,
                         vpnca::fmt_time(e.time),
@@ -870,18 +950,20 @@ fn run(cli: Cli) -> Result<u8> {
             let store = open_unlocked(&cli)?;
             let rep = store.verify()?;
             let print_report = |rep: &vpnca::VerifyReport| {
-                println!(
+                outln!(
                     "checked {} certificates, {} keys, {} audit entries",
-                    rep.certificates, rep.keys, rep.audit_entries
+                    rep.certificates,
+                    rep.keys,
+                    rep.audit_entries
                 );
                 for r in &rep.repaired {
-                    println!("repaired public mirror {r}");
+                    outln!("repaired public mirror {r}");
                 }
                 for p in &rep.problems {
-                    println!("PROBLEM: {p}");
+                    outln!("PROBLEM: {p}");
                 }
                 if rep.problems.is_empty() {
-                    println!("OK: the store is intact");
+                    outln!("OK: the store is intact");
                 }
             };
             let others = rep.problems.len() - rep.rollback.len();
@@ -889,9 +971,9 @@ fn run(cli: Cli) -> Result<u8> {
                 out.doc(&serde_json::to_value(&rep)?, || {
                     print_report(&rep);
                     if *accept_restore && rep.rollback.is_empty() {
-                        println!("nothing to accept: the database is not older than its checkpoint or crl.pem");
+                        outln!("nothing to accept: the database is not older than its checkpoint or crl.pem");
                     } else if *accept_restore {
-                        println!("NOT ACCEPTED: verify found {others} other problem(s); a restore is accepted only into an otherwise intact store");
+                        outln!("NOT ACCEPTED: verify found {others} other problem(s); a restore is accepted only into an otherwise intact store");
                     }
                 });
                 return Ok(if rep.problems.is_empty() {
@@ -911,22 +993,22 @@ fn run(cli: Cli) -> Result<u8> {
                 &serde_json::json!({"restore": restore, "verify": after}),
                 || {
                     for p in &rep.rollback {
-                        println!("accepted: {p}");
+                        outln!("accepted: {p}");
                     }
                     for r in &restore.revoked_again {
-                        println!(
+                        outln!(
                             "revoked again: {} (serial {}), revoked in the newer crl.pem",
                             r.name, r.serial
                         );
                     }
                     for s in &restore.lost_revocations {
-                        println!("LOST REVOCATION: serial {s} is revoked in the newer crl.pem but unknown to this database; no CRL of this store can list it (its certificate stays valid until it expires: see docs/security.md)");
+                        outln!("LOST REVOCATION: serial {s} is revoked in the newer crl.pem but unknown to this database; no CRL of this store can list it (its certificate stays valid until it expires: see docs/security.md)");
                     }
                     for f in &restore.unknown_certificates {
-                        println!("unknown certificate: {f} was issued by this CA after the copy was made; the store cannot revoke it");
+                        outln!("unknown certificate: {f} was issued by this CA after the copy was made; the store cannot revoke it");
                     }
                     if let Some(c) = &restore.crl {
-                        println!(
+                        outln!(
                             "wrote CRL number {} with {} entries: upload it wherever CRLs go (vpnca clientvpn push-crl)",
                             c.number, c.entries
                         );
@@ -963,7 +1045,7 @@ fn run(cli: Cli) -> Result<u8> {
                 "new store passphrase",
             )?;
             store.change_passphrase(&new, k)?;
-            out.doc(&json!({"ok": true}), || println!("Passphrase changed."));
+            out.doc(&json!({"ok": true}), || outln!("Passphrase changed."));
         }
         Command::Quickstart {
             server,
@@ -982,10 +1064,14 @@ fn run(cli: Cli) -> Result<u8> {
             );
         }
         Command::Completions { shell } => {
-            clap_complete::generate(*shell, &mut Cli::command(), "vpnca", &mut std::io::stdout());
+            let mut buf = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "vpnca", &mut buf);
+            outp!("{}", String::from_utf8_lossy(&buf));
         }
         Command::Man => {
-            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            let mut buf = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut buf)?;
+            outp!("{}", String::from_utf8_lossy(&buf));
         }
     }
     Ok(0)
@@ -1011,10 +1097,10 @@ fn import_easyrsa(
     }
     let plan = vpnca::easyrsa::plan(path, pass.as_ref())?;
     for n in &plan.notes {
-        eprintln!("note: {n}");
+        errln!("note: {n}");
     }
     for p in &plan.problems {
-        eprintln!("problem: {}: {}", p.object, p.reason);
+        errln!("problem: {}: {}", p.object, p.reason);
     }
     let report = |imported: Option<&vpnca::easyrsa::ImportReport>| {
         let mut v = serde_json::to_value(&plan).unwrap_or_default();
@@ -1028,10 +1114,10 @@ fn import_easyrsa(
     };
     let human = |imported: bool| {
         if let Some(ca) = &plan.ca {
-            println!("CA {} (serial {})", ca.name, ca.serial.hex());
+            outln!("CA {} (serial {})", ca.name, ca.serial.hex());
         }
         for e in &plan.certificates {
-            println!(
+            outln!(
                 "{:<7} {:<32} {:<34} {:<10} {}",
                 e.kind.as_str(),
                 e.name,
@@ -1044,7 +1130,7 @@ fn import_easyrsa(
             );
         }
         if !imported {
-            println!(
+            outln!(
                 "{} certificate(s); {}",
                 plan.certificates.len(),
                 if plan.problems.is_empty() {
@@ -1063,8 +1149,8 @@ fn import_easyrsa(
         );
         if out.json {
             // One document: the report, whose `problems` say why; the message on stderr.
-            println!("{}", report(None));
-            eprintln!("error: {msg}");
+            outln!("{}", report(None));
+            errln!("error: {msg}");
             return Ok(EXIT_ERROR);
         }
         human(false);
@@ -1079,7 +1165,7 @@ fn import_easyrsa(
     let rep = store.import_easyrsa(&plan)?;
     out.doc(&report(Some(&rep)), || {
         human(true);
-        println!(
+        outln!(
             "imported {} certificate(s) ({} revoked) and {} key(s) into {}; wrote CRL #{} ({} entries) to {}",
             rep.certificates,
             rep.revoked,
@@ -1089,8 +1175,8 @@ fn import_easyrsa(
             rep.crl.entries,
             store.crl_path().display()
         );
-        println!("Next: check `vpnca status` and `vpnca list`, upload the new CRL where the old one went,");
-        println!(
+        outln!("Next: check `vpnca status` and `vpnca list`, upload the new CRL where the old one went,");
+        outln!(
             "then delete or archive {} — it holds the plain-text easy-rsa keys.",
             plan.source.display()
         );
@@ -1099,16 +1185,16 @@ fn import_easyrsa(
 }
 
 fn print_status(rep: &vpnca::StatusReport, warn_days: u32) {
-    println!(
+    outln!(
         "CA:   {} (until {})",
         rep.ca.as_deref().unwrap_or("none"),
         rep.ca_not_after.map(vpnca::fmt_time).unwrap_or_default()
     );
     match (rep.crl_number, rep.crl_next_update) {
-        (Some(n), Some(t)) => println!("CRL:  #{n}, nextUpdate {}", vpnca::fmt_time(t)),
-        _ => println!("CRL:  none"),
+        (Some(n), Some(t)) => outln!("CRL:  #{n}, nextUpdate {}", vpnca::fmt_time(t)),
+        _ => outln!("CRL:  none"),
     }
-    println!(
+    outln!(
         "certificates: {}",
         rep.counts
             .iter()
@@ -1117,10 +1203,10 @@ fn print_status(rep: &vpnca::StatusReport, warn_days: u32) {
             .join(", ")
     );
     if rep.findings.is_empty() {
-        println!("OK: nothing needs attention within {warn_days} days");
+        outln!("OK: nothing needs attention within {warn_days} days");
     }
     for f in &rep.findings {
-        println!("ATTENTION: {}", f.message);
+        outln!("ATTENTION: {}", f.message);
     }
 }
 
@@ -1143,10 +1229,10 @@ fn issue_request(
 
 fn print_issued(out: &Out, store: &Store, r: &CertRecord) {
     out.doc(&record_json(r), || {
-        println!("Issued {} certificate {:?} (serial {}), valid until {}", r.kind.as_str(), r.name, r.serial, vpnca::fmt_time(r.not_after));
-        println!("Certificate: {}", store.issued_path(&r.name).display());
+        outln!("Issued {} certificate {:?} (serial {}), valid until {}", r.kind.as_str(), r.name, r.serial, vpnca::fmt_time(r.not_after));
+        outln!("Certificate: {}", store.issued_path(&r.name).display());
         if r.has_key {
-            println!("Its key is encrypted in the store; `vpnca export {} --out DIR --key` writes it out.", r.name);
+            outln!("Its key is encrypted in the store; `vpnca export {} --out DIR --key` writes it out.", r.name);
         }
     });
 }
@@ -1217,21 +1303,21 @@ fn quickstart(
     let v = json!({"pki": cli.pki, "ca": record_json(&ca), "certificates": issued.iter().map(record_json).collect::<Vec<_>>(), "crl": crl_json(&crl, &store.crl_path())});
     out.doc(&v, || {
         let pki = cli.pki.display();
-        println!("PKI ready in {pki} (every private key is encrypted in {pki}/vpnca.db)");
-        println!("  CA:      {} -> {pki}/ca.crt", ca.name);
+        outln!("PKI ready in {pki} (every private key is encrypted in {pki}/vpnca.db)");
+        outln!("  CA:      {} -> {pki}/ca.crt", ca.name);
         for r in &issued {
-            println!("  {:<7}  {} -> {}", r.kind.as_str(), r.name, store.issued_path(&r.name).display());
+            outln!("  {:<7}  {} -> {}", r.kind.as_str(), r.name, store.issued_path(&r.name).display());
         }
-        println!("  CRL:     #{} -> {pki}/crl.pem (nextUpdate {})", crl.number, vpnca::fmt_time(crl.next_update));
-        println!();
-        println!("Next steps:");
-        println!("  1. Server certificate and key for ACM:  vpnca export {server} --out ./acm --key");
-        println!("     aws acm import-certificate --certificate fileb://acm/{server}.crt --private-key fileb://acm/{server}.key --certificate-chain fileb://acm/ca.crt");
-        println!("     then delete ./acm/{server}.key");
-        println!("  2. Create the Client VPN endpoint with that certificate (mutual authentication, client root chain = the same ARN).");
-        println!("  3. Per user: vpnca export NAME --out ./NAME --key   (then build the .ovpn profile)");
-        println!("  4. Offboarding: vpnca revoke NAME, then upload {pki}/crl.pem to the endpoint.");
-        println!("  5. Monitoring: vpnca status (exit 1 when something needs attention).");
+        outln!("  CRL:     #{} -> {pki}/crl.pem (nextUpdate {})", crl.number, vpnca::fmt_time(crl.next_update));
+        outln!();
+        outln!("Next steps:");
+        outln!("  1. Server certificate and key for ACM:  vpnca export {server} --out ./acm --key");
+        outln!("     aws acm import-certificate --certificate fileb://acm/{server}.crt --private-key fileb://acm/{server}.key --certificate-chain fileb://acm/ca.crt");
+        outln!("     then delete ./acm/{server}.key");
+        outln!("  2. Create the Client VPN endpoint with that certificate (mutual authentication, client root chain = the same ARN).");
+        outln!("  3. Per user: vpnca export NAME --out ./NAME --key   (then build the .ovpn profile)");
+        outln!("  4. Offboarding: vpnca revoke NAME, then upload {pki}/crl.pem to the endpoint.");
+        outln!("  5. Monitoring: vpnca status (exit 1 when something needs attention).");
     });
     Ok(0)
 }
