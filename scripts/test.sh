@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every vpnca test on a fresh machine: installs what the tests need (openssl, openvpn,
-# moto and botocore for the AWS tests), then lints and runs the whole test suite. Fails, never
-# skips, when a tool can't be had.
+# easy-rsa, moto and botocore for the AWS tests, cargo-deny, cargo-fuzz), then lints, runs the
+# whole test suite, the supply-chain checks (cargo-deny) and a short fuzzing pass (20 s per
+# target; FUZZ_SECONDS=N to change it). Fails, never skips, when a tool can't be had (the one
+# exception: the RustSec database, which only github.com serves; see scripts/supply-chain.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,4 +34,9 @@ python3 -c 'import moto, boto3, botocore, cryptography'
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
+# The I/O-fault tests mount tmpfs file systems: as root they must run, elsewhere they skip.
+[ "$(id -u)" -eq 0 ] && export VPNCA_REQUIRE_MOUNT=1
 cargo test --locked --all-targets
+
+./scripts/supply-chain.sh
+./scripts/fuzz.sh "${FUZZ_SECONDS:-20}"

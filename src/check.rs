@@ -109,7 +109,9 @@ impl Store {
             _ => {}
         }
         if let (Some(c), Some(last)) = (&crl, self.last_revocation()?)
-            && last > c.this_update + crate::ca::BACKDATE
+            && c.this_update
+                .checked_add(crate::ca::BACKDATE)
+                .is_some_and(|t| last > t)
         {
             findings.push(finding(
                 "crl",

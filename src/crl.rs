@@ -113,7 +113,13 @@ pub(crate) fn generate_in_tx(
         .meta("crl_number_floor")?
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let number = last.max(floor) + 1;
+    let number = last
+        .max(floor)
+        .max(0)
+        .checked_add(1)
+        .ok_or_else(|| Error::Tampered {
+            what: format!("the CRL number {} cannot be followed", last.max(floor)),
+        })?;
     // Never past the CA's own notAfter: a CRL outliving its signer is never usable, and a
     // nextUpdate beyond it would promise coverage that cannot exist.
     let next_update = (now + Duration::days(i64::from(opts.days)))

@@ -644,6 +644,7 @@ fn read_key(
             let pass = pass.ok_or(KeyError::NeedsPassphrase)?;
             let info = pkcs8::EncryptedPrivateKeyInfo::from_der(&body)
                 .map_err(|e| KeyError::Unreadable(format!("not an encrypted PKCS#8 key ({e})")))?;
+            check_kdf_cost(&info.encryption_algorithm).map_err(KeyError::Unreadable)?;
             let doc = info
                 .decrypt(pass.expose())
                 .map_err(|_| KeyError::WrongPassphrase)?;
@@ -697,6 +698,48 @@ fn read_key(
         other => Err(KeyError::Unreadable(format!(
             "unsupported key block {other:?}"
         ))),
+    }
+}
+
+/// The most PBKDF2 iterations a key file may ask for: OpenSSL writes 2,048, and 10 million take
+/// seconds; the count comes from the file, so without a bound a crafted file hangs the import.
+const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
+/// The most memory scrypt may take for a key file (128·r·N bytes, per lane): OpenSSL itself
+/// refuses more than 32 MiB by default; the parameters come from the file.
+const MAX_SCRYPT_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Refuses a PBES2 key-derivation cost that would hang or exhaust the machine before the
+/// passphrase is even tried.
+fn check_kdf_cost(scheme: &pkcs8::pkcs5::EncryptionScheme<'_>) -> std::result::Result<(), String> {
+    use pkcs8::pkcs5::{EncryptionScheme, pbes2::Kdf};
+    let EncryptionScheme::Pbes2(params) = scheme else {
+        return Ok(());
+    };
+    let reencrypt = "re-encrypt it with `openssl pkcs8 -topk8 -v2 aes-256-cbc`";
+    match &params.kdf {
+        Kdf::Pbkdf2(p) if p.iteration_count > MAX_PBKDF2_ITERATIONS => Err(format!(
+            "it asks for {} PBKDF2 iterations, more than the {MAX_PBKDF2_ITERATIONS} vpnca accepts; {reencrypt}",
+            p.iteration_count
+        )),
+        Kdf::Scrypt(p) => {
+            let bytes = 128u64
+                .saturating_mul(u64::from(p.block_size))
+                .saturating_mul(p.cost_parameter);
+            let lanes = u64::from(p.parallelization);
+            if bytes > MAX_SCRYPT_BYTES || bytes.saturating_mul(lanes) > 16 * MAX_SCRYPT_BYTES {
+                Err(format!(
+                    "it asks for scrypt with N={}, r={}, p={} ({} MiB per lane), more than the {} MiB vpnca accepts; {reencrypt}",
+                    p.cost_parameter,
+                    p.block_size,
+                    p.parallelization,
+                    bytes / (1024 * 1024),
+                    MAX_SCRYPT_BYTES / (1024 * 1024)
+                ))
+            } else {
+                Ok(())
+            }
+        }
+        _ => Ok(()),
     }
 }
 
@@ -914,6 +957,34 @@ impl Store {
         let names: Vec<&str> = plan.certificates.iter().map(|e| e.name.as_str()).collect();
         self.sync_mirrors_batch(names.iter().copied())?;
         Ok(report)
+    }
+}
+
+/// Entry points for the fuzz targets in `fuzz/` (built only with `--cfg fuzzing`): the
+/// parsers of files that come from outside, without the file system around them.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::*;
+
+    /// Parses an `index.txt`; returns the number of lines read and of problems found.
+    pub fn index(bytes: &[u8]) -> (usize, usize) {
+        let mut plan = Plan {
+            source: PathBuf::new(),
+            ca: None,
+            certificates: Vec::new(),
+            crl_number_floor: None,
+            notes: Vec::new(),
+            problems: Vec::new(),
+        };
+        let lines = parse_index(bytes, &mut plan);
+        (lines.len(), plan.problems.len())
+    }
+
+    /// Reads a key file as `import-easyrsa` does, with `pass` when given; `Some(len)` of the
+    /// PKCS#8 DER on success.
+    pub fn key(bytes: &[u8], pass: Option<&Passphrase>) -> Option<usize> {
+        read_key(bytes, pass).ok().map(|k| k.expose().len())
     }
 }
 

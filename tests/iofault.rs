@@ -46,10 +46,15 @@ impl Tmpfs {
             ])
             .arg(dir)
             .output();
+        // CI (scripts/test.sh) sets VPNCA_REQUIRE_MOUNT where it runs as root: there a
+        // failed mount is a failure, not a skip.
+        let required = std::env::var_os("VPNCA_REQUIRE_MOUNT").is_some();
         match o {
             Ok(o) if o.status.success() => Some(Tmpfs {
                 dir: dir.to_path_buf(),
             }),
+            Ok(o) if required => panic!("mount tmpfs on {}: {}", dir.display(), s(&o.stderr)),
+            Err(err) if required => panic!("mount: {err}"),
             Ok(o) => {
                 eprintln!(
                     "SKIPPED: this test needs to mount a tmpfs (root): mount failed: {}",

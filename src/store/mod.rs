@@ -949,9 +949,12 @@ pub(crate) fn add_revoked(tx: &Transaction<'_>, keys: &Keys, serial: &Serial) ->
         .unwrap_or_default()
         .parse()
         .map_err(|_| corrupt("the revoked count is unreadable".into()))?;
+    let count = count
+        .checked_add(1)
+        .ok_or_else(|| corrupt("the revoked count is out of range".into()))?;
     meta_set(tx, "revocation_digest", &crypto::hex(&digest))?;
-    meta_set(tx, "revoked_count", &(count + 1).to_string())?;
-    let mac = keys.mac(&[b"revset-v1", &digest, (count + 1).to_string().as_bytes()]);
+    meta_set(tx, "revoked_count", &count.to_string())?;
+    let mac = keys.mac(&[b"revset-v1", &digest, count.to_string().as_bytes()]);
     meta_set(tx, "revocation_mac", &crypto::hex(&mac))
 }
 
@@ -1057,9 +1060,13 @@ pub(crate) fn audit_append(
         ),
         None => (0, Vec::new()),
     };
+    let seq = prev_seq
+        .checked_add(1)
+        .filter(|s| *s > 0)
+        .ok_or_else(|| corrupt("the audit head is out of range".into()))?;
     let detail_text = detail.to_string();
     let mut e = AuditEntry {
-        seq: prev_seq + 1,
+        seq,
         time: now(),
         user: os_user(),
         action: action.into(),
@@ -1134,7 +1141,7 @@ impl Store {
                 ));
             }
             prev = e.mac.clone();
-            expect_seq = e.seq + 1;
+            expect_seq = e.seq.saturating_add(1);
         }
         let head = self.meta("audit_head")?.unwrap_or_default();
         let want = format!("{}:{}", expect_seq - 1, crypto::hex(&prev));

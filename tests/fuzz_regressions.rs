@@ -1,0 +1,142 @@
+//! The fuzz targets' calls, in the normal test suite: each target's seeds (fuzz/seeds/TARGET/)
+//! and every input a fuzzer found a bug with (tests/data/fuzz-regressions/TARGET-NAME) go
+//! through the same library call as in `cargo fuzz run TARGET` (fuzz/src/lib.rs, included
+//! here), and must come back, accepted or refused, without a panic. The seeds must also still
+//! reach each parser's success path (at least one accepted), or fuzzing them proves little.
+//!
+//! The easy-rsa targets call `vpnca::easyrsa::fuzzing`, which only `--cfg fuzzing` builds
+//! have; here their inputs go through the public `easyrsa::plan` instead, placed as
+//! `index.txt` or `private/ca.key` of an easy-rsa folder.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+
+use vpnca::Passphrase;
+
+#[path = "../fuzz/src/lib.rs"]
+mod targets;
+
+/// The seeds and the saved crashes of `target`, sorted.
+fn inputs(target: &str) -> Vec<PathBuf> {
+    let top = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let files = |dir: PathBuf, prefix: &str| -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        let mut v: Vec<PathBuf> = entries
+            .map(|e| e.expect("read a directory entry").path())
+            .filter(|p| {
+                p.is_file()
+                    && p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with(prefix))
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let seeds = files(top.join("fuzz/seeds").join(target), "");
+    assert!(
+        !seeds.is_empty(),
+        "fuzz/seeds/{target}/ has no seeds (fuzz/generate-seeds.sh makes them)"
+    );
+    let mut all = seeds;
+    all.extend(files(
+        top.join("tests/data/fuzz-regressions"),
+        &format!("{target}-"),
+    ));
+    all
+}
+
+/// Feeds every input of `target` to `call`; fails naming each input that panicked, and when
+/// none was accepted.
+fn check(target: &str, call: impl Fn(&[u8]) -> bool) {
+    let mut panicked = Vec::new();
+    let mut accepted = 0;
+    for path in inputs(target) {
+        let data = std::fs::read(&path).expect("read a fuzz input");
+        match catch_unwind(AssertUnwindSafe(|| call(&data))) {
+            Ok(true) => accepted += 1,
+            Ok(false) => {}
+            Err(_) => panicked.push(path.display().to_string()),
+        }
+    }
+    assert!(
+        panicked.is_empty(),
+        "target {target}: vpnca panicked on {panicked:#?}"
+    );
+    assert!(
+        accepted > 0,
+        "target {target}: no seed was accepted; regenerate them (fuzz/generate-seeds.sh)"
+    );
+}
+
+#[test]
+fn csr() {
+    check("csr", targets::csr);
+}
+
+#[test]
+fn batch() {
+    check("batch", targets::batch);
+}
+
+#[test]
+fn profile() {
+    check("profile", targets::profile);
+}
+
+#[test]
+fn ovpn() {
+    check("ovpn", targets::ovpn);
+    targets::remove_temp_dir("ovpn");
+}
+
+#[test]
+fn store_open() {
+    check("store_open", targets::store_open);
+    targets::remove_temp_dir("store_open");
+}
+
+/// An easy-rsa folder holding `file` at `rel` (and the `index.txt` that marks the folder).
+fn easyrsa_plan(
+    rel: &str,
+    file: &[u8],
+    pass: Option<&Passphrase>,
+) -> vpnca::Result<vpnca::easyrsa::Plan> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("private")).expect("mkdir private");
+    std::fs::write(dir.path().join("index.txt"), b"").expect("write index.txt");
+    std::fs::write(dir.path().join(rel), file).expect("write the input");
+    vpnca::easyrsa::plan(dir.path(), pass)
+}
+
+#[test]
+fn easyrsa_index() {
+    check("easyrsa_index", |data| {
+        // Accepted: no problem from reading the file itself ("index.txt", "index.txt line N");
+        // "index.txt line N (serial …)" are the certificate files this folder lacks.
+        easyrsa_plan("index.txt", data, None).is_ok_and(|plan| {
+            !plan.problems.iter().any(|p| {
+                p.object == "index.txt"
+                    || p.object
+                        .strip_prefix("index.txt line ")
+                        .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            })
+        })
+    });
+}
+
+#[test]
+fn easyrsa_key() {
+    let pass = Passphrase::new(targets::PASSPHRASE.into());
+    check("easyrsa_key", |data| {
+        // The first byte picks the passphrase, as in the fuzz target.
+        let Some((&selector, file)) = data.split_first() else {
+            return false;
+        };
+        let pass = (selector & 1 == 1).then_some(&pass);
+        easyrsa_plan("private/ca.key", file, pass)
+            .is_ok_and(|plan| !plan.problems.iter().any(|p| p.object == "private/ca.key"))
+    });
+}
