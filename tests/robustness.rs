@@ -1537,6 +1537,33 @@ fn tamper_replayed_older_store_file() {
     assert!(s(&o.stdout).contains("nothing to accept"));
 }
 
+/// A restore is accepted only into an otherwise intact store: with a tampered record besides
+/// the replayed file, `verify --accept-restore` lists both problems, accepts nothing (exit 1)
+/// and changes nothing.
+#[test]
+fn accept_restore_is_refused_over_other_problems() {
+    let e = populated();
+    let db_path = e.pki.join("vpnca.db");
+    let old = std::fs::read(&db_path).expect("read db");
+    e.ok(&["revoke", "alice"]);
+    std::fs::write(&db_path, &old).expect("replay");
+    let carol = serial_of(&e, "carol");
+    db(&e)
+        .execute(
+            "UPDATE certs SET not_after = not_after + 86400 WHERE serial = ?1",
+            [&carol],
+        )
+        .expect("tamper");
+    let before = e.snapshot();
+    let o = e.run(&["verify", "--accept-restore"]);
+    let out = s(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}{}", s(&o.stderr));
+    assert!(out.contains("NOT ACCEPTED"), "{out}");
+    assert!(out.contains("older copy") && out.contains(&carol), "{out}");
+    assert_same(&before, &e.snapshot(), "refused acceptance");
+    refused(&e, &["crl"], "older copy");
+}
+
 /// The database of another store (same passphrase, a longer history) put in place of this one's
 /// is another history, not merely an older copy; a restore is not accepted over other problems.
 #[test]
