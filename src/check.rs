@@ -319,6 +319,13 @@ impl Store {
                         .push(self.issued_path(&n).display().to_string());
                 }
             }
+            // Temporary files of a mirror rewrite that a kill interrupted.
+            let age = std::time::Duration::from_secs(600);
+            for dir in [self.dir().to_path_buf(), self.dir().join("issued")] {
+                for p in crate::fsutil::remove_stale_temps(&dir, age) {
+                    rep.repaired.push(p.display().to_string());
+                }
+            }
         }
         Ok(rep)
     }

@@ -112,3 +112,35 @@ pub fn sync_dir(dir: &Path) {
         let _ = d.sync_all();
     }
 }
+
+/// Temporary files (`.vpnca-tmp-…` of [`write_atomic`] and [`replace_unsynced`]) in `dir` left
+/// behind by a process killed between creating and renaming them, older than `min_age` (a
+/// live writer's are milliseconds old). Removes them and returns their paths.
+pub fn remove_stale_temps(dir: &Path, min_age: std::time::Duration) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_temp = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(".vpnca-tmp-"));
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= min_age);
+        if is_temp
+            && old
+            && entry.file_type().is_ok_and(|t| t.is_file())
+            && fs::remove_file(&path).is_ok()
+        {
+            removed.push(path);
+        }
+    }
+    removed.sort();
+    removed
+}

@@ -1082,3 +1082,37 @@ fn mixed_parallel_writers_keep_the_store_consistent() {
     assert_eq!(server.iter().filter(|s| **s == "valid").count(), 1);
     assert_eq!(server.iter().filter(|s| **s == "superseded").count(), 4);
 }
+
+/// A kill between creating a mirror's temporary file and renaming it leaves a `.vpnca-tmp-…`
+/// file; `verify` removes those older than 10 minutes (listing them as repaired) and leaves a
+/// fresh one, which may belong to a writer still running.
+#[test]
+fn verify_removes_stale_temporary_files() {
+    let e = Env::with_ca();
+    e.ok(&["client", "alice"]);
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    let stale = [
+        e.pki.join(".vpnca-tmp-0123456789ab"),
+        e.pki.join("issued").join(".vpnca-tmp-ba9876543210"),
+    ];
+    for p in &stale {
+        std::fs::write(p, "-----BEGIN CERTIFICATE-----\n").expect("write");
+        std::fs::File::options()
+            .write(true)
+            .open(p)
+            .and_then(|f| f.set_modified(old))
+            .expect("set mtime");
+    }
+    let fresh = e.pki.join(".vpnca-tmp-fresh0000000");
+    std::fs::write(&fresh, "x").expect("write");
+    let v = e.json(&["verify"]);
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    let repaired = v["repaired"].to_string();
+    for p in &stale {
+        assert!(!p.exists(), "{} was not removed", p.display());
+        let name = p.file_name().and_then(|n| n.to_str()).expect("name");
+        assert!(repaired.contains(name), "{name} not listed: {v}");
+    }
+    assert!(fresh.exists(), "a fresh temporary file was removed");
+}
+
