@@ -1115,4 +1115,3 @@ fn verify_removes_stale_temporary_files() {
     }
     assert!(fresh.exists(), "a fresh temporary file was removed");
 }
-
