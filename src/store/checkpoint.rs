@@ -120,8 +120,15 @@ pub struct RestoreReport {
     pub crl: Option<CrlInfo>,
 }
 
-/// A CRL from `crl.pem`: its number and its entries.
-type Witness = (u64, Vec<(Serial, OffsetDateTime, RevocationReason)>);
+/// A CRL of this CA in `crl.pem`, newer than the database's.
+struct Witness {
+    /// Its CRL number.
+    number: u64,
+    /// The number of the database's newest CRL (0 when it has none).
+    latest: u64,
+    /// Its entries: serial, revocation date, reason.
+    entries: Vec<(Serial, OffsetDateTime, RevocationReason)>,
+}
 
 fn reason_from_code(code: u8) -> RevocationReason {
     match code {
@@ -148,15 +155,16 @@ impl Store {
         }) else {
             return Ok(None);
         };
-        if crate::crl::verify_signature(&blk.der, ca_der).is_err() {
-            return Ok(None);
-        }
         use x509_parser::prelude::FromDer;
-        let Ok((_, crl)) =
-            x509_parser::revocation_list::CertificateRevocationList::from_der(&blk.der)
-        else {
+        let (Ok((_, crl)), Ok(ca)) = (
+            x509_parser::revocation_list::CertificateRevocationList::from_der(&blk.der),
+            crate::x509::parse_cert(ca_der, "the CA certificate"),
+        ) else {
             return Ok(None);
         };
+        if crl.verify_signature(ca.public_key()).is_err() {
+            return Ok(None);
+        }
         let number = crl
             .crl_number()
             .and_then(|n| u64::try_from(n).ok())
@@ -177,7 +185,11 @@ impl Store {
                 )
             })
             .collect();
-        Ok(Some((number, entries)))
+        Ok(Some(Witness {
+            number,
+            latest,
+            entries,
+        }))
     }
 
     /// Certificate files in `issued/` signed by this CA whose serial the database lacks.
@@ -243,8 +255,8 @@ impl Store {
             let crl_opts = crate::crl::CrlOptions::from_store(self)?;
             self.write(|tx, keys| {
                 let (mut again, mut lost) = (Vec::new(), Vec::new());
-                if let Some((number, entries)) = &witness {
-                    for (serial, at, reason) in entries {
+                if let Some(w) = &witness {
+                    for (serial, at, reason) in &w.entries {
                         match self.by_serial(serial) {
                             Ok(mut r) if r.state != CertState::Revoked => {
                                 crate::ca::mark_revoked(
@@ -266,7 +278,7 @@ impl Store {
                         .meta("crl_number_floor")?
                         .and_then(|v| v.parse::<u64>().ok())
                         .unwrap_or(0)
-                        .max(*number);
+                        .max(w.number);
                     super::meta_set(tx, "crl_number_floor", &floor.to_string())?;
                 }
                 super::audit_append(
@@ -278,7 +290,7 @@ impl Store {
                     &serde_json::json!({
                         "checkpoint_seq": checkpoint_seq,
                         "database_seq": database_seq,
-                        "newer_crl_number": witness.as_ref().map(|(n, _)| *n),
+                        "newer_crl_number": witness.as_ref().map(|w| w.number),
                         "revoked_again": again.iter().map(|r| r.serial.hex()).collect::<Vec<_>>(),
                         "lost_revocations": lost,
                         "unknown_certificates": unknown,
@@ -301,7 +313,7 @@ impl Store {
         Ok(Some(RestoreReport {
             checkpoint_seq,
             database_seq,
-            newer_crl_number: witness.map(|(n, _)| n),
+            newer_crl_number: witness.map(|w| w.number),
             revoked_again: again,
             lost_revocations: lost,
             unknown_certificates: unknown,
@@ -315,12 +327,13 @@ impl Store {
     pub(crate) fn rollback_problems(&self, ca_der: Option<&[u8]>) -> Result<Vec<String>> {
         let mut out: Vec<String> = problem(&self.dir, &self.conn)?.into_iter().collect();
         if let Some(ca) = ca_der
-            && let Some((number, _)) = self.newer_mirror_crl(ca)?
+            && let Some(w) = self.newer_mirror_crl(ca)?
         {
-            let latest = self.latest_crl()?.map_or(0, |c| c.number);
             out.push(format!(
-                "the database is an older copy: {} holds CRL number {number}, signed by this CA, but the newest CRL in the database is number {latest}",
-                self.crl_path().display()
+                "the database is an older copy: {} holds CRL number {}, signed by this CA, but the newest CRL in the database is number {}",
+                self.crl_path().display(),
+                w.number,
+                w.latest
             ));
         }
         Ok(out)
