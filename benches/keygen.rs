@@ -10,10 +10,8 @@
 //! Output: one line per measured iteration, `LABEL SECONDS`, then a summary whose lines start
 //! with `#`. `scripts/bench.sh` parses the per-iteration lines.
 //!
-//! Run: `cargo bench --bench keygen` (needs the `[[bench]] name = "keygen" harness = false`
-//! entry in Cargo.toml), or build this file as the `main` of a standalone crate that depends on
-//! `aws-lc-rs = "1"` and `argon2 = "0.5"` (what `scripts/bench.sh` does when that entry is
-//! missing). The first numeric argument, else `$VPNCA_BENCH_N`, else 30, is the number of RSA
+//! Run: `cargo bench --bench keygen` (the `[[bench]]` entry in Cargo.toml; `scripts/bench.sh`
+//! builds it so). The first numeric argument, else `$VPNCA_BENCH_N`, else 30, is the number of RSA
 //! keys generated. Run with no argument at all (as `cargo test --all-targets` runs it), it is
 //! a quick smoke run: 2 keys, so the test suite is not slowed down.
 //!

@@ -30,42 +30,11 @@ cpu_busy() {
         printf "%.0f", (busy + idle > 0) ? 100 * busy / (busy + idle) : 0 }'
 }
 
-# Builds benches/keygen.rs; sets KEYGEN_HOW and KEYGEN_BIN for the caller. Needs $ROOT, $WORK.
+# Builds benches/keygen.rs (the `keygen` bench target, release profile); sets KEYGEN_HOW and
+# KEYGEN_BIN for the caller.
 # shellcheck disable=SC2034
 build_keygen() {
-    if grep -Eq '^[[:space:]]*\[\[bench\]\]' Cargo.toml && grep -Eq '^[[:space:]]*name[[:space:]]*=[[:space:]]*"keygen"' Cargo.toml; then
-        KEYGEN_HOW="cargo bench --bench keygen (benches/keygen.rs)"
-        KEYGEN_BIN=$(cargo bench --bench keygen --no-run --message-format=json |
-            jq -r 'select(.executable != null and .target.name == "keygen") | .executable' | tail -n1)
-        return
-    fi
-    # No [[bench]] entry: build benches/keygen.rs as a standalone crate with the same
-    # aws-lc-rs/argon2 versions (vpnca's Cargo.lock) and release profile. Target dir cached.
-    KEYGEN_HOW="benches/keygen.rs built as a standalone crate (aws-lc-rs, argon2 from vpnca's Cargo.lock)"
-    local kc=$WORK/keygen-crate
-    mkdir -p "$kc"
-    cat >"$kc/Cargo.toml" <<TOML
-[package]
-name = "vpnca-keygen-bench"
-version = "0.0.0"
-edition = "2024"
-publish = false
-
-[[bin]]
-name = "keygen"
-path = "$ROOT/benches/keygen.rs"
-
-[dependencies]
-aws-lc-rs = "1"
-argon2 = { version = "0.5", default-features = false, features = ["alloc"] }
-
-[profile.release]
-lto = "thin"
-codegen-units = 4
-
-[workspace]
-TOML
-    cp Cargo.lock "$kc/Cargo.lock"
-    CARGO_TARGET_DIR=$ROOT/target/bench-keygen cargo build --release --quiet --manifest-path "$kc/Cargo.toml"
-    KEYGEN_BIN=$ROOT/target/bench-keygen/release/keygen
+    KEYGEN_HOW="cargo bench --bench keygen (benches/keygen.rs)"
+    KEYGEN_BIN=$(cargo bench --locked --bench keygen --no-run --message-format=json |
+        jq -r 'select(.executable != null and .target.name == "keygen") | .executable' | tail -n1)
 }

@@ -1,0 +1,1 @@
+//! Never built: only Cargo.lock matters (see ../README.md).
