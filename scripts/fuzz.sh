@@ -20,8 +20,8 @@
 # or none where AddressSanitizer does not link).
 #
 # cargo-fuzz needs nightly's -Z flags; the project builds with stable, so RUSTC_BOOTSTRAP=1
-# lets the stable compiler take them (nothing else is built this way). cargo-fuzz is
-# installed (0.13.2) when missing.
+# lets the stable compiler take them (nothing else is built this way). cargo-fuzz 0.13.2 is
+# installed when missing or at another version.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
@@ -38,9 +38,10 @@ fork=${FUZZ_FORK:-1}
 sanitizer=${FUZZ_SANITIZER:-address}
 export RUSTC_BOOTSTRAP=1
 
-if ! cargo fuzz --version >/dev/null 2>&1; then
-    echo "installing cargo-fuzz 0.13.2"
-    cargo install cargo-fuzz --locked --version 0.13.2
+FUZZ_VERSION=0.13.2
+if [ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $FUZZ_VERSION" ]; then
+    echo "installing cargo-fuzz $FUZZ_VERSION (crates.io)"
+    cargo install cargo-fuzz --locked --version "$FUZZ_VERSION"
 fi
 
 if [ $# -gt 0 ]; then
