@@ -7,7 +7,7 @@ mod common;
 
 use common::aws::{Ec2Server, Moto, REGION, boto3};
 use common::openvpn::{ServerFiles, handshake_with_profile};
-use common::{Env, fixture, openssl_ok, s};
+use common::{Env, crl_verified_text, fixture, openssl_ok, s};
 use serde_json::{Value, json};
 
 const EP1: &str = "cvpn-endpoint-0123456789abcdef0";
@@ -476,18 +476,7 @@ fn push_crl_uploads_reads_back_and_records() {
     let ours = std::fs::read_to_string(e.pki.join("crl.pem")).expect("crl.pem");
     assert_eq!(openssl_der(&e, "crl", &held), openssl_der(&e, "crl", &ours));
     std::fs::write(e.path("held.pem"), &held).expect("write");
-    let text = openssl_ok(
-        &[
-            "crl",
-            "-in",
-            "held.pem",
-            "-CAfile",
-            e.pki.join("ca.crt").to_str().unwrap_or(""),
-            "-noout",
-            "-text",
-        ],
-        e.dir.path(),
-    );
+    let text = crl_verified_text(e.dir.path(), "held.pem", "pki/ca.crt");
     assert!(
         text.contains(&bob),
         "bob's serial {bob} in the CRL:\n{text}"

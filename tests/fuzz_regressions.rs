@@ -10,6 +10,8 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
 
 use vpnca::Passphrase;
 
@@ -48,22 +50,74 @@ fn inputs(target: &str) -> Vec<PathBuf> {
     all
 }
 
-/// Feeds every input of `target` to `call`; fails naming each input that panicked, and when
-/// none was accepted.
-fn check(target: &str, call: impl Fn(&[u8]) -> bool) {
+/// How long one input may take before it counts as a hang (`$VPNCA_FUZZ_INPUT_SECS`, default
+/// 120 s). Not a performance assertion: the slowest accepted input (an easy-rsa key file at
+/// the highest KDF cost vpnca accepts) takes a few seconds; the bug this catches is the
+/// 45-minute PBKDF2 loop fuzzing once found, which would otherwise hang CI instead of failing.
+fn input_limit() -> Duration {
+    let secs = std::env::var("VPNCA_FUZZ_INPUT_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(120);
+    Duration::from_secs(secs)
+}
+
+/// What one input did.
+enum Outcome {
+    Accepted,
+    Refused,
+    Panicked,
+    Hung,
+}
+
+/// Runs `call(data)` on a thread of its own, bounded by `limit`. A hung call's thread is left
+/// behind (a thread cannot be killed); the test then fails and its process ends with it.
+fn run_bounded(
+    call: &Arc<dyn Fn(&[u8]) -> bool + Send + Sync>,
+    data: Vec<u8>,
+    limit: Duration,
+) -> Outcome {
+    let (tx, rx) = mpsc::channel();
+    let call = Arc::clone(call);
+    std::thread::spawn(move || {
+        let r = catch_unwind(AssertUnwindSafe(|| call(&data)));
+        let _ = tx.send(r);
+    });
+    match rx.recv_timeout(limit) {
+        Ok(Ok(true)) => Outcome::Accepted,
+        Ok(Ok(false)) => Outcome::Refused,
+        Ok(Err(_)) => Outcome::Panicked,
+        Err(_) => Outcome::Hung,
+    }
+}
+
+/// Feeds every input of `target` to `call`, each bounded in time; fails naming each input that
+/// panicked or hung, and when none was accepted.
+///
+/// Fails when (seen with planted faults, tests `bounded_*` below run them every time): the call
+/// panics, or it does not return within the limit.
+fn check(target: &str, call: impl Fn(&[u8]) -> bool + Send + Sync + 'static) {
+    let call: Arc<dyn Fn(&[u8]) -> bool + Send + Sync> = Arc::new(call);
+    let limit = input_limit();
     let mut panicked = Vec::new();
+    let mut hung = Vec::new();
     let mut accepted = 0;
     for path in inputs(target) {
         let data = std::fs::read(&path).expect("read a fuzz input");
-        match catch_unwind(AssertUnwindSafe(|| call(&data))) {
-            Ok(true) => accepted += 1,
-            Ok(false) => {}
-            Err(_) => panicked.push(path.display().to_string()),
+        match run_bounded(&call, data, limit) {
+            Outcome::Accepted => accepted += 1,
+            Outcome::Refused => {}
+            Outcome::Panicked => panicked.push(path.display().to_string()),
+            Outcome::Hung => hung.push(path.display().to_string()),
         }
     }
     assert!(
         panicked.is_empty(),
         "target {target}: vpnca panicked on {panicked:#?}"
+    );
+    assert!(
+        hung.is_empty(),
+        "target {target}: no answer within {limit:?} (a hang) on {hung:#?}"
     );
     assert!(
         accepted > 0,
@@ -130,7 +184,7 @@ fn easyrsa_index() {
 #[test]
 fn easyrsa_key() {
     let pass = Passphrase::new(targets::PASSPHRASE.into());
-    check("easyrsa_key", |data| {
+    check("easyrsa_key", move |data| {
         // The first byte picks the passphrase, as in the fuzz target.
         let Some((&selector, file)) = data.split_first() else {
             return false;
@@ -139,4 +193,29 @@ fn easyrsa_key() {
         easyrsa_plan("private/ca.key", file, pass)
             .is_ok_and(|plan| !plan.problems.iter().any(|p| p.object == "private/ca.key"))
     });
+}
+
+/// The bound itself can fail: a call that sleeps past the limit is a hang, one that panics is
+/// a panic (the planted faults behind `check`'s "Fails when").
+#[test]
+fn bounded_run_reports_hangs_and_panics() {
+    let sleeper: Arc<dyn Fn(&[u8]) -> bool + Send + Sync> = Arc::new(|_: &[u8]| {
+        std::thread::sleep(Duration::from_secs(5));
+        true
+    });
+    assert!(matches!(
+        run_bounded(&sleeper, Vec::new(), Duration::from_millis(50)),
+        Outcome::Hung
+    ));
+    let panics: Arc<dyn Fn(&[u8]) -> bool + Send + Sync> =
+        Arc::new(|_: &[u8]| panic!("planted panic"));
+    assert!(matches!(
+        run_bounded(&panics, Vec::new(), Duration::from_secs(60)),
+        Outcome::Panicked
+    ));
+    let fine: Arc<dyn Fn(&[u8]) -> bool + Send + Sync> = Arc::new(|d: &[u8]| d.is_empty());
+    assert!(matches!(
+        run_bounded(&fine, Vec::new(), Duration::from_secs(60)),
+        Outcome::Accepted
+    ));
 }

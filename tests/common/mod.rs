@@ -158,21 +158,31 @@ pub fn norm_serial(h: &str) -> String {
     if t.is_empty() { "0".into() } else { t.into() }
 }
 
-/// The CRL at `pki/crl.pem`, read by openssl after checking its signature: its number and
-/// each revoked serial (normalized) with the reason openssl prints ("" if none).
-pub fn crl_by_openssl(e: &Env) -> (u64, BTreeMap<String, String>) {
-    let out = openssl_ok(
-        &[
-            "crl",
-            "-in",
-            "pki/crl.pem",
-            "-CAfile",
-            "pki/ca.crt",
-            "-noout",
-            "-text",
-        ],
-        e.dir.path(),
+/// `openssl crl -text` of the CRL at `crl` after checking its signature with the CA
+/// certificate(s) in `ca` (paths relative to `cwd`). Panics unless openssl's verdict is
+/// `verify OK`: `openssl crl -CAfile` prints `verify failure` and still **exits 0** (OpenSSL
+/// 3.0), so the exit status alone proves nothing.
+///
+/// Seen failing on planted faults (tests/verdicts.rs runs them every time): a CRL whose
+/// signature has one byte flipped, and a correct CRL checked against a foreign CA.
+pub fn crl_verified_text(cwd: &Path, crl: &str, ca: &str) -> String {
+    let o = openssl(&["crl", "-in", crl, "-CAfile", ca, "-noout", "-text"], cwd);
+    let (out, err) = (s(&o.stdout), s(&o.stderr));
+    assert!(
+        o.status.success()
+            && err.lines().any(|l| l.trim() == "verify OK")
+            && !err.contains("verify failure"),
+        "the CRL {crl} does not verify with {ca} (exit {:?}):\n{err}",
+        o.status.code()
     );
+    out
+}
+
+/// The CRL at `pki/crl.pem`, read by openssl after checking its signature with `pki/ca.crt`
+/// (see [`crl_verified_text`]): its number and each revoked serial (normalized) with the
+/// reason openssl prints ("" if none).
+pub fn crl_by_openssl(e: &Env) -> (u64, BTreeMap<String, String>) {
+    let out = crl_verified_text(e.dir.path(), "pki/crl.pem", "pki/ca.crt");
     let mut number = None;
     let mut entries = BTreeMap::new();
     let mut current: Option<String> = None;
