@@ -21,7 +21,8 @@
 #
 #   ./scripts/test.sh                          # everything
 #   ./scripts/test.sh --steps fmt,tests        # some steps (setup always runs)
-#   ./scripts/test.sh --steps tests -- --test lifecycle   # arguments for cargo test
+#   ./scripts/test.sh --steps tests -- --test lifecycle   # cargo test arguments (instead of
+#                                                          # --all-targets)
 #
 # Tools missing are installed, never skipped. The I/O-fault tests mount tmpfs file systems and
 # so need root; without root they fail, unless VPNCA_SKIP_MOUNT_TESTS=1 says to skip them.
@@ -112,8 +113,10 @@ setup() {
 }
 
 run_tests() {
-    cargo test --locked --all-targets --no-fail-fast ${cargo_test_args[@]+"${cargo_test_args[@]}"} \
-        2>&1 | tee -a "$test_log"
+    # Arguments after `--` choose the targets themselves (e.g. --test lifecycle).
+    local args=(--all-targets)
+    [ ${#cargo_test_args[@]} -gt 0 ] && args=("${cargo_test_args[@]}")
+    cargo test --locked --no-fail-fast "${args[@]}" 2>&1 | tee -a "$test_log"
     return "${PIPESTATUS[0]}"
 }
 
