@@ -4,7 +4,7 @@
 # failed set-up stops everything):
 #
 #   setup         installs what the tests need when missing or at another version: openssl,
-#                 openvpn, easy-rsa (Debian); tests/aws/requirements.txt (PyPI: moto[server]
+#                 openvpn, easy-rsa, jq, sqlite3 (Debian); tests/aws/requirements.txt (PyPI: moto[server]
 #                 and what tests/aws/ec2_server.py uses); fetches every crate (cargo fetch)
 #   fmt           cargo fmt --check
 #   clippy        cargo clippy --all-targets -D warnings (the keygen bench included)
@@ -94,12 +94,15 @@ setup() {
     [ -x /usr/share/easy-rsa/easyrsa ] || need_apt+=(easy-rsa)
     # jq reads cargo-deny's JSON diagnostics (scripts/supply-chain.sh).
     command -v jq >/dev/null 2>&1 || need_apt+=(jq)
+    # sqlite3 reads the store header from outside (tests/documented.rs).
+    command -v sqlite3 >/dev/null 2>&1 || need_apt+=(sqlite3)
     if [ ${#need_apt[@]} -gt 0 ]; then
         echo "installing: ${need_apt[*]} (Debian)"
         $SUDO apt-get update -qq || return 1
         DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" || return 1
     fi
     command -v openssl >/dev/null || return 1
+    command -v sqlite3 >/dev/null || return 1
     command -v openvpn >/dev/null || [ -x /usr/sbin/openvpn ] || return 1
     [ -x /usr/share/easy-rsa/easyrsa ] || return 1
 
