@@ -62,6 +62,9 @@ fn input_limit() -> Duration {
     Duration::from_secs(secs)
 }
 
+/// A fuzz target's call, shareable with the thread that runs one input.
+type Call = Arc<dyn Fn(&[u8]) -> bool + Send + Sync>;
+
 /// What one input did.
 enum Outcome {
     Accepted,
@@ -72,11 +75,7 @@ enum Outcome {
 
 /// Runs `call(data)` on a thread of its own, bounded by `limit`. A hung call's thread is left
 /// behind (a thread cannot be killed); the test then fails and its process ends with it.
-fn run_bounded(
-    call: &Arc<dyn Fn(&[u8]) -> bool + Send + Sync>,
-    data: Vec<u8>,
-    limit: Duration,
-) -> Outcome {
+fn run_bounded(call: &Call, data: Vec<u8>, limit: Duration) -> Outcome {
     let (tx, rx) = mpsc::channel();
     let call = Arc::clone(call);
     std::thread::spawn(move || {
@@ -97,7 +96,7 @@ fn run_bounded(
 /// Fails when (seen with planted faults, tests `bounded_*` below run them every time): the call
 /// panics, or it does not return within the limit.
 fn check(target: &str, call: impl Fn(&[u8]) -> bool + Send + Sync + 'static) {
-    let call: Arc<dyn Fn(&[u8]) -> bool + Send + Sync> = Arc::new(call);
+    let call: Call = Arc::new(call);
     let limit = input_limit();
     let mut panicked = Vec::new();
     let mut hung = Vec::new();
@@ -199,7 +198,7 @@ fn easyrsa_key() {
 /// a panic (the planted faults behind `check`'s "Fails when").
 #[test]
 fn bounded_run_reports_hangs_and_panics() {
-    let sleeper: Arc<dyn Fn(&[u8]) -> bool + Send + Sync> = Arc::new(|_: &[u8]| {
+    let sleeper: Call = Arc::new(|_: &[u8]| {
         std::thread::sleep(Duration::from_secs(5));
         true
     });
@@ -207,13 +206,12 @@ fn bounded_run_reports_hangs_and_panics() {
         run_bounded(&sleeper, Vec::new(), Duration::from_millis(50)),
         Outcome::Hung
     ));
-    let panics: Arc<dyn Fn(&[u8]) -> bool + Send + Sync> =
-        Arc::new(|_: &[u8]| panic!("planted panic"));
+    let panics: Call = Arc::new(|_: &[u8]| panic!("planted panic"));
     assert!(matches!(
         run_bounded(&panics, Vec::new(), Duration::from_secs(60)),
         Outcome::Panicked
     ));
-    let fine: Arc<dyn Fn(&[u8]) -> bool + Send + Sync> = Arc::new(|d: &[u8]| d.is_empty());
+    let fine: Call = Arc::new(|d: &[u8]| d.is_empty());
     assert!(matches!(
         run_bounded(&fine, Vec::new(), Duration::from_secs(60)),
         Outcome::Accepted
