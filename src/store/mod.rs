@@ -178,6 +178,55 @@ fn configure(conn: &Connection) -> Result<()> {
 
 const CERT_COLS: &str = "id, serial, name, kind, profile, state, not_before, not_after, revoked_at, reason, superseded_by, created_at, cert_der, key_blob IS NOT NULL";
 
+// The certificate lookups on the issue / revoke / show / CRL paths. They are named so that
+// [`Store::hot_query_plans`] explains exactly the SQL these paths run: each must find its rows
+// through an index, never by scanning the certificates table (easy-rsa's index.txt broke at
+// ~76k lines; the CA lookup once scanned the whole table).
+
+/// [`Store::by_serial`], [`raw_record`]: one certificate by serial (UNIQUE index).
+const WHERE_SERIAL: &str = "serial = ?1";
+/// [`Store::by_name`], [`Store::current`]: every certificate of a name.
+const WHERE_NAME: &str = "name = ?1 AND kind != 'ca'";
+/// [`Store::live`]: the live certificate of a name (before issuing, for the mirrors).
+const WHERE_LIVE: &str = "name = ?1 AND kind != 'ca' AND state = 'valid' AND not_after > ?2";
+/// [`Store::ca`]: the CA record, read by every issue, revoke and CRL.
+const WHERE_CA: &str = "kind = 'ca'";
+/// [`check_revoked_set`]: the revoked records, read by every revoke and CRL.
+const WHERE_REVOKED: &str = "state = 'revoked'";
+/// [`Store::has_ca`].
+const SQL_HAS_CA: &str = "SELECT COUNT(*) FROM certs WHERE kind = 'ca'";
+/// [`Store::last_revocation`].
+const SQL_LAST_REVOCATION: &str = "SELECT MAX(revoked_at) FROM certs WHERE state = 'revoked'";
+/// [`raw_record`]: the key blob and MAC of a record found by serial.
+const SQL_KEY_BLOB: &str = "SELECT key_blob, mac FROM certs WHERE id = ?1";
+/// [`update_record`]: a revocation or supersession.
+const SQL_UPDATE_RECORD: &str = "UPDATE certs SET state = ?1, revoked_at = ?2, reason = ?3, superseded_by = ?4, mac = ?5 WHERE id = ?6";
+
+/// The SQL of [`query_records`] for a WHERE clause.
+fn records_sql(where_sql: &str) -> String {
+    format!("SELECT {CERT_COLS} FROM certs WHERE {where_sql} ORDER BY id")
+}
+
+/// The SQL of [`query_raw_records`] for a WHERE clause.
+fn raw_records_sql(where_sql: &str) -> String {
+    format!("SELECT {CERT_COLS}, key_blob, mac FROM certs WHERE {where_sql} ORDER BY id")
+}
+
+/// The hot queries by name, as the functions named above run them.
+fn hot_queries() -> Vec<(&'static str, String)> {
+    vec![
+        ("by_serial", records_sql(WHERE_SERIAL)),
+        ("by_name", records_sql(WHERE_NAME)),
+        ("live", records_sql(WHERE_LIVE)),
+        ("ca", records_sql(WHERE_CA)),
+        ("revoked_set", raw_records_sql(WHERE_REVOKED)),
+        ("has_ca", SQL_HAS_CA.to_string()),
+        ("last_revocation", SQL_LAST_REVOCATION.to_string()),
+        ("key_blob", SQL_KEY_BLOB.to_string()),
+        ("update_record", SQL_UPDATE_RECORD.to_string()),
+    ]
+}
+
 pub(crate) struct RawRecord {
     pub rec: CertRecord,
     pub key_blob: Option<Vec<u8>>,
@@ -475,7 +524,7 @@ impl Store {
 
     /// The certificate with this serial.
     pub fn by_serial(&self, serial: &Serial) -> Result<CertRecord> {
-        self.query_records("serial = ?1", &[&serial.hex()])?
+        self.query_records(WHERE_SERIAL, &[&serial.hex()])?
             .pop()
             .ok_or_else(|| Error::NotFound {
                 what: format!("no certificate with serial {serial}"),
@@ -484,7 +533,7 @@ impl Store {
 
     /// Every certificate with this name, newest first.
     pub fn by_name(&self, name: &str) -> Result<Vec<CertRecord>> {
-        let mut v = self.query_records("name = ?1 AND kind != 'ca'", &[&name])?;
+        let mut v = self.query_records(WHERE_NAME, &[&name])?;
         v.reverse();
         Ok(v)
     }
@@ -502,28 +551,19 @@ impl Store {
     /// The live certificate with this name, if any.
     pub fn live(&self, name: &str) -> Result<Option<CertRecord>> {
         let t = now();
-        Ok(self
-            .query_records(
-                "name = ?1 AND kind != 'ca' AND state = 'valid' AND not_after > ?2",
-                &[&name, &ts(t)],
-            )?
-            .pop())
+        Ok(self.query_records(WHERE_LIVE, &[&name, &ts(t)])?.pop())
     }
 
     /// The CA certificate record.
     pub fn ca(&self) -> Result<CertRecord> {
-        self.query_records("kind = 'ca'", &[])?
-            .pop()
-            .ok_or(Error::NoCa)
+        self.query_records(WHERE_CA, &[])?.pop().ok_or(Error::NoCa)
     }
 
     /// Whether the store has a CA.
     pub fn has_ca(&self) -> Result<bool> {
         Ok(self
             .conn
-            .query_row("SELECT COUNT(*) FROM certs WHERE kind = 'ca'", [], |r| {
-                r.get::<_, i64>(0)
-            })
+            .query_row(SQL_HAS_CA, [], |r| r.get::<_, i64>(0))
             .map_err(Error::db("reading"))?
             > 0)
     }
@@ -580,6 +620,30 @@ impl Store {
             .query_row("SELECT COUNT(*) FROM certs", [], |r| r.get::<_, i64>(0))
             .map(|n| n as u64)
             .map_err(Error::db("counting"))
+    }
+
+    /// For tests: SQLite's `EXPLAIN QUERY PLAN` of each certificate lookup on the issue /
+    /// revoke / show / CRL paths, as `(query name, plan lines joined by " | ")`. The plans are
+    /// computed from the same SQL those paths run (parameters unbound), so a test can prove
+    /// that none of them scans the certificates table. Not part of the stable API.
+    #[doc(hidden)]
+    pub fn hot_query_plans(&self) -> Result<Vec<(&'static str, String)>> {
+        let explain = |sql: &str| -> rusqlite::Result<String> {
+            let mut st = self.conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+            let unbound = std::iter::repeat_n(rusqlite::types::Null, st.parameter_count());
+            let rows = st.query_map(rusqlite::params_from_iter(unbound), |r| {
+                r.get::<_, String>(3)
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?.join(" | "))
+        };
+        hot_queries()
+            .into_iter()
+            .map(|(name, sql)| {
+                explain(&sql)
+                    .map(|plan| (name, plan))
+                    .map_err(Error::db("explaining a query"))
+            })
+            .collect()
     }
 
     pub(crate) fn raw(&self, serial: &Serial) -> Result<RawRecord> {
@@ -730,9 +794,8 @@ pub(crate) fn query_records(
     where_sql: &str,
     args: &[&dyn rusqlite::ToSql],
 ) -> Result<Vec<CertRecord>> {
-    let sql = format!("SELECT {CERT_COLS} FROM certs WHERE {where_sql} ORDER BY id");
     let mut st = conn
-        .prepare_cached(&sql)
+        .prepare_cached(&records_sql(where_sql))
         .map_err(Error::db("reading certificates"))?;
     let rows = st
         .query_map(args, row_to_record)
@@ -749,9 +812,8 @@ pub(crate) fn query_records(
 
 /// Records with their key blob and MAC, in one query (the CRL path reads 20,000 at once).
 pub(crate) fn query_raw_records(conn: &Connection, where_sql: &str) -> Result<Vec<RawRecord>> {
-    let sql = format!("SELECT {CERT_COLS}, key_blob, mac FROM certs WHERE {where_sql} ORDER BY id");
     let mut st = conn
-        .prepare_cached(&sql)
+        .prepare_cached(&raw_records_sql(where_sql))
         .map_err(Error::db("reading certificates"))?;
     let rows = st
         .query_map([], |row| {
@@ -775,17 +837,13 @@ pub(crate) fn query_raw_records(conn: &Connection, where_sql: &str) -> Result<Ve
 }
 
 pub(crate) fn raw_record(conn: &Connection, serial: &Serial) -> Result<RawRecord> {
-    let rec = query_records(conn, "serial = ?1", &[&serial.hex()])?
+    let rec = query_records(conn, WHERE_SERIAL, &[&serial.hex()])?
         .pop()
         .ok_or_else(|| Error::NotFound {
             what: format!("no certificate with serial {serial}"),
         })?;
     let (key_blob, mac): (Option<Vec<u8>>, Vec<u8>) = conn
-        .query_row(
-            "SELECT key_blob, mac FROM certs WHERE id = ?1",
-            [rec.id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .query_row(SQL_KEY_BLOB, [rec.id], |r| Ok((r.get(0)?, r.get(1)?)))
         .map_err(Error::db("reading certificates"))?;
     Ok(RawRecord { rec, key_blob, mac })
 }
@@ -918,7 +976,7 @@ pub(crate) fn update_record(tx: &Transaction<'_>, keys: &Keys, rec: &CertRecord)
     check_record_mac(keys, &raw)?;
     let mac = record_mac(keys, rec, raw.key_blob.as_deref());
     tx.execute(
-        "UPDATE certs SET state = ?1, revoked_at = ?2, reason = ?3, superseded_by = ?4, mac = ?5 WHERE id = ?6",
+        SQL_UPDATE_RECORD,
         params![
             rec.state.as_str(),
             rec.revoked_at.map(ts),
@@ -961,7 +1019,7 @@ pub(crate) fn add_revoked(tx: &Transaction<'_>, keys: &Keys, serial: &Serial) ->
 /// Checks that the revoked records in the store are exactly the set the digest vouches for,
 /// each with an intact MAC. Detects a revoked certificate edited back to valid, or deleted.
 pub(crate) fn check_revoked_set(conn: &Connection, keys: &Keys) -> Result<Vec<RawRecord>> {
-    let raws = query_raw_records(conn, "state = 'revoked'")?;
+    let raws = query_raw_records(conn, WHERE_REVOKED)?;
     let mut digest = vec![0u8; 32];
     for raw in &raws {
         check_record_mac(keys, raw)?;
@@ -1199,11 +1257,7 @@ impl Store {
     pub fn last_revocation(&self) -> Result<Option<OffsetDateTime>> {
         let v: Option<i64> = self
             .conn
-            .query_row(
-                "SELECT MAX(revoked_at) FROM certs WHERE state = 'revoked'",
-                [],
-                |r| r.get(0),
-            )
+            .query_row(SQL_LAST_REVOCATION, [], |r| r.get(0))
             .map_err(Error::db("reading"))?;
         Ok(v.map(from_ts))
     }
