@@ -307,19 +307,37 @@ pub fn generate_passphrase() -> Result<Passphrase> {
 mod tests {
     use super::*;
 
+    /// Each constant is the OID its name says, and `oid_unchecked` (used where the bags are
+    /// built) encodes it to the right DER, never to its empty fallback. The expected bytes
+    /// and names come from OpenSSL: `openssl asn1parse -genstr OID:<dotted> -out o.der`
+    /// prints the name, `xxd -p o.der` the bytes.
+    ///
+    /// Fails when: `OID_CERT_BAG` was changed to `1.2.840.113549.1.12.10.1.2` (the key bag's
+    /// OID; seen: certBag got `...0c0a0102`), and when `OID_LOCAL_KEY_ID` was made the invalid
+    /// `1.2.840.113549.1.9.21.` (seen: `oid_unchecked` gave the empty fallback).
     #[test]
     fn constant_oids_encode() {
-        for o in [
-            OID_DATA,
-            OID_ENCRYPTED_DATA,
-            OID_CERT_BAG,
-            OID_SHROUDED_KEY_BAG,
-            OID_X509_CERT,
-            OID_FRIENDLY_NAME,
-            OID_LOCAL_KEY_ID,
-            OID_SHA256,
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        for (o, name, der) in [
+            (OID_DATA, "pkcs7-data", "06092a864886f70d010701"),
+            (
+                OID_ENCRYPTED_DATA,
+                "pkcs7-encryptedData",
+                "06092a864886f70d010706",
+            ),
+            (OID_CERT_BAG, "certBag", "060b2a864886f70d010c0a0103"),
+            (
+                OID_SHROUDED_KEY_BAG,
+                "pkcs8ShroudedKeyBag",
+                "060b2a864886f70d010c0a0102",
+            ),
+            (OID_X509_CERT, "x509Certificate", "060a2a864886f70d01091601"),
+            (OID_FRIENDLY_NAME, "friendlyName", "06092a864886f70d010914"),
+            (OID_LOCAL_KEY_ID, "localKeyID", "06092a864886f70d010915"),
+            (OID_SHA256, "sha256", "0609608648016503040201"),
         ] {
-            assert!(oid(o).is_ok(), "{o}");
+            assert_eq!(hex(&oid_unchecked(o)), der, "{name} ({o})");
+            assert_eq!(hex(&oid(o).expect(name)), der, "{name} ({o})");
         }
     }
 

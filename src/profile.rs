@@ -179,19 +179,59 @@ mod tests {
         }
     }
 
+    /// Each broken variant of the client profile is refused for its own reason, as a
+    /// [`Error::Template`] naming the source.
+    ///
+    /// Fails when: the days check was made `p.days > MAX_DAYS` only (seen: `days = 0` parsed),
+    /// and when the expected reason of the keyCertSign case was changed to "a CA profile must
+    /// have keyCertSign and cRLSign" (seen: the end-entity message instead).
     #[test]
     fn bad_profiles_are_refused() {
-        let good = BUILTIN[3].1;
+        let (name, good) = BUILTIN[3];
+        assert_eq!(name, "client");
+        assert!(Profile::parse(good, "t").is_ok());
+        let edit = |from: &str, to: &str| {
+            assert!(good.contains(from), "the client profile has no {from:?}");
+            good.replace(from, to)
+        };
         let cases = [
-            good.replace("days = 825", "days = 0"),
-            good.replace("\"clientAuth\"", "\"codeSigning\""),
-            good.replace("\"digitalSignature\"", "\"keyCertSign\""),
-            good.replace("allow = [\"email\"]", "allow = [\"uri\"]"),
-            format!("{good}\nextra = 1\n"),
-            "not toml [".to_string(),
+            (
+                edit("days = 825", "days = 0"),
+                "days = 0 is out of range 1..=36500",
+            ),
+            (
+                edit("\"clientAuth\"", "\"codeSigning\""),
+                "extended_key_usage: unknown purpose \"codeSigning\" (serverAuth, clientAuth)",
+            ),
+            (
+                edit("\"digitalSignature\"", "\"keyCertSign\""),
+                "an end-entity profile must not have keyCertSign or cRLSign",
+            ),
+            (
+                edit("allow = [\"email\"]", "allow = [\"uri\"]"),
+                "san.allow: unknown SAN type \"uri\" (dns, ip, email)",
+            ),
+            // Appended after `[san]`: an unknown field of the SAN table.
+            (format!("{good}\nextra = 1\n"), "unknown field `extra`"),
+            (
+                "not toml [".to_string(),
+                "TOML parse error at line 1, column 5",
+            ),
         ];
-        for c in cases {
-            assert!(Profile::parse(&c, "t").is_err(), "{c}");
+        for (text, want) in cases {
+            match Profile::parse(&text, "t") {
+                Err(Error::Template {
+                    source_name,
+                    reason,
+                }) => {
+                    assert_eq!(source_name, "t");
+                    assert!(
+                        reason.contains(want),
+                        "expected {want:?}, got {reason:?} for:\n{text}"
+                    );
+                }
+                other => panic!("expected a Template error ({want:?}), got {other:?} for:\n{text}"),
+            }
         }
     }
 }
