@@ -2,35 +2,118 @@
 mod common;
 use common::*;
 
+use std::collections::BTreeSet;
+
 /// `vpnca crl` without `--omit-expired` used to reset the store's omit-expired policy; a
-/// policy now changes only when a flag says so.
+/// policy now changes only when a flag says so. Checked on the CRLs themselves, read by
+/// openssl after checking their signature: after `crl --omit-expired --days 400` and a bare
+/// `crl`, the CRL that `revoke` writes is valid 400 days and leaves out a revoked certificate
+/// that has expired; `crl --keep-expired` lists it again, and later CRLs keep doing so.
+///
+/// Waits about a minute: the shortest validity (`--ttl 1m`) must run out.
+///
+/// Fails when: src/cli/mod.rs reset omit-expired on a bare `crl` (the original bug, planted
+/// as `} else {` for `} else if *keep_expired {`; seen: the expired serial listed by the CRL
+/// of `revoke`), and when the first `crl` was given `--days 399` (seen: a CRL valid 399 days
+/// 5 minutes instead of 400 days 5 minutes).
 #[test]
 fn crl_policy_is_kept_unless_a_flag_changes_it() {
     let e = Env::with_ca();
+    // A certificate that expires in a minute, revoked while it is live.
+    e.ok(&["client", "brief", "--ttl", "1m"]);
+    let brief = cert_serial(&e, "pki/issued/brief.crt");
+    std::fs::copy(e.pki.join("issued/brief.crt"), e.path("brief.crt")).expect("copy");
+    let brief_end = std::time::Instant::now() + std::time::Duration::from_secs(61);
+    e.ok(&["revoke", "brief"]);
     e.ok(&["crl", "--omit-expired", "--days", "400"]);
+    // The bare `crl` that used to reset the policy.
     e.ok(&["crl"]);
     e.ok(&["client", "alice"]);
+    let alice = cert_serial(&e, "pki/issued/alice.crt");
+    std::thread::sleep(brief_end.saturating_duration_since(std::time::Instant::now()));
+    let o = openssl(
+        &["x509", "-in", "brief.crt", "-noout", "-checkend", "0"],
+        e.dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(1), "brief has not expired yet");
     // `revoke` writes a CRL with the stored policy: 400 days, omit-expired.
     e.ok(&["revoke", "alice"]);
-    let db_policy = e.json(&["crl"]);
-    let next = db_policy["next_update"].as_str().expect("next_update");
-    let this = db_policy["this_update"].as_str().expect("this_update");
-    let days = days_between(this, next);
-    assert!((399..=401).contains(&days), "policy days lost: {days}");
-    // --keep-expired turns omit-expired off again; both flags together are refused.
+    let (text, entries) = crl_read(&e);
+    assert_eq!(
+        entries,
+        BTreeSet::from([alice.clone()]),
+        "omit-expired lost: the expired {brief} is listed, or alice is missing"
+    );
+    assert_eq!(crl_lifetime(&text), POLICY_LIFETIME, "policy days lost");
+    // --keep-expired turns omit-expired off again, and later CRLs keep it off.
     e.ok(&["crl", "--keep-expired"]);
+    let (text, entries) = crl_read(&e);
+    assert_eq!(entries, BTreeSet::from([alice.clone(), brief.clone()]));
+    assert_eq!(crl_lifetime(&text), POLICY_LIFETIME, "policy days lost");
+    e.ok(&["client", "carol"]);
+    let carol = cert_serial(&e, "pki/issued/carol.crt");
+    e.ok(&["revoke", "carol"]);
+    let (text, entries) = crl_read(&e);
+    assert_eq!(entries, BTreeSet::from([alice, brief, carol]));
+    assert_eq!(crl_lifetime(&text), POLICY_LIFETIME, "policy days lost");
+    // Both flags together are refused.
     let err = e.fails(&["crl", "--keep-expired", "--omit-expired"], 2);
     assert!(err.contains("cannot be used with"), "{err}");
 }
 
-fn days_between(a: &str, b: &str) -> i64 {
-    let f = &time::format_description::well_known::Rfc3339;
-    let a = time::OffsetDateTime::parse(a, f).expect("rfc3339");
-    let b = time::OffsetDateTime::parse(b, f).expect("rfc3339");
-    (b - a).whole_days()
+/// nextUpdate − thisUpdate of a CRL made with `--days 400`: thisUpdate is back-dated 5
+/// minutes (docs/commands-revocation.md).
+const POLICY_LIFETIME: i64 = 400 * 86_400 + 300;
+
+/// The serial of a certificate file, read by openssl (normalized).
+fn cert_serial(e: &Env, cert: &str) -> String {
+    let out = openssl_ok(&["x509", "-in", cert, "-noout", "-serial"], e.dir.path());
+    norm_serial(out.trim().trim_start_matches("serial="))
 }
 
-/// A CRL's nextUpdate never outlives the CA that signs it.
+/// `pki/crl.pem` read by openssl after checking its signature: its text and its serials.
+fn crl_read(e: &Env) -> (String, BTreeSet<String>) {
+    let text = crl_verified_text(e.dir.path(), "pki/crl.pem", "pki/ca.crt");
+    let (_, entries) = crl_by_openssl(e);
+    (text, entries.into_keys().collect())
+}
+
+/// A field of `openssl crl -text` ("Last Update", "Next Update") as Unix time.
+fn crl_time(text: &str, field: &str) -> i64 {
+    let v = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(&format!("{field}: ")))
+        .unwrap_or_else(|| panic!("no {field} in:\n{text}"));
+    openssl_time(v)
+}
+
+/// nextUpdate − thisUpdate in seconds, as openssl prints them.
+fn crl_lifetime(text: &str) -> i64 {
+    crl_time(text, "Next Update") - crl_time(text, "Last Update")
+}
+
+/// openssl's time format, "Mar  4 09:40:30 2027 GMT", as Unix time.
+fn openssl_time(v: &str) -> i64 {
+    let f = time::macros::format_description!(
+        "[month repr:short] [day padding:space] [hour]:[minute]:[second] [year] GMT"
+    );
+    // openssl pads a one-digit day with a space ("Mar  4"): rebuild exactly that shape.
+    let norm = v.split_whitespace().collect::<Vec<_>>();
+    let v = format!(
+        "{} {:>2} {} {} {}",
+        norm[0], norm[1], norm[2], norm[3], norm[4]
+    );
+    time::PrimitiveDateTime::parse(&v, f)
+        .unwrap_or_else(|err| panic!("openssl time {v:?}: {err}"))
+        .assume_utc()
+        .unix_timestamp()
+}
+
+/// A CRL's nextUpdate never outlives the CA that signs it (read by openssl from a CRL whose
+/// signature it checked).
+///
+/// Fails when: the CRL was asked for `--days 20`, inside the CA's 30 days (seen: nextUpdate
+/// 10 days before the CA's notAfter).
 #[test]
 fn crl_next_update_is_capped_at_the_ca_expiry() {
     let e = Env::init();
@@ -40,13 +123,10 @@ fn crl_next_update_is_capped_at_the_ca_expiry() {
         &["x509", "-in", "pki/ca.crt", "-noout", "-enddate"],
         e.dir.path(),
     );
-    let crl_next = openssl_ok(
-        &["crl", "-in", "pki/crl.pem", "-noout", "-nextupdate"],
-        e.dir.path(),
-    );
+    let crl = crl_verified_text(e.dir.path(), "pki/crl.pem", "pki/ca.crt");
     assert_eq!(
-        ca_end.trim().trim_start_matches("notAfter="),
-        crl_next.trim().trim_start_matches("nextUpdate="),
+        crl_time(&crl, "Next Update"),
+        openssl_time(ca_end.trim().trim_start_matches("notAfter=")),
         "CRL nextUpdate must equal the CA's notAfter"
     );
 }
