@@ -12,10 +12,11 @@ use std::collections::BTreeSet;
 ///
 /// Waits about a minute: the shortest validity (`--ttl 1m`) must run out.
 ///
-/// Fails when: src/cli/mod.rs reset omit-expired on a bare `crl` (the original bug, planted
-/// as `} else {` for `} else if *keep_expired {`; seen: the expired serial listed by the CRL
-/// of `revoke`), and when the first `crl` was given `--days 399` (seen: a CRL valid 399 days
-/// 5 minutes instead of 400 days 5 minutes).
+/// Fails when: the `crl` command (src/cli/revocation.rs; src/cli/mod.rs when the bug was found)
+/// reset omit-expired on a bare `crl` (the original bug, planted as `} else {` for
+/// `} else if *keep_expired {`; seen: the expired serial listed by the CRL of `revoke`), and
+/// when the first `crl` was given `--days 399` (seen: a CRL valid 399 days 5 minutes instead of
+/// 400 days 5 minutes).
 #[test]
 fn crl_policy_is_kept_unless_a_flag_changes_it() {
     let e = Env::with_ca();

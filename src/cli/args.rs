@@ -1,4 +1,8 @@
 //! Command-line definitions. The man page and shell completions are generated from these.
+//!
+//! Each command's arguments are one struct (`InitArgs`, `CaArgs`, …), handed whole to the
+//! command's function (`store::init`, `certificates::ca`, …). A command's help text is the doc
+//! comment on its `Command` variant (it overrides the struct's).
 
 use std::path::PathBuf;
 
@@ -67,376 +71,444 @@ pub struct KeyOpts {
 pub enum Command {
     /// Create a new store (directory mode 0700) protected by a passphrase.
     #[command(alias = "init-pki")]
-    Init {
-        /// Argon2id memory cost in MiB (default 64, minimum 8).
-        #[arg(long, value_name = "MIB")]
-        kdf_memory_mib: Option<u32>,
-        /// Argon2id passes (default 3).
-        #[arg(long, value_name = "N")]
-        kdf_time: Option<u32>,
-        /// Ignored easy-rsa argument (e.g. `soft`).
-        #[arg(hide = true)]
-        extra: Vec<String>,
-    },
+    Init(InitArgs),
     /// Create the CA: a self-signed root, or a sub-CA signed by your corporate root.
     #[command(alias = "build-ca")]
-    Ca {
-        /// The CA's common name.
-        #[arg(long, value_name = "NAME")]
-        cn: Option<String>,
-        /// Key algorithm (default rsa2048).
-        #[arg(long, value_name = "ALGO")]
-        algo: Option<String>,
-        /// Validity in days (default 3650).
-        #[arg(long, value_name = "N")]
-        days: Option<u32>,
-        /// Make a subordinate CA: write a CSR for the parent CA to sign (needs --csr-out).
-        #[arg(long, requires = "csr_out", conflicts_with = "import_cert")]
-        sub_ca: bool,
-        /// Where to write the sub-CA's certificate signing request.
-        #[arg(long, value_name = "FILE", requires = "sub_ca")]
-        csr_out: Option<PathBuf>,
-        /// Complete a sub-CA with the certificate the parent CA signed.
-        #[arg(long, value_name = "FILE", requires = "chain")]
-        import_cert: Option<PathBuf>,
-        /// The parent chain (issuer up to the root), PEM.
-        #[arg(long, value_name = "FILE", requires = "import_cert")]
-        chain: Option<PathBuf>,
-        /// easy-rsa's `nopass` (accepted and ignored: keys are always encrypted).
-        #[arg(hide = true)]
-        nopass: Option<String>,
-    },
+    Ca(CaArgs),
     /// Issue a server certificate (CN and DNS SAN = NAME, EKU serverAuth).
     #[command(alias = "build-server-full")]
-    Server {
-        /// The server's DNS name.
-        name: String,
-        /// Extra subject alternative name: DNS:name or IP:address (repeatable).
-        #[arg(long, value_name = "TYPE:VALUE")]
-        san: Vec<String>,
-        #[command(flatten)]
-        key: KeyOpts,
-        /// easy-rsa's `nopass` (accepted and ignored).
-        #[arg(hide = true)]
-        nopass: Option<String>,
-    },
+    Server(ServerArgs),
     /// Issue a client (user) certificate (CN = NAME, EKU clientAuth).
     #[command(alias = "build-client-full")]
-    Client {
-        /// The user's name.
-        #[arg(required_unless_present = "batch", conflicts_with = "batch")]
-        name: Option<String>,
-        /// Issue one certificate per line of FILE (`-` = standard input): CSV with a header
-        /// (name required; email, days, san optional) or JSON lines with the same fields.
-        /// Every line is checked before anything is issued.
-        #[arg(long, value_name = "FILE")]
-        batch: Option<PathBuf>,
-        #[command(flatten)]
-        batch_opts: BatchOpts,
-        /// The user's e-mail address, added as an rfc822Name SAN.
-        #[arg(long, value_name = "ADDRESS")]
-        email: Option<String>,
-        /// Extra subject alternative name (email:address) (repeatable).
-        #[arg(long, value_name = "TYPE:VALUE")]
-        san: Vec<String>,
-        #[command(flatten)]
-        key: KeyOpts,
-        /// easy-rsa's `nopass` (accepted and ignored).
-        #[arg(hide = true)]
-        nopass: Option<String>,
-    },
+    Client(ClientArgs),
     /// Sign a certificate signing request (the request's extensions are ignored).
     ///
     /// `vpnca sign-req FILE.csr --type client` or easy-rsa's `vpnca sign-req client NAME`
     /// (reads <pki>/reqs/NAME.req).
     #[command(name = "sign-req")]
-    SignReq {
-        /// FILE, or TYPE NAME (easy-rsa form).
-        #[arg(required_unless_present = "batch", num_args = 1..=2, value_name = "FILE | TYPE NAME")]
-        args: Vec<String>,
-        /// Sign every request (*.csr, *.req, *.pem, *.der) in DIR; each certificate is named by
-        /// its request's CN. Needs --type.
-        #[arg(long, value_name = "DIR", conflicts_with_all = ["args", "name"])]
-        batch: Option<PathBuf>,
-        /// With --batch: sign the valid requests even if some are bad (they are reported).
-        #[arg(long, requires = "batch")]
-        skip_invalid: bool,
-        /// With --batch: signing threads (default: every core).
-        #[arg(long, value_name = "N", requires = "batch")]
-        jobs: Option<usize>,
-        /// client or server.
-        #[arg(long = "type", value_name = "TYPE")]
-        kind: Option<String>,
-        /// The certificate's name (default: the request's CN).
-        #[arg(long, value_name = "NAME")]
-        name: Option<String>,
-        /// Extra SAN (repeatable).
-        #[arg(long, value_name = "TYPE:VALUE")]
-        san: Vec<String>,
-        /// Validity in days.
-        #[arg(long, value_name = "N")]
-        days: Option<u32>,
-        /// The certificate profile.
-        #[arg(long, value_name = "NAME")]
-        profile: Option<String>,
-    },
+    SignReq(SignReqArgs),
     /// Revoke certificates and rewrite the CRL at once.
     ///
     /// `revoke NAME` revokes every unrevoked, unexpired certificate with that name (also ones
     /// superseded by a renewal); `--serial HEX` revokes exactly one.
-    Revoke {
-        /// The certificate name.
-        #[arg(required_unless_present_any = ["serial", "batch"], conflicts_with_all = ["serial", "batch"])]
-        name: Option<String>,
-        /// Revoke every line of FILE (`-` = standard input): CSV with a header (name or serial;
-        /// reason optional) or JSON lines. One CRL is written at the end.
-        #[arg(long, value_name = "FILE", conflicts_with = "serial")]
-        batch: Option<PathBuf>,
-        /// With --batch: the input's format (default: detected).
-        #[arg(long, value_name = "csv|jsonl", requires = "batch")]
-        format: Option<String>,
-        /// With --batch: an unknown name or serial is an error and nothing is revoked (default:
-        /// reported and skipped).
-        #[arg(long, requires = "batch")]
-        strict: bool,
-        /// easy-rsa form: the reason as a second argument.
-        #[arg(hide = true)]
-        reason_arg: Option<String>,
-        /// Revoke by serial number (hex).
-        #[arg(long, value_name = "HEX")]
-        serial: Option<String>,
-        /// keyCompromise, superseded, cessationOfOperation, affiliationChanged, caCompromise,
-        /// certificateHold, unspecified (default).
-        #[arg(long, value_name = "REASON")]
-        reason: Option<String>,
-    },
+    Revoke(RevokeArgs),
     /// Issue a new certificate for NAME (new key by default); the old one becomes superseded.
-    Renew {
-        /// The certificate name.
-        name: String,
-        /// Validity in days (default: the profile's).
-        #[arg(long, value_name = "N", conflicts_with = "ttl")]
-        days: Option<u32>,
-        /// Short validity (e.g. 8h).
-        #[arg(long, value_name = "DURATION")]
-        ttl: Option<String>,
-        /// Keep the old key pair.
-        #[arg(long)]
-        reuse_key: bool,
-        /// Key algorithm for the new key (default: the old key's).
-        #[arg(long, value_name = "ALGO")]
-        algo: Option<String>,
-        /// Revoke the old certificate (reason superseded) and rewrite the CRL.
-        #[arg(long)]
-        revoke_old: bool,
-        /// easy-rsa's `nopass` (accepted and ignored).
-        #[arg(hide = true)]
-        nopass: Option<String>,
-    },
+    Renew(RenewArgs),
     /// Write a new CRL to <pki>/crl.pem (and --out FILE).
     #[command(alias = "gen-crl")]
-    Crl {
-        /// Days until nextUpdate (default 3650; kept for the CRLs that `revoke` writes).
-        #[arg(long, value_name = "N")]
-        days: Option<u32>,
-        /// Also write the CRL to FILE.
-        #[arg(long, value_name = "FILE")]
-        out: Option<PathBuf>,
-        /// Leave out revoked certificates that have expired anyway (kept as the store's
-        /// policy for the CRLs that `revoke` writes).
-        #[arg(long, conflicts_with = "keep_expired")]
-        omit_expired: bool,
-        /// List expired revoked certificates again (the default; undoes --omit-expired).
-        #[arg(long)]
-        keep_expired: bool,
-    },
+    Crl(CrlArgs),
     /// List certificates.
-    List {
-        /// Only certificates with this status: valid, superseded, revoked, expired.
-        #[arg(long, value_name = "STATUS")]
-        status: Option<String>,
-        /// Only this kind: ca, server, client.
-        #[arg(long, value_name = "KIND")]
-        kind: Option<String>,
-        /// Only valid certificates that expire within DAYS.
-        #[arg(long, value_name = "DAYS")]
-        expiring_within: Option<u32>,
-    },
+    List(ListArgs),
     /// Show one certificate.
     #[command(alias = "show-cert")]
-    Show {
-        /// The certificate name.
-        #[arg(required_unless_present = "serial", conflicts_with = "serial")]
-        name: Option<String>,
-        /// Select by serial number (hex).
-        #[arg(long, value_name = "HEX")]
-        serial: Option<String>,
-        /// Also print the certificate in PEM.
-        #[arg(long)]
-        pem: bool,
-    },
+    Show(ShowArgs),
     /// Export a certificate, its CA chain and (with --key) its private key to a directory.
-    Export {
-        /// The certificate name (`ca` for the CA: its key is exported only encrypted).
-        #[arg(required_unless_present = "serial", conflicts_with = "serial")]
-        name: Option<String>,
-        /// Select by serial number (hex).
-        #[arg(long, value_name = "HEX")]
-        serial: Option<String>,
-        /// The output directory (created 0700 if missing). Files are never overwritten.
-        #[arg(long, value_name = "DIR")]
-        out: PathBuf,
-        /// pem: NAME.crt + ca.crt (+ NAME.key with --key); pem-encrypted: the same with an
-        /// encrypted NAME.key; p12: one NAME.p12 (certificate, key and chain; AES-256-CBC,
-        /// PBKDF2-HMAC-SHA-256, SHA-256 MAC), mode 0600.
-        #[arg(long, value_enum, default_value_t = ExportFormat::Pem)]
-        format: ExportFormat,
-        /// Also write NAME.key: unencrypted PKCS#8 PEM, mode 0600 (what ACM import needs).
-        #[arg(long)]
-        key: bool,
-        /// The passphrase for the encrypted key or the PKCS#12 file (first line of FILE). Without
-        /// it: a prompt on a terminal, else a generated passphrase printed once.
-        #[arg(long, value_name = "FILE", visible_alias = "p12-passphrase-file")]
-        key_passphrase_file: Option<PathBuf>,
-    },
+    Export(ExportArgs),
     /// Write a user's OpenVPN profile (.ovpn) with their certificate and key inline.
     ///
     /// From an AWS Client VPN endpoint's downloaded configuration (--config), or complete for a
     /// plain OpenVPN server (--remote). The file is created new with mode 0600.
     #[command(group(clap::ArgGroup::new("base").required(true).args(["config", "remote"])))]
-    Profile {
-        /// The user (a client certificate in the store).
-        #[arg(required_unless_present = "batch", conflicts_with = "batch")]
-        name: Option<String>,
-        /// One profile per user listed in FILE (CSV with a `name` column, or JSON lines), written
-        /// to --out DIR as NAME.ovpn.
-        #[arg(long, value_name = "FILE", requires = "out")]
-        batch: Option<PathBuf>,
-        /// The client configuration downloaded from the Client VPN endpoint (console, or `aws
-        /// ec2 export-client-vpn-client-configuration`). Kept as it is; <cert> and <key> added.
-        #[arg(long, value_name = "FILE")]
-        config: Option<PathBuf>,
-        /// A plain OpenVPN server: HOST[:PORT] (port 1194 by default; [IPv6]:PORT).
-        #[arg(long, value_name = "HOST[:PORT]")]
-        remote: Option<String>,
-        /// Transport for --remote: udp (default) or tcp.
-        #[arg(
-            long,
-            value_name = "udp|tcp",
-            requires = "remote",
-            conflicts_with = "config"
-        )]
-        proto: Option<String>,
-        /// With --remote: accept only a server certificate with this CN (verify-x509-name).
-        #[arg(
-            long,
-            value_name = "NAME",
-            requires = "remote",
-            conflicts_with = "config"
-        )]
-        server_name: Option<String>,
-        /// With --config: replace `remote-random-hostname` by an explicit random label on the
-        /// endpoint's DNS name (for clients that lack the directive).
-        #[arg(long, requires = "config", conflicts_with = "remote")]
-        random_hostname_prefix: bool,
-        /// Encrypt the key inside the profile with the passphrase in FILE (the VPN client asks
-        /// for it at connect time).
-        #[arg(long, value_name = "FILE")]
-        key_passphrase_file: Option<PathBuf>,
-        /// The profile to write (default: ./NAME.ovpn); with --batch, the directory. Never
-        /// overwritten.
-        #[arg(long, value_name = "FILE|DIR")]
-        out: Option<PathBuf>,
-    },
+    Profile(ProfileArgs),
     /// Report what needs attention: CA and CRL expiry, certificates expiring soon (exit 1 if any).
-    Status {
-        /// Warn about anything expiring within N days.
-        #[arg(long, value_name = "N", default_value_t = 30)]
-        warn_days: u32,
-        /// Also ask AWS: each recorded ACM certificate's expiry and serial, and whether each
-        /// Client VPN endpoint holds the store's latest CRL (otherwise status stays offline).
-        #[cfg(feature = "aws")]
-        #[arg(long)]
-        aws: bool,
-        #[cfg(feature = "aws")]
-        #[command(flatten)]
-        aws_opts: AwsOpts,
-    },
+    Status(StatusArgs),
     /// Move an easy-rsa PKI into this (new, CA-less) store: the CA, every certificate with its
     /// serial, dates and status, the keys, the revocations; vpnca's first CRL continues the old
     /// one. The easy-rsa folder is only read.
     #[command(name = "import-easyrsa")]
-    ImportEasyrsa {
-        /// The easy-rsa `pki/` folder, or the folder holding it.
-        path: PathBuf,
-        /// The passphrase of easy-rsa's private/ca.key (first line of FILE).
-        #[arg(long, value_name = "FILE")]
-        easyrsa_passphrase_file: Option<PathBuf>,
-        /// Show what would be imported and every problem found; import nothing.
-        #[arg(long)]
-        dry_run: bool,
-    },
+    ImportEasyrsa(ImportEasyrsaArgs),
     /// AWS Certificate Manager: import the server certificate (and re-import it, into the same
     /// ARN, after a renewal).
     #[cfg(feature = "aws")]
-    Acm {
-        #[command(subcommand)]
-        command: AcmCommand,
-    },
+    #[command(subcommand)]
+    Acm(AcmCommand),
     /// AWS Client VPN: push the CRL to endpoints, write users' profiles from an endpoint.
     #[cfg(feature = "aws")]
     #[command(name = "clientvpn")]
-    ClientVpn {
-        #[command(subcommand)]
-        command: ClientVpnCommand,
-    },
+    #[command(subcommand)]
+    ClientVpn(ClientVpnCommand),
     /// Print the audit log.
     Log,
     /// Check the whole store: record MACs, keys, signatures, audit chain (exit 1 on problems).
-    Verify {
-        /// Accept a database put back from an older copy (a restore from backup): revoke again
-        /// what the newer crl.pem revokes, continue the CRL numbers above it, write a new CRL and
-        /// move the checkpoint. Refused while verify finds any other problem.
-        #[arg(long)]
-        accept_restore: bool,
-    },
+    Verify(VerifyArgs),
     /// Change the store passphrase (new one from $VPNCA_NEW_PASSPHRASE, --new-passphrase-file, or a prompt).
-    Passwd {
-        /// Read the new passphrase from FILE.
-        #[arg(long, value_name = "FILE")]
-        new_passphrase_file: Option<PathBuf>,
-        /// New Argon2id memory cost in MiB.
-        #[arg(long, value_name = "MIB")]
-        kdf_memory_mib: Option<u32>,
-        /// New Argon2id passes.
-        #[arg(long, value_name = "N")]
-        kdf_time: Option<u32>,
-    },
+    Passwd(PasswdArgs),
     /// Init + CA + server + clients + CRL in one non-interactive command.
-    Quickstart {
-        /// The VPN server's DNS name.
-        #[arg(long, value_name = "NAME")]
-        server: String,
-        /// A user to issue a certificate for (repeatable).
-        #[arg(long, value_name = "NAME")]
-        client: Vec<String>,
-        /// The CA's common name.
-        #[arg(long, value_name = "NAME")]
-        cn: Option<String>,
-        /// Argon2id memory cost in MiB (default 64).
-        #[arg(long, value_name = "MIB")]
-        kdf_memory_mib: Option<u32>,
-        /// Argon2id passes (default 3).
-        #[arg(long, value_name = "N")]
-        kdf_time: Option<u32>,
-    },
+    Quickstart(QuickstartArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
-    Completions {
-        /// The shell.
-        shell: clap_complete::Shell,
-    },
+    Completions(CompletionsArgs),
     /// Print the man page (roff).
     Man,
+}
+
+/// The arguments of `vpnca init` (src/cli/store.rs).
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Argon2id memory cost in MiB (default 64, minimum 8).
+    #[arg(long, value_name = "MIB")]
+    pub kdf_memory_mib: Option<u32>,
+    /// Argon2id passes (default 3).
+    #[arg(long, value_name = "N")]
+    pub kdf_time: Option<u32>,
+    /// Ignored easy-rsa argument (e.g. `soft`).
+    #[arg(hide = true)]
+    pub extra: Vec<String>,
+}
+
+/// The arguments of `vpnca ca` (src/cli/certificates.rs).
+#[derive(Debug, Args)]
+pub struct CaArgs {
+    /// The CA's common name.
+    #[arg(long, value_name = "NAME")]
+    pub cn: Option<String>,
+    /// Key algorithm (default rsa2048).
+    #[arg(long, value_name = "ALGO")]
+    pub algo: Option<String>,
+    /// Validity in days (default 3650).
+    #[arg(long, value_name = "N")]
+    pub days: Option<u32>,
+    /// Make a subordinate CA: write a CSR for the parent CA to sign (needs --csr-out).
+    #[arg(long, requires = "csr_out", conflicts_with = "import_cert")]
+    pub sub_ca: bool,
+    /// Where to write the sub-CA's certificate signing request.
+    #[arg(long, value_name = "FILE", requires = "sub_ca")]
+    pub csr_out: Option<PathBuf>,
+    /// Complete a sub-CA with the certificate the parent CA signed.
+    #[arg(long, value_name = "FILE", requires = "chain")]
+    pub import_cert: Option<PathBuf>,
+    /// The parent chain (issuer up to the root), PEM.
+    #[arg(long, value_name = "FILE", requires = "import_cert")]
+    pub chain: Option<PathBuf>,
+    /// easy-rsa's `nopass` (accepted and ignored: keys are always encrypted).
+    #[arg(hide = true)]
+    pub nopass: Option<String>,
+}
+
+/// The arguments of `vpnca server` (src/cli/certificates.rs).
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// The server's DNS name.
+    pub name: String,
+    /// Extra subject alternative name: DNS:name or IP:address (repeatable).
+    #[arg(long, value_name = "TYPE:VALUE")]
+    pub san: Vec<String>,
+    #[command(flatten)]
+    pub key: KeyOpts,
+    /// easy-rsa's `nopass` (accepted and ignored).
+    #[arg(hide = true)]
+    pub nopass: Option<String>,
+}
+
+/// The arguments of `vpnca client` (src/cli/certificates.rs; `--batch`: src/cli/batch.rs).
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// The user's name.
+    #[arg(required_unless_present = "batch", conflicts_with = "batch")]
+    pub name: Option<String>,
+    /// Issue one certificate per line of FILE (`-` = standard input): CSV with a header
+    /// (name required; email, days, san optional) or JSON lines with the same fields.
+    /// Every line is checked before anything is issued.
+    #[arg(long, value_name = "FILE")]
+    pub batch: Option<PathBuf>,
+    #[command(flatten)]
+    pub batch_opts: BatchOpts,
+    /// The user's e-mail address, added as an rfc822Name SAN.
+    #[arg(long, value_name = "ADDRESS")]
+    pub email: Option<String>,
+    /// Extra subject alternative name (email:address) (repeatable).
+    #[arg(long, value_name = "TYPE:VALUE")]
+    pub san: Vec<String>,
+    #[command(flatten)]
+    pub key: KeyOpts,
+    /// easy-rsa's `nopass` (accepted and ignored).
+    #[arg(hide = true)]
+    pub nopass: Option<String>,
+}
+
+/// The arguments of `vpnca sign-req` (src/cli/certificates.rs; `--batch`: src/cli/batch.rs).
+#[derive(Debug, Args)]
+pub struct SignReqArgs {
+    /// FILE, or TYPE NAME (easy-rsa form).
+    #[arg(required_unless_present = "batch", num_args = 1..=2, value_name = "FILE | TYPE NAME")]
+    pub args: Vec<String>,
+    /// Sign every request (*.csr, *.req, *.pem, *.der) in DIR; each certificate is named by
+    /// its request's CN. Needs --type.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["args", "name"])]
+    pub batch: Option<PathBuf>,
+    /// With --batch: sign the valid requests even if some are bad (they are reported).
+    #[arg(long, requires = "batch")]
+    pub skip_invalid: bool,
+    /// With --batch: signing threads (default: every core).
+    #[arg(long, value_name = "N", requires = "batch")]
+    pub jobs: Option<usize>,
+    /// client or server.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub kind: Option<String>,
+    /// The certificate's name (default: the request's CN).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Extra SAN (repeatable).
+    #[arg(long, value_name = "TYPE:VALUE")]
+    pub san: Vec<String>,
+    /// Validity in days.
+    #[arg(long, value_name = "N")]
+    pub days: Option<u32>,
+    /// The certificate profile.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+}
+
+/// The arguments of `vpnca revoke` (src/cli/revocation.rs; `--batch`: src/cli/batch.rs).
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// The certificate name.
+    #[arg(required_unless_present_any = ["serial", "batch"], conflicts_with_all = ["serial", "batch"])]
+    pub name: Option<String>,
+    /// Revoke every line of FILE (`-` = standard input): CSV with a header (name or serial;
+    /// reason optional) or JSON lines. One CRL is written at the end.
+    #[arg(long, value_name = "FILE", conflicts_with = "serial")]
+    pub batch: Option<PathBuf>,
+    /// With --batch: the input's format (default: detected).
+    #[arg(long, value_name = "csv|jsonl", requires = "batch")]
+    pub format: Option<String>,
+    /// With --batch: an unknown name or serial is an error and nothing is revoked (default:
+    /// reported and skipped).
+    #[arg(long, requires = "batch")]
+    pub strict: bool,
+    /// easy-rsa form: the reason as a second argument.
+    #[arg(hide = true)]
+    pub reason_arg: Option<String>,
+    /// Revoke by serial number (hex).
+    #[arg(long, value_name = "HEX")]
+    pub serial: Option<String>,
+    /// keyCompromise, superseded, cessationOfOperation, affiliationChanged, caCompromise,
+    /// certificateHold, unspecified (default).
+    #[arg(long, value_name = "REASON")]
+    pub reason: Option<String>,
+}
+
+/// The arguments of `vpnca renew` (src/cli/certificates.rs).
+#[derive(Debug, Args)]
+pub struct RenewArgs {
+    /// The certificate name.
+    pub name: String,
+    /// Validity in days (default: the profile's).
+    #[arg(long, value_name = "N", conflicts_with = "ttl")]
+    pub days: Option<u32>,
+    /// Short validity (e.g. 8h).
+    #[arg(long, value_name = "DURATION")]
+    pub ttl: Option<String>,
+    /// Keep the old key pair.
+    #[arg(long)]
+    pub reuse_key: bool,
+    /// Key algorithm for the new key (default: the old key's).
+    #[arg(long, value_name = "ALGO")]
+    pub algo: Option<String>,
+    /// Revoke the old certificate (reason superseded) and rewrite the CRL.
+    #[arg(long)]
+    pub revoke_old: bool,
+    /// easy-rsa's `nopass` (accepted and ignored).
+    #[arg(hide = true)]
+    pub nopass: Option<String>,
+}
+
+/// The arguments of `vpnca crl` (src/cli/revocation.rs).
+#[derive(Debug, Args)]
+pub struct CrlArgs {
+    /// Days until nextUpdate (default 3650; kept for the CRLs that `revoke` writes).
+    #[arg(long, value_name = "N")]
+    pub days: Option<u32>,
+    /// Also write the CRL to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Leave out revoked certificates that have expired anyway (kept as the store's
+    /// policy for the CRLs that `revoke` writes).
+    #[arg(long, conflicts_with = "keep_expired")]
+    pub omit_expired: bool,
+    /// List expired revoked certificates again (the default; undoes --omit-expired).
+    #[arg(long)]
+    pub keep_expired: bool,
+}
+
+/// The arguments of `vpnca list` (src/cli/certificates.rs).
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only certificates with this status: valid, superseded, revoked, expired.
+    #[arg(long, value_name = "STATUS")]
+    pub status: Option<String>,
+    /// Only this kind: ca, server, client.
+    #[arg(long, value_name = "KIND")]
+    pub kind: Option<String>,
+    /// Only valid certificates that expire within DAYS.
+    #[arg(long, value_name = "DAYS")]
+    pub expiring_within: Option<u32>,
+}
+
+/// The arguments of `vpnca show` (src/cli/certificates.rs).
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The certificate name.
+    #[arg(required_unless_present = "serial", conflicts_with = "serial")]
+    pub name: Option<String>,
+    /// Select by serial number (hex).
+    #[arg(long, value_name = "HEX")]
+    pub serial: Option<String>,
+    /// Also print the certificate in PEM.
+    #[arg(long)]
+    pub pem: bool,
+}
+
+/// The arguments of `vpnca export` (src/cli/certificates.rs).
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The certificate name (`ca` for the CA: its key is exported only encrypted).
+    #[arg(required_unless_present = "serial", conflicts_with = "serial")]
+    pub name: Option<String>,
+    /// Select by serial number (hex).
+    #[arg(long, value_name = "HEX")]
+    pub serial: Option<String>,
+    /// The output directory (created 0700 if missing). Files are never overwritten.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// pem: NAME.crt + ca.crt (+ NAME.key with --key); pem-encrypted: the same with an
+    /// encrypted NAME.key; p12: one NAME.p12 (certificate, key and chain; AES-256-CBC,
+    /// PBKDF2-HMAC-SHA-256, SHA-256 MAC), mode 0600.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Pem)]
+    pub format: ExportFormat,
+    /// Also write NAME.key: unencrypted PKCS#8 PEM, mode 0600 (what ACM import needs).
+    #[arg(long)]
+    pub key: bool,
+    /// The passphrase for the encrypted key or the PKCS#12 file (first line of FILE). Without
+    /// it: a prompt on a terminal, else a generated passphrase printed once.
+    #[arg(long, value_name = "FILE", visible_alias = "p12-passphrase-file")]
+    pub key_passphrase_file: Option<PathBuf>,
+}
+
+/// The arguments of `vpnca profile` (src/cli/delivery.rs; `--batch`: src/cli/batch.rs).
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// The user (a client certificate in the store).
+    #[arg(required_unless_present = "batch", conflicts_with = "batch")]
+    pub name: Option<String>,
+    /// One profile per user listed in FILE (CSV with a `name` column, or JSON lines), written
+    /// to --out DIR as NAME.ovpn.
+    #[arg(long, value_name = "FILE", requires = "out")]
+    pub batch: Option<PathBuf>,
+    /// The client configuration downloaded from the Client VPN endpoint (console, or `aws
+    /// ec2 export-client-vpn-client-configuration`). Kept as it is; <cert> and <key> added.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// A plain OpenVPN server: HOST[:PORT] (port 1194 by default; [IPv6]:PORT).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub remote: Option<String>,
+    /// Transport for --remote: udp (default) or tcp.
+    #[arg(
+        long,
+        value_name = "udp|tcp",
+        requires = "remote",
+        conflicts_with = "config"
+    )]
+    pub proto: Option<String>,
+    /// With --remote: accept only a server certificate with this CN (verify-x509-name).
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "remote",
+        conflicts_with = "config"
+    )]
+    pub server_name: Option<String>,
+    /// With --config: replace `remote-random-hostname` by an explicit random label on the
+    /// endpoint's DNS name (for clients that lack the directive).
+    #[arg(long, requires = "config", conflicts_with = "remote")]
+    pub random_hostname_prefix: bool,
+    /// Encrypt the key inside the profile with the passphrase in FILE (the VPN client asks
+    /// for it at connect time).
+    #[arg(long, value_name = "FILE")]
+    pub key_passphrase_file: Option<PathBuf>,
+    /// The profile to write (default: ./NAME.ovpn); with --batch, the directory. Never
+    /// overwritten.
+    #[arg(long, value_name = "FILE|DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// The arguments of `vpnca status` (src/cli/store.rs).
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Warn about anything expiring within N days.
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    pub warn_days: u32,
+    /// Also ask AWS: each recorded ACM certificate's expiry and serial, and whether each
+    /// Client VPN endpoint holds the store's latest CRL (otherwise status stays offline).
+    #[cfg(feature = "aws")]
+    #[arg(long)]
+    pub aws: bool,
+    #[cfg(feature = "aws")]
+    #[command(flatten)]
+    pub aws_opts: AwsOpts,
+}
+
+/// The arguments of `vpnca import-easyrsa` (src/cli/easyrsa.rs).
+#[derive(Debug, Args)]
+pub struct ImportEasyrsaArgs {
+    /// The easy-rsa `pki/` folder, or the folder holding it.
+    pub path: PathBuf,
+    /// The passphrase of easy-rsa's private/ca.key (first line of FILE).
+    #[arg(long, value_name = "FILE")]
+    pub easyrsa_passphrase_file: Option<PathBuf>,
+    /// Show what would be imported and every problem found; import nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// The arguments of `vpnca verify` (src/cli/store.rs).
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Accept a database put back from an older copy (a restore from backup): revoke again
+    /// what the newer crl.pem revokes, continue the CRL numbers above it, write a new CRL and
+    /// move the checkpoint. Refused while verify finds any other problem.
+    #[arg(long)]
+    pub accept_restore: bool,
+}
+
+/// The arguments of `vpnca passwd` (src/cli/store.rs).
+#[derive(Debug, Args)]
+pub struct PasswdArgs {
+    /// Read the new passphrase from FILE.
+    #[arg(long, value_name = "FILE")]
+    pub new_passphrase_file: Option<PathBuf>,
+    /// New Argon2id memory cost in MiB.
+    #[arg(long, value_name = "MIB")]
+    pub kdf_memory_mib: Option<u32>,
+    /// New Argon2id passes.
+    #[arg(long, value_name = "N")]
+    pub kdf_time: Option<u32>,
+}
+
+/// The arguments of `vpnca quickstart` (src/cli/store.rs).
+#[derive(Debug, Args)]
+pub struct QuickstartArgs {
+    /// The VPN server's DNS name.
+    #[arg(long, value_name = "NAME")]
+    pub server: String,
+    /// A user to issue a certificate for (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub client: Vec<String>,
+    /// The CA's common name.
+    #[arg(long, value_name = "NAME")]
+    pub cn: Option<String>,
+    /// Argon2id memory cost in MiB (default 64).
+    #[arg(long, value_name = "MIB")]
+    pub kdf_memory_mib: Option<u32>,
+    /// Argon2id passes (default 3).
+    #[arg(long, value_name = "N")]
+    pub kdf_time: Option<u32>,
+}
+
+/// The arguments of `vpnca completions` (src/cli/reference.rs).
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: clap_complete::Shell,
 }
 
 /// The file format of `vpnca export`.

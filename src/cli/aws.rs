@@ -1,5 +1,5 @@
-//! `vpnca acm …`, `vpnca clientvpn …` and `status --aws`: argument checks, passphrases and
-//! printing around vpnca::aws.
+//! AWS (docs/aws.md): `vpnca acm …`, `vpnca clientvpn …` and `status --aws`: argument checks,
+//! passphrases and printing around vpnca::aws. The rest of `status` is in store.rs.
 
 use std::path::PathBuf;
 
@@ -7,7 +7,9 @@ use anyhow::{Result, bail};
 use serde_json::json;
 
 use super::args::{AcmCommand, AwsOpts, Cli, ClientVpnCommand};
-use super::{EXIT_AWS, EXIT_ERROR, Out, open_unlocked, read_new_secret_file, warn};
+use super::output::{Out, warn};
+use super::passphrase::{open_unlocked, read_new_secret_file};
+use super::{EXIT_AWS, EXIT_ERROR};
 use vpnca::Store;
 use vpnca::aws::acm::{ArnTarget, ImportOptions, parse_tag};
 use vpnca::aws::clientvpn::{check_endpoint_id, crl_for_push, crl_needs_regeneration};

@@ -1,5 +1,6 @@
-//! The `--batch` forms of client, sign-req, revoke and profile: read, check, call the library,
-//! report one line (or JSON line) per input row.
+//! Batches (docs/commands-batch.md): the `--batch` forms of client, sign-req, revoke and
+//! profile: read, check, call the library, report one line (or JSON line) per input row. The
+//! single forms are in certificates.rs, revocation.rs and delivery.rs.
 
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
@@ -10,8 +11,9 @@ use serde_json::{Value, json};
 use vpnca::batch::{self, BatchItem, BatchOptions, BatchResult, BatchStatus, RowError};
 use vpnca::{CertKind, Csr, IssueRequest, RevocationReason, Store};
 
+use super::EXIT_ERROR;
 use super::args::BatchOpts;
-use super::{EXIT_ERROR, Out, warn};
+use super::output::{Out, crl_json, warn};
 
 /// Reads a batch file, or standard input for `-`.
 fn read_input(path: &Path) -> Result<Vec<u8>> {
@@ -468,7 +470,7 @@ pub(super) fn revoke(
         if let Some(c) = &crl {
             outln!(
                 "{}",
-                json!({"crl": super::crl_json(c, &store.crl_path()), "revoked": revoked, "unknown": unknown})
+                json!({"crl": crl_json(c, &store.crl_path()), "revoked": revoked, "unknown": unknown})
             );
         }
         errln!("{summary}");

@@ -1,0 +1,408 @@
+//! Certificate commands (docs/commands-certificates.md): `ca`, `server`, `client`, `sign-req`,
+//! `renew`, `list`, `show`, `export`. The `--batch` forms of `client` and `sign-req` are in
+//! batch.rs; the arguments are defined in args.rs.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::{Value, json};
+use vpnca::{
+    CertKind, CertRecord, Csr, IssueRequest, KeyAlgorithm, KeyExport, ListFilter, RenewOptions,
+    San, Serial, Store, Validity,
+};
+
+use super::args::{
+    CaArgs, Cli, ClientArgs, ExportArgs, ExportFormat, ListArgs, RenewArgs, ServerArgs, ShowArgs,
+    SignReqArgs,
+};
+use super::batch;
+use super::options::{algorithm, issue_request, sans, validity, warn_client_vpn};
+use super::output::{Out, crl_json, human_record, print_issued, record_json, stdout_failed};
+use super::passphrase::{export_passphrase, note_nopass, open_unlocked, read_new_secret_file};
+
+/// `vpnca ca`: a root CA, a sub-CA's request (`--sub-ca`), or the sub-CA's signed certificate
+/// (`--import-cert`).
+pub(super) fn ca(cli: &Cli, out: &Out, args: &CaArgs) -> Result<u8> {
+    let CaArgs {
+        cn,
+        algo,
+        days,
+        sub_ca,
+        csr_out,
+        import_cert,
+        chain,
+        nopass,
+    } = args;
+    note_nopass(nopass)?;
+    let store = open_unlocked(cli)?;
+    let cn = cn.clone().unwrap_or_else(|| "vpnca CA".to_string());
+    if let (Some(cert), Some(chain)) = (import_cert, chain) {
+        let cert_data =
+            std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
+        let chain_data =
+            std::fs::read(chain).with_context(|| format!("reading {}", chain.display()))?;
+        let rec = store.import_sub_ca_cert(
+            &cert_data,
+            &cert.display().to_string(),
+            &chain_data,
+            &chain.display().to_string(),
+        )?;
+        out.doc(&record_json(&rec), || {
+            outln!(
+                "Sub-CA {} imported (serial {}); its chain is in {}",
+                rec.name,
+                rec.serial,
+                store.ca_path().display()
+            );
+        });
+    } else if *sub_ca {
+        let path = csr_out
+            .as_ref()
+            .ok_or_else(|| anyhow!("--sub-ca needs --csr-out FILE"))?;
+        if path.exists() {
+            return Err(vpnca::Error::FileExists { path: path.clone() }.into());
+        }
+        let csr = store.create_sub_ca_request(&cn, algorithm(algo)?)?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(csr.as_bytes()))
+            .with_context(|| format!("writing {}", path.display()))?;
+        out.doc(&json!({"csr": path, "name": cn}), || {
+            outln!("Wrote the sub-CA request to {}.", path.display());
+            outln!("Have your parent CA sign it, then: vpnca ca --import-cert signed.crt --chain parent-chain.pem");
+        });
+    } else {
+        let rec = store.create_root_ca(
+            &cn,
+            algorithm(algo)?,
+            days.map(Validity::Days).unwrap_or(Validity::Default),
+        )?;
+        out.doc(&record_json(&rec), || {
+            outln!(
+                "Created root CA {:?} (serial {}), valid until {}",
+                rec.name,
+                rec.serial,
+                vpnca::fmt_time(rec.not_after)
+            );
+            outln!("CA certificate: {}", store.ca_path().display());
+        });
+    }
+    Ok(0)
+}
+
+/// `vpnca server NAME`.
+pub(super) fn server(cli: &Cli, out: &Out, args: &ServerArgs) -> Result<u8> {
+    let ServerArgs {
+        name,
+        san,
+        key,
+        nopass,
+    } = args;
+    note_nopass(nopass)?;
+    let req = issue_request(name, CertKind::Server, sans(san)?, key)?;
+    issue(cli, out, &req)
+}
+
+/// `vpnca client NAME`; with `--batch`, batch::client.
+pub(super) fn client(cli: &Cli, out: &Out, args: &ClientArgs) -> Result<u8> {
+    let ClientArgs {
+        name,
+        batch: batch_file,
+        batch_opts,
+        email,
+        san,
+        key,
+        nopass,
+    } = args;
+    note_nopass(nopass)?;
+    let mut list = sans(san)?;
+    if let Some(e) = email {
+        list.push(San::parse(&format!("email:{e}"))?);
+    }
+    if let Some(f) = batch_file {
+        let template = IssueRequest {
+            name: String::new(),
+            kind: CertKind::Client,
+            profile: key.profile.clone(),
+            algorithm: algorithm(&key.algo)?,
+            validity: validity(key.days, &key.ttl)?,
+            sans: list,
+        };
+        return batch::client(|| open_unlocked(cli), out, f, batch_opts, template);
+    }
+    let name = name
+        .as_deref()
+        .ok_or_else(|| anyhow!("give a NAME or --batch FILE"))?;
+    let req = issue_request(name, CertKind::Client, list, key)?;
+    issue(cli, out, &req)
+}
+
+/// Issues one certificate (`server`, `client`) and prints it.
+fn issue(cli: &Cli, out: &Out, req: &IssueRequest) -> Result<u8> {
+    let store = open_unlocked(cli)?;
+    let rec = store.issue(req)?;
+    print_issued(out, &store, &rec);
+    Ok(0)
+}
+
+/// `vpnca sign-req FILE --type TYPE` or `sign-req TYPE NAME`; with `--batch DIR`,
+/// batch::sign_req.
+pub(super) fn sign_req(cli: &Cli, out: &Out, args: &SignReqArgs) -> Result<u8> {
+    let SignReqArgs {
+        args,
+        batch: batch_dir,
+        skip_invalid,
+        jobs,
+        kind,
+        name,
+        san,
+        days,
+        profile,
+    } = args;
+    if let Some(dir) = batch_dir {
+        let kind = match kind.as_deref() {
+            Some("client") => CertKind::Client,
+            Some("server") => CertKind::Server,
+            Some(other) => bail!("invalid --type {other:?}: expected client or server"),
+            None => bail!("--batch needs --type client|server"),
+        };
+        let template = IssueRequest {
+            name: String::new(),
+            kind,
+            profile: profile.clone(),
+            algorithm: KeyAlgorithm::default(),
+            validity: validity(*days, &None)?,
+            sans: sans(san)?,
+        };
+        return batch::sign_req(
+            || open_unlocked(cli),
+            out,
+            dir,
+            template,
+            *skip_invalid,
+            *jobs,
+        );
+    }
+    let (path, kind, name) = match args.as_slice() {
+        [file] => {
+            let k = kind
+                .as_deref()
+                .ok_or_else(|| anyhow!("--type client|server is required"))?;
+            (PathBuf::from(file), k.to_string(), name.clone())
+        }
+        [ty, req_name] => (
+            cli.pki.join("reqs").join(format!("{req_name}.req")),
+            ty.clone(),
+            Some(name.clone().unwrap_or(req_name.clone())),
+        ),
+        _ => bail!("expected FILE or TYPE NAME"),
+    };
+    let kind: CertKind = match kind.as_str() {
+        "client" => CertKind::Client,
+        "server" => CertKind::Server,
+        other => bail!("invalid --type {other:?}: expected client or server"),
+    };
+    let data = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let csr = Csr::parse(&data, &path.display().to_string())?;
+    if let Some(alg) = csr.algorithm {
+        warn_client_vpn(alg);
+    }
+    let sans = sans(san)?;
+    let store = open_unlocked(cli)?;
+    let rec = store.sign_request(
+        &csr,
+        kind,
+        name.as_deref(),
+        profile.as_deref(),
+        days.map(Validity::Days).unwrap_or(Validity::Default),
+        sans,
+    )?;
+    print_issued(out, &store, &rec);
+    Ok(0)
+}
+
+/// `vpnca renew NAME`.
+pub(super) fn renew(cli: &Cli, out: &Out, args: &RenewArgs) -> Result<u8> {
+    let RenewArgs {
+        name,
+        days,
+        ttl,
+        reuse_key,
+        algo,
+        revoke_old,
+        nopass,
+    } = args;
+    note_nopass(nopass)?;
+    let opts = RenewOptions {
+        validity: Some(validity(*days, ttl)?),
+        reuse_key: *reuse_key,
+        algorithm: match algo {
+            Some(_) => Some(algorithm(algo)?),
+            None => None,
+        },
+        revoke_old: *revoke_old,
+    };
+    let store = open_unlocked(cli)?;
+    let r = store.renew(name, &opts)?;
+    let v = json!({"old": record_json(&r.old), "new": record_json(&r.new), "crl": r.crl.as_ref().map(|c| crl_json(c, &store.crl_path()))});
+    out.doc(&v, || {
+        outln!(
+            "Renewed {}: new serial {} valid until {}",
+            name,
+            r.new.serial,
+            vpnca::fmt_time(r.new.not_after)
+        );
+        outln!(
+            "Old serial {} is now {}",
+            r.old.serial,
+            r.old.status(vpnca::store_now()).as_str()
+        );
+        if let Some(c) = &r.crl {
+            outln!(
+                "Wrote CRL #{} ({} entries) to {}",
+                c.number,
+                c.entries,
+                store.crl_path().display()
+            );
+        }
+    });
+    Ok(0)
+}
+
+/// `vpnca list`: one line (or JSON line) per certificate.
+pub(super) fn list(cli: &Cli, out: &Out, args: &ListArgs) -> Result<u8> {
+    let ListArgs {
+        status,
+        kind,
+        expiring_within,
+    } = args;
+    let store = Store::open(&cli.pki)?;
+    let filter = ListFilter {
+        status: status.as_deref().map(str::parse).transpose()?,
+        kind: kind.as_deref().map(str::parse).transpose()?,
+        expiring_within_days: *expiring_within,
+    };
+    let stdout = std::io::stdout();
+    let mut w = std::io::BufWriter::new(stdout.lock());
+    let written = store.list(&filter)?.iter().try_for_each(|r| {
+        if out.json {
+            writeln!(w, "{}", record_json(r))
+        } else {
+            writeln!(w, "{}", human_record(r))
+        }
+    });
+    if let Err(e) = written.and_then(|()| w.flush()) {
+        stdout_failed(e);
+    }
+    Ok(0)
+}
+
+/// `vpnca show NAME` or `show --serial HEX`.
+pub(super) fn show(cli: &Cli, out: &Out, args: &ShowArgs) -> Result<u8> {
+    let ShowArgs { name, serial, pem } = args;
+    let store = Store::open(&cli.pki)?;
+    let r = select(&store, name, serial)?;
+    let details = vpnca::x509::describe(&r.der)?;
+    let mut v = record_json(&r);
+    if let Value::Object(m) = &mut v {
+        m.insert("subject".into(), json!(details.subject));
+        m.insert("issuer".into(), json!(details.issuer));
+        m.insert("sans".into(), json!(details.sans));
+        m.insert("key_algorithm".into(), json!(details.key_algorithm));
+        m.insert("fingerprint_sha256".into(), json!(r.fingerprint_sha256()));
+        m.insert("pem".into(), json!(r.pem()));
+    }
+    out.doc(&v, || {
+        outln!("name:        {}", r.name);
+        outln!("kind:        {}", r.kind.as_str());
+        outln!("status:      {}", r.status(vpnca::store_now()).as_str());
+        outln!("serial:      {}", r.serial);
+        outln!("subject:     {}", details.subject);
+        outln!("issuer:      {}", details.issuer);
+        outln!("SANs:        {}", details.sans.join(", "));
+        outln!("key:         {}", details.key_algorithm);
+        outln!("not before:  {}", vpnca::fmt_time(r.not_before));
+        outln!("not after:   {}", vpnca::fmt_time(r.not_after));
+        if let (Some(t), Some(reason)) = (r.revoked_at, r.reason) {
+            outln!("revoked:     {} ({})", vpnca::fmt_time(t), reason.as_str());
+        }
+        if let Some(s) = &r.superseded_by {
+            outln!("superseded by serial {s}");
+        }
+        outln!("SHA-256:     {}", r.fingerprint_sha256());
+        outln!(
+            "key stored:  {}",
+            if r.has_key {
+                "yes (encrypted)"
+            } else {
+                "no (signed from a CSR)"
+            }
+        );
+        if *pem {
+            outp!("{}", r.pem());
+        }
+    });
+    Ok(0)
+}
+
+/// `vpnca export NAME --out DIR`.
+pub(super) fn export(cli: &Cli, out: &Out, args: &ExportArgs) -> Result<u8> {
+    let ExportArgs {
+        name,
+        serial,
+        out: dir,
+        format,
+        key,
+        key_passphrase_file,
+    } = args;
+    let store = open_unlocked(cli)?;
+    let r = select(&store, name, serial)?;
+    let mut generated = None;
+    let key_export = match (format, key, key_passphrase_file) {
+        (ExportFormat::Pem, _, Some(f)) => KeyExport::Encrypted(read_new_secret_file(f)?),
+        (ExportFormat::Pem, true, None) => KeyExport::Plain,
+        (ExportFormat::Pem, false, None) => KeyExport::None,
+        (ExportFormat::PemEncrypted | ExportFormat::P12, _, f) => {
+            let (p, was_generated) = export_passphrase(f)?;
+            if was_generated {
+                generated = Some(p.clone());
+            }
+            if *format == ExportFormat::P12 {
+                KeyExport::Pkcs12(p)
+            } else {
+                KeyExport::Encrypted(p)
+            }
+        }
+    };
+    let rep = store.export(&r, dir, &key_export)?;
+    let mut v = serde_json::to_value(&rep)?;
+    if let (Some(p), Value::Object(m)) = (&generated, &mut v) {
+        m.insert("passphrase".into(), json!(p.expose_str()));
+    }
+    out.doc(&v, || {
+        for f in &rep.files {
+            outln!("wrote {}", f.display());
+        }
+        if let Some(p) = &generated {
+            outln!("passphrase (shown once, not stored): {}", p.expose_str());
+        }
+        if rep.key == "plain" {
+            errln!("note: {}.key is an UNENCRYPTED private key (mode 0600): import it where needed, then delete it", rep.name);
+        }
+    });
+    Ok(0)
+}
+
+/// The certificate NAME or `--serial HEX` selects: NAME's current one (`ca`: the CA, unless a
+/// certificate is named `ca`).
+fn select(store: &Store, name: &Option<String>, serial: &Option<String>) -> Result<CertRecord> {
+    match (name, serial) {
+        (_, Some(s)) => Ok(store.by_serial(&s.parse::<Serial>()?)?),
+        (Some(n), None) if n == "ca" && store.by_name("ca")?.is_empty() => Ok(store.ca()?),
+        (Some(n), None) => Ok(store.current(n)?),
+        (None, None) => bail!("give a NAME or --serial HEX"),
+    }
+}

@@ -1,0 +1,79 @@
+//! Delivery (docs/commands-delivery.md): `profile`, a user's OpenVPN profile from a Client VPN
+//! endpoint's configuration or for a plain OpenVPN server. The `--batch` form is in batch.rs,
+//! `export --format` in certificates.rs, `clientvpn profile` in aws.rs; the arguments are
+//! defined in args.rs.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, anyhow, bail};
+
+use super::args::{Cli, ProfileArgs};
+use super::batch;
+use super::output::{Out, warn};
+use super::passphrase::{open_unlocked, read_new_secret_file};
+
+/// `vpnca profile NAME --config FILE | --remote HOST[:PORT]`; with `--batch`, batch::profile.
+pub(super) fn profile(cli: &Cli, out: &Out, args: &ProfileArgs) -> Result<u8> {
+    let ProfileArgs {
+        name,
+        batch: batch_file,
+        config,
+        remote,
+        proto,
+        server_name,
+        random_hostname_prefix,
+        key_passphrase_file,
+        out: out_file,
+    } = args;
+    let base = match (config, remote) {
+        (Some(f), _) => {
+            let data = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+            vpnca::ovpn::ProfileBase::Endpoint {
+                config: vpnca::ovpn::ClientConfig::parse(&data, &f.display().to_string())?,
+                random_hostname_prefix: *random_hostname_prefix,
+            }
+        }
+        (None, Some(r)) => {
+            let (host, port) = vpnca::ovpn::parse_remote(r)?;
+            vpnca::ovpn::ProfileBase::Plain {
+                host,
+                port,
+                proto: proto.as_deref().unwrap_or("udp").parse()?,
+                server_name: server_name.clone(),
+            }
+        }
+        (None, None) => bail!("give --config FILE or --remote HOST[:PORT]"),
+    };
+    let key_pass = key_passphrase_file
+        .as_ref()
+        .map(|f| read_new_secret_file(f))
+        .transpose()?;
+    if let Some(f) = batch_file {
+        let dir = out_file
+            .as_deref()
+            .ok_or_else(|| anyhow!("--batch needs --out DIR"))?;
+        return batch::profile(|| open_unlocked(cli), out, f, &base, key_pass.as_ref(), dir);
+    }
+    let name = name
+        .as_deref()
+        .ok_or_else(|| anyhow!("give a NAME or --batch FILE"))?;
+    let path = out_file
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{name}.ovpn")));
+    let store = open_unlocked(cli)?;
+    let rec = store.current(name)?;
+    let rep = store.write_profile(&rec, &base, key_pass.as_ref(), &path)?;
+    for w in &rep.warnings {
+        warn(w);
+    }
+    out.doc(&serde_json::to_value(&rep)?, || {
+        outln!(
+            "wrote {} (mode 0600): {}'s certificate and {} key inline",
+            rep.path.display(),
+            rep.name,
+            if rep.key_encrypted { "encrypted" } else { "UNENCRYPTED" }
+        );
+        outln!("Hand it to the user over a private channel, then delete it (see docs/commands-delivery.md).");
+    });
+    Ok(0)
+}

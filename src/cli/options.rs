@@ -1,0 +1,79 @@
+//! Options that become library values, shared by several commands: Argon2id parameters
+//! (`--kdf-memory-mib`, `--kdf-time`; docs/commands-store.md), key algorithms, validities and
+//! SANs (`--algo`, `--days`, `--ttl`, `--san`; docs/commands-certificates.md).
+
+use anyhow::{Result, anyhow};
+use vpnca::{CertKind, IssueRequest, KdfParams, KeyAlgorithm, San, Validity};
+
+use super::args::KeyOpts;
+use super::output::warn;
+
+/// Argon2id parameters from `--kdf-memory-mib` and `--kdf-time` (the defaults for what is not
+/// given), checked.
+pub(super) fn kdf(memory: Option<u32>, time: Option<u32>) -> Result<KdfParams> {
+    let mut k = KdfParams::default();
+    if let Some(m) = memory {
+        k.m_kib = m
+            .checked_mul(1024)
+            .ok_or_else(|| anyhow!("--kdf-memory-mib {m} is too large"))?;
+    }
+    if let Some(t) = time {
+        k.t = t;
+    }
+    k.check()?;
+    Ok(k)
+}
+
+/// `--algo` (default RSA-2048), with a warning when AWS Client VPN cannot use it.
+pub(super) fn algorithm(a: &Option<String>) -> Result<KeyAlgorithm> {
+    let alg = match a {
+        Some(s) => s.parse()?,
+        None => KeyAlgorithm::default(),
+    };
+    warn_client_vpn(alg);
+    Ok(alg)
+}
+
+/// Client VPN takes RSA-2048 (and RSA-1024, too weak for vpnca to make or sign) only.
+pub(super) fn warn_client_vpn(alg: KeyAlgorithm) {
+    if !alg.aws_client_vpn_compatible() {
+        warn(&format!(
+            "AWS Client VPN accepts only RSA-2048 keys (and RSA-1024, which is too weak for vpnca to make or sign); a {alg} certificate works with OpenVPN but not with Client VPN"
+        ));
+    }
+}
+
+/// `--days` or `--ttl` (`--ttl` wins); neither: the profile's validity.
+pub(super) fn validity(days: Option<u32>, ttl: &Option<String>) -> Result<Validity> {
+    Ok(match (days, ttl) {
+        (_, Some(t)) => Validity::parse_ttl(t)?,
+        (Some(d), None) => Validity::Days(d),
+        (None, None) => Validity::Default,
+    })
+}
+
+/// `--san TYPE:VALUE` values.
+pub(super) fn sans(list: &[String]) -> Result<Vec<San>> {
+    list.iter()
+        .map(|s| San::parse(s).map_err(Into::into))
+        .collect()
+}
+
+/// What `server NAME` and `client NAME` ask the library to issue: the checked name, the kind,
+/// the key options and the SANs.
+pub(super) fn issue_request(
+    name: &str,
+    kind: CertKind,
+    sans: Vec<San>,
+    key: &KeyOpts,
+) -> Result<IssueRequest> {
+    vpnca::name::validate_name(name)?;
+    Ok(IssueRequest {
+        name: name.to_string(),
+        kind,
+        profile: key.profile.clone(),
+        algorithm: algorithm(&key.algo)?,
+        validity: validity(key.days, &key.ttl)?,
+        sans,
+    })
+}

@@ -1,0 +1,128 @@
+//! Where passphrases come from: the store passphrase (`--passphrase-file`, `$VPNCA_PASSPHRASE`,
+//! a terminal prompt; docs/commands-store.md), passphrases for exported keys and profiles
+//! (docs/commands-delivery.md), and easy-rsa's `nopass`, which keys never get.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use vpnca::{Passphrase, Store};
+
+use super::args::Cli;
+
+/// easy-rsa's trailing `nopass` argument: accepted with a note (keys are always encrypted in
+/// the store); any other word there is an error.
+pub(super) fn note_nopass(nopass: &Option<String>) -> Result<()> {
+    match nopass.as_deref() {
+        None => Ok(()),
+        Some("nopass") => {
+            errln!(
+                "note: `nopass` is accepted for easy-rsa compatibility; vpnca always keeps private keys encrypted in the store (use `vpnca export --key` for a plain key file)"
+            );
+            Ok(())
+        }
+        Some(other) => {
+            bail!("unexpected argument {other:?} (only easy-rsa's `nopass` is accepted here)")
+        }
+    }
+}
+
+/// A passphrase for something new (an exported key, a PKCS#12 file) from FILE, checked.
+pub(super) fn read_new_secret_file(path: &Path) -> Result<Passphrase> {
+    let p = read_secret_file(path)?;
+    p.check_new()
+        .with_context(|| format!("the passphrase in {}", path.display()))?;
+    Ok(p)
+}
+
+/// The first line of FILE as a passphrase.
+pub(super) fn read_secret_file(path: &Path) -> Result<Passphrase> {
+    let bytes = zeroize::Zeroizing::new(
+        std::fs::read(path)
+            .with_context(|| format!("reading passphrase file {}", path.display()))?,
+    );
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| anyhow!("passphrase file {} is not UTF-8 text", path.display()))?;
+    let first = text.lines().next().unwrap_or("");
+    Ok(Passphrase::new(first.to_owned()))
+}
+
+/// The passphrase for an exported key or PKCS#12 file: FILE, else a confirmed prompt on a
+/// terminal (empty = generate), else generated. Returns whether it was generated.
+pub(super) fn export_passphrase(file: &Option<PathBuf>) -> Result<(Passphrase, bool)> {
+    if let Some(f) = file {
+        return Ok((read_new_secret_file(f)?, false));
+    }
+    if std::io::stdin().is_terminal() {
+        let p = Passphrase::new(
+            rpassword::prompt_password("passphrase for the exported key (empty: generate one): ")
+                .context("reading the passphrase")?,
+        );
+        if !p.expose().is_empty() {
+            let again = Passphrase::new(
+                rpassword::prompt_password("passphrase for the exported key (again): ")
+                    .context("reading the passphrase")?,
+            );
+            if !p.ct_eq(&again) {
+                bail!("the two passphrases differ; nothing was written");
+            }
+            return Ok((p, false));
+        }
+    }
+    Ok((vpnca::pkcs12::generate_passphrase()?, true))
+}
+
+/// The store passphrase: --passphrase-file, $VPNCA_PASSPHRASE, or a terminal prompt
+/// (confirmed when `new`).
+pub(super) fn passphrase(
+    cli_file: &Option<PathBuf>,
+    env: &str,
+    new: bool,
+    what: &str,
+) -> Result<Passphrase> {
+    let flag = if env == "VPNCA_NEW_PASSPHRASE" {
+        "--new-passphrase-file"
+    } else {
+        "--passphrase-file"
+    };
+    if let Some(f) = cli_file {
+        return read_secret_file(f);
+    }
+    if let Ok(v) = std::env::var(env) {
+        return Ok(Passphrase::new(v));
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("no {what}: set ${env} or use {flag} FILE (there is no terminal to prompt on)");
+    }
+    let p = Passphrase::new(
+        rpassword::prompt_password(format!("{what}: ")).context("reading the passphrase")?,
+    );
+    if new {
+        let again = Passphrase::new(
+            rpassword::prompt_password(format!("{what} (again): "))
+                .context("reading the passphrase")?,
+        );
+        if !p.ct_eq(&again) {
+            bail!("the two passphrases differ; nothing was changed");
+        }
+    }
+    Ok(p)
+}
+
+/// The store passphrase (see [`passphrase`]); `new`: for a new store, confirmed at a prompt.
+pub(super) fn store_passphrase(cli: &Cli, new: bool) -> Result<Passphrase> {
+    let what = if new {
+        "new store passphrase"
+    } else {
+        "store passphrase"
+    };
+    passphrase(&cli.passphrase_file, "VPNCA_PASSPHRASE", new, what)
+}
+
+/// Opens the store at `--pki` and unlocks it with the store passphrase.
+pub(super) fn open_unlocked(cli: &Cli) -> Result<Store> {
+    let mut store = Store::open(&cli.pki)?;
+    let pass = store_passphrase(cli, false)?;
+    store.unlock(&pass)?;
+    Ok(store)
+}

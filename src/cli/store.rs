@@ -1,0 +1,309 @@
+//! Store commands (docs/commands-store.md): `init`, `passwd`, `verify`, `status`, `log`,
+//! `quickstart`. `status --aws` asks AWS through aws.rs; the arguments are defined in args.rs.
+
+use anyhow::Result;
+use serde_json::json;
+use vpnca::{CertKind, CrlOptions, IssueRequest, KeyAlgorithm, Store, Validity};
+
+use super::EXIT_PROBLEM;
+use super::args::{Cli, InitArgs, PasswdArgs, QuickstartArgs, StatusArgs, VerifyArgs};
+#[cfg(feature = "aws")]
+use super::aws;
+use super::options::kdf;
+use super::output::{Out, crl_json, record_json};
+use super::passphrase::{open_unlocked, passphrase, store_passphrase};
+
+/// `vpnca init`: a new, empty store.
+pub(super) fn init(cli: &Cli, out: &Out, args: &InitArgs) -> Result<u8> {
+    let InitArgs {
+        kdf_memory_mib,
+        kdf_time,
+        extra,
+    } = args;
+    if !extra.is_empty() {
+        errln!("note: ignoring easy-rsa argument(s) {extra:?}");
+    }
+    let k = kdf(*kdf_memory_mib, *kdf_time)?;
+    if cli.pki.join(vpnca::store::DB_FILE).exists() {
+        return Err(vpnca::Error::AlreadyInitialized {
+            path: cli.pki.clone(),
+        }
+        .into());
+    }
+    let pass = store_passphrase(cli, true)?;
+    Store::init(&cli.pki, &pass, k)?;
+    out.doc(&json!({"pki": cli.pki, "kdf": k}), || {
+        outln!(
+            "Initialised an encrypted vpnca store in {}",
+            cli.pki.display()
+        );
+        outln!("Next: vpnca ca --cn \"My VPN CA\"");
+    });
+    Ok(0)
+}
+
+/// `vpnca passwd`: a new store passphrase, and new Argon2id parameters when given.
+pub(super) fn passwd(cli: &Cli, out: &Out, args: &PasswdArgs) -> Result<u8> {
+    let PasswdArgs {
+        new_passphrase_file,
+        kdf_memory_mib,
+        kdf_time,
+    } = args;
+    let mut store = open_unlocked(cli)?;
+    let k = match (kdf_memory_mib, kdf_time) {
+        (None, None) => None,
+        _ => {
+            let cur = store.kdf_params()?;
+            let mut k = kdf(*kdf_memory_mib, *kdf_time)?;
+            if kdf_memory_mib.is_none() {
+                k.m_kib = cur.m_kib;
+            }
+            if kdf_time.is_none() {
+                k.t = cur.t;
+            }
+            Some(k)
+        }
+    };
+    let new = passphrase(
+        new_passphrase_file,
+        "VPNCA_NEW_PASSPHRASE",
+        true,
+        "new store passphrase",
+    )?;
+    store.change_passphrase(&new, k)?;
+    out.doc(&json!({"ok": true}), || outln!("Passphrase changed."));
+    Ok(0)
+}
+
+/// `vpnca verify`: check the whole store; with `--accept-restore`, accept a database put back
+/// from an older copy.
+pub(super) fn verify(cli: &Cli, out: &Out, args: &VerifyArgs) -> Result<u8> {
+    let VerifyArgs { accept_restore } = args;
+    let store = open_unlocked(cli)?;
+    let rep = store.verify()?;
+    let print_report = |rep: &vpnca::VerifyReport| {
+        outln!(
+            "checked {} certificates, {} keys, {} audit entries",
+            rep.certificates,
+            rep.keys,
+            rep.audit_entries
+        );
+        for r in &rep.repaired {
+            outln!("repaired public mirror {r}");
+        }
+        for p in &rep.problems {
+            outln!("PROBLEM: {p}");
+        }
+        if rep.problems.is_empty() {
+            outln!("OK: the store is intact");
+        }
+    };
+    let others = rep.problems.len() - rep.rollback.len();
+    if !*accept_restore || rep.rollback.is_empty() || others > 0 {
+        out.doc(&serde_json::to_value(&rep)?, || {
+            print_report(&rep);
+            if *accept_restore && rep.rollback.is_empty() {
+                outln!("nothing to accept: the database is not older than its checkpoint or crl.pem");
+            } else if *accept_restore {
+                outln!("NOT ACCEPTED: verify found {others} other problem(s); a restore is accepted only into an otherwise intact store");
+            }
+        });
+        return Ok(if rep.problems.is_empty() {
+            0
+        } else {
+            EXIT_PROBLEM
+        });
+    }
+    let restore = store.accept_restore()?.ok_or_else(|| {
+        anyhow::anyhow!("the store changed while it was being verified; run the command again")
+    })?;
+    let after = store.verify()?;
+    let attention = !after.problems.is_empty() || !restore.lost_revocations.is_empty();
+    out.doc(
+        &serde_json::json!({"restore": restore, "verify": after}),
+        || {
+            for p in &rep.rollback {
+                outln!("accepted: {p}");
+            }
+            for r in &restore.revoked_again {
+                outln!(
+                    "revoked again: {} (serial {}), revoked in the newer crl.pem",
+                    r.name, r.serial
+                );
+            }
+            for s in &restore.lost_revocations {
+                outln!("LOST REVOCATION: serial {s} is revoked in the newer crl.pem but unknown to this database; no CRL of this store can list it (its certificate stays valid until it expires: see docs/security.md)");
+            }
+            for f in &restore.unknown_certificates {
+                outln!("unknown certificate: {f} was issued by this CA after the copy was made; the store cannot revoke it");
+            }
+            if let Some(c) = &restore.crl {
+                outln!(
+                    "wrote CRL number {} with {} entries: upload it wherever CRLs go (vpnca clientvpn push-crl)",
+                    c.number, c.entries
+                );
+            }
+            print_report(&after);
+        },
+    );
+    Ok(if attention { EXIT_PROBLEM } else { 0 })
+}
+
+/// `vpnca status`: what needs attention (exit 1 if anything does); with `--aws`, also in AWS.
+pub(super) fn status(cli: &Cli, out: &Out, args: &StatusArgs) -> Result<u8> {
+    let StatusArgs {
+        warn_days,
+        #[cfg(feature = "aws")]
+            aws: with_aws,
+        #[cfg(feature = "aws")]
+        aws_opts,
+    } = args;
+    let store = Store::open(&cli.pki)?;
+    let rep = store.status(*warn_days)?;
+    #[cfg(feature = "aws")]
+    if *with_aws {
+        let local = serde_json::to_value(&rep)?;
+        if !out.json {
+            print_status(&rep, *warn_days);
+        }
+        let (remote, attention) = aws::status(&store, out, *warn_days, aws_opts)?;
+        if out.json {
+            outln!("{}", json!({"local": local, "aws": remote}));
+        } else if let Some(f) = remote["findings"].as_array() {
+            for f in f {
+                outln!("ATTENTION: {}", f["message"].as_str().unwrap_or_default());
+            }
+        }
+        return Ok(if rep.findings.is_empty() && !attention {
+            0
+        } else {
+            EXIT_PROBLEM
+        });
+    }
+    out.doc(&serde_json::to_value(&rep)?, || {
+        print_status(&rep, *warn_days)
+    });
+    Ok(if rep.findings.is_empty() {
+        0
+    } else {
+        EXIT_PROBLEM
+    })
+}
+
+/// The text form of the `status` report.
+fn print_status(rep: &vpnca::StatusReport, warn_days: u32) {
+    outln!(
+        "CA:   {} (until {})",
+        rep.ca.as_deref().unwrap_or("none"),
+        rep.ca_not_after.map(vpnca::fmt_time).unwrap_or_default()
+    );
+    match (rep.crl_number, rep.crl_next_update) {
+        (Some(n), Some(t)) => outln!("CRL:  #{n}, nextUpdate {}", vpnca::fmt_time(t)),
+        _ => outln!("CRL:  none"),
+    }
+    outln!(
+        "certificates: {}",
+        rep.counts
+            .iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if rep.findings.is_empty() {
+        outln!("OK: nothing needs attention within {warn_days} days");
+    }
+    for f in &rep.findings {
+        outln!("ATTENTION: {}", f.message);
+    }
+}
+
+/// `vpnca log`: the audit log.
+pub(super) fn log(cli: &Cli, out: &Out) -> Result<u8> {
+    let store = Store::open(&cli.pki)?;
+    for e in store.audit_log()? {
+        if out.json {
+            outln!("{}", serde_json::to_value(&e)?);
+        } else {
+            outln!(
+                "{:>5} {} {:<9} {:<24} {} {}",
+                e.seq,
+                vpnca::fmt_time(e.time),
+                e.action,
+                e.name,
+                e.serial,
+                e.user
+            );
+        }
+    }
+    Ok(0)
+}
+
+/// `vpnca quickstart`: init, CA, server, clients and CRL, reusing what the store already has.
+pub(super) fn quickstart(cli: &Cli, out: &Out, args: &QuickstartArgs) -> Result<u8> {
+    let QuickstartArgs {
+        server,
+        client: clients,
+        cn,
+        kdf_memory_mib,
+        kdf_time,
+    } = args;
+    let k = kdf(*kdf_memory_mib, *kdf_time)?;
+    let server = server.as_str();
+    vpnca::name::validate_dns_name(server)?;
+    for c in clients {
+        vpnca::name::validate_name(c)?;
+    }
+    // An existing store is unlocked (one prompt); a new one asks for a confirmed passphrase.
+    let store = match Store::open(&cli.pki) {
+        Ok(mut s) => {
+            let pass = store_passphrase(cli, false)?;
+            s.unlock(&pass)?;
+            s
+        }
+        Err(vpnca::Error::NotInitialized { .. }) => {
+            let pass = store_passphrase(cli, true)?;
+            Store::init(&cli.pki, &pass, k)?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let ca = match store.ca() {
+        Ok(ca) => ca,
+        Err(vpnca::Error::NoCa) => store.create_root_ca(
+            cn.as_deref().unwrap_or("vpnca CA"),
+            KeyAlgorithm::Rsa2048,
+            Validity::Default,
+        )?,
+        Err(e) => return Err(e.into()),
+    };
+    let mut issued = Vec::new();
+    for (name, kind) in std::iter::once((server, CertKind::Server))
+        .chain(clients.iter().map(|c| (c.as_str(), CertKind::Client)))
+    {
+        let r = match store.live(name)? {
+            Some(r) if r.kind == kind => r,
+            _ => store.issue(&IssueRequest::new(name, kind))?,
+        };
+        issued.push(r);
+    }
+    let crl = store.generate_crl(&CrlOptions::from_store(&store)?)?;
+    let v = json!({"pki": cli.pki, "ca": record_json(&ca), "certificates": issued.iter().map(record_json).collect::<Vec<_>>(), "crl": crl_json(&crl, &store.crl_path())});
+    out.doc(&v, || {
+        let pki = cli.pki.display();
+        outln!("PKI ready in {pki} (every private key is encrypted in {pki}/vpnca.db)");
+        outln!("  CA:      {} -> {pki}/ca.crt", ca.name);
+        for r in &issued {
+            outln!("  {:<7}  {} -> {}", r.kind.as_str(), r.name, store.issued_path(&r.name).display());
+        }
+        outln!("  CRL:     #{} -> {pki}/crl.pem (nextUpdate {})", crl.number, vpnca::fmt_time(crl.next_update));
+        outln!();
+        outln!("Next steps:");
+        outln!("  1. Server certificate and key for ACM:  vpnca export {server} --out ./acm --key");
+        outln!("     aws acm import-certificate --certificate fileb://acm/{server}.crt --private-key fileb://acm/{server}.key --certificate-chain fileb://acm/ca.crt");
+        outln!("     then delete ./acm/{server}.key");
+        outln!("  2. Create the Client VPN endpoint with that certificate (mutual authentication, client root chain = the same ARN).");
+        outln!("  3. Per user: vpnca export NAME --out ./NAME --key   (then build the .ovpn profile)");
+        outln!("  4. Offboarding: vpnca revoke NAME, then upload {pki}/crl.pem to the endpoint.");
+        outln!("  5. Monitoring: vpnca status (exit 1 when something needs attention).");
+    });
+    Ok(0)
+}
