@@ -4,8 +4,9 @@
 # failed set-up stops everything):
 #
 #   setup         installs what the tests need when missing or at another version: openssl,
-#                 openvpn, easy-rsa, jq, sqlite3 (Debian); tests/aws/requirements.txt (PyPI: moto[server]
-#                 and what tests/aws/ec2_server.py uses); fetches every crate (cargo fetch)
+#                 openvpn, easy-rsa, jq, sqlite3, gnutls-bin (Debian); tests/aws/requirements.txt
+#                 (PyPI: moto[server] and what tests/aws/ec2_server.py uses) and
+#                 tests/requirements-lint.txt (pkilint); fetches every crate (cargo fetch)
 #   fmt           cargo fmt --check
 #   clippy        cargo clippy --all-targets -D warnings (the keygen bench included)
 #   tests         cargo test --all-targets --no-fail-fast (unit, integration, bench smoke run)
@@ -96,6 +97,8 @@ setup() {
     command -v jq >/dev/null 2>&1 || need_apt+=(jq)
     # sqlite3 reads the store header from outside (tests/documented.rs).
     command -v sqlite3 >/dev/null 2>&1 || need_apt+=(sqlite3)
+    # GnuTLS's certtool reads every exported key and PKCS#12 file (tests/interop.rs).
+    command -v certtool >/dev/null 2>&1 || need_apt+=(gnutls-bin)
     if [ ${#need_apt[@]} -gt 0 ]; then
         echo "installing: ${need_apt[*]} (Debian)"
         $SUDO apt-get update -qq || return 1
@@ -105,6 +108,7 @@ setup() {
     command -v sqlite3 >/dev/null || return 1
     command -v openvpn >/dev/null || [ -x /usr/sbin/openvpn ] || return 1
     [ -x /usr/share/easy-rsa/easyrsa ] || return 1
+    command -v certtool >/dev/null || return 1
 
     # AWS test doubles, at the pinned versions (pip does nothing when they are installed).
     if ! python3 -m pip install --quiet --disable-pip-version-check -r tests/aws/requirements.txt; then
@@ -112,6 +116,14 @@ setup() {
         return 1
     fi
     command -v moto_server >/dev/null || return 1
+    # pkilint, the RFC 5280 linter of tests/interop.rs, pinned (after the AWS file: it takes
+    # that file's cryptography).
+    if ! python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements-lint.txt; then
+        echo "setup: could not install tests/requirements-lint.txt" >&2
+        return 1
+    fi
+    command -v lint_pkix_cert >/dev/null || return 1
+    command -v lint_crl >/dev/null || return 1
     cargo fetch --locked --quiet
 }
 

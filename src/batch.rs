@@ -44,8 +44,9 @@ pub enum BatchFormat {
 
 impl std::str::FromStr for BatchFormat {
     type Err = Error;
+    /// `csv`, `jsonl` (or `json`), in any case.
     fn from_str(s: &str) -> Result<BatchFormat> {
-        match s {
+        match s.to_ascii_lowercase().as_str() {
             "csv" => Ok(BatchFormat::Csv),
             "jsonl" | "json" => Ok(BatchFormat::Jsonl),
             _ => Err(Error::input(
@@ -100,7 +101,7 @@ impl std::fmt::Display for RowError {
             None => format!("line {}", self.line),
         };
         match &self.name {
-            Some(n) => write!(f, "{at} ({n:?}): {}", self.reason),
+            Some(n) => write!(f, "{at} ({}): {}", crate::shell::quote(n), self.reason),
             None => write!(f, "{at}: {}", self.reason),
         }
     }
@@ -602,12 +603,20 @@ fn user_files(dir: &Path, name: &str, with_profile: bool) -> Vec<PathBuf> {
 }
 
 impl Store {
-    /// Checks a request against the store's profiles (name, kind, SAN policy, validity)
-    /// without issuing anything: the checks [`Store::issue_stream`] makes before signing, so
-    /// that a batch can be refused as a whole before anything is issued.
+    /// Checks a request against the store's profiles (name, kind, SAN policy, validity, the
+    /// keyUsage bits left for a key of `req.algorithm`) without issuing anything or making a
+    /// key: the checks [`Store::issue_stream`] makes before signing, so that a batch can be
+    /// refused as a whole before anything is issued. For a request signed from a CSR, use
+    /// [`Store::check_item`], which takes the key type from the CSR's public key.
     pub fn check_request(&self, req: &IssueRequest) -> Result<()> {
-        self.plan(req, Some(Subject::PublicKey(Vec::new())))
-            .map(|_| ())
+        self.plan(req, None).map(|_| ())
+    }
+
+    /// [`Store::check_request`] for a batch item: an item with a public key (a CSR's) is
+    /// checked against that key's type, one without against `request.algorithm`.
+    pub fn check_item(&self, item: &BatchItem) -> Result<()> {
+        let subject = item.public_key.clone().map(Subject::PublicKey);
+        self.plan(&item.request, subject).map(|_| ())
     }
 
     /// Issues a batch: every item is checked first, then keys are generated and certificates
@@ -712,8 +721,9 @@ impl Store {
             });
             for name in partial {
                 summary.warnings.push(format!(
-                    "{name}: some of its files are in {} and some are missing; nothing was written for it (remove them, or use `vpnca export {name}`)",
-                    dir.display()
+                    "{name}: some of its files are in {} and some are missing; nothing was written for it (remove them, or use `vpnca export {} --out DIR --key`)",
+                    dir.display(),
+                    crate::shell::quote(&name)
                 ));
             }
         }
@@ -943,7 +953,8 @@ impl Store {
                             Ok(f) => r.files = f,
                             Err(e) => {
                                 r.error = Some(format!(
-                                    "issued, but its files could not be written: {e} (use `vpnca export {name}`)"
+                                    "issued, but its files could not be written: {e} (use `vpnca export {} --out DIR --key`)",
+                                    crate::shell::quote(name)
                                 ));
                             }
                         }
@@ -966,7 +977,7 @@ impl Store {
         ctx: Option<&ProfileContext>,
         warnings: &mut Vec<String>,
     ) -> Result<Vec<PathBuf>> {
-        let key_pem = key.to_pem();
+        let key_pem = key.to_pem()?;
         let cert_pem = rec.pem();
         let mut plan: Vec<(PathBuf, Zeroizing<Vec<u8>>, u32)> = vec![
             (
@@ -1073,7 +1084,7 @@ impl Store {
                         unknown.len(),
                         unknown
                             .iter()
-                            .map(|u| format!("{u:?}"))
+                            .map(|u| crate::shell::quote(u).into_owned())
                             .collect::<Vec<_>>()
                             .join(", ")
                     ),

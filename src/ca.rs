@@ -9,7 +9,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::cert::{CertKind, CertRecord, CertState, RevocationReason};
 use crate::crl::{self, CrlInfo, CrlOptions};
-use crate::key::{self, KeyAlgorithm};
+use crate::key::{self, KeyAlgorithm, KeyType};
 use crate::name::{self, San};
 use crate::profile::{MAX_DAYS, Profile};
 use crate::serial::Serial;
@@ -48,7 +48,7 @@ impl Validity {
                 format!("{s:?} is out of range (1m .. {MAX_DAYS}d)"),
             )
         })?;
-        let per_unit: i64 = match unit {
+        let per_unit: i64 = match unit.to_ascii_lowercase().as_str() {
             "m" => 60,
             "h" => 3_600,
             "d" => 86_400,
@@ -183,25 +183,32 @@ pub(crate) fn sign_prepared(signer: &Signer, p: &Prepared) -> Result<Signed> {
     let nb = now - BACKDATE;
     // Never outlive the CA: a certificate is unusable after its issuer expires anyway.
     let na = std::cmp::min(now + p.lifetime, signer.rec.not_after);
-    let mut params = base_params(&p.name, &serial, nb, na, &p.profile)?;
-    params.subject_alt_names = to_rcgen_sans(&p.sans)?;
-    params.use_authority_key_identifier_extension = true;
+    // The keyUsage bits follow the key actually certified (see Profile::key_usages_for).
+    let params = |key_type: KeyType| -> Result<CertificateParams> {
+        let mut params = base_params(&p.name, &serial, nb, na, &p.profile, key_type)?;
+        params.subject_alt_names = to_rcgen_sans(&p.sans)?;
+        params.use_authority_key_identifier_extension = true;
+        Ok(params)
+    };
     let (cert, key) = match &p.subject {
         Subject::Generated(kp) => (
-            params.signed_by(kp, &signer.issuer)?,
+            params(KeyType::of_key_pair(kp)?)?.signed_by(kp, &signer.issuer)?,
             Some(key::key_der(kp)),
         ),
         Subject::Pending(alg) => {
             let kp = alg.generate()?;
             (
-                params.signed_by(&kp, &signer.issuer)?,
+                params(KeyType::of_key_pair(&kp)?)?.signed_by(&kp, &signer.issuer)?,
                 Some(key::key_der(&kp)),
             )
         }
         Subject::PublicKey(spki) => {
             let pk = rcgen::SubjectPublicKeyInfo::from_der(spki)
                 .map_err(|e| Error::Crypto(format!("public key: {e}")))?;
-            (params.signed_by(&pk, &signer.issuer)?, None)
+            (
+                params(KeyType::of_spki(spki)?)?.signed_by(&pk, &signer.issuer)?,
+                None,
+            )
         }
     };
     Ok(Signed {
@@ -217,13 +224,15 @@ pub(crate) fn sign_prepared(signer: &Signer, p: &Prepared) -> Result<Signed> {
     })
 }
 
-/// Builds the parameters every certificate shares.
+/// Builds the parameters every certificate shares; the keyUsage bits are those of the profile
+/// that a key of type `key_type` may carry.
 fn base_params(
     name: &str,
     serial: &Serial,
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
     profile: &Profile,
+    key_type: KeyType,
 ) -> Result<CertificateParams> {
     let mut p = CertificateParams::default();
     let mut dn = DistinguishedName::new();
@@ -232,10 +241,7 @@ fn base_params(
     p.serial_number = Some(SerialNumber::from_slice(serial.as_bytes()));
     p.not_before = not_before;
     p.not_after = not_after;
-    p.key_usages = profile.key_usages().map_err(|r| Error::Template {
-        source_name: profile.description.clone(),
-        reason: r,
-    })?;
+    p.key_usages = key_usages(profile, key_type)?;
     p.extended_key_usages = profile.extended_key_usages().map_err(|r| Error::Template {
         source_name: profile.description.clone(),
         reason: r,
@@ -250,6 +256,17 @@ fn base_params(
     };
     p.key_identifier_method = KeyIdMethod::Sha256;
     Ok(p)
+}
+
+/// The keyUsage bits of `profile` for a key of type `key_type` ([`Profile::key_usages_for`]);
+/// the error names the profile's file.
+fn key_usages(profile: &Profile, key_type: KeyType) -> Result<Vec<rcgen::KeyUsagePurpose>> {
+    profile
+        .key_usages_for(key_type)
+        .map_err(|reason| Error::Template {
+            source_name: profile.source().to_string(),
+            reason,
+        })
 }
 
 /// Applies the profile's SAN policy to the requested SANs.
@@ -323,6 +340,17 @@ pub(crate) enum Subject {
     Pending(KeyAlgorithm),
 }
 
+impl Subject {
+    /// The type of the key the certificate will certify.
+    fn key_type(&self) -> Result<KeyType> {
+        match self {
+            Subject::Generated(kp) => KeyType::of_key_pair(kp),
+            Subject::PublicKey(spki) => KeyType::of_spki(spki),
+            Subject::Pending(alg) => Ok(alg.key_type()),
+        }
+    }
+}
+
 impl Store {
     fn pki_profile(&self, name: &str) -> Result<Profile> {
         Profile::load(Some(self.dir()), name)
@@ -371,7 +399,14 @@ impl Store {
             self.check_no_ca()?;
             let serial = Serial::random()?;
             let nb = store::now() - BACKDATE;
-            let params = base_params(cn, &serial, nb, nb + lifetime, &profile)?;
+            let params = base_params(
+                cn,
+                &serial,
+                nb,
+                nb + lifetime,
+                &profile,
+                algorithm.key_type(),
+            )?;
             let cert = params.self_signed(&kp)?;
             let der = key::key_der(&kp);
             let rec = insert_record(
@@ -431,6 +466,7 @@ impl Store {
             store::now(),
             store::now() + Duration::days(1),
             &profile,
+            algorithm.key_type(),
         )?;
         params.serial_number = None;
         let csr = params.serialize_request(&kp)?;
@@ -619,6 +655,12 @@ impl Store {
         }
         let sans = resolve_sans(&profile_name, &profile, &req.name, &req.sans)?;
         let lifetime = req.validity.duration(&profile)?;
+        // Refuse a profile with no keyUsage bit for this key before a key is generated.
+        let key_type = match &subject {
+            Some(s) => s.key_type()?,
+            None => req.algorithm.key_type(),
+        };
+        key_usages(&profile, key_type)?;
         let subject = match subject {
             Some(s) => s,
             None => Subject::Generated(req.algorithm.generate()?),
@@ -713,7 +755,7 @@ impl Store {
             if !seen.insert(r.name.as_str()) {
                 return Err(Error::input(
                     "batch",
-                    format!("the name {:?} appears twice", r.name),
+                    format!("the name {} appears twice", crate::shell::quote(&r.name)),
                 ));
             }
         }
@@ -810,14 +852,19 @@ impl Store {
             .find(|r| r.is_live(t))
             .or_else(|| all.iter().find(|r| r.state != CertState::Revoked))
             .cloned()
-            .ok_or_else(|| match all.is_empty() {
-                true => Error::NotFound {
-                    what: format!("no certificate named {name:?}"),
+            .ok_or_else(|| match all.first() {
+                None => Error::NotFound {
+                    what: format!("no certificate named {}", crate::shell::quote(name)),
                 },
-                false => Error::input(
-                    "name",
-                    format!("{name:?} is revoked; issue a new certificate instead of renewing"),
-                ),
+                Some(r) => Error::Refused {
+                    reason: format!(
+                        "{} cannot be renewed: it is revoked (serial {}, on {}, reason {}); issue a new certificate instead",
+                        crate::shell::quote(name),
+                        r.serial,
+                        r.revoked_at.map(crate::fmt_time).unwrap_or_default(),
+                        r.reason.map_or("unrecorded", |x| x.as_str())
+                    ),
+                },
             })?;
         let cert = x509::parse_cert(&old.der, name)?;
         let old_alg = x509::algorithm_of(cert.public_key());
@@ -856,10 +903,12 @@ impl Store {
             // Re-read inside the lock: another process may have changed it.
             let mut old_now = self.by_serial(&old.serial)?;
             if old_now.state == CertState::Revoked {
-                return Err(Error::input(
-                    "name",
-                    format!("{name:?} was revoked meanwhile"),
-                ));
+                return Err(Error::Refused {
+                    reason: format!(
+                        "{} was revoked by another vpnca meanwhile; nothing was changed",
+                        crate::shell::quote(name)
+                    ),
+                });
             }
             old_now.state = CertState::Superseded;
             // Mark superseded first so the name is free for the new certificate.
@@ -911,33 +960,32 @@ impl Store {
                         ));
                     }
                     if r.state == CertState::Revoked {
-                        return Err(Error::input(
-                            "serial",
-                            format!(
-                                "{s} ({}) is already revoked since {}",
-                                r.name,
-                                r.revoked_at.map(crate::fmt_time).unwrap_or_default()
-                            ),
-                        ));
+                        return Err(already_revoked(&r));
                     }
                     vec![r]
                 }
                 Target::Name(n) => {
+                    // Newest first: when nothing is left to revoke, the newest certificate
+                    // says why (revoked, or expired).
                     let all = self.by_name(n)?;
-                    if all.is_empty() {
+                    let Some(newest) = all.first().cloned() else {
                         return Err(Error::NotFound {
-                            what: format!("no certificate named {n:?}"),
+                            what: format!("no certificate named {}", crate::shell::quote(n)),
                         });
-                    }
+                    };
                     let v: Vec<CertRecord> = all
                         .into_iter()
                         .filter(|r| r.state != CertState::Revoked && r.not_after > t)
                         .collect();
                     if v.is_empty() {
-                        return Err(Error::input(
-                            "name",
-                            format!("{n:?} has no unrevoked, unexpired certificate"),
-                        ));
+                        return Err(match newest.state {
+                            CertState::Revoked => already_revoked(&newest),
+                            _ => Error::AlreadyExpired {
+                                name: newest.name.clone(),
+                                serial: newest.serial.hex(),
+                                not_after: newest.not_after,
+                            },
+                        });
                     }
                     v
                 }
@@ -955,6 +1003,16 @@ impl Store {
         }
         self.sync_global_mirrors()?;
         Ok(Revoked { revoked, crl })
+    }
+}
+
+/// [`Error::AlreadyRevoked`] for a revoked record.
+fn already_revoked(r: &CertRecord) -> Error {
+    Error::AlreadyRevoked {
+        name: r.name.clone(),
+        serial: r.serial.hex(),
+        revoked_at: r.revoked_at,
+        reason: r.reason,
     }
 }
 

@@ -42,8 +42,10 @@ impl CertKind {
 
 impl FromStr for CertKind {
     type Err = Error;
+    /// `ca`, `server` or `client`, in any case (like every keyword vpnca reads: statuses,
+    /// revocation reasons, key algorithms, formats).
     fn from_str(s: &str) -> Result<Self> {
-        match s {
+        match s.to_ascii_lowercase().as_str() {
             "ca" => Ok(CertKind::Ca),
             "server" => Ok(CertKind::Server),
             "client" => Ok(CertKind::Client),
@@ -102,8 +104,9 @@ pub enum Status {
 
 impl FromStr for Status {
     type Err = Error;
+    /// `valid`, `superseded`, `revoked` or `expired`, in any case.
     fn from_str(s: &str) -> Result<Self> {
-        match s {
+        match s.to_ascii_lowercase().as_str() {
             "valid" => Ok(Status::Valid),
             "superseded" => Ok(Status::Superseded),
             "revoked" => Ok(Status::Revoked),

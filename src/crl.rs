@@ -83,7 +83,10 @@ pub(crate) fn generate_in_tx(
     let revoked = store::check_revoked_set(tx, keys)?;
     let now = store::now();
     // thisUpdate is back-dated like notBefore: a VPN server whose clock is a little behind
-    // would otherwise reject a "not yet valid" CRL and with it every client.
+    // would otherwise reject a "not yet valid" CRL and with it every client. An entry's
+    // revocationDate is then never later than thisUpdate (a CRL cannot list a revocation made
+    // after it was issued): a revocation of the last 5 minutes is dated thisUpdate. The store
+    // keeps the true time (`revoked_at`). See docs/defaults.md.
     let this_update = now - crate::ca::BACKDATE;
     let mut entries: Vec<RevokedCertParams> = revoked
         .iter()
@@ -92,7 +95,7 @@ pub(crate) fn generate_in_tx(
         .filter(|r| !(opts.omit_expired && r.not_after <= now))
         .map(|r| RevokedCertParams {
             serial_number: SerialNumber::from_slice(r.serial.as_bytes()),
-            revocation_time: r.revoked_at.unwrap_or(now),
+            revocation_time: r.revoked_at.unwrap_or(now).min(this_update),
             reason_code: r.reason.and_then(RevocationReason::to_rcgen),
             invalidity_date: None,
         })

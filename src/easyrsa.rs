@@ -126,6 +126,79 @@ struct IndexLine {
     subject: String,
 }
 
+/// What easy-rsa (3.0–3.2) and `openssl ca` keep in a PKI folder, in the order reported.
+const EASYRSA_FILES: &[&str] = &[
+    "index.txt",
+    "index.txt.attr",
+    "serial",
+    "ca.crt",
+    "private/ca.key",
+    "crl.pem",
+    "issued/",
+    "certs_by_serial/",
+    "reqs/",
+    "private/",
+    "revoked/",
+    "renewed/",
+    "expired/",
+    "openssl-easyrsa.cnf",
+    "safessl-easyrsa.cnf",
+    "vars",
+];
+
+/// The easy-rsa files and folders in `dir` (`index.txt`, `private/ca.key`, `issued/`, …) when
+/// it is an easy-rsa PKI, also a new one (`easyrsa init-pki`, no CA yet); empty otherwise.
+/// A folder counts as one when it holds any of `index.txt`, `serial`, `private/ca.key`,
+/// `certs_by_serial/`, easy-rsa's `openssl-easyrsa.cnf` or `safessl-easyrsa.cnf`, or both
+/// `private/` and `reqs/`. Only names are looked at; nothing is read.
+pub fn recognize(dir: &Path) -> Vec<String> {
+    let found: Vec<String> = EASYRSA_FILES
+        .iter()
+        .filter(|f| match f.strip_suffix('/') {
+            Some(d) => dir.join(d).is_dir(),
+            None => dir.join(f).symlink_metadata().is_ok(),
+        })
+        .map(|f| f.to_string())
+        .collect();
+    let has = |f: &str| found.iter().any(|x| x == f);
+    let strong = [
+        "index.txt",
+        "serial",
+        "private/ca.key",
+        "certs_by_serial/",
+        "openssl-easyrsa.cnf",
+        "safessl-easyrsa.cnf",
+    ];
+    if strong.iter().any(|f| has(f)) || (has("private/") && has("reqs/")) {
+        found
+    } else {
+        Vec::new()
+    }
+}
+
+/// Refuses an easy-rsa source folder that is the store `store`, lies inside it or holds it
+/// ([`Error::SourceOverlapsStore`]): the import would read the store's own files as
+/// easy-rsa's, and deleting the source afterwards, as advised, would delete the store. Both
+/// paths are compared canonicalized (symbolic links and `..` resolved). Nothing is written.
+pub fn check_apart(source: &Path, store: &Path) -> Result<()> {
+    let canon = |p: &Path| std::fs::canonicalize(p).map_err(Error::io("resolving", p));
+    let (src, st) = (canon(source)?, canon(store)?);
+    let relation = if src == st {
+        "is"
+    } else if src.starts_with(&st) {
+        "is inside"
+    } else if st.starts_with(&src) {
+        "holds"
+    } else {
+        return Ok(());
+    };
+    Err(Error::SourceOverlapsStore {
+        source_dir: source.to_path_buf(),
+        store: store.to_path_buf(),
+        relation,
+    })
+}
+
 /// Finds the easy-rsa `pki/` folder: PATH itself or PATH/pki.
 pub fn find_pki(path: &Path) -> Result<PathBuf> {
     for p in [path.to_path_buf(), path.join("pki")] {
@@ -299,8 +372,10 @@ pub fn plan(path: &Path, pass: Option<&Passphrase>) -> Result<Plan> {
             plan.problem(
                 &object,
                 format!(
-                    "{} names CN {name:?}, index.txt says {index_cn:?}",
-                    rel(file)
+                    "{} names CN {}, index.txt says {}",
+                    rel(file),
+                    crate::shell::quote(&name),
+                    crate::shell::quote(index_cn)
                 ),
             );
             continue;
@@ -847,8 +922,10 @@ pub struct ImportReport {
 
 impl Store {
     /// Writes a [`plan`] into this store (which must have no CA), with vpnca's first CRL, in
-    /// one transaction. Refused when the plan has problems.
+    /// one transaction. Refused when the plan has problems, and when its source is the store,
+    /// inside it or holds it ([`check_apart`]).
     pub fn import_easyrsa(&self, plan: &Plan) -> Result<ImportReport> {
+        check_apart(&plan.source, self.dir())?;
         if !plan.problems.is_empty() {
             return Err(Error::Refused {
                 reason: format!(

@@ -42,8 +42,9 @@ pub enum Error {
     /// The operation needs the store's keys, but the store was not unlocked.
     #[error("the store is locked: this operation needs the passphrase")]
     Locked,
-    /// A certificate name (CN) is not acceptable.
-    #[error("invalid name {name:?}: {reason}")]
+    /// A certificate name (CN) is not acceptable. The name is printed as a shell word
+    /// ([`crate::shell::quote`]): as the user would type it, quoted where needed.
+    #[error("invalid name {}: {reason}", crate::shell::quote(.name))]
     InvalidName {
         /// The name as given.
         name: String,
@@ -60,13 +61,51 @@ pub enum Error {
     },
     /// A live certificate with that name exists already.
     #[error(
-        "a valid certificate named {name:?} exists already (serial {serial}); use `vpnca renew {name}` to replace it, or `vpnca revoke {name}` first"
+        "a valid certificate named {} exists already (serial {serial}); use `vpnca renew {}` to replace it, or `vpnca revoke {}` first",
+        crate::shell::quote(.name),
+        crate::shell::quote(.name),
+        crate::shell::quote(.name)
     )]
     DuplicateName {
         /// The name.
         name: String,
         /// The serial of the live certificate.
         serial: String,
+    },
+    /// `revoke` found nothing left to revoke because the certificate is revoked already: for
+    /// a name, its newest certificate (and none of its certificates is both unrevoked and
+    /// unexpired); for a serial, that certificate. Nothing was changed.
+    #[error(
+        "{} is already revoked: serial {serial} was revoked on {} ({}); nothing was changed",
+        crate::shell::quote(.name),
+        .revoked_at.map(crate::fmt_time).unwrap_or_else(|| "an unrecorded date".into()),
+        .reason.map_or("no reason recorded".into(), |r| format!("reason {}", r.as_str()))
+    )]
+    AlreadyRevoked {
+        /// The certificate's name.
+        name: String,
+        /// Its serial (hex).
+        serial: String,
+        /// When it was revoked.
+        revoked_at: Option<time::OffsetDateTime>,
+        /// Why.
+        reason: Option<crate::RevocationReason>,
+    },
+    /// `revoke NAME` found nothing left to revoke because the name's newest certificate has
+    /// expired (and none of its certificates is both unrevoked and unexpired): an expired
+    /// certificate cannot connect. Nothing was changed.
+    #[error(
+        "{} has nothing to revoke: its certificate (serial {serial}) expired on {}, and an expired certificate cannot connect; nothing was changed (`vpnca revoke --serial {serial}` lists it in the CRL all the same)",
+        crate::shell::quote(.name),
+        crate::fmt_time(*.not_after)
+    )]
+    AlreadyExpired {
+        /// The certificate's name.
+        name: String,
+        /// Its serial (hex).
+        serial: String,
+        /// Its notAfter.
+        not_after: time::OffsetDateTime,
     },
     /// No certificate (or other object) matches.
     #[error("not found: {what}")]
@@ -129,6 +168,62 @@ pub enum Error {
     FileExists {
         /// The path.
         path: PathBuf,
+    },
+    /// A path named for output cannot be written safely: it is a directory where a file is
+    /// expected, a device, a FIFO, a socket or a symbolic link (vpnca never writes to, through
+    /// or over those), or its directory is missing. Found by [`crate::fsutil::check_output`]
+    /// before anything changes, or when the file is written.
+    #[error("cannot write {}: {reason}", .path.display())]
+    OutputPath {
+        /// The path as given.
+        path: PathBuf,
+        /// What is there, or what is missing.
+        reason: String,
+    },
+    /// `init` was pointed at a folder that holds an easy-rsa PKI (or `openssl ca` files):
+    /// creating a store there would overwrite easy-rsa's `ca.crt`, `crl.pem` and `issued/`.
+    /// Nothing was written.
+    #[error(
+        "{} holds an easy-rsa PKI ({}): vpnca does not create its store there, it would overwrite easy-rsa's files; import it into a new folder instead: `vpnca --pki NEWDIR init && vpnca --pki NEWDIR import-easyrsa {}`",
+        .path.display(),
+        .found.join(", "),
+        crate::shell::quote(&.path.to_string_lossy())
+    )]
+    EasyRsaFolder {
+        /// The folder.
+        path: PathBuf,
+        /// The easy-rsa files and folders found in it (`index.txt`, `private/ca.key`, …).
+        found: Vec<String>,
+    },
+    /// `init` was pointed at a folder that holds files it did not create: a store is created
+    /// only in a new or empty folder. Nothing was written.
+    #[error(
+        "{} is not empty (it holds {}): vpnca creates its store only in a new or empty folder; choose another --pki DIR",
+        .path.display(),
+        .found.join(", ")
+    )]
+    DirNotEmpty {
+        /// The folder.
+        path: PathBuf,
+        /// Some of the names in it.
+        found: Vec<String>,
+    },
+    /// `import-easyrsa` was given a source folder that is the store, lies inside it, or holds
+    /// it: the import would read the store as easy-rsa's files, and the advice to delete the
+    /// source afterwards would delete the store. Nothing was read or written.
+    #[error(
+        "the easy-rsa folder {} {relation} the vpnca store {}: import from a folder apart from the store (`vpnca --pki NEWDIR init && vpnca --pki NEWDIR import-easyrsa {}`)",
+        .source_dir.display(),
+        .store.display(),
+        crate::shell::quote(&.source_dir.to_string_lossy())
+    )]
+    SourceOverlapsStore {
+        /// The easy-rsa folder, as given.
+        source_dir: PathBuf,
+        /// The store folder.
+        store: PathBuf,
+        /// "is", "is inside" or "holds".
+        relation: &'static str,
     },
     /// A file-system operation failed.
     #[error("{op} {}: {cause}", .path.display())]

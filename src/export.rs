@@ -53,17 +53,16 @@ pub struct ExportReport {
 }
 
 /// Encrypts a PKCS#8 key with PBES2 (PBKDF2-HMAC-SHA-256, AES-256-CBC) as PEM
-/// `ENCRYPTED PRIVATE KEY`.
+/// `ENCRYPTED PRIVATE KEY`; the encrypted key is PKCS#8 v1, as every exported key (see
+/// [`SecretKeyDer::to_pem`]).
 pub fn encrypt_pkcs8(key: &SecretKeyDer, pass: &Passphrase) -> Result<Zeroizing<String>> {
-    use pkcs8::der::Decode;
     let salt: [u8; 16] = crate::store::crypto::random()?;
     let iv: [u8; 16] = crate::store::crypto::random()?;
     let params =
         pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(PBKDF2_ITERATIONS, &salt, &iv)
             .map_err(|e| Error::Crypto(format!("PBES2 parameters: {e}")))?;
-    let info = pkcs8::PrivateKeyInfo::from_der(key.expose())
-        .map_err(|e| Error::Crypto(format!("PKCS#8: {e}")))?;
-    let doc = info
+    let doc = key
+        .export_info()?
         .encrypt_with_params(params, pass.expose())
         .map_err(|e| Error::Crypto(format!("PKCS#8 encryption: {e}")))?;
     Ok(Zeroizing::new(crate::pem::encode(
@@ -125,7 +124,7 @@ impl Store {
                     0o644,
                 ));
                 let key_pem = match key {
-                    KeyExport::Plain => Some(self.private_key(rec)?.to_pem()),
+                    KeyExport::Plain => Some(self.private_key(rec)?.to_pem()?),
                     KeyExport::Encrypted(p) => Some(encrypt_pkcs8(&self.private_key(rec)?, p)?),
                     _ => None,
                 };
@@ -159,9 +158,9 @@ impl Store {
         detail: &serde_json::Value,
     ) -> Result<Vec<PathBuf>> {
         for (p, _, _) in plan {
-            if p.symlink_metadata().is_ok() {
-                return Err(Error::FileExists { path: p.clone() });
-            }
+            // Nothing may be there (a file, a link, a device, …); a directory above it may be
+            // missing (created below), but not a file in its place.
+            fsutil::check_output(p, fsutil::Output::NewWithDirs)?;
             if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
                 fsutil::create_dir(dir, 0o700)?;
             }

@@ -2,7 +2,7 @@
 
 use std::str::FromStr;
 
-use rcgen::{KeyPair, RsaKeySize, SignatureAlgorithm};
+use rcgen::{KeyPair, KeyUsagePurpose, PublicKeyData, RsaKeySize, SignatureAlgorithm};
 
 use crate::secret::SecretKeyDer;
 use crate::{Error, Result};
@@ -46,6 +46,15 @@ impl KeyAlgorithm {
             KeyAlgorithm::P256 => "p256",
             KeyAlgorithm::P384 => "p384",
             KeyAlgorithm::Ed25519 => "ed25519",
+        }
+    }
+
+    /// The key type, which decides the keyUsage bits a certificate for the key may carry.
+    pub fn key_type(self) -> KeyType {
+        match self {
+            KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => KeyType::Rsa,
+            KeyAlgorithm::P256 | KeyAlgorithm::P384 => KeyType::Ec,
+            KeyAlgorithm::Ed25519 => KeyType::Ed25519,
         }
     }
 
@@ -94,6 +103,79 @@ impl FromStr for KeyAlgorithm {
 }
 
 impl std::fmt::Display for KeyAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The type of a public key, whatever its size: what decides which keyUsage bits a
+/// certificate for it may carry (see [`KeyType::permits`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    /// RSA (`rsaEncryption`).
+    Rsa,
+    /// Elliptic curve (`id-ecPublicKey`: P-256, P-384).
+    Ec,
+    /// Ed25519 (`id-Ed25519`).
+    Ed25519,
+}
+
+impl KeyType {
+    /// The key type of a DER SubjectPublicKeyInfo, by its algorithm OID. Any other algorithm
+    /// (RSASSA-PSS, Ed448, DSA, …) is refused: vpnca does not issue for it.
+    pub fn of_spki(spki_der: &[u8]) -> Result<KeyType> {
+        use x509_parser::prelude::FromDer;
+        let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der)
+            .map_err(|e| Error::Crypto(format!("public key: {e}")))?;
+        match spki.algorithm.algorithm.to_id_string().as_str() {
+            "1.2.840.113549.1.1.1" => Ok(KeyType::Rsa),
+            "1.2.840.10045.2.1" => Ok(KeyType::Ec),
+            "1.3.101.112" => Ok(KeyType::Ed25519),
+            other => Err(Error::input(
+                "public key",
+                format!(
+                    "algorithm {other} is not one vpnca issues certificates for (RSA, EC, Ed25519)"
+                ),
+            )),
+        }
+    }
+
+    /// The key type of a key pair.
+    pub fn of_key_pair(kp: &KeyPair) -> Result<KeyType> {
+        KeyType::of_spki(&kp.subject_public_key_info())
+    }
+
+    /// How the key type is named in messages: `RSA`, `EC`, `Ed25519`.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyType::Rsa => "RSA",
+            KeyType::Ec => "EC",
+            KeyType::Ed25519 => "Ed25519",
+        }
+    }
+
+    /// Whether a certificate for a key of this type may carry the keyUsage bit `ku`, as pkilint
+    /// checks it (`pkix.key_usage_value_prohibited_for_…`):
+    ///
+    /// - RSA: every bit but keyAgreement (RFC 4055 §1.2; an RSA key does no key agreement);
+    /// - EC: every bit but keyEncipherment and dataEncipherment (RFC 5480 §3, RFC 8813 §3: an EC
+    ///   key encrypts nothing);
+    /// - Ed25519: digitalSignature, nonRepudiation, keyCertSign and cRLSign only (RFC 8410 §5,
+    ///   RFC 9295 §3: a signature-only key).
+    pub fn permits(self, ku: KeyUsagePurpose) -> bool {
+        use KeyUsagePurpose as K;
+        match self {
+            KeyType::Rsa => !matches!(ku, K::KeyAgreement),
+            KeyType::Ec => !matches!(ku, K::KeyEncipherment | K::DataEncipherment),
+            KeyType::Ed25519 => matches!(
+                ku,
+                K::DigitalSignature | K::ContentCommitment | K::KeyCertSign | K::CrlSign
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for KeyType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
     }

@@ -28,7 +28,7 @@ pub mod crl;
 pub mod easyrsa;
 mod error;
 pub mod export;
-mod fsutil;
+pub mod fsutil;
 pub mod key;
 pub mod name;
 pub mod ovpn;
@@ -37,6 +37,7 @@ pub mod pkcs12;
 pub mod profile;
 pub mod secret;
 pub mod serial;
+pub mod shell;
 pub mod store;
 pub mod x509;
 

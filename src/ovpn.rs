@@ -219,8 +219,8 @@ impl std::str::FromStr for Proto {
     type Err = Error;
     fn from_str(s: &str) -> Result<Proto> {
         match s {
-            "udp" => Ok(Proto::Udp),
-            "tcp" => Ok(Proto::Tcp),
+            s if s.eq_ignore_ascii_case("udp") => Ok(Proto::Udp),
+            s if s.eq_ignore_ascii_case("tcp") => Ok(Proto::Tcp),
             _ => Err(Error::input("--proto", format!("{s:?} is not udp or tcp"))),
         }
     }
@@ -287,8 +287,8 @@ impl Store {
         if rec.kind != CertKind::Client {
             return Err(Error::Refused {
                 reason: format!(
-                    "{:?} is a {} certificate; a VPN profile carries a client certificate",
-                    rec.name,
+                    "{} is a {} certificate; a VPN profile carries a client certificate",
+                    crate::shell::quote(&rec.name),
                     rec.kind.as_str()
                 ),
             });
@@ -297,8 +297,8 @@ impl Store {
         if status != Status::Valid {
             return Err(Error::Refused {
                 reason: format!(
-                    "the certificate of {:?} (serial {}) is {}; a profile with it cannot connect",
-                    rec.name,
+                    "the certificate of {} (serial {}) is {}; a profile with it cannot connect",
+                    crate::shell::quote(&rec.name),
                     rec.serial,
                     status.as_str()
                 ),
@@ -307,8 +307,8 @@ impl Store {
         if !rec.has_key {
             return Err(Error::Refused {
                 reason: format!(
-                    "{:?} was signed from a CSR: its private key is with the user, not in the store, so vpnca cannot build the profile",
-                    rec.name
+                    "{} was signed from a CSR: its private key is with the user, not in the store, so vpnca cannot build the profile",
+                    crate::shell::quote(&rec.name)
                 ),
             });
         }
@@ -318,7 +318,7 @@ impl Store {
         let key = self.private_key(rec)?;
         let key_pem = match key_pass {
             Some(p) => crate::export::encrypt_pkcs8(&key, p)?,
-            None => key.to_pem(),
+            None => key.to_pem()?,
         };
         let ctx = ProfileContext::new(self)?;
         ctx.compose(base, &rec.pem(), &key_pem)
@@ -436,8 +436,8 @@ impl ProfileContext {
         };
         if !certs.iter().any(|c| self.chain.contains(c)) {
             warnings.push(format!(
-                "the configuration's <ca> block does not contain this PKI's CA ({:?}): the endpoint's server certificate was issued by another CA. Is this the right endpoint's file? (Ignore this if the endpoint's server certificate really comes from a different CA.)",
-                self.ca_name
+                "the configuration's <ca> block does not contain this PKI's CA ({}): the endpoint's server certificate was issued by another CA. Is this the right endpoint's file? (Ignore this if the endpoint's server certificate really comes from a different CA.)",
+                crate::shell::quote(&self.ca_name)
             ));
         }
         Ok(())
@@ -554,7 +554,10 @@ fn plain_config(
         if n.contains(char::is_whitespace) || n.contains('\'') || n.contains('"') {
             return Err(Error::input(
                 "--server-name",
-                format!("{n:?}: spaces and quotes cannot go into verify-x509-name"),
+                format!(
+                    "{}: spaces and quotes cannot go into verify-x509-name",
+                    crate::shell::quote(n)
+                ),
             ));
         }
         lines.push(format!("verify-x509-name {n} name"));

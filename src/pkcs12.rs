@@ -11,7 +11,7 @@
 //! `openssl` CLI.
 
 use aws_lc_rs::{digest, hmac};
-use pkcs8::der::{Decode, Encode};
+use pkcs8::der::Encode;
 use zeroize::Zeroizing;
 
 use crate::secret::{Passphrase, SecretKeyDer};
@@ -125,15 +125,15 @@ fn encrypt_data(plain: &[u8], pass: &Passphrase, iterations: u32) -> Result<Vec<
     ]))
 }
 
-/// The key as EncryptedPrivateKeyInfo DER (PBES2, PBKDF2-HMAC-SHA-256, AES-256-CBC).
+/// The key as EncryptedPrivateKeyInfo DER (PBES2, PBKDF2-HMAC-SHA-256, AES-256-CBC) of a
+/// PKCS#8 v1 key (see [`SecretKeyDer::export_info`]).
 fn encrypt_key(key: &SecretKeyDer, pass: &Passphrase, iterations: u32) -> Result<Vec<u8>> {
     let salt: [u8; 16] = crate::store::crypto::random()?;
     let iv: [u8; 16] = crate::store::crypto::random()?;
     let params = pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(iterations, &salt, &iv)
         .map_err(|e| Error::Crypto(format!("PBES2 parameters: {e}")))?;
-    let info = pkcs8::PrivateKeyInfo::from_der(key.expose())
-        .map_err(|e| Error::Crypto(format!("PKCS#8: {e}")))?;
-    let doc = info
+    let doc = key
+        .export_info()?
         .encrypt_with_params(params, pass.expose())
         .map_err(|e| Error::Crypto(format!("PKCS#12 key encryption: {e}")))?;
     Ok(doc.as_bytes().to_vec())

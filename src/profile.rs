@@ -8,6 +8,7 @@ use std::path::Path;
 use rcgen::{ExtendedKeyUsagePurpose, KeyUsagePurpose};
 use serde::Deserialize;
 
+use crate::key::KeyType;
 use crate::{Error, Result};
 
 /// The built-in profiles, by name.
@@ -20,6 +21,18 @@ pub const BUILTIN: [(&str, &str); 5] = [
         "server-client",
         include_str!("../pki-templates/server-client.toml"),
     ),
+];
+
+/// The keyUsage bits a profile may name (RFC 5280 names; `contentCommitment` is accepted
+/// for `nonRepudiation`).
+const KEY_USAGE_NAMES: [(&str, KeyUsagePurpose); 7] = [
+    ("digitalSignature", KeyUsagePurpose::DigitalSignature),
+    ("nonRepudiation", KeyUsagePurpose::ContentCommitment),
+    ("keyEncipherment", KeyUsagePurpose::KeyEncipherment),
+    ("dataEncipherment", KeyUsagePurpose::DataEncipherment),
+    ("keyAgreement", KeyUsagePurpose::KeyAgreement),
+    ("keyCertSign", KeyUsagePurpose::KeyCertSign),
+    ("cRLSign", KeyUsagePurpose::CrlSign),
 ];
 
 /// Longest validity a profile or `--days` may ask for (about 100 years).
@@ -54,6 +67,10 @@ pub struct Profile {
     pub extended_key_usage: Vec<String>,
     /// SAN policy.
     pub san: SanPolicy,
+    /// Where the profile was read from (`built-in profile NAME` or the override's path), for
+    /// errors.
+    #[serde(skip)]
+    source: String,
 }
 
 impl Profile {
@@ -90,7 +107,9 @@ impl Profile {
             source_name: source.to_string(),
             reason,
         };
-        let p: Profile = toml::from_str(text).map_err(|e| bad(e.to_string().trim().to_string()))?;
+        let mut p: Profile =
+            toml::from_str(text).map_err(|e| bad(e.to_string().trim().to_string()))?;
+        p.source = source.to_string();
         if p.days == 0 || p.days > MAX_DAYS {
             return Err(bad(format!(
                 "days = {} is out of range 1..={MAX_DAYS}",
@@ -130,23 +149,58 @@ impl Profile {
         Ok(p)
     }
 
-    /// The keyUsage bits.
+    /// Where the profile was read from: `built-in profile NAME`, or the path of the PKI's
+    /// override (what [`Error::Template`] names).
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The keyUsage bits, as the profile lists them (whatever the key; see
+    /// [`Profile::key_usages_for`]).
     pub fn key_usages(&self) -> std::result::Result<Vec<KeyUsagePurpose>, String> {
         self.key_usage
             .iter()
             .map(|s| {
-                Ok(match s.as_str() {
-                    "digitalSignature" => KeyUsagePurpose::DigitalSignature,
-                    "nonRepudiation" | "contentCommitment" => KeyUsagePurpose::ContentCommitment,
-                    "keyEncipherment" => KeyUsagePurpose::KeyEncipherment,
-                    "dataEncipherment" => KeyUsagePurpose::DataEncipherment,
-                    "keyAgreement" => KeyUsagePurpose::KeyAgreement,
-                    "keyCertSign" => KeyUsagePurpose::KeyCertSign,
-                    "cRLSign" => KeyUsagePurpose::CrlSign,
-                    other => return Err(format!("key_usage: unknown bit {other:?}")),
-                })
+                let s = if s == "contentCommitment" {
+                    "nonRepudiation"
+                } else {
+                    s.as_str()
+                };
+                KEY_USAGE_NAMES
+                    .iter()
+                    .find(|(n, _)| *n == s)
+                    .map(|(_, k)| *k)
+                    .ok_or_else(|| format!("key_usage: unknown bit {s:?}"))
             })
             .collect()
+    }
+
+    /// The keyUsage bits of a certificate for a key of type `key`: the profile's bits less
+    /// those the key type forbids ([`KeyType::permits`]). A profile names the bits for an RSA
+    /// key (`server`: digitalSignature, keyEncipherment); an EC or Ed25519 certificate made
+    /// with it gets only the bits its key may carry (digitalSignature). Refused (the reason is
+    /// returned) when no bit is left: a certificate without keyUsage bits is invalid (RFC 5280
+    /// §4.2.1.3).
+    pub fn key_usages_for(
+        &self,
+        key: KeyType,
+    ) -> std::result::Result<Vec<KeyUsagePurpose>, String> {
+        let all = self.key_usages()?;
+        let kept: Vec<KeyUsagePurpose> = all.into_iter().filter(|k| key.permits(*k)).collect();
+        if kept.is_empty() {
+            return Err(format!(
+                "key_usage = [{}] leaves no bit that a certificate for an {key} key may carry \
+                 (allowed for {key}: {})",
+                self.key_usage.join(", "),
+                KEY_USAGE_NAMES
+                    .iter()
+                    .filter(|(_, k)| key.permits(*k))
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        Ok(kept)
     }
 
     /// The extendedKeyUsage purposes.

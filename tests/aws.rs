@@ -461,10 +461,13 @@ fn push_crl_uploads_reads_back_and_records() {
     let rep: Value = serde_json::from_str(&s(&out.stdout)).expect("json");
     assert_eq!(rep["pushed"][0]["endpoint"], EP1);
     assert_eq!(rep["pushed"][0]["confirmed"], true);
-    // Read what the endpoint holds (a witness of a newer CRL), upload, read back.
+    // Check before any change: the endpoint exists, and what it holds (a witness of a newer
+    // CRL); then, after the commit: the witness again, upload, read back.
     assert_eq!(
         ec2.actions(),
         [
+            "DescribeClientVpnEndpoints",
+            "ExportClientVpnClientCertificateRevocationList",
             "ExportClientVpnClientCertificateRevocationList",
             "ImportClientVpnClientCertificateRevocationList",
             "ExportClientVpnClientCertificateRevocationList"
@@ -522,10 +525,15 @@ fn push_crl_refuses_to_replace_a_newer_crl_of_this_ca() {
         Some(held.as_str()),
         "the endpoint's CRL changed"
     );
+    let first_push = ec2
+        .actions()
+        .iter()
+        .rposition(|a| a.starts_with("Import"))
+        .expect("the first push uploaded");
     assert!(
         !ec2.actions()
             .iter()
-            .skip(3)
+            .skip(first_push + 1)
             .any(|a| a.starts_with("Import")),
         "{:?}",
         ec2.actions()
@@ -544,6 +552,292 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
             std::fs::copy(&p, &target).expect("copy");
         }
     }
+}
+
+/// The store's latest CRL number, from `status --json` (exit 0 or 1).
+fn crl_number(e: &Env) -> u64 {
+    let st: Value = serde_json::from_str(&s(&e.run(&["--json", "status"]).stdout)).expect("json");
+    st["crl_number"].as_u64().expect("a CRL number")
+}
+
+/// The endpoint's CRL and the store's crl.pem, both as DER by openssl.
+fn endpoint_holds_crl_pem(e: &Env, ec2: &Ec2Server, endpoint: &str) -> bool {
+    let ours = std::fs::read_to_string(e.pki.join("crl.pem")).expect("crl.pem");
+    ec2.crl(endpoint)
+        .is_some_and(|held| openssl_der(e, "crl", &held) == openssl_der(e, "crl", &ours))
+}
+
+/// Issue 4, first part: for five minutes after a revocation every `push-crl` made a new CRL,
+/// because it compared the revocation time with the CRL's back-dated thisUpdate. The CRL that
+/// `revoke` wrote lists the revocation, so it is the one uploaded, on every run; `status` does
+/// not call it stale either. The endpoint gets exactly `crl.pem`, which openssl reads with bob
+/// in it.
+///
+/// Fails when: `crl_needs_regeneration` compares the last revocation with `this_update` again
+/// (each run then reports `regenerated` and a higher number).
+#[test]
+fn push_crl_right_after_a_revocation_uploads_the_crl_revoke_wrote() {
+    let e = pki();
+    let ec2 = Ec2Server::start();
+    ec2.control("state", &json!({"endpoints": [{"id": EP1}]}));
+    let bob = openssl_serial(&e, e.pki.join("issued/bob.crt").to_str().unwrap_or(""));
+    let rev = e.json(&["revoke", "bob", "--reason", "keyCompromise"]);
+    let n = rev["crl"]["number"].as_u64().expect("revoke wrote a CRL");
+    let o = e.aws_run(
+        None,
+        Some(&ec2),
+        &[
+            "--json",
+            "clientvpn",
+            "push-crl",
+            "--endpoint",
+            EP1,
+            "--dry-run",
+        ],
+    );
+    assert!(o.status.success(), "{}", s(&o.stderr));
+    let dry: Value = serde_json::from_str(&s(&o.stdout)).expect("json");
+    assert_eq!(dry["regenerate"], Value::Null, "{dry}");
+    assert_eq!(dry["crl"]["number"].as_u64(), Some(n), "{dry}");
+    for run in 1..=2 {
+        let o = e.aws_run(
+            None,
+            Some(&ec2),
+            &["--json", "clientvpn", "push-crl", "--endpoint", EP1],
+        );
+        assert!(o.status.success(), "run {run}: {}", s(&o.stderr));
+        assert!(
+            !s(&o.stderr).contains("made CRL"),
+            "run {run}: {}",
+            s(&o.stderr)
+        );
+        let rep: Value = serde_json::from_str(&s(&o.stdout)).expect("json");
+        assert_eq!(rep["crl"]["regenerated"], Value::Null, "run {run}: {rep}");
+        assert_eq!(rep["crl"]["number"].as_u64(), Some(n), "run {run}: {rep}");
+        assert_eq!(rep["pushed"][0]["crl_number"].as_u64(), Some(n), "{rep}");
+        assert_eq!(crl_number(&e), n, "run {run} made a new CRL");
+        assert!(endpoint_holds_crl_pem(&e, &ec2, EP1), "run {run}");
+    }
+    std::fs::write(e.path("held.pem"), ec2.crl(EP1).expect("held")).expect("write");
+    let text = crl_verified_text(e.dir.path(), "held.pem", "pki/ca.crt");
+    assert!(
+        text.contains(&bob),
+        "bob's serial {bob} in the CRL:\n{text}"
+    );
+    // `status` agrees: no stale CRL, nothing to do.
+    let o = e.run(&["status"]);
+    assert_eq!(o.status.code(), Some(0), "{}", s(&o.stdout));
+}
+
+/// Issue 4, second part: `push-crl` committed a new CRL and then failed on an AWS call that
+/// could have been made first (exit 3, which promises an unchanged store). Everything that can
+/// be checked without changing anything is checked before the new CRL is made: an endpoint
+/// that does not exist (DescribeClientVpnEndpoints), credentials the service refuses, an
+/// endpoint holding a newer CRL of this CA (an older copy of the store, exit 2). Each leaves
+/// every file of the store as it was, and uploads nothing. The store's latest CRL expires
+/// within 30 days, so a push that got further would make a new one.
+///
+/// Fails when: the CLI's `aws.check_push(…)` call before `crl_for_push` is removed (the first
+/// run then commits a new CRL and uploads it to EP1 before EP3 is found missing).
+#[test]
+fn push_crl_checks_what_it_can_before_it_makes_a_crl() {
+    let e = pki();
+    e.ok(&["crl", "--days", "10"]);
+    let n = crl_number(&e);
+    // A newer copy of the store pushed a higher-numbered CRL of this CA to EP2.
+    let newer = e.path("newer");
+    copy_dir(&e.pki, &newer);
+    let newer_env = Env {
+        dir: tempfile::tempdir().expect("tempdir"),
+        pki: newer.clone(),
+    };
+    newer_env.ok(&["revoke", "alice"]);
+    let newer_crl = std::fs::read_to_string(newer.join("crl.pem")).expect("crl.pem");
+    let ec2 = Ec2Server::start();
+    ec2.control("state", &json!({"endpoints": [{"id": EP1}, {"id": EP2}]}));
+    ec2.control("tamper", &json!({"endpoint": EP2, "crl": newer_crl}));
+    let before = e.snapshot();
+    let no_upload = |what: &str| {
+        assert!(
+            !ec2.actions().iter().any(|a| a.starts_with("Import")),
+            "{what}: uploaded {:?}",
+            ec2.actions()
+        );
+        assert_eq!(e.snapshot(), before, "{what}: the store changed");
+        assert_eq!(crl_number(&e), n, "{what}");
+        assert!(ec2.crl(EP1).is_none(), "{what}");
+    };
+
+    // An endpoint that does not exist: one Describe call, exit 3.
+    let err = e.aws_fails(
+        None,
+        Some(&ec2),
+        &[
+            "clientvpn",
+            "push-crl",
+            "--endpoint",
+            EP1,
+            "--endpoint",
+            EP3,
+        ],
+        3,
+    );
+    assert!(
+        err.contains("InvalidClientVpnEndpointId.NotFound") && err.contains(EP3),
+        "{err}"
+    );
+    assert_eq!(ec2.actions(), ["DescribeClientVpnEndpoints"]);
+    no_upload("unknown endpoint");
+
+    // Credentials refused by the service.
+    ec2.control("fail", &json!({"action": "DescribeClientVpnEndpoints", "status": 401, "code": "AuthFailure", "message": "AWS was not able to validate the provided access credentials", "times": 1}));
+    let err = e.aws_fails(
+        None,
+        Some(&ec2),
+        &["clientvpn", "push-crl", "--endpoint", EP1],
+        3,
+    );
+    assert!(err.contains("AuthFailure"), "{err}");
+    no_upload("credentials refused");
+
+    // EP2 holds a newer CRL of this CA: this store is an older copy; EP1 gets nothing either.
+    let err = e.aws_fails(
+        None,
+        Some(&ec2),
+        &[
+            "clientvpn",
+            "push-crl",
+            "--endpoint",
+            EP1,
+            "--endpoint",
+            EP2,
+        ],
+        2,
+    );
+    assert!(err.contains("older copy") && err.contains(EP2), "{err}");
+    no_upload("older copy");
+    assert_eq!(ec2.crl(EP2).as_deref(), Some(newer_crl.as_str()));
+
+    // With nothing in the way the push makes its new CRL and uploads it.
+    let o = e.aws_run(
+        None,
+        Some(&ec2),
+        &["--json", "clientvpn", "push-crl", "--endpoint", EP1],
+    );
+    assert!(o.status.success(), "{}", s(&o.stderr));
+    assert_eq!(crl_number(&e), n + 1);
+    assert!(endpoint_holds_crl_pem(&e, &ec2, EP1));
+    ec2.assert_all_signed();
+}
+
+/// Issue 4, the one documented exception (docs/aws.md): an upload that fails after the new CRL
+/// was committed leaves that CRL in the store (exit 3). What went to the other endpoint is
+/// exactly the committed CRL (`crl.pem`), only the confirmed push is recorded, and the next
+/// run uploads the same CRL without making another. (The store starts without a CRL, so the
+/// push has to make one; the default CRL policy keeps the next run from making another.)
+///
+/// Fails when: `crl_for_push` no longer makes the missing CRL before the uploads (the command
+/// then fails with exit 2, "not found: a CRL").
+#[test]
+fn push_crl_upload_failing_after_the_commit_leaves_the_newer_crl() {
+    let e = Env::with_ca();
+    e.ok(&["client", "alice"]);
+    let ec2 = Ec2Server::start();
+    ec2.control("state", &json!({"endpoints": [{"id": EP1}, {"id": EP2}]}));
+    ec2.control("fail", &json!({"action": "ImportClientVpnClientCertificateRevocationList", "endpoint": EP2, "status": 400, "code": "InvalidParameterValue", "message": "The CRL is not valid", "times": 1}));
+    let o = e.aws_run(
+        None,
+        Some(&ec2),
+        &[
+            "--json",
+            "clientvpn",
+            "push-crl",
+            "--endpoint",
+            EP1,
+            "--endpoint",
+            EP2,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", s(&o.stderr));
+    assert!(
+        s(&o.stderr).contains("The CRL is not valid"),
+        "{}",
+        s(&o.stderr)
+    );
+    let rep: Value = serde_json::from_str(&s(&o.stdout)).expect("json");
+    assert_eq!(rep["crl"]["number"].as_u64(), Some(1), "{rep}");
+    assert!(
+        rep["crl"]["regenerated"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no CRL"),
+        "{rep}"
+    );
+    assert_eq!(rep["pushed"][0]["endpoint"], EP1, "{rep}");
+    assert_eq!(rep["failed"][0]["endpoint"], EP2, "{rep}");
+    assert_eq!(crl_number(&e), 1, "the new CRL stays in the store");
+    assert!(
+        endpoint_holds_crl_pem(&e, &ec2, EP1),
+        "EP1 has the committed CRL"
+    );
+    assert!(ec2.crl(EP2).is_none());
+    let list = e.json(&["acm", "list"]);
+    assert_eq!(
+        list["endpoints"].as_array().map(Vec::len),
+        Some(1),
+        "{list}"
+    );
+    assert_eq!(list["endpoints"][0]["id"], EP1, "{list}");
+    // The next run sends that CRL to EP2; no other is made.
+    let o = e.aws_run(
+        None,
+        Some(&ec2),
+        &["--json", "clientvpn", "push-crl", "--endpoint", EP2],
+    );
+    assert!(o.status.success(), "{}", s(&o.stderr));
+    let rep: Value = serde_json::from_str(&s(&o.stdout)).expect("json");
+    assert_eq!(rep["crl"]["regenerated"], Value::Null, "{rep}");
+    assert_eq!(crl_number(&e), 1);
+    assert!(endpoint_holds_crl_pem(&e, &ec2, EP2));
+    ec2.assert_all_signed();
+}
+
+/// Issue 4, a sibling: a store without any CRL (an older copy of one that has made some) must
+/// not first make CRL #1 and then find the endpoint holding this CA's CRL: the endpoint's CRL
+/// is checked before anything is made, and any CRL of this CA there refuses the push (exit 2,
+/// store unchanged).
+///
+/// Fails when: `check_push` skips the endpoints' CRLs when the store has none (the store then
+/// holds a new CRL #1 after the refusal).
+#[test]
+fn push_crl_from_a_store_without_a_crl_refuses_an_endpoint_holding_one_of_this_ca() {
+    let e = Env::with_ca();
+    e.ok(&["client", "alice"]);
+    let newer = e.path("newer");
+    copy_dir(&e.pki, &newer);
+    let newer_env = Env {
+        dir: tempfile::tempdir().expect("tempdir"),
+        pki: newer.clone(),
+    };
+    newer_env.ok(&["revoke", "alice"]);
+    let ec2 = Ec2Server::start();
+    ec2.control("state", &json!({"endpoints": [{"id": EP1}]}));
+    let held = std::fs::read_to_string(newer.join("crl.pem")).expect("crl.pem");
+    ec2.control("tamper", &json!({"endpoint": EP1, "crl": held}));
+    let before = e.snapshot();
+    let err = e.aws_fails(
+        None,
+        Some(&ec2),
+        &["clientvpn", "push-crl", "--endpoint", EP1],
+        2,
+    );
+    assert!(
+        err.contains("older copy") && err.contains("the store has no CRL"),
+        "{err}"
+    );
+    assert_eq!(e.snapshot(), before, "the store changed");
+    assert_eq!(ec2.crl(EP1).as_deref(), Some(held.as_str()));
+    assert!(!ec2.actions().iter().any(|a| a.starts_with("Import")));
 }
 
 #[test]

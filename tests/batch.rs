@@ -257,7 +257,7 @@ fn bad_lines_stop_the_batch_and_are_named_by_line() {
     assert_eq!(invalid.len(), 3, "{err}");
     for (l, (line, phrase)) in invalid.iter().zip([
         (missing, "missing name"),
-        (slash, "invalid name \"a/b\""),
+        (slash, "invalid name a/b:"),
         (dup, "twice in the file (first on line 10)"),
     ]) {
         assert!(

@@ -28,33 +28,6 @@ const FULL: &[&str] = &["disk is full", "No space left on device"];
 /// What a message about a read-only file system says: SQLite's wording or the OS's.
 const READ_ONLY: &[&str] = &["readonly database", "Read-only file system"];
 
-/// Fails the test with `why`, unless `VPNCA_SKIP_MOUNT_TESTS=1` asks to skip the tests that
-/// need root: then the skip is recorded in `$VPNCA_SKIP_LOG` (when set) and on stderr.
-///
-/// Fails when (seen): run as a user who may not mount, without the opt-out variable.
-fn skip_or_fail(why: &str) {
-    let test = std::thread::current()
-        .name()
-        .unwrap_or("an iofault test")
-        .to_owned();
-    if std::env::var("VPNCA_SKIP_MOUNT_TESTS").as_deref() != Ok("1") {
-        panic!(
-            "{test}: {why}\nRun the tests as root, or set VPNCA_SKIP_MOUNT_TESTS=1 to skip the \
-             I/O-fault tests on purpose (the skip is then counted in the summary)."
-        );
-    }
-    eprintln!("SKIPPED: {test}: {why}");
-    if let Some(log) = std::env::var_os("VPNCA_SKIP_LOG") {
-        let line = format!("tests/iofault.rs {test}: {}\n", why.replace('\n', " "));
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("open $VPNCA_SKIP_LOG");
-        f.write_all(line.as_bytes()).expect("write $VPNCA_SKIP_LOG");
-    }
-}
-
 /// A tmpfs mounted for one test, unmounted on drop (also when the test panics).
 struct Tmpfs {
     dir: PathBuf,
@@ -62,7 +35,7 @@ struct Tmpfs {
 
 impl Tmpfs {
     /// Mounts a tmpfs of `size` (e.g. `1m`) on `dir`; `None` when this process may not mount
-    /// and `VPNCA_SKIP_MOUNT_TESTS=1` allows a skip (see [`skip_or_fail`]).
+    /// and `VPNCA_SKIP_MOUNT_TESTS=1` allows a skip (see [`common::root::skip_or_fail`]).
     fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
         std::fs::create_dir_all(dir).expect("mount point");
         let o = Command::new("mount")
@@ -84,10 +57,13 @@ impl Tmpfs {
             Ok(o) => format!("mount failed: {}", s(&o.stderr).trim()),
             Err(err) => format!("no `mount` command: {err}"),
         };
-        skip_or_fail(&format!(
-            "this test mounts a tmpfs on {} (needs root): {why}",
-            dir.display()
-        ));
+        common::root::skip_or_fail(
+            "tests/iofault.rs",
+            &format!(
+                "this test mounts a tmpfs on {} (needs root): {why}",
+                dir.display()
+            ),
+        );
         None
     }
 

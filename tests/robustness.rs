@@ -396,7 +396,7 @@ fn state_conflicts_are_refused() {
     std::fs::create_dir(e.path("taken")).expect("mkdir");
     std::fs::write(e.path("taken/alice.crt"), "keep me").expect("write");
     let cases: &[(&[&str], &str)] = &[
-        (&["revoke", "bob"], "no unrevoked, unexpired certificate"),
+        (&["revoke", "bob"], "bob is already revoked: serial"),
         (&["revoke", "--serial", &bob], "already revoked"),
         (&["revoke", "--serial", &ca], "is the CA itself"),
         (&["renew", "bob"], "is revoked"),

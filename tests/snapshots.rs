@@ -157,6 +157,8 @@ fn help_text() {
 fn error_text() {
     let e = Env::with_ca();
     e.ok(&["client", "alice"]);
+    e.ok(&["client", "carol"]);
+    e.ok(&["revoke", "carol", "--reason", "keyCompromise"]);
     let before = e.snapshot();
     for (name, args, env) in [
         (
@@ -171,6 +173,12 @@ fn error_text() {
             &["revoke", "--serial", "DEADBEEF"][..],
             &[][..],
         ),
+        (
+            "revoke_unknown_name",
+            &["revoke", "Hans Zimmer"][..],
+            &[][..],
+        ),
+        ("revoke_already_revoked", &["revoke", "carol"][..], &[][..]),
     ] {
         insta::assert_snapshot!(name, invocation(&e, args, env));
         assert_eq!(e.snapshot(), before, "{name}: the store changed");

@@ -191,15 +191,15 @@ impl Store {
         if !rec.has_key {
             return Err(Error::Refused {
                 reason: format!(
-                    "{:?} was signed from a CSR: its private key is not in the store, and ACM needs it",
-                    rec.name
+                    "{} was signed from a CSR: its private key is not in the store, and ACM needs it",
+                    crate::shell::quote(&rec.name)
                 ),
             });
         }
         let key = self.private_key(rec)?;
         Ok(ImportBundle {
             certificate: rec.pem(),
-            private_key: key.to_pem(),
+            private_key: key.to_pem()?,
             chain: self.ca_chain_pem()?,
         })
     }
@@ -215,13 +215,16 @@ impl Aws {
             ImportRole::Client => CertKind::Client,
         };
         let rec = store.live(&opts.name)?.ok_or_else(|| Error::NotFound {
-            what: format!("a valid certificate named {:?}", opts.name),
+            what: format!(
+                "a valid certificate named {}",
+                crate::shell::quote(&opts.name)
+            ),
         })?;
         if rec.kind != want {
             return Err(Error::Refused {
                 reason: format!(
-                    "{:?} is a {} certificate; `acm import --{}` takes a {} certificate",
-                    rec.name,
+                    "{} is a {} certificate; `acm import --{}` takes a {} certificate",
+                    crate::shell::quote(&rec.name),
                     rec.kind.as_str(),
                     opts.role.as_str(),
                     want.as_str()
@@ -244,10 +247,10 @@ impl Aws {
                 {
                     return Err(Error::Refused {
                         reason: format!(
-                            "{a} holds the {} certificate {:?}; re-importing {:?} there would replace it (use --new, or the right name)",
+                            "{a} holds the {} certificate {}; re-importing {} there would replace it (use --new, or the right name)",
                             other.role.as_str(),
-                            other.name,
-                            opts.name
+                            crate::shell::quote(&other.name),
+                            crate::shell::quote(&opts.name)
                         ),
                     });
                 }

@@ -19,20 +19,16 @@ use crate::{Error, Result};
 /// whose CRL expires lets nobody connect.
 pub const PUSH_MIN_DAYS_LEFT: i64 = 30;
 
-/// Why the stored CRL cannot be pushed as it is, if it can't.
+/// Why the stored CRL cannot be pushed as it is, if it can't: there is none, it does not list
+/// every revoked certificate ([`Store::crl_missing_revocations`]: by serial, never by comparing
+/// dates with its back-dated thisUpdate), or it expires within [`PUSH_MIN_DAYS_LEFT`] days.
 pub fn crl_needs_regeneration(store: &Store) -> Result<Option<String>> {
     let now = store::now();
     let Some(crl) = store.latest_crl()? else {
         return Ok(Some("the store has no CRL yet".into()));
     };
-    if let Some(last) = store.last_revocation()?
-        && last > crl.this_update
-    {
-        return Ok(Some(format!(
-            "a revocation ({}) is newer than CRL #{}",
-            crate::fmt_time(last),
-            crl.number
-        )));
+    if let Some(stale) = store.crl_missing_revocations()? {
+        return Ok(Some(stale.describe()));
     }
     if crl.next_update <= now + Duration::days(PUSH_MIN_DAYS_LEFT) {
         return Ok(Some(format!(
@@ -46,6 +42,11 @@ pub fn crl_needs_regeneration(store: &Store) -> Result<Option<String>> {
 
 /// The CRL to push: the latest, or a new one when [`crl_needs_regeneration`] says so (that
 /// needs the store unlocked). Returns the CRL and why it was regenerated, if it was.
+///
+/// A new CRL is committed to the store before this returns, so that no CRL leaves the machine
+/// that the store does not hold. Call [`Aws::check_push`] first: then an AWS failure that can
+/// be foreseen (credentials, region, an endpoint that does not exist, a newer CRL on the
+/// endpoint) leaves the store unchanged.
 pub fn crl_for_push(store: &Store) -> Result<(StoredCrl, Option<String>)> {
     let why = crl_needs_regeneration(store)?;
     if why.is_some() {
@@ -164,30 +165,84 @@ impl Aws {
         self.block_on(self.ec2.describe_endpoints(ids))
     }
 
-    /// Uploads a CRL to an endpoint, reads it back and compares; records and audits the push.
-    /// A read-back that differs is [`Error::RemoteMismatch`].
-    pub fn push_crl(&self, store: &Store, endpoint: &str, crl: &StoredCrl) -> Result<PushResult> {
-        check_endpoint_id(endpoint)?;
-        // The endpoint is a witness outside the store: a CRL of this CA there, numbered above
-        // the store's, means the store is an older copy, and uploading would undo revocations.
+    /// Everything `push-crl` can check before it changes anything, with calls that change
+    /// nothing: one DescribeClientVpnEndpoints for `endpoints` (credentials, region, and that
+    /// each endpoint exists: `InvalidClientVpnEndpointId.NotFound` otherwise), then each
+    /// endpoint's CRL, which must not be a newer one of this CA than the store's latest (see
+    /// [`Aws::push_crl`]). An error here leaves the store and the endpoints as they were.
+    pub fn check_push(&self, store: &Store, endpoints: &[String]) -> Result<()> {
+        for e in endpoints {
+            check_endpoint_id(e)?;
+        }
+        if endpoints.is_empty() {
+            return Ok(());
+        }
+        let found = self.block_on(self.ec2.describe_endpoints(endpoints))?;
+        if let Some(gone) = endpoints
+            .iter()
+            .find(|e| !found.iter().any(|f| &f.id == *e))
+        {
+            return Err(Error::Aws {
+                operation: "DescribeClientVpnEndpoints".into(),
+                code: "InvalidClientVpnEndpointId.NotFound".into(),
+                message: format!("{gone} is not among the endpoints of {}", self.region),
+            });
+        }
+        let latest = store.latest_crl()?;
+        for e in endpoints {
+            self.check_not_older(store, e, latest.as_ref())?;
+        }
+        Ok(())
+    }
+
+    /// The endpoint is a witness outside the store: a CRL of this CA there, numbered above the
+    /// store's `crl` (any, when the store has none), means the store is an older copy, and
+    /// uploading would undo revocations.
+    fn check_not_older(
+        &self,
+        store: &Store,
+        endpoint: &str,
+        crl: Option<&StoredCrl>,
+    ) -> Result<()> {
         let before = self.block_on(self.ec2.export_crl(endpoint))?;
+        let (ours, ours_der) = crl.map_or((0, &[][..]), |c| (c.number, &c.der[..]));
         if let (Some(der), Ok(ca)) = (before.pem.as_deref().and_then(pem_der), store.ca())
             && crate::crl::verify_signature(&der, &ca.der).is_ok()
             && let Ok((number, _)) = crate::crl::describe(&der)
-            && (number > crl.number || (number == crl.number && der != crl.der))
+            && (crl.is_none() || number > ours || (number == ours && der != ours_der))
         {
             return Err(Error::Tampered {
                 what: format!(
-                    "{endpoint} holds CRL number {number} of this CA, {} the store's CRL number {}: the store is an older copy, and uploading would undo the revocations made since (nothing was uploaded)",
-                    if number > crl.number {
-                        "newer than"
+                    "{endpoint} holds CRL number {number} of this CA, {}: the store is an older copy, and uploading would undo the revocations made since (nothing was uploaded)",
+                    if crl.is_none() {
+                        "and the store has no CRL".to_string()
+                    } else if number > ours {
+                        format!("newer than the store's CRL number {ours}")
                     } else {
-                        "another CRL with the number of"
-                    },
+                        format!("another CRL with the number of the store's CRL number {ours}")
+                    }
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Uploads a CRL to an endpoint, reads it back and compares; records and audits the push.
+    /// The endpoint's CRL is read first: a newer one of this CA is refused
+    /// ([`Error::Tampered`], nothing uploaded). A read-back that differs is
+    /// [`Error::RemoteMismatch`]. `crl` must be one the store holds ([`crl_for_push`]).
+    pub fn push_crl(&self, store: &Store, endpoint: &str, crl: &StoredCrl) -> Result<PushResult> {
+        check_endpoint_id(endpoint)?;
+        // Only what the store has committed leaves the machine.
+        if store.latest_crl()?.is_none_or(|l| l.der != crl.der) {
+            return Err(Error::Refused {
+                reason: format!(
+                    "CRL #{} is not the store's latest CRL; only that one is uploaded (nothing was uploaded to {endpoint})",
                     crl.number
                 ),
             });
         }
+        self.check_not_older(store, endpoint, Some(crl))?;
         let pem = crate::pem::encode("X509 CRL", &crl.der);
         self.block_on(self.ec2.import_crl(endpoint, &pem))?;
         let back = self.block_on(self.ec2.export_crl(endpoint))?;
@@ -278,9 +333,9 @@ impl Aws {
             };
             if let Some(na) = d.not_after {
                 if na <= now {
-                    findings.push(aws_finding("acm", "expired", format!("the ACM certificate {} ({}) expired on {}: the endpoint cannot accept connections; renew and re-import (`vpnca renew {}` then `vpnca acm import --{} {}`)", imp.arn, imp.name, crate::fmt_time(na), imp.name, imp.role.as_str(), imp.name), Some(na)));
+                    findings.push(aws_finding("acm", "expired", format!("the ACM certificate {} ({}) expired on {}: the endpoint cannot accept connections; renew and re-import (`vpnca renew {}` then `vpnca acm import --{} {}`)", imp.arn, imp.name, crate::fmt_time(na), crate::shell::quote(&imp.name), imp.role.as_str(), crate::shell::quote(&imp.name)), Some(na)));
                 } else if na <= horizon {
-                    findings.push(aws_finding("acm", "expiring", format!("the ACM certificate {} ({}) expires on {}; renew and re-import (`vpnca renew {}` then `vpnca acm import --{} {}`)", imp.arn, imp.name, crate::fmt_time(na), imp.name, imp.role.as_str(), imp.name), Some(na)));
+                    findings.push(aws_finding("acm", "expiring", format!("the ACM certificate {} ({}) expires on {}; renew and re-import (`vpnca renew {}` then `vpnca acm import --{} {}`)", imp.arn, imp.name, crate::fmt_time(na), crate::shell::quote(&imp.name), imp.role.as_str(), crate::shell::quote(&imp.name)), Some(na)));
                 }
             }
             if !up_to_date {
@@ -294,7 +349,7 @@ impl Aws {
                             d.serial.as_deref().unwrap_or("?"),
                             imp.name,
                             imp.role.as_str(),
-                            imp.name
+                            crate::shell::quote(&imp.name)
                         ),
                         None => format!(
                             "{} holds a certificate of {}, which has no valid certificate in the store any more",

@@ -348,7 +348,8 @@ fn check_names(leaf: &X509Certificate<'_>, role: ImportRole, out: &mut Vec<Viola
                 out.push(v(
                     "domain-name",
                     format!(
-                        "ACM imports only certificates that name a domain; the client certificate's CN {cn:?} is not one and it has no DNS name (issue one for the import, e.g. `vpnca client clientvpn.example.com`)"
+                        "ACM imports only certificates that name a domain; the client certificate's CN {} is not one and it has no DNS name (issue one for the import, e.g. `vpnca client clientvpn.example.com`)",
+                        crate::shell::quote(&cn)
                     ),
                 ));
             }

@@ -170,7 +170,8 @@ pub struct CaArgs {
     /// Make a subordinate CA: write a CSR for the parent CA to sign (needs --csr-out).
     #[arg(long, requires = "csr_out", conflicts_with = "import_cert")]
     pub sub_ca: bool,
-    /// Where to write the sub-CA's certificate signing request.
+    /// Where to write the sub-CA's certificate signing request (a new file; `-`: standard
+    /// output).
     #[arg(long, value_name = "FILE", requires = "sub_ca")]
     pub csr_out: Option<PathBuf>,
     /// Complete a sub-CA with the certificate the parent CA signed.
@@ -318,7 +319,7 @@ pub struct CrlArgs {
     /// Days until nextUpdate (default 3650; kept for the CRLs that `revoke` writes).
     #[arg(long, value_name = "N")]
     pub days: Option<u32>,
-    /// Also write the CRL to FILE.
+    /// Also write the CRL to FILE (a regular file is replaced; `-`: standard output).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Leave out revoked certificates that have expired anyway (kept as the store's
@@ -373,7 +374,7 @@ pub struct ExportArgs {
     /// pem: NAME.crt + ca.crt (+ NAME.key with --key); pem-encrypted: the same with an
     /// encrypted NAME.key; p12: one NAME.p12 (certificate, key and chain; AES-256-CBC,
     /// PBKDF2-HMAC-SHA-256, SHA-256 MAC), mode 0600.
-    #[arg(long, value_enum, default_value_t = ExportFormat::Pem)]
+    #[arg(long, value_enum, ignore_case = true, default_value_t = ExportFormat::Pem)]
     pub format: ExportFormat,
     /// Also write NAME.key: unencrypted PKCS#8 PEM, mode 0600 (what ACM import needs).
     #[arg(long)]
@@ -508,6 +509,7 @@ pub struct QuickstartArgs {
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
     /// The shell.
+    #[arg(ignore_case = true)]
     pub shell: clap_complete::Shell,
 }
 

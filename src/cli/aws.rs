@@ -7,7 +7,7 @@ use anyhow::{Result, bail};
 use serde_json::json;
 
 use super::args::{AcmCommand, AwsOpts, Cli, ClientVpnCommand};
-use super::output::{Out, warn};
+use super::output::{Out, sh, warn};
 use super::passphrase::{open_unlocked, read_new_secret_file};
 use super::{EXIT_AWS, EXIT_ERROR};
 use vpnca::Store;
@@ -52,7 +52,7 @@ pub(super) fn acm(cli: &Cli, out: &Out, cmd: &AcmCommand) -> Result<u8> {
             let store = Store::open(&cli.pki)?;
             if store.live(&name)?.is_none() {
                 bail!(vpnca::Error::NotFound {
-                    what: format!("a valid certificate named {name:?}")
+                    what: format!("a valid certificate named {}", sh(&name))
                 });
             }
             let aws = connect(aws)?;
@@ -153,6 +153,8 @@ pub(super) fn clientvpn(cli: &Cli, out: &Out, cmd: &ClientVpnCommand) -> Result<
             let path = out_file
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(format!("{name}.ovpn")));
+            // Before AWS is asked and the store unlocked; created new when written.
+            vpnca::fsutil::check_output(&path, vpnca::fsutil::Output::NewWithDirs)?;
             let store = Store::open(&cli.pki)?;
             store.current(name)?;
             let aws = connect(aws)?;
@@ -263,6 +265,11 @@ fn push_crl(
             aws.region()
         );
     }
+    // What can fail without changing anything fails now: credentials, region, endpoints that
+    // do not exist, an endpoint holding a newer CRL of this CA. Then the new CRL (if one is
+    // needed) is committed, and only then uploaded: an upload that fails after that leaves
+    // the newer CRL in the store (docs/aws.md), never a CRL the store does not hold.
+    aws.check_push(&store, &targets)?;
     drop(store);
     let store = open_unlocked(cli)?;
     let (crl, regenerated) = crl_for_push(&store)?;

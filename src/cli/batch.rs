@@ -9,6 +9,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Value, json};
 
 use vpnca::batch::{self, BatchItem, BatchOptions, BatchResult, BatchStatus, RowError};
+use vpnca::fsutil::{Output, PathKind, check_output};
 use vpnca::{CertKind, Csr, IssueRequest, RevocationReason, Store};
 
 use super::EXIT_ERROR;
@@ -249,6 +250,14 @@ pub(super) fn client(
     opts: &BatchOpts,
     template: IssueRequest,
 ) -> Result<u8> {
+    // --out is checked before anything is read or issued: a directory (or nothing yet), and
+    // in it a chain file vpnca may compare (a regular file) or create.
+    if let Some(dir) = &opts.out {
+        check_output(dir, Output::Dir)?;
+        if PathKind::of(dir)? == PathKind::Dir {
+            check_output(&dir.join("ca.crt"), Output::Replace)?;
+        }
+    }
     let data = read_input(file)?;
     let format = opts.format.as_deref().map(str::parse).transpose()?;
     let records = batch::read_records(
@@ -366,7 +375,7 @@ pub(super) fn sign_req(
     let mut good_items = Vec::with_capacity(items.len());
     let mut good_labels = Vec::with_capacity(items.len());
     for (item, label) in items.into_iter().zip(labels) {
-        match store.check_request(&item.request) {
+        match store.check_item(&item) {
             Ok(()) => {
                 good_items.push(item);
                 good_labels.push(label);
@@ -516,7 +525,7 @@ pub(super) fn profile(
     );
     report_invalid(out, &errors, false, ("written", ""))?;
     let store = store_open()?;
-    let mut failed = 0;
+    let (mut written, mut exists, mut failed) = (0, 0, 0);
     let mut warnings = Vec::new();
     for row in &rows {
         let name = &row.request.name;
@@ -530,6 +539,7 @@ pub(super) fn profile(
             } else {
                 outln!("exists   {name}  {} (left as it is)", path.display());
             }
+            exists += 1;
             continue;
         }
         let res = store
@@ -537,6 +547,7 @@ pub(super) fn profile(
             .and_then(|rec| store.write_profile(&rec, base, key_pass, &path));
         match res {
             Ok(rep) => {
+                written += 1;
                 warnings.extend(rep.warnings.iter().cloned());
                 if out.json {
                     outln!(
@@ -565,10 +576,9 @@ pub(super) fn profile(
     for w in &warnings {
         warn(w);
     }
-    let summary = format!(
-        "{} profile(s) written, {failed} failed",
-        rows.len() - failed
-    );
+    // Every row is exactly one of the three: a profile that exists is neither written now nor
+    // a failure (re-running a batch is how the missing ones get written).
+    let summary = format!("{written} profile(s) written, {exists} exist already, {failed} failed");
     if out.json {
         errln!("{summary}");
     } else {

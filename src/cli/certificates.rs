@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Value, json};
+use vpnca::fsutil::{Output, check_output};
 use vpnca::{
     CertKind, CertRecord, Csr, IssueRequest, KeyAlgorithm, KeyExport, ListFilter, RenewOptions,
     San, Serial, Store, Validity,
@@ -17,8 +18,10 @@ use super::args::{
     SignReqArgs,
 };
 use super::batch;
-use super::options::{algorithm, issue_request, sans, validity, warn_client_vpn};
-use super::output::{Out, crl_json, human_record, print_issued, record_json, stdout_failed};
+use super::options::{
+    PublicOut, algorithm, issue_request, public_out, sans, validity, warn_client_vpn,
+};
+use super::output::{Out, crl_json, human_record, print_issued, record_json, sh, stdout_failed};
 use super::passphrase::{export_passphrase, note_nopass, open_unlocked, read_new_secret_file};
 
 /// `vpnca ca`: a root CA, a sub-CA's request (`--sub-ca`), or the sub-CA's signed certificate
@@ -35,6 +38,11 @@ pub(super) fn ca(cli: &Cli, out: &Out, args: &CaArgs) -> Result<u8> {
         nopass,
     } = args;
     note_nopass(nopass)?;
+    // Checked before the request (and its key) is recorded: a bad --csr-out changes nothing.
+    let dest = csr_out
+        .as_deref()
+        .map(|f| public_out(f, "--csr-out", out.json, Output::New))
+        .transpose()?;
     let store = open_unlocked(cli)?;
     let cn = cn.clone().unwrap_or_else(|| "vpnca CA".to_string());
     if let (Some(cert), Some(chain)) = (import_cert, chain) {
@@ -57,22 +65,28 @@ pub(super) fn ca(cli: &Cli, out: &Out, args: &CaArgs) -> Result<u8> {
             );
         });
     } else if *sub_ca {
-        let path = csr_out
-            .as_ref()
-            .ok_or_else(|| anyhow!("--sub-ca needs --csr-out FILE"))?;
-        if path.exists() {
-            return Err(vpnca::Error::FileExists { path: path.clone() }.into());
-        }
+        let dest = dest.ok_or_else(|| anyhow!("--sub-ca needs --csr-out FILE"))?;
         let csr = store.create_sub_ca_request(&cn, algorithm(algo)?)?;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .and_then(|mut f| f.write_all(csr.as_bytes()))
-            .with_context(|| format!("writing {}", path.display()))?;
+        let next = "Have your parent CA sign it, then: vpnca ca --import-cert signed.crt --chain parent-chain.pem";
+        let path = match dest {
+            PublicOut::Stdout => {
+                // Standard output carries the request alone, for a pipe.
+                outp!("{csr}");
+                errln!("Wrote the sub-CA request to standard output.");
+                errln!("{next}");
+                return Ok(0);
+            }
+            PublicOut::File(path) => path,
+        };
+        vpnca::fsutil::create_output(path, csr.as_bytes(), 0o644).with_context(|| {
+            format!(
+                "the sub-CA request is recorded in the store, but writing it failed (run `vpnca ca --sub-ca --csr-out {}` again with a path that can be written: it replaces the unfinished request)",
+                path.display()
+            )
+        })?;
         out.doc(&json!({"csr": path, "name": cn}), || {
             outln!("Wrote the sub-CA request to {}.", path.display());
-            outln!("Have your parent CA sign it, then: vpnca ca --import-cert signed.crt --chain parent-chain.pem");
+            outln!("{next}");
         });
     } else {
         let rec = store.create_root_ca(
@@ -82,8 +96,8 @@ pub(super) fn ca(cli: &Cli, out: &Out, args: &CaArgs) -> Result<u8> {
         )?;
         out.doc(&record_json(&rec), || {
             outln!(
-                "Created root CA {:?} (serial {}), valid until {}",
-                rec.name,
+                "Created root CA {} (serial {}), valid until {}",
+                sh(&rec.name),
                 rec.serial,
                 vpnca::fmt_time(rec.not_after)
             );
@@ -164,9 +178,7 @@ pub(super) fn sign_req(cli: &Cli, out: &Out, args: &SignReqArgs) -> Result<u8> {
     } = args;
     if let Some(dir) = batch_dir {
         let kind = match kind.as_deref() {
-            Some("client") => CertKind::Client,
-            Some("server") => CertKind::Server,
-            Some(other) => bail!("invalid --type {other:?}: expected client or server"),
+            Some(k) => sign_req_kind(k)?,
             None => bail!("--batch needs --type client|server"),
         };
         let template = IssueRequest {
@@ -200,11 +212,7 @@ pub(super) fn sign_req(cli: &Cli, out: &Out, args: &SignReqArgs) -> Result<u8> {
         ),
         _ => bail!("expected FILE or TYPE NAME"),
     };
-    let kind: CertKind = match kind.as_str() {
-        "client" => CertKind::Client,
-        "server" => CertKind::Server,
-        other => bail!("invalid --type {other:?}: expected client or server"),
-    };
+    let kind = sign_req_kind(&kind)?;
     let data = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let csr = Csr::parse(&data, &path.display().to_string())?;
     if let Some(alg) = csr.algorithm {
@@ -222,6 +230,17 @@ pub(super) fn sign_req(cli: &Cli, out: &Out, args: &SignReqArgs) -> Result<u8> {
     )?;
     print_issued(out, &store, &rec);
     Ok(0)
+}
+
+/// `sign-req --type`: client or server, in any case like every keyword vpnca reads.
+fn sign_req_kind(k: &str) -> Result<CertKind> {
+    if k.eq_ignore_ascii_case("client") {
+        Ok(CertKind::Client)
+    } else if k.eq_ignore_ascii_case("server") {
+        Ok(CertKind::Server)
+    } else {
+        bail!("invalid --type {k:?}: expected client or server")
+    }
 }
 
 /// `vpnca renew NAME`.
@@ -358,6 +377,7 @@ pub(super) fn export(cli: &Cli, out: &Out, args: &ExportArgs) -> Result<u8> {
         key,
         key_passphrase_file,
     } = args;
+    check_output(dir, Output::Dir)?;
     let store = open_unlocked(cli)?;
     let r = select(&store, name, serial)?;
     let mut generated = None;

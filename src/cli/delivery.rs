@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
+use vpnca::fsutil::{Output, check_output};
 
 use super::args::{Cli, ProfileArgs};
 use super::batch;
@@ -25,6 +26,18 @@ pub(super) fn profile(cli: &Cli, out: &Out, args: &ProfileArgs) -> Result<u8> {
         key_passphrase_file,
         out: out_file,
     } = args;
+    // Checked before anything is read or unlocked (the profile itself is created new, never
+    // over anything, when it is written).
+    let (target, how) = match (batch_file, out_file) {
+        (Some(_), Some(dir)) => (dir.clone(), Output::Dir),
+        (_, Some(f)) => (f.clone(), Output::NewWithDirs),
+        (None, None) => (
+            PathBuf::from(format!("{}.ovpn", name.as_deref().unwrap_or_default())),
+            Output::NewWithDirs,
+        ),
+        (Some(_), None) => bail!("--batch needs --out DIR"),
+    };
+    check_output(&target, how)?;
     let base = match (config, remote) {
         (Some(f), _) => {
             let data = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
@@ -57,9 +70,7 @@ pub(super) fn profile(cli: &Cli, out: &Out, args: &ProfileArgs) -> Result<u8> {
     let name = name
         .as_deref()
         .ok_or_else(|| anyhow!("give a NAME or --batch FILE"))?;
-    let path = out_file
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("{name}.ovpn")));
+    let path = target;
     let store = open_unlocked(cli)?;
     let rec = store.current(name)?;
     let rep = store.write_profile(&rec, &base, key_pass.as_ref(), &path)?;

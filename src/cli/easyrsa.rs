@@ -22,6 +22,8 @@ pub(super) fn import_easyrsa(cli: &Cli, out: &Out, args: &ImportEasyrsaArgs) -> 
         .map(|f| read_secret_file(f))
         .transpose()?;
     let store = Store::open(&cli.pki)?;
+    // Never read the store as easy-rsa's files, nor advise deleting a folder that holds it.
+    vpnca::easyrsa::check_apart(&vpnca::easyrsa::find_pki(path)?, &cli.pki)?;
     if let Ok(ca) = store.ca() {
         bail!(
             "this store already has a CA ({}); import-easyrsa needs a new store: `vpnca --pki NEWDIR init`",

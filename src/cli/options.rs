@@ -2,7 +2,10 @@
 //! (`--kdf-memory-mib`, `--kdf-time`; docs/commands-store.md), key algorithms, validities and
 //! SANs (`--algo`, `--days`, `--ttl`, `--san`; docs/commands-certificates.md).
 
-use anyhow::{Result, anyhow};
+use std::path::Path;
+
+use anyhow::{Result, anyhow, bail};
+use vpnca::fsutil::{Output, check_output};
 use vpnca::{CertKind, IssueRequest, KdfParams, KeyAlgorithm, San, Validity};
 
 use super::args::KeyOpts;
@@ -76,4 +79,33 @@ pub(super) fn issue_request(
         validity: validity(key.days, &key.ttl)?,
         sans,
     })
+}
+
+/// Where a public output (`crl --out`, `ca --csr-out`) goes.
+pub(super) enum PublicOut<'a> {
+    /// `-`: standard output.
+    Stdout,
+    /// A file, checked already.
+    File(&'a Path),
+}
+
+/// The output path of `flag`: `-` is standard output (refused with `--json`, which prints its
+/// report there), anything else a file checked with [`check_output`] as `how` says, before
+/// the command changes anything (docs/commands-store.md#output-paths).
+pub(super) fn public_out<'a>(
+    path: &'a Path,
+    flag: &str,
+    json: bool,
+    how: Output,
+) -> Result<PublicOut<'a>> {
+    if path == Path::new("-") {
+        if json {
+            bail!(
+                "{flag} - writes to standard output, where --json writes its report: use one of them (or {flag} FILE); nothing was changed"
+            );
+        }
+        return Ok(PublicOut::Stdout);
+    }
+    check_output(path, how)?;
+    Ok(PublicOut::File(path))
 }

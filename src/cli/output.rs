@@ -78,6 +78,14 @@ impl Out {
     }
 }
 
+/// A name or argument as one shell word, quoted only when needed (`alice`, `'Hans Peter'`):
+/// every command vpnca suggests, and every name in its messages, goes through it so that it
+/// can be copied as it is. The rules are [`vpnca::shell::quote`]'s, which library messages use
+/// too.
+pub(super) fn sh(s: &str) -> std::borrow::Cow<'_, str> {
+    vpnca::shell::quote(s)
+}
+
 /// `warning: …` on standard error.
 pub(super) fn warn(msg: &str) {
     errln!("warning: {msg}");
@@ -107,10 +115,10 @@ pub(super) fn human_record(r: &CertRecord) -> String {
 
 pub(super) fn print_issued(out: &Out, store: &Store, r: &CertRecord) {
     out.doc(&record_json(r), || {
-        outln!("Issued {} certificate {:?} (serial {}), valid until {}", r.kind.as_str(), r.name, r.serial, vpnca::fmt_time(r.not_after));
+        outln!("Issued {} certificate {} (serial {}), valid until {}", r.kind.as_str(), sh(&r.name), r.serial, vpnca::fmt_time(r.not_after));
         outln!("Certificate: {}", store.issued_path(&r.name).display());
         if r.has_key {
-            outln!("Its key is encrypted in the store; `vpnca export {} --out DIR --key` writes it out.", r.name);
+            outln!("Its key is encrypted in the store; `vpnca export {} --out DIR --key` writes it out.", sh(&r.name));
         }
     });
 }

@@ -1,12 +1,14 @@
 //! Revocation commands (docs/commands-revocation.md): `revoke` and `crl`. The `--batch` form
 //! of `revoke` is in batch.rs; the arguments are defined in args.rs.
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use serde_json::json;
+use vpnca::fsutil::Output;
 use vpnca::{CrlOptions, RevocationReason, Target};
 
 use super::args::{Cli, CrlArgs, RevokeArgs};
 use super::batch;
+use super::options::{PublicOut, public_out};
 use super::output::{Out, crl_json, record_json};
 use super::passphrase::open_unlocked;
 
@@ -72,6 +74,11 @@ pub(super) fn crl(cli: &Cli, out: &Out, args: &CrlArgs) -> Result<u8> {
         omit_expired,
         keep_expired,
     } = args;
+    // Checked before the CRL is committed: a bad --out changes nothing.
+    let dest = out_file
+        .as_deref()
+        .map(|f| public_out(f, "--out", out.json, Output::Replace))
+        .transpose()?;
     let store = open_unlocked(cli)?;
     let mut opts = CrlOptions::from_store(&store)?;
     if let Some(d) = days {
@@ -83,21 +90,33 @@ pub(super) fn crl(cli: &Cli, out: &Out, args: &CrlArgs) -> Result<u8> {
         opts.omit_expired = false;
     }
     let info = store.generate_crl(&opts)?;
-    if let Some(f) = out_file {
-        vpnca::store::write_public_file(f, info.pem.as_bytes())?;
+    if let Some(PublicOut::File(f)) = dest {
+        vpnca::store::write_public_file(f, info.pem.as_bytes()).with_context(|| {
+            format!(
+                "CRL #{} is in the store and in {}, but its copy to --out failed",
+                info.number,
+                store.crl_path().display()
+            )
+        })?;
     }
-    out.doc(&crl_json(&info, &store.crl_path()), || {
-        outln!(
-            "Wrote CRL #{} with {} entries to {}{} (nextUpdate {})",
-            info.number,
-            info.entries,
-            store.crl_path().display(),
-            out_file
-                .as_ref()
-                .map(|f| format!(" and {}", f.display()))
-                .unwrap_or_default(),
-            vpnca::fmt_time(info.next_update)
-        );
-    });
+    let line = format!(
+        "Wrote CRL #{} with {} entries to {}{} (nextUpdate {})",
+        info.number,
+        info.entries,
+        store.crl_path().display(),
+        match dest {
+            Some(PublicOut::File(f)) => format!(" and {}", f.display()),
+            Some(PublicOut::Stdout) => " and standard output".into(),
+            None => String::new(),
+        },
+        vpnca::fmt_time(info.next_update)
+    );
+    if let Some(PublicOut::Stdout) = dest {
+        // Standard output carries the CRL alone, for a pipe.
+        outp!("{}", info.pem);
+        errln!("{line}");
+        return Ok(0);
+    }
+    out.doc(&crl_json(&info, &store.crl_path()), || outln!("{line}"));
     Ok(0)
 }

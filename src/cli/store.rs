@@ -10,7 +10,7 @@ use super::args::{Cli, InitArgs, PasswdArgs, QuickstartArgs, StatusArgs, VerifyA
 #[cfg(feature = "aws")]
 use super::aws;
 use super::options::kdf;
-use super::output::{Out, crl_json, record_json};
+use super::output::{Out, crl_json, record_json, sh};
 use super::passphrase::{open_unlocked, passphrase, store_passphrase};
 
 /// `vpnca init`: a new, empty store.
@@ -24,12 +24,9 @@ pub(super) fn init(cli: &Cli, out: &Out, args: &InitArgs) -> Result<u8> {
         errln!("note: ignoring easy-rsa argument(s) {extra:?}");
     }
     let k = kdf(*kdf_memory_mib, *kdf_time)?;
-    if cli.pki.join(vpnca::store::DB_FILE).exists() {
-        return Err(vpnca::Error::AlreadyInitialized {
-            path: cli.pki.clone(),
-        }
-        .into());
-    }
+    // Before the passphrase is asked for: an existing store, an easy-rsa PKI or any other
+    // content is refused.
+    Store::check_new_dir(&cli.pki)?;
     let pass = store_passphrase(cli, true)?;
     Store::init(&cli.pki, &pass, k)?;
     out.doc(&json!({"pki": cli.pki, "kdf": k}), || {
@@ -37,7 +34,7 @@ pub(super) fn init(cli: &Cli, out: &Out, args: &InitArgs) -> Result<u8> {
             "Initialised an encrypted vpnca store in {}",
             cli.pki.display()
         );
-        outln!("Next: vpnca ca --cn \"My VPN CA\"");
+        outln!("Next: vpnca ca --cn {}", sh("My VPN CA"));
     });
     Ok(0)
 }
@@ -192,23 +189,27 @@ pub(super) fn status(cli: &Cli, out: &Out, args: &StatusArgs) -> Result<u8> {
 
 /// The text form of the `status` report.
 fn print_status(rep: &vpnca::StatusReport, warn_days: u32) {
-    outln!(
-        "CA:   {} (until {})",
-        rep.ca.as_deref().unwrap_or("none"),
-        rep.ca_not_after.map(vpnca::fmt_time).unwrap_or_default()
-    );
+    match (&rep.ca, rep.ca_not_after) {
+        (Some(ca), Some(t)) => outln!("CA:   {ca} (until {})", vpnca::fmt_time(t)),
+        (Some(ca), None) => outln!("CA:   {ca}"),
+        (None, _) => outln!("CA:   none"),
+    }
     match (rep.crl_number, rep.crl_next_update) {
         (Some(n), Some(t)) => outln!("CRL:  #{n}, nextUpdate {}", vpnca::fmt_time(t)),
         _ => outln!("CRL:  none"),
     }
-    outln!(
-        "certificates: {}",
-        rep.counts
-            .iter()
-            .map(|(k, v)| format!("{v} {k}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    if rep.counts.is_empty() {
+        outln!("certificates: none");
+    } else {
+        outln!(
+            "certificates: {}",
+            rep.counts
+                .iter()
+                .map(|(k, v)| format!("{v} {k}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     if rep.findings.is_empty() {
         outln!("OK: nothing needs attention within {warn_days} days");
     }
@@ -261,6 +262,7 @@ pub(super) fn quickstart(cli: &Cli, out: &Out, args: &QuickstartArgs) -> Result<
             s
         }
         Err(vpnca::Error::NotInitialized { .. }) => {
+            Store::check_new_dir(&cli.pki)?;
             let pass = store_passphrase(cli, true)?;
             Store::init(&cli.pki, &pass, k)?
         }
@@ -297,9 +299,13 @@ pub(super) fn quickstart(cli: &Cli, out: &Out, args: &QuickstartArgs) -> Result<
         outln!("  CRL:     #{} -> {pki}/crl.pem (nextUpdate {})", crl.number, vpnca::fmt_time(crl.next_update));
         outln!();
         outln!("Next steps:");
-        outln!("  1. Server certificate and key for ACM:  vpnca export {server} --out ./acm --key");
-        outln!("     aws acm import-certificate --certificate fileb://acm/{server}.crt --private-key fileb://acm/{server}.key --certificate-chain fileb://acm/ca.crt");
-        outln!("     then delete ./acm/{server}.key");
+        outln!("  1. Server certificate and key for ACM:  vpnca export {} --out ./acm --key", sh(server));
+        outln!(
+            "     aws acm import-certificate --certificate {} --private-key {} --certificate-chain fileb://acm/ca.crt",
+            sh(&format!("fileb://acm/{server}.crt")),
+            sh(&format!("fileb://acm/{server}.key"))
+        );
+        outln!("     then delete {}", sh(&format!("./acm/{server}.key")));
         outln!("  2. Create the Client VPN endpoint with that certificate (mutual authentication, client root chain = the same ARN).");
         outln!("  3. Per user: vpnca export NAME --out ./NAME --key   (then build the .ovpn profile)");
         outln!("  4. Offboarding: vpnca revoke NAME, then upload {pki}/crl.pem to the endpoint.");

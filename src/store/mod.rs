@@ -191,7 +191,8 @@ const WHERE_NAME: &str = "name = ?1 AND kind != 'ca'";
 const WHERE_LIVE: &str = "name = ?1 AND kind != 'ca' AND state = 'valid' AND not_after > ?2";
 /// [`Store::ca`]: the CA record, read by every issue, revoke and CRL.
 const WHERE_CA: &str = "kind = 'ca'";
-/// [`check_revoked_set`]: the revoked records, read by every revoke and CRL.
+/// [`check_revoked_set`], [`Store::revoked`]: the revoked records, read by every revoke and
+/// CRL, and by `status` and `push-crl` to tell a stale CRL.
 const WHERE_REVOKED: &str = "state = 'revoked'";
 /// [`Store::has_ca`].
 const SQL_HAS_CA: &str = "SELECT COUNT(*) FROM certs WHERE kind = 'ca'";
@@ -308,16 +309,61 @@ pub struct ListFilter {
 }
 
 impl Store {
-    /// Creates a new store in `dir` (created with mode 0700 if missing), locked by `pass`.
-    pub fn init(dir: &Path, pass: &Passphrase, kdf: KdfParams) -> Result<Store> {
-        pass.check_new()?;
-        kdf.check()?;
-        let db = dir.join(DB_FILE);
-        if db.exists() {
+    /// Checks that `dir` can take a new store: it does not exist yet (its nearest existing
+    /// parent is a directory), or it is an empty directory. Only what an interrupted `init`
+    /// leaves (`.vpnca.db.init-…`) may be in it: vpnca never adopts a folder holding files it
+    /// did not create, whose names its own files could take. An existing store is
+    /// [`Error::AlreadyInitialized`], an easy-rsa PKI [`Error::EasyRsaFolder`] (see
+    /// [`crate::easyrsa::recognize`]), anything else in it [`Error::DirNotEmpty`], a path that
+    /// is no directory [`Error::OutputPath`]. Nothing is written.
+    pub fn check_new_dir(dir: &Path) -> Result<()> {
+        if dir.join(DB_FILE).exists() {
             return Err(Error::AlreadyInitialized {
                 path: dir.to_path_buf(),
             });
         }
+        match std::fs::metadata(dir) {
+            Ok(m) if m.is_dir() => {}
+            // Nothing there (or a dangling link, a file, a device): as an output directory.
+            _ => return fsutil::check_output(dir, fsutil::Output::Dir),
+        }
+        let mut found: Vec<String> = std::fs::read_dir(dir)
+            .map_err(Error::io("reading directory", dir))?
+            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect::<std::io::Result<_>>()
+            .map_err(Error::io("reading directory", dir))?;
+        found.retain(|n| !n.starts_with(&format!(".{DB_FILE}.init-")));
+        if found.is_empty() {
+            return Ok(());
+        }
+        let easyrsa = crate::easyrsa::recognize(dir);
+        if !easyrsa.is_empty() {
+            return Err(Error::EasyRsaFolder {
+                path: dir.to_path_buf(),
+                found: easyrsa,
+            });
+        }
+        found.sort();
+        const SHOWN: usize = 5;
+        if found.len() > SHOWN {
+            let more = found.len() - SHOWN;
+            found.truncate(SHOWN);
+            found.push(format!("and {more} more"));
+        }
+        Err(Error::DirNotEmpty {
+            path: dir.to_path_buf(),
+            found,
+        })
+    }
+
+    /// Creates a new store in `dir`, locked by `pass`. `dir` must not exist or be empty
+    /// ([`Store::check_new_dir`]); it is created with its missing parents, and set to mode
+    /// 0700 (also when it existed, empty).
+    pub fn init(dir: &Path, pass: &Passphrase, kdf: KdfParams) -> Result<Store> {
+        pass.check_new()?;
+        kdf.check()?;
+        Store::check_new_dir(dir)?;
+        let db = dir.join(DB_FILE);
         fsutil::create_dir(dir, 0o700)?;
         std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .map_err(Error::io("setting permissions", dir))?;
@@ -544,8 +590,14 @@ impl Store {
         let t = now();
         let pick = all.iter().position(|r| r.is_live(t)).unwrap_or(0);
         all.into_iter().nth(pick).ok_or_else(|| Error::NotFound {
-            what: format!("no certificate named {name:?}"),
+            what: format!("no certificate named {}", crate::shell::quote(name)),
         })
+    }
+
+    /// Every revoked certificate record (the CRL's entries to be), oldest first. The records'
+    /// MACs are not checked here (that needs the store unlocked: see `verify`).
+    pub fn revoked(&self) -> Result<Vec<CertRecord>> {
+        self.query_records(WHERE_REVOKED, &[])
     }
 
     /// The live certificate with this name, if any.
@@ -1263,7 +1315,9 @@ impl Store {
     }
 }
 
-/// Writes a public file (a certificate or CRL) atomically, mode 0644.
+/// Writes a public file (a certificate or CRL) to a path the user named, atomically, mode
+/// 0644: a regular file there is replaced; a directory, device, FIFO, socket or symbolic link
+/// is refused ([`fsutil::replace_output`]).
 pub fn write_public_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    fsutil::write_atomic(path, bytes, 0o644)
+    fsutil::replace_output(path, bytes, 0o644)
 }

@@ -31,8 +31,10 @@ Control (plain HTTP, unsigned, JSON):
                         Without a clientConfiguration entry, a default OpenVPN text
                         (no <ca> block) naming the endpoint's DNS name is exported.
   POST /_test/fail      {"action":"..","status":400,"code":"..","message":"..",
-                         "times":1}  next `times` calls of the action fail
-                        (after the signature check passes).
+                         "times":1, "endpoint":"cvpn-endpoint-.."}  next `times` calls of
+                        the action fail (after the signature check passes); with
+                        "endpoint", only the calls whose ClientVpnEndpointId is that one
+                        (the others go through and do not count).
   POST /_test/tamper    {"endpoint":"id","crl":"PEM","sticky":bool} sets a stored CRL
                         as is; sticky: later imports say true but keep it.
   GET  /_test/requests  every AWS request: [{"action","params","signature_ok",
@@ -216,10 +218,13 @@ class Handler(BaseHTTPRequestHandler):
                 elif self.path == "/_test/fail":
                     if cfg.get("action") not in ACTIONS:
                         raise ValueError(f"unknown action {cfg.get('action')!r}")
+                    unknown = set(cfg) - {"action", "status", "code", "message", "times", "endpoint"}
+                    if unknown:
+                        raise ValueError(f"unknown fail keys {sorted(unknown)}")
                     STATE.fails[cfg["action"]] = {
                         "status": int(cfg.get("status", 400)), "code": str(cfg["code"]),
                         "message": str(cfg.get("message", "injected failure")),
-                        "times": int(cfg.get("times", 1))}
+                        "times": int(cfg.get("times", 1)), "endpoint": cfg.get("endpoint")}
                 elif self.path == "/_test/tamper":
                     STATE.endpoint(cfg["endpoint"])
                     STATE.crls[cfg["endpoint"]] = str(cfg["crl"])
@@ -355,6 +360,8 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(400, "InvalidAction", f"The action {action} is not valid for this web service.")
         with STATE.lock:
             fail = STATE.fails.get(action)
+            if fail and fail["endpoint"] not in (None, params.get("ClientVpnEndpointId")):
+                fail = None
             if fail and fail["times"] > 0:
                 fail["times"] -= 1
                 raise ApiError(fail["status"], fail["code"], fail["message"])

@@ -2,7 +2,10 @@
 #![allow(dead_code)]
 
 pub mod aws;
+pub mod easyrsa;
+pub mod oldpki;
 pub mod openvpn;
+pub mod root;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -77,22 +80,28 @@ impl Env {
 
     /// Every file under the store with its bytes: to prove a command left it unchanged.
     pub fn snapshot(&self) -> BTreeMap<PathBuf, Vec<u8>> {
-        let mut m = BTreeMap::new();
-        fn walk(p: &Path, m: &mut BTreeMap<PathBuf, Vec<u8>>) {
-            for e in std::fs::read_dir(p).expect("read_dir").flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    walk(&p, m);
-                } else {
-                    m.insert(p.clone(), std::fs::read(&p).expect("read"));
-                }
+        snapshot_of(&self.pki)
+    }
+}
+
+/// Every file under `dir` with its bytes (empty if `dir` does not exist): to prove a command
+/// left a folder unchanged.
+pub fn snapshot_of(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut m = BTreeMap::new();
+    fn walk(p: &Path, m: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        for e in std::fs::read_dir(p).expect("read_dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, m);
+            } else {
+                m.insert(p.clone(), std::fs::read(&p).expect("read"));
             }
         }
-        if self.pki.exists() {
-            walk(&self.pki, &mut m);
-        }
-        m
     }
+    if dir.exists() {
+        walk(dir, &mut m);
+    }
+    m
 }
 
 /// Asserts that vpnca ARGS exited 0; returns its stdout.
@@ -204,4 +213,93 @@ pub fn crl_by_openssl(e: &Env) -> (u64, BTreeMap<String, String>) {
         }
     }
     (number.expect("the CRL has a number"), entries)
+}
+
+/// Runs GnuTLS's `certtool` (panics if it is missing: tests never skip silently).
+pub fn certtool(args: &[&str], cwd: &Path) -> Output {
+    Command::new("certtool")
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("GnuTLS's `certtool` is required (apt-get install gnutls-bin)")
+}
+
+/// Runs `certtool` and asserts success; returns stdout.
+pub fn certtool_ok(args: &[&str], cwd: &Path) -> String {
+    let o = certtool(args, cwd);
+    assert!(
+        o.status.success(),
+        "certtool {args:?} failed:\n{}\n{}",
+        s(&o.stdout),
+        s(&o.stderr)
+    );
+    s(&o.stdout)
+}
+
+/// One finding of pkilint: its severity (`FATAL`, `ERROR`, `WARNING`, `NOTICE`), code
+/// (`pkix.key_usage_value_prohibited_for_ec`) and where it was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LintFinding {
+    pub severity: String,
+    pub code: String,
+    pub node: String,
+}
+
+/// Runs one of pkilint's linters (`lint_pkix_cert`, `lint_crl`, …) as `LINTER lint ARGS -s
+/// NOTICE -f JSON FILE` and returns every finding of severity NOTICE or above, read from its
+/// JSON report (its exit status is the number of findings, so it says nothing about whether
+/// it ran). Panics if the linter is missing or prints no report: tests never skip silently.
+pub fn pkilint(linter: &str, args: &[&str], file: &Path) -> Vec<LintFinding> {
+    let o = Command::new(linter)
+        .arg("lint")
+        .args(args)
+        .args(["-s", "NOTICE", "-f", "JSON"])
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "pkilint's `{linter}` is required (pip install -r tests/requirements-lint.txt): {e}"
+            )
+        });
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{linter} {}: no JSON report ({e}; exit {:?}):\n{}\n{}",
+            file.display(),
+            o.status.code(),
+            s(&o.stdout),
+            s(&o.stderr)
+        )
+    });
+    let results = report["results"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{linter}: a report without results: {report}"));
+    let mut out = Vec::new();
+    for r in results {
+        let node = r["node_path"].as_str().unwrap_or("").to_owned();
+        for f in r["finding_descriptions"].as_array().into_iter().flatten() {
+            out.push(LintFinding {
+                severity: f["severity"].as_str().unwrap_or("").to_owned(),
+                code: f["code"].as_str().unwrap_or("").to_owned(),
+                node: node.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// A date as openssl prints it in `-text` output (`Dec  3 10:05:13 2026 GMT`).
+pub fn openssl_time(text: &str) -> time::OffsetDateTime {
+    let t = text
+        .trim()
+        .trim_end_matches(" GMT")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let fmt = time::format_description::parse_borrowed::<2>(
+        "[month repr:short] [day padding:none] [hour]:[minute]:[second] [year]",
+    )
+    .expect("format");
+    time::PrimitiveDateTime::parse(&t, &fmt)
+        .unwrap_or_else(|e| panic!("not an openssl date: {text:?}: {e}"))
+        .assume_utc()
 }
