@@ -417,12 +417,7 @@ impl Durations {
     /// 1.0 × it, where the transaction, the commit and the mirror writes are (the first half
     /// of a run is mostly process start, reading and the passphrase derivation).
     fn delay(&self, kind: &str, rng: &mut XorShift) -> Duration {
-        let est = self
-            .0
-            .get(kind)
-            .copied()
-            .unwrap_or(Duration::from_millis(200));
-        let us = u64::try_from(est.as_micros()).expect("small");
+        let us = self.micros(kind);
         let (from, to) = if rng.below(2) == 0 {
             (0, us * 11 / 10)
         } else {
@@ -431,14 +426,19 @@ impl Durations {
         Duration::from_micros(from + rng.below(to - from + 1))
     }
 
-    /// A delay from 0.8 to 1.0 × the duration: late in the command, after its first commits.
-    fn late_delay(&self, kind: &str, rng: &mut XorShift) -> Duration {
+    /// The learnt duration of `kind` in microseconds (200 ms before any run).
+    fn micros(&self, kind: &str) -> u64 {
         let est = self
             .0
             .get(kind)
             .copied()
             .unwrap_or(Duration::from_millis(200));
-        let us = u64::try_from(est.as_micros()).expect("small");
+        u64::try_from(est.as_micros()).expect("small")
+    }
+
+    /// A delay from 0.8 to 1.0 × the duration: late in the command, after its first commits.
+    fn late_delay(&self, kind: &str, rng: &mut XorShift) -> Duration {
+        let us = self.micros(kind);
         Duration::from_micros(us * 4 / 5 + rng.below(us / 5 + 1))
     }
 
