@@ -44,13 +44,22 @@ fn free_port() -> u16 {
 }
 
 /// One moto server for the whole test binary; tests take turns (`lock`) and reset it.
+///
+/// A static is never dropped, so the server cannot be killed by a `Drop`: it runs under a small
+/// shell that kills it when its standard input closes, which happens when this test process
+/// ends, however it ends (before, every test binary that used moto left a `moto_server`
+/// running; `.ci/run` listed and killed them).
 pub struct Moto {
     pub port: u16,
     _child: Child,
+    _stdin: ChildStdin,
 }
 
 static MOTO: OnceLock<Moto> = OnceLock::new();
 static MOTO_LOCK: Mutex<()> = Mutex::new(());
+
+/// Runs `moto_server ARGS` until standard input closes, then stops it.
+const UNTIL_STDIN_CLOSES: &str = "moto_server \"$@\" & m=$!; cat >/dev/null; kill $m; wait $m";
 
 impl Moto {
     /// The shared moto, reset, and the lock that keeps other tests off it meanwhile.
@@ -63,27 +72,35 @@ impl Moto {
     }
 
     fn start() -> Moto {
+        let found = Command::new("moto_server").arg("--help").output();
+        assert!(
+            found.is_ok_and(|o| o.status.success()),
+            "moto_server is required (pip install -r tests/aws/requirements.txt; scripts/test.sh installs it)"
+        );
         for _ in 0..3 {
             let port = free_port();
-            let child = Command::new("moto_server")
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                .stdin(Stdio::null())
+            let mut child = Command::new("sh")
+                .args(["-c", UNTIL_STDIN_CLOSES, "sh", "-H", "127.0.0.1", "-p"])
+                .arg(port.to_string())
+                .stdin(Stdio::piped())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
-                .expect("moto_server is required (pip install 'moto[server]'; scripts/test.sh installs it)");
+                .expect("sh");
+            let stdin = child.stdin.take().expect("piped stdin");
             let deadline = Instant::now() + Duration::from_secs(60);
             while Instant::now() < deadline {
                 if TcpStream::connect(("127.0.0.1", port)).is_ok() {
                     return Moto {
                         port,
                         _child: child,
+                        _stdin: stdin,
                     };
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
-            let mut child = child;
-            let _ = child.kill();
+            drop(stdin);
+            let _ = child.wait();
         }
         panic!("moto_server did not start");
     }
