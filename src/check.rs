@@ -13,7 +13,7 @@ use crate::{Error, Result};
 pub struct Finding {
     /// `ca`, `crl` or `certificate`.
     pub subject: String,
-    /// `expired`, `expiring`, `missing`, `stale`.
+    /// `expired`, `expiring`, `missing`, `stale`, `no-dns-san`.
     pub problem: String,
     /// For humans.
     pub message: String,
@@ -60,6 +60,22 @@ pub(crate) fn finding(
         serial: rec.map(|r| r.serial.hex()),
         date,
     }
+}
+
+/// Whether a server certificate carries at least one DNS SAN (AWS Client VPN and ACM refuse one
+/// without: easy-rsa 3.2 issues them so by default). A certificate that cannot be parsed counts
+/// as having one: `verify` reports it, not this check.
+fn server_has_dns_san(rec: &CertRecord) -> bool {
+    x509::parse_cert(&rec.der, &rec.name).map_or(true, |c| x509::has_dns_san(&c))
+}
+
+/// The words `status` and `import-easyrsa` use for a server certificate without a DNS SAN.
+pub(crate) fn no_dns_san_message(name: &str, serial: &str) -> String {
+    format!(
+        "server {name} (serial {serial}) has no DNS subjectAltName: AWS Client VPN (ACM) refuses it; `vpnca renew {}` issues one with DNS:{}",
+        crate::shell::quote(name),
+        name.to_ascii_lowercase()
+    )
 }
 
 impl Store {
@@ -135,6 +151,15 @@ impl Store {
                     ),
                     Some(&r),
                     Some(r.not_after),
+                ));
+            }
+            if r.kind == CertKind::Server && s == Status::Valid && !server_has_dns_san(&r) {
+                findings.push(finding(
+                    "certificate",
+                    "no-dns-san",
+                    no_dns_san_message(&r.name, &r.serial.hex()),
+                    Some(&r),
+                    None,
                 ));
             }
         }

@@ -469,6 +469,17 @@ pub fn plan(path: &Path, pass: Option<&Passphrase>) -> Result<Plan> {
         }
     }
     supersede_duplicates(&mut plan.certificates);
+    // easy-rsa 3.2 issues server certificates without a SAN by default: AWS Client VPN refuses
+    // them. The import goes on; `status` keeps reporting them until they are renewed.
+    for e in &plan.certificates {
+        if e.kind == CertKind::Server
+            && e.status == ImportStatus::Valid
+            && crate::x509::parse_cert(&e.der, &e.name).is_ok_and(|c| !crate::x509::has_dns_san(&c))
+        {
+            let m = crate::check::no_dns_san_message(&e.name, &e.serial.hex());
+            plan.notes.push(m);
+        }
+    }
 
     // The old CRL: its number, and that it revokes nothing index.txt calls valid.
     let crl_path = root.join("crl.pem");

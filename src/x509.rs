@@ -75,6 +75,11 @@ pub(crate) fn sans(cert: &X509Certificate<'_>) -> Vec<San> {
     out
 }
 
+/// Whether `cert` has at least one DNS SAN (AWS Client VPN needs one on a server certificate).
+pub(crate) fn has_dns_san(cert: &X509Certificate<'_>) -> bool {
+    sans(cert).iter().any(|s| matches!(s, San::Dns(_)))
+}
+
 /// Whether `cert` is signed by the key in `issuer`.
 pub(crate) fn signed_by(cert: &X509Certificate<'_>, issuer: &X509Certificate<'_>) -> bool {
     cert.verify_signature(Some(issuer.public_key())).is_ok()

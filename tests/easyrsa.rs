@@ -12,6 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use common::easyrsa::Version;
 use common::openvpn::{ClientFiles, Handshake, ServerFiles, handshake};
 use serde_json::Value;
 
@@ -19,7 +20,6 @@ use serde_json::Value;
 // easy-rsa
 // ---------------------------------------------------------------------------------------------
 
-const EASYRSA: &str = "/usr/share/easy-rsa/easyrsa";
 /// The passphrase of the easy-rsa CA key (where it has one).
 const SECRET: &str = "old-easyrsa-secret";
 const CA_CN: &str = "Old VPN CA";
@@ -38,6 +38,7 @@ const EC_SEQUENTIAL: Vars = &[
 /// An easy-rsa PKI at `<tempdir>/pki`.
 struct EasyRsa {
     dir: tempfile::TempDir,
+    version: Version,
     vars: Vars,
     pass: Option<&'static str>,
 }
@@ -57,14 +58,11 @@ struct IndexLine {
 }
 
 impl EasyRsa {
-    /// `easyrsa init-pki` in a new temporary directory.
-    fn new(vars: Vars, pass: Option<&'static str>) -> EasyRsa {
-        assert!(
-            Path::new(EASYRSA).is_file(),
-            "easy-rsa is required by this test (apt-get install easy-rsa): {EASYRSA} is missing"
-        );
+    /// `easyrsa init-pki` with the easy-rsa of `version` in a new temporary directory.
+    fn new_with(version: Version, vars: Vars, pass: Option<&'static str>) -> EasyRsa {
         let er = EasyRsa {
             dir: tempfile::tempdir().expect("tempdir"),
+            version,
             vars,
             pass,
         };
@@ -74,16 +72,31 @@ impl EasyRsa {
 
     /// A CA ("Old VPN CA", with the passphrase if any), a server `server` and `clients`.
     fn with_certs(vars: Vars, pass: Option<&'static str>, clients: &[&str]) -> EasyRsa {
-        let er = EasyRsa::new(vars, pass);
+        EasyRsa::with_certs_by(Version::Debian31, vars, pass, clients)
+    }
+
+    /// [`EasyRsa::with_certs`] made by the easy-rsa of `version` with its defaults (3.2: the
+    /// server certificate has no SAN).
+    fn with_certs_by(
+        version: Version,
+        vars: Vars,
+        pass: Option<&'static str>,
+        clients: &[&str],
+    ) -> EasyRsa {
+        let er = EasyRsa::new_with(version, vars, pass);
         let mut c = er.cmd(&[]);
         match pass {
             Some(p) => c.arg(format!("--passout=pass:{p}")).arg("build-ca"),
             None => c.args(["build-ca", "nopass"]),
         };
         er.check(&["build-ca"], c.env("EASYRSA_REQ_CN", CA_CN));
-        er.run(&["build-server-full", "server", "nopass"]);
+        let full = |cmd: &str, cn: &str| {
+            let args = version.nopass_full(cmd, cn);
+            er.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        };
+        full("build-server-full", "server");
         for cn in clients {
-            er.run(&["build-client-full", cn, "nopass"]);
+            full("build-client-full", cn);
         }
         er
     }
@@ -98,7 +111,7 @@ impl EasyRsa {
 
     /// `easyrsa [--passin=pass:…] ARGS` in batch mode.
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(EASYRSA);
+        let mut c = Command::new(self.version.script());
         if let Some(p) = self.pass {
             c.arg(format!("--passin=pass:{p}"));
         }
@@ -166,6 +179,7 @@ impl EasyRsa {
         assert!(o.status.success(), "cp -a: {}", s(&o.stderr));
         EasyRsa {
             dir,
+            version: self.version,
             vars: self.vars,
             pass: self.pass,
         }
@@ -280,7 +294,11 @@ fn assert_list_matches_index(e: &Env, er: &EasyRsa) {
         let kind = if l.cn == "server" { "server" } else { "client" };
         assert_eq!(r["kind"], kind, "{what}");
         assert_eq!(r["not_after"], rfc3339(&l.expires).as_str(), "{what}");
-        assert_eq!(r["has_key"], true, "easy-rsa has every key: {what}");
+        // 3.2 keeps certs_by_serial/<serial>.pem of a revoked certificate, which the import
+        // reads, while its key moved to revoked/private_by_serial/: it comes without its key.
+        if !(er.version == Version::Upstream326 && l.status == "R") {
+            assert_eq!(r["has_key"], true, "easy-rsa has every key: {what}");
+        }
         match &l.revoked {
             None => assert!(r["revoked_at"].is_null(), "{what}"),
             Some(d) => {
@@ -942,4 +960,148 @@ fn reads_a_traditional_encrypted_ec_ca_key() {
     std::fs::write(e.path("erin.pem"), pem.expect("pem")).expect("write");
     let ca = er.file("ca.crt");
     openssl_ok(&["verify", "-CAfile", p(&ca), "erin.pem"], e.dir.path());
+}
+
+/// Bug 12: easy-rsa 3.2 issues server certificates without a SAN by default; AWS Client VPN
+/// (ACM) refuses them, and after `import-easyrsa` `status` said "nothing needs attention".
+/// A PKI made by the vendored upstream easy-rsa 3.2.6: passphrase CA, `--nopass` clients, a
+/// revocation, `inline/` and `crl.der` in the source. (No easy-rsa renewal: 3.2 keeps the key
+/// in private/, so the superseded certificate comes without its key and the shared
+/// `assert_list_matches_index` would not hold.)
+///
+/// Fails when: the import note is not emitted (planted: the `plan.notes.push` in
+/// `easyrsa::plan` removed); `status` ignores the missing SAN (planted: the `no-dns-san` check
+/// in `Store::status` removed, exit 0); `renew` keeps the old SANs only (planted:
+/// `dns_from_name` ignored in `resolve_sans`, openssl shows no DNS name and status still exits 1).
+#[test]
+fn migrates_an_easyrsa_3_2_pki_with_a_san_less_server() {
+    let er = EasyRsa::with_certs_by(
+        Version::Upstream326,
+        EC,
+        Some(SECRET),
+        &["alice", "bob", "carol"],
+    );
+    er.run(&["revoke", "bob", "keyCompromise"]);
+    er.run(&["gen-crl"]);
+    for f in ["crl.der", "inline/private/alice.inline"] {
+        assert!(er.file(f).is_file(), "easy-rsa 3.2.6 should have made {f}");
+    }
+    let san = openssl(
+        &[
+            "x509",
+            "-in",
+            p(&er.file("issued/server.crt")),
+            "-noout",
+            "-ext",
+            "subjectAltName",
+        ],
+        er.dir.path(),
+    );
+    assert!(
+        !s(&san.stdout).contains("DNS:"),
+        "3.2.6's default server certificate should have no SAN: {}",
+        s(&san.stdout)
+    );
+    let server_serial = cert_serial(&Env::new(), &er.file("issued/server.crt"));
+    let source = er.tree();
+
+    let e = Env::init();
+    let pass = passfile(&e, SECRET);
+    let pki = er.path();
+    let args = [
+        "import-easyrsa",
+        p(&pki),
+        "--easyrsa-passphrase-file",
+        p(&pass),
+    ];
+    // Text: the note names the server and the fix; the import still succeeds.
+    let dry: Vec<&str> = args.iter().copied().chain(["--dry-run"]).collect();
+    let o = e.run(&dry);
+    let err = expect_code(&dry, o, 0);
+    assert!(
+        err.contains("server server") && err.contains("`vpnca renew server`"),
+        "the text summary must name the SAN-less server and the fix:\n{err}"
+    );
+    let v = e.json(&args);
+    assert!(er.tree() == source, "import-easyrsa modified the source");
+    assert_eq!(v["imported"], true, "{v:#}");
+    assert_eq!(v["problems"], serde_json::json!([]), "{v:#}");
+    let notes: Vec<&str> = v["notes"]
+        .as_array()
+        .expect("notes")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        notes.iter().any(|n| n.contains("server server")
+            && n.contains(&server_serial)
+            && n.contains("`vpnca renew server`")),
+        "a note must name the SAN-less server: {v:#}"
+    );
+    assert_list_matches_index(&e, &er);
+    assert_crl_carries_old_revocations(&e, &er);
+
+    // status: a finding naming the server, exit 1.
+    let st = e.run(&["status"]);
+    let out = s(&st.stdout);
+    assert_eq!(st.status.code(), Some(1), "status must exit 1:\n{out}");
+    assert!(
+        out.contains("ATTENTION: server server") && out.contains("`vpnca renew server`"),
+        "{out}"
+    );
+    let j: Value = serde_json::from_slice(&e.run(&["--json", "status"]).stdout).expect("json");
+    let f = j["findings"].as_array().expect("findings");
+    assert!(
+        f.iter()
+            .any(|f| f["problem"] == "no-dns-san" && f["name"] == "server"),
+        "{j:#}"
+    );
+
+    // renew: the new certificate has DNS:server (openssl), status is clean again.
+    e.ok(&["renew", "server"]);
+    e.ok(&["crl"]);
+    e.ok(&["status"]);
+    e.ok(&["export", "server", "--out", "srv", "--key"]);
+    let ext = openssl_ok(
+        &[
+            "x509",
+            "-in",
+            "srv/server.crt",
+            "-noout",
+            "-ext",
+            "subjectAltName",
+        ],
+        e.dir.path(),
+    );
+    assert!(ext.contains("DNS:server"), "{ext}");
+
+    // The revoked client is on the new CRL, checked by openssl against easy-rsa's ca.crt.
+    let bob = er
+        .index_lines()
+        .into_iter()
+        .find(|l| l.cn == "bob")
+        .expect("bob");
+    let crl = crl_text(&e, &e.pki.join("crl.pem"), &er.file("ca.crt"));
+    assert!(crl_entries(&crl).contains_key(&bob.serial), "{crl}");
+
+    // A migrated client connects to the renewed server (OpenVPN, vpnca's CRL).
+    let (ca, crl) = (er.file("ca.crt"), e.pki.join("crl.pem"));
+    let hs = handshake(
+        &ServerFiles {
+            ca: &ca,
+            cert: &e.path("srv/server.crt"),
+            key: &e.path("srv/server.key"),
+            crl: Some(&crl),
+        },
+        &ClientFiles {
+            ca: &ca,
+            cert: &er.file("issued/alice.crt"),
+            key: &er.file("private/alice.key"),
+        },
+    );
+    assert!(
+        hs.ok,
+        "alice (migrated from 3.2.6) must reach the renewed server:\n{hs}"
+    );
+    assert!(er.tree() == source, "the source changed during the test");
 }

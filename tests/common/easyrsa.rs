@@ -1,7 +1,8 @@
-//! The real easy-rsa (Debian's 3.1 at /usr/share/easy-rsa/easyrsa), to build the PKI folders
-//! that vpnca must recognise, import and never overwrite.
+//! The real easy-rsa, to build the PKI folders that vpnca must recognise, import and never
+//! overwrite: Debian's 3.1 at /usr/share/easy-rsa/easyrsa, or upstream 3.2.6 vendored in
+//! tests/data/easy-rsa-3.2.6 (GPL-2.0 test data, run by tests only).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use super::s;
@@ -9,14 +10,50 @@ use super::s;
 /// Debian's easy-rsa.
 pub const EASYRSA: &str = "/usr/share/easy-rsa/easyrsa";
 
+/// Which easy-rsa builds a test's PKI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// Debian's 3.1.0 ([`EASYRSA`]): SAN `DNS:<name>` on server certificates, no `crlnumber`.
+    Debian31,
+    /// Upstream 3.2.6 (tests/data/easy-rsa-3.2.6): no SAN on server certificates by default,
+    /// `--nopass` as a global option, `inline/` and `crl.der`.
+    Upstream326,
+}
+
+impl Version {
+    /// The `easyrsa` script; panics if it is missing (tests never skip silently).
+    pub fn script(self) -> PathBuf {
+        let p = match self {
+            Version::Debian31 => PathBuf::from(EASYRSA),
+            Version::Upstream326 => super::fixture("easy-rsa-3.2.6/easyrsa"),
+        };
+        assert!(
+            p.is_file(),
+            "easy-rsa is required by this test (apt-get install easy-rsa, or the vendored \
+             tests/data/easy-rsa-3.2.6): {} is missing",
+            p.display()
+        );
+        p
+    }
+
+    /// The arguments that make `build-*-full NAME` leave the key unencrypted.
+    pub fn nopass_full(self, command: &str, name: &str) -> Vec<String> {
+        match self {
+            Version::Debian31 => vec![command.into(), name.into(), "nopass".into()],
+            Version::Upstream326 => vec!["--nopass".into(), command.into(), name.into()],
+        }
+    }
+}
+
 /// `easyrsa ARGS` on the PKI folder `pki` in batch mode, with EC keys (fast) and no vars file;
 /// panics unless it succeeds (and if easy-rsa is missing: tests never skip silently).
 pub fn easyrsa(pki: &Path, args: &[&str]) {
-    assert!(
-        Path::new(EASYRSA).is_file(),
-        "easy-rsa is required by this test (apt-get install easy-rsa): {EASYRSA} is missing"
-    );
-    let mut c = Command::new(EASYRSA);
+    easyrsa_version(Version::Debian31, pki, args)
+}
+
+/// [`easyrsa`] with the easy-rsa of `version`.
+pub fn easyrsa_version(version: Version, pki: &Path, args: &[&str]) {
+    let mut c = Command::new(version.script());
     if args.first() == Some(&"build-ca") {
         // Elsewhere easy-rsa refuses an external commonName.
         c.env("EASYRSA_REQ_CN", "Old VPN CA");
