@@ -683,48 +683,15 @@ fn sigkill_at_random_instants_leaves_a_consistent_store() {
 // import-easyrsa
 // ---------------------------------------------------------------------------------------------
 
-const EASYRSA: &str = "/usr/share/easy-rsa/easyrsa";
-
-/// An easy-rsa PKI made by Debian's easy-rsa at `<dir>/pki`: a CA without a passphrase, a
-/// server, six clients, two of them revoked, and a CRL (EC keys: quick to make).
+/// An easy-rsa PKI made by Debian's easy-rsa at `<dir>/pki` (tests/common/easyrsa.rs): a CA
+/// without a passphrase, a server, six clients, two of them revoked, and a CRL.
 fn easyrsa_pki(dir: &Path) -> std::path::PathBuf {
-    assert!(
-        Path::new(EASYRSA).is_file(),
-        "easy-rsa is required by this test (apt-get install easy-rsa): {EASYRSA} is missing"
-    );
     let pki = dir.join("pki");
-    let run = |args: &[&str]| {
-        let mut c = Command::new(EASYRSA);
-        if args[0] == "build-ca" {
-            c.env("EASYRSA_REQ_CN", "Old VPN CA");
-        }
-        let o = c
-            .args(args)
-            .env("EASYRSA_BATCH", "1")
-            .env("EASYRSA_PKI", &pki)
-            .env("EASYRSA_ALGO", "ec")
-            .env("EASYRSA_CURVE", "prime256v1")
-            .env_remove("EASYRSA_VARS_FILE")
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run easyrsa");
-        assert!(
-            o.status.success(),
-            "easyrsa {args:?} failed:\n{}{}",
-            s(&o.stdout),
-            s(&o.stderr)
-        );
-    };
-    run(&["init-pki"]);
-    run(&["build-ca", "nopass"]);
-    run(&["build-server-full", "server", "nopass"]);
-    for c in ["alice", "bob", "carol", "dave", "erin", "frank"] {
-        run(&["build-client-full", c, "nopass"]);
-    }
-    run(&["revoke", "bob"]);
-    run(&["revoke", "erin"]);
-    run(&["gen-crl"]);
+    common::easyrsa::easyrsa_pki(
+        &pki,
+        &["alice", "bob", "carol", "dave", "erin", "frank"],
+        &["bob", "erin"],
+    );
     pki
 }
 

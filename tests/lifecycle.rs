@@ -1397,20 +1397,7 @@ fn crl_this_update_is_back_dated() {
         &["crl", "-in", "pki/crl.pem", "-noout", "-lastupdate"],
         e.dir.path(),
     );
-    let text = out
-        .trim()
-        .trim_start_matches("lastUpdate=")
-        .trim_end_matches(" GMT")
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    let fmt = time::format_description::parse_borrowed::<2>(
-        "[month repr:short] [day padding:none] [hour]:[minute]:[second] [year]",
-    )
-    .expect("format");
-    let last = time::PrimitiveDateTime::parse(&text, &fmt)
-        .expect("openssl date")
-        .assume_utc();
+    let last = openssl_time(out.trim().trim_start_matches("lastUpdate="));
     let age = time::OffsetDateTime::now_utc() - last;
     assert!(
         age >= time::Duration::minutes(4),
