@@ -5,9 +5,12 @@
 
 mod common;
 
-use common::aws::{Ec2Server, Moto, REGION, boto3};
-use common::openvpn::{ServerFiles, handshake_with_profile};
-use common::{Env, crl_verified_text, fixture, openssl_ok, s};
+use common::aws::{Ec2Server, Moto, REGION, boto3, newer_copy_crl};
+use common::openvpn::ExportedServer;
+use common::{
+    Env, RSA_2048, copy_dir, crl_verified_text, fixture, mode, openssl_ok, openssl_req, s,
+    snapshot_of,
+};
 use serde_json::{Value, json};
 
 const EP1: &str = "cvpn-endpoint-0123456789abcdef0";
@@ -46,9 +49,9 @@ fn hex_eq(a: &str, b: &str) -> bool {
 }
 
 fn import_server(e: &Env, moto: &Moto, extra: &[&str]) -> Value {
-    let mut args = vec!["--json", "acm", "import", "--server", "vpn.example.com"];
+    let mut args = vec!["acm", "import", "--server", "vpn.example.com"];
     args.extend_from_slice(extra);
-    serde_json::from_str(&e.aws_ok(Some(moto), None, &args)).expect("json")
+    e.aws_json(Some(moto), None, &args, 0).0
 }
 
 /// Imports the server certificate; returns the ARN.
@@ -148,27 +151,13 @@ fn acm_import_sends_the_certificate_key_and_chain_and_records_the_arn() {
     assert_eq!(list["imports"][0]["role"], "server");
     assert!(e.ok(&["log"]).contains("acm-import"));
     // No key file was written anywhere: only the store holds the key.
-    for p in walk(e.dir.path()) {
-        let text = std::fs::read(&p).unwrap_or_default();
+    for (p, text) in snapshot_of(e.dir.path()) {
         assert!(
             !s(&text).contains("PRIVATE KEY-----"),
             "{} holds a key",
             p.display()
         );
     }
-}
-
-fn walk(p: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]
@@ -251,18 +240,12 @@ fn acm_import_of_a_client_certificate_for_a_separate_client_ca() {
     let e = pki();
     e.ok(&["client", "clientvpn.example.com"]);
     let (moto, _g) = Moto::get();
-    let out = e.aws_ok(
+    let (rep, _) = e.aws_json(
         Some(moto),
         None,
-        &[
-            "--json",
-            "acm",
-            "import",
-            "--client",
-            "clientvpn.example.com",
-        ],
+        &["acm", "import", "--client", "clientvpn.example.com"],
+        0,
     );
-    let rep: Value = serde_json::from_str(&out).expect("json");
     assert_eq!(rep["role"], "client");
     let d = describe(moto, rep["arn"].as_str().unwrap_or(""));
     assert_eq!(d["domain"], "clientvpn.example.com");
@@ -295,21 +278,13 @@ fn preflight_refuses_what_client_vpn_cannot_use_unless_forced() {
     assert!(err.contains("[domain-name]"), "{err}");
     assert_eq!(e.snapshot(), before);
     assert_eq!(describe_count(moto), 0);
-    let o = e.aws_run(
+    let (rep, err) = e.aws_json(
         Some(moto),
         None,
-        &[
-            "--json",
-            "acm",
-            "import",
-            "--server",
-            "big.example.com",
-            "--force",
-        ],
+        &["acm", "import", "--server", "big.example.com", "--force"],
+        0,
     );
-    assert!(o.status.success(), "{}", s(&o.stderr));
-    assert!(s(&o.stderr).contains("--force"));
-    let rep: Value = serde_json::from_str(&s(&o.stdout)).expect("json");
+    assert!(err.contains("--force"));
     assert_eq!(
         describe(moto, rep["arn"].as_str().unwrap_or(""))["alg"],
         "RSA_4096"
@@ -413,26 +388,14 @@ fn endpoints_state(server_arn: &str, foreign_arn: &str) -> Value {
 /// Imports a certificate of another CA (made by openssl) into moto; returns its ARN.
 fn foreign_arn(e: &Env, moto: &Moto) -> String {
     let d = e.dir.path();
-    openssl_ok(
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "f.key",
-            "-out",
-            "f.crt",
-            "-days",
-            "30",
-            "-subj",
-            "/CN=other.example.com",
-            "-addext",
-            "subjectAltName=DNS:other.example.com",
-        ],
-        d,
-    );
+    let x509 = [
+        "-x509",
+        "-days",
+        "30",
+        "-addext",
+        "subjectAltName=DNS:other.example.com",
+    ];
+    openssl_req(d, RSA_2048, "other.example.com", "f.key", "f.crt", &x509);
     let v = boto3(
         moto,
         &format!(
@@ -447,18 +410,18 @@ fn foreign_arn(e: &Env, moto: &Moto) -> String {
 #[test]
 fn push_crl_uploads_reads_back_and_records() {
     let e = pki();
-    let ec2 = Ec2Server::start();
-    ec2.control("state", &json!({"endpoints": [{"id": EP1, "serverCertificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/x"}]}));
+    let ec2 = Ec2Server::with_state(
+        &json!({"endpoints": [{"id": EP1, "serverCertificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/x"}]}),
+    );
     let bob = openssl_serial(&e, e.pki.join("issued/bob.crt").to_str().unwrap_or(""));
     e.ok(&["revoke", "bob"]);
-    let out = e.aws_run(
+    let (rep, err) = e.aws_json(
         None,
         Some(&ec2),
-        &["--json", "clientvpn", "push-crl", "--endpoint", EP1],
+        &["clientvpn", "push-crl", "--endpoint", EP1],
+        0,
     );
-    assert!(out.status.success(), "{}", s(&out.stderr));
-    assert!(s(&out.stderr).contains("resets the current connections"));
-    let rep: Value = serde_json::from_str(&s(&out.stdout)).expect("json");
+    assert!(err.contains("resets the current connections"));
     assert_eq!(rep["pushed"][0]["endpoint"], EP1);
     assert_eq!(rep["pushed"][0]["confirmed"], true);
     // Check before any change: the endpoint exists, and what it holds (a witness of a newer
@@ -475,15 +438,11 @@ fn push_crl_uploads_reads_back_and_records() {
     );
     ec2.assert_all_signed();
     // The endpoint holds our CRL: same DER as crl.pem, signed by our CA, listing bob.
-    let held = ec2.crl(EP1).expect("a CRL on the endpoint");
-    let ours = std::fs::read_to_string(e.pki.join("crl.pem")).expect("crl.pem");
-    assert_eq!(openssl_der(&e, "crl", &held), openssl_der(&e, "crl", &ours));
-    std::fs::write(e.path("held.pem"), &held).expect("write");
-    let text = crl_verified_text(e.dir.path(), "held.pem", "pki/ca.crt");
     assert!(
-        text.contains(&bob),
-        "bob's serial {bob} in the CRL:\n{text}"
+        endpoint_holds_crl_pem(&e, &ec2, EP1),
+        "the endpoint does not hold crl.pem"
     );
+    assert_endpoint_crl_lists(&e, &ec2, EP1, &bob);
     // Recorded and audited.
     let list = e.json(&["acm", "list"]);
     assert_eq!(list["endpoints"][0]["id"], EP1);
@@ -496,8 +455,9 @@ fn push_crl_uploads_reads_back_and_records() {
 #[test]
 fn push_crl_refuses_to_replace_a_newer_crl_of_this_ca() {
     let e = pki();
-    let ec2 = Ec2Server::start();
-    ec2.control("state", &json!({"endpoints": [{"id": EP1, "serverCertificateArn": "arn:aws:acm:eu-west-1:1:certificate/x"}]}));
+    let ec2 = Ec2Server::with_state(
+        &json!({"endpoints": [{"id": EP1, "serverCertificateArn": "arn:aws:acm:eu-west-1:1:certificate/x"}]}),
+    );
     e.ok(&["crl"]);
     let backup = e.path("backup");
     copy_dir(&e.pki, &backup);
@@ -540,20 +500,6 @@ fn push_crl_refuses_to_replace_a_newer_crl_of_this_ca() {
     );
 }
 
-/// Copies a store directory (files and one level of folders).
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir") {
-        let p = entry.expect("entry").path();
-        let target = to.join(p.file_name().expect("name"));
-        if p.is_dir() {
-            copy_dir(&p, &target);
-        } else {
-            std::fs::copy(&p, &target).expect("copy");
-        }
-    }
-}
-
 /// The store's latest CRL number, from `status --json` (exit 0 or 1).
 fn crl_number(e: &Env) -> u64 {
     let st: Value = serde_json::from_str(&s(&e.run(&["--json", "status"]).stdout)).expect("json");
@@ -567,6 +513,17 @@ fn endpoint_holds_crl_pem(e: &Env, ec2: &Ec2Server, endpoint: &str) -> bool {
         .is_some_and(|held| openssl_der(e, "crl", &held) == openssl_der(e, "crl", &ours))
 }
 
+/// The endpoint's CRL verifies with the store's CA (openssl) and lists `serial`.
+fn assert_endpoint_crl_lists(e: &Env, ec2: &Ec2Server, endpoint: &str, serial: &str) {
+    let held = ec2.crl(endpoint).expect("a CRL on the endpoint");
+    std::fs::write(e.path("held.pem"), held).expect("write");
+    let text = crl_verified_text(e.dir.path(), "held.pem", "pki/ca.crt");
+    assert!(
+        text.contains(serial),
+        "the serial {serial} is not in the CRL:\n{text}"
+    );
+}
+
 /// Issue 4, first part: for five minutes after a revocation every `push-crl` made a new CRL,
 /// because it compared the revocation time with the CRL's back-dated thisUpdate. The CRL that
 /// `revoke` wrote lists the revocation, so it is the one uploaded, on every run; `status` does
@@ -578,52 +535,33 @@ fn endpoint_holds_crl_pem(e: &Env, ec2: &Ec2Server, endpoint: &str) -> bool {
 #[test]
 fn push_crl_right_after_a_revocation_uploads_the_crl_revoke_wrote() {
     let e = pki();
-    let ec2 = Ec2Server::start();
-    ec2.control("state", &json!({"endpoints": [{"id": EP1}]}));
+    let ec2 = Ec2Server::with_state(&json!({"endpoints": [{"id": EP1}]}));
     let bob = openssl_serial(&e, e.pki.join("issued/bob.crt").to_str().unwrap_or(""));
     let rev = e.json(&["revoke", "bob", "--reason", "keyCompromise"]);
     let n = rev["crl"]["number"].as_u64().expect("revoke wrote a CRL");
-    let o = e.aws_run(
+    let (dry, _) = e.aws_json(
         None,
         Some(&ec2),
-        &[
-            "--json",
-            "clientvpn",
-            "push-crl",
-            "--endpoint",
-            EP1,
-            "--dry-run",
-        ],
+        &["clientvpn", "push-crl", "--endpoint", EP1, "--dry-run"],
+        0,
     );
-    assert!(o.status.success(), "{}", s(&o.stderr));
-    let dry: Value = serde_json::from_str(&s(&o.stdout)).expect("json");
     assert_eq!(dry["regenerate"], Value::Null, "{dry}");
     assert_eq!(dry["crl"]["number"].as_u64(), Some(n), "{dry}");
     for run in 1..=2 {
-        let o = e.aws_run(
+        let (rep, err) = e.aws_json(
             None,
             Some(&ec2),
-            &["--json", "clientvpn", "push-crl", "--endpoint", EP1],
+            &["clientvpn", "push-crl", "--endpoint", EP1],
+            0,
         );
-        assert!(o.status.success(), "run {run}: {}", s(&o.stderr));
-        assert!(
-            !s(&o.stderr).contains("made CRL"),
-            "run {run}: {}",
-            s(&o.stderr)
-        );
-        let rep: Value = serde_json::from_str(&s(&o.stdout)).expect("json");
+        assert!(!err.contains("made CRL"), "run {run}: {err}");
         assert_eq!(rep["crl"]["regenerated"], Value::Null, "run {run}: {rep}");
         assert_eq!(rep["crl"]["number"].as_u64(), Some(n), "run {run}: {rep}");
         assert_eq!(rep["pushed"][0]["crl_number"].as_u64(), Some(n), "{rep}");
         assert_eq!(crl_number(&e), n, "run {run} made a new CRL");
         assert!(endpoint_holds_crl_pem(&e, &ec2, EP1), "run {run}");
     }
-    std::fs::write(e.path("held.pem"), ec2.crl(EP1).expect("held")).expect("write");
-    let text = crl_verified_text(e.dir.path(), "held.pem", "pki/ca.crt");
-    assert!(
-        text.contains(&bob),
-        "bob's serial {bob} in the CRL:\n{text}"
-    );
+    assert_endpoint_crl_lists(&e, &ec2, EP1, &bob);
     // `status` agrees: no stale CRL, nothing to do.
     let o = e.run(&["status"]);
     assert_eq!(o.status.code(), Some(0), "{}", s(&o.stdout));
@@ -645,16 +583,8 @@ fn push_crl_checks_what_it_can_before_it_makes_a_crl() {
     e.ok(&["crl", "--days", "10"]);
     let n = crl_number(&e);
     // A newer copy of the store pushed a higher-numbered CRL of this CA to EP2.
-    let newer = e.path("newer");
-    copy_dir(&e.pki, &newer);
-    let newer_env = Env {
-        dir: tempfile::tempdir().expect("tempdir"),
-        pki: newer.clone(),
-    };
-    newer_env.ok(&["revoke", "alice"]);
-    let newer_crl = std::fs::read_to_string(newer.join("crl.pem")).expect("crl.pem");
-    let ec2 = Ec2Server::start();
-    ec2.control("state", &json!({"endpoints": [{"id": EP1}, {"id": EP2}]}));
+    let newer_crl = newer_copy_crl(&e);
+    let ec2 = Ec2Server::with_state(&json!({"endpoints": [{"id": EP1}, {"id": EP2}]}));
     ec2.control("tamper", &json!({"endpoint": EP2, "crl": newer_crl}));
     let before = e.snapshot();
     let no_upload = |what: &str| {
@@ -719,12 +649,11 @@ fn push_crl_checks_what_it_can_before_it_makes_a_crl() {
     assert_eq!(ec2.crl(EP2).as_deref(), Some(newer_crl.as_str()));
 
     // With nothing in the way the push makes its new CRL and uploads it.
-    let o = e.aws_run(
+    e.aws_ok(
         None,
         Some(&ec2),
         &["--json", "clientvpn", "push-crl", "--endpoint", EP1],
     );
-    assert!(o.status.success(), "{}", s(&o.stderr));
     assert_eq!(crl_number(&e), n + 1);
     assert!(endpoint_holds_crl_pem(&e, &ec2, EP1));
     ec2.assert_all_signed();
@@ -742,14 +671,12 @@ fn push_crl_checks_what_it_can_before_it_makes_a_crl() {
 fn push_crl_upload_failing_after_the_commit_leaves_the_newer_crl() {
     let e = Env::with_ca();
     e.ok(&["client", "alice"]);
-    let ec2 = Ec2Server::start();
-    ec2.control("state", &json!({"endpoints": [{"id": EP1}, {"id": EP2}]}));
+    let ec2 = Ec2Server::with_state(&json!({"endpoints": [{"id": EP1}, {"id": EP2}]}));
     ec2.control("fail", &json!({"action": "ImportClientVpnClientCertificateRevocationList", "endpoint": EP2, "status": 400, "code": "InvalidParameterValue", "message": "The CRL is not valid", "times": 1}));
-    let o = e.aws_run(
+    let (rep, err) = e.aws_json(
         None,
         Some(&ec2),
         &[
-            "--json",
             "clientvpn",
             "push-crl",
             "--endpoint",
@@ -757,14 +684,9 @@ fn push_crl_upload_failing_after_the_commit_leaves_the_newer_crl() {
             "--endpoint",
             EP2,
         ],
+        3,
     );
-    assert_eq!(o.status.code(), Some(3), "{}", s(&o.stderr));
-    assert!(
-        s(&o.stderr).contains("The CRL is not valid"),
-        "{}",
-        s(&o.stderr)
-    );
-    let rep: Value = serde_json::from_str(&s(&o.stdout)).expect("json");
+    assert!(err.contains("The CRL is not valid"), "{err}");
     assert_eq!(rep["crl"]["number"].as_u64(), Some(1), "{rep}");
     assert!(
         rep["crl"]["regenerated"]
@@ -789,13 +711,12 @@ fn push_crl_upload_failing_after_the_commit_leaves_the_newer_crl() {
     );
     assert_eq!(list["endpoints"][0]["id"], EP1, "{list}");
     // The next run sends that CRL to EP2; no other is made.
-    let o = e.aws_run(
+    let (rep, _) = e.aws_json(
         None,
         Some(&ec2),
-        &["--json", "clientvpn", "push-crl", "--endpoint", EP2],
+        &["clientvpn", "push-crl", "--endpoint", EP2],
+        0,
     );
-    assert!(o.status.success(), "{}", s(&o.stderr));
-    let rep: Value = serde_json::from_str(&s(&o.stdout)).expect("json");
     assert_eq!(rep["crl"]["regenerated"], Value::Null, "{rep}");
     assert_eq!(crl_number(&e), 1);
     assert!(endpoint_holds_crl_pem(&e, &ec2, EP2));
@@ -813,16 +734,8 @@ fn push_crl_upload_failing_after_the_commit_leaves_the_newer_crl() {
 fn push_crl_from_a_store_without_a_crl_refuses_an_endpoint_holding_one_of_this_ca() {
     let e = Env::with_ca();
     e.ok(&["client", "alice"]);
-    let newer = e.path("newer");
-    copy_dir(&e.pki, &newer);
-    let newer_env = Env {
-        dir: tempfile::tempdir().expect("tempdir"),
-        pki: newer.clone(),
-    };
-    newer_env.ok(&["revoke", "alice"]);
-    let ec2 = Ec2Server::start();
-    ec2.control("state", &json!({"endpoints": [{"id": EP1}]}));
-    let held = std::fs::read_to_string(newer.join("crl.pem")).expect("crl.pem");
+    let held = newer_copy_crl(&e);
+    let ec2 = Ec2Server::with_state(&json!({"endpoints": [{"id": EP1}]}));
     ec2.control("tamper", &json!({"endpoint": EP1, "crl": held}));
     let before = e.snapshot();
     let err = e.aws_fails(
@@ -844,17 +757,16 @@ fn push_crl_from_a_store_without_a_crl_refuses_an_endpoint_holding_one_of_this_c
 fn push_crl_makes_a_new_crl_first_when_the_latest_expires_soon() {
     let e = pki();
     e.ok(&["crl", "--days", "10"]);
-    let st: Value = serde_json::from_str(&s(&e.run(&["--json", "status"]).stdout)).expect("json");
-    let n_before = st["crl_number"].as_u64().expect("a CRL number");
-    let ec2 = Ec2Server::start();
-    ec2.control("state", &json!({"endpoints": [{"id": EP1, "serverCertificateArn": "arn:aws:acm:eu-west-1:1:certificate/x"}]}));
-    let o = e.aws_run(
+    let n_before = crl_number(&e);
+    let ec2 = Ec2Server::with_state(
+        &json!({"endpoints": [{"id": EP1, "serverCertificateArn": "arn:aws:acm:eu-west-1:1:certificate/x"}]}),
+    );
+    let (rep, _) = e.aws_json(
         None,
         Some(&ec2),
-        &["--json", "clientvpn", "push-crl", "--endpoint", EP1],
+        &["clientvpn", "push-crl", "--endpoint", EP1],
+        0,
     );
-    assert!(o.status.success(), "{}", s(&o.stderr));
-    let rep: Value = serde_json::from_str(&s(&o.stdout)).expect("json");
     assert!(
         rep["crl"]["regenerated"]
             .as_str()
@@ -868,32 +780,18 @@ fn push_crl_makes_a_new_crl_first_when_the_latest_expires_soon() {
 #[test]
 fn push_crl_reports_a_read_back_that_differs_and_a_refused_upload() {
     let e = pki();
-    let ec2 = Ec2Server::start();
-    ec2.control(
-        "state",
-        &json!({"endpoints": [
+    let ec2 = Ec2Server::with_state(&json!({"endpoints": [
         {"id": EP1, "serverCertificateArn": "arn:aws:acm:eu-west-1:1:certificate/x"},
-        {"id": EP2, "serverCertificateArn": "arn:aws:acm:eu-west-1:1:certificate/x"}]}),
-    );
+        {"id": EP2, "serverCertificateArn": "arn:aws:acm:eu-west-1:1:certificate/x"}]}));
     // EP1 keeps an old CRL whatever is uploaded (made by openssl, another CA).
     let d = e.dir.path();
-    openssl_ok(
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "o.key",
-            "-out",
-            "o.crt",
-            "-days",
-            "30",
-            "-subj",
-            "/CN=Other CA",
-        ],
+    openssl_req(
         d,
+        RSA_2048,
+        "Other CA",
+        "o.key",
+        "o.crt",
+        &["-x509", "-days", "30"],
     );
     std::fs::write(d.join("index.txt"), "").expect("index");
     std::fs::write(
@@ -915,13 +813,12 @@ fn push_crl_reports_a_read_back_that_differs_and_a_refused_upload() {
     );
     // EP2 refuses the upload.
     ec2.control("fail", &json!({"action": "ImportClientVpnClientCertificateRevocationList", "status": 400, "code": "InvalidParameterValue", "message": "The CRL is not valid", "times": 5}));
-    let o = e.aws_run(
+    let err = e.aws_fails(
         None,
         Some(&ec2),
         &["--json", "clientvpn", "push-crl", "--endpoint", EP1],
+        3,
     );
-    assert_eq!(o.status.code(), Some(3), "{}", s(&o.stderr));
-    let err = s(&o.stderr);
     // The fail injection hits whichever import comes first: EP1 (refused) here.
     assert!(
         err.contains("InvalidParameterValue") && err.contains("The CRL is not valid"),
@@ -974,17 +871,15 @@ fn push_crl_all_finds_the_endpoints_of_this_pki_across_pages() {
     let (moto, _g) = Moto::get();
     let arn = server_arn(&e, moto);
     let foreign = foreign_arn(&e, moto);
-    let ec2 = Ec2Server::start();
-    ec2.control("state", &endpoints_state(&arn, &foreign));
+    let ec2 = Ec2Server::with_state(&endpoints_state(&arn, &foreign));
 
     // Dry run: says what would go where, sends nothing.
-    let o = e.aws_run(
+    let (dry, _) = e.aws_json(
         Some(moto),
         Some(&ec2),
-        &["--json", "clientvpn", "push-crl", "--all", "--dry-run"],
+        &["clientvpn", "push-crl", "--all", "--dry-run"],
+        0,
     );
-    assert!(o.status.success(), "{}", s(&o.stderr));
-    let dry: Value = serde_json::from_str(&s(&o.stdout)).expect("json");
     assert_eq!(dry["endpoints"], json!([EP1]));
     assert!(
         !ec2.actions().iter().any(|a| a.starts_with("Import")),
@@ -997,13 +892,12 @@ fn push_crl_all_finds_the_endpoints_of_this_pki_across_pages() {
         .count();
     assert_eq!(pages, 2, "four endpoints in pages of two");
 
-    let o = e.aws_run(
+    let (rep, _) = e.aws_json(
         Some(moto),
         Some(&ec2),
-        &["--json", "clientvpn", "push-crl", "--all"],
+        &["clientvpn", "push-crl", "--all"],
+        0,
     );
-    assert!(o.status.success(), "{}", s(&o.stderr));
-    let rep: Value = serde_json::from_str(&s(&o.stdout)).expect("json");
     let pushed: Vec<&str> = rep["pushed"]
         .as_array()
         .map(|a| a.iter().filter_map(|x| x["endpoint"].as_str()).collect())
@@ -1031,32 +925,23 @@ fn status_aws_compares_acm_and_endpoints_with_the_store() {
     let e = pki();
     let (moto, _g) = Moto::get();
     let arn = server_arn(&e, moto);
-    let ec2 = Ec2Server::start();
-    ec2.control("state", &json!({"endpoints": [{"id": EP1, "serverCertificateArn": arn, "clientRootCertificateChainArn": arn}]}));
+    let ec2 = Ec2Server::with_state(
+        &json!({"endpoints": [{"id": EP1, "serverCertificateArn": arn, "clientRootCertificateChainArn": arn}]}),
+    );
     e.aws_ok(
         Some(moto),
         Some(&ec2),
         &["clientvpn", "push-crl", "--endpoint", EP1],
     );
 
-    let o = e.aws_run(Some(moto), Some(&ec2), &["--json", "status", "--aws"]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}\n{}",
-        s(&o.stdout),
-        s(&o.stderr)
-    );
-    let st: Value = serde_json::from_str(&s(&o.stdout)).expect("json");
+    let (st, _) = e.aws_json(Some(moto), Some(&ec2), &["status", "--aws"], 0);
     assert_eq!(st["aws"]["certificates"][0]["up_to_date"], true);
     assert_eq!(st["aws"]["endpoints"][0]["crl_matches"], true);
 
     // A renewal not yet re-imported, and a revocation not yet pushed: both reported, exit 1.
     e.ok(&["renew", "vpn.example.com"]);
     e.ok(&["revoke", "alice"]);
-    let o = e.aws_run(Some(moto), Some(&ec2), &["--json", "status", "--aws"]);
-    assert_eq!(o.status.code(), Some(1), "{}", s(&o.stderr));
-    let st: Value = serde_json::from_str(&s(&o.stdout)).expect("json");
+    let (st, _) = e.aws_json(Some(moto), Some(&ec2), &["status", "--aws"], 1);
     let problems: Vec<&str> = st["aws"]["findings"]
         .as_array()
         .map(|a| a.iter().filter_map(|f| f["problem"].as_str()).collect())
@@ -1075,13 +960,14 @@ fn status_aws_compares_acm_and_endpoints_with_the_store() {
 #[test]
 fn clientvpn_profile_from_the_endpoint_connects_to_a_real_openvpn_server() {
     let e = pki();
-    e.ok(&["export", "vpn.example.com", "--out", "srv", "--key"]);
+    let server = ExportedServer::export(&e, "vpn.example.com", "srv");
     let ca = std::fs::read_to_string(e.pki.join("ca.crt")).expect("ca");
     let config = format!(
         "client\ndev tun\nproto udp\nremote cvpn-endpoint-0123456789abcdef0.prod.clientvpn.eu-west-1.amazonaws.com 443\nremote-random-hostname\nresolv-retry infinite\nnobind\nremote-cert-tls server\ncipher AES-256-GCM\nverb 3\n<ca>\n{ca}</ca>\n\nreneg-sec 0\n"
     );
-    let ec2 = Ec2Server::start();
-    ec2.control("state", &json!({"endpoints": [{"id": EP1, "serverCertificateArn": "arn:aws:acm:eu-west-1:1:certificate/x"}], "clientConfiguration": {EP1: config}}));
+    let ec2 = Ec2Server::with_state(
+        &json!({"endpoints": [{"id": EP1, "serverCertificateArn": "arn:aws:acm:eu-west-1:1:certificate/x"}], "clientConfiguration": {EP1: config}}),
+    );
     let args = [
         "clientvpn",
         "profile",
@@ -1095,34 +981,12 @@ fn clientvpn_profile_from_the_endpoint_connects_to_a_real_openvpn_server() {
     assert!(o.status.success(), "{}", s(&o.stderr));
     assert!(!s(&o.stderr).contains("warning"), "{}", s(&o.stderr));
     let path = e.path("alice.ovpn");
-    use std::os::unix::fs::PermissionsExt;
-    assert_eq!(
-        std::fs::metadata(&path)
-            .expect("profile")
-            .permissions()
-            .mode()
-            & 0o777,
-        0o600
-    );
+    assert_eq!(mode(&path), 0o600);
     let profile = std::fs::read_to_string(&path).expect("profile");
     assert!(
         profile.contains("<cert>") && profile.contains("<key>") && profile.contains("reneg-sec 0")
     );
-    let (crt, key, crl) = (
-        e.path("srv/vpn.example.com.crt"),
-        e.path("srv/vpn.example.com.key"),
-        e.pki.join("crl.pem"),
-    );
-    let cap = e.pki.join("ca.crt");
-    let hs = handshake_with_profile(
-        &ServerFiles {
-            ca: &cap,
-            cert: &crt,
-            key: &key,
-            crl: Some(&crl),
-        },
-        &profile,
-    );
+    let hs = server.connect(&profile);
     assert!(hs.ok, "the profile from the endpoint must connect:\n{hs}");
     // Never over an existing file.
     let err = e.aws_fails(None, Some(&ec2), &args, 2);
@@ -1155,8 +1019,7 @@ fn clientvpn_profile_from_the_endpoint_connects_to_a_real_openvpn_server() {
 #[test]
 fn session_tokens_are_signed() {
     let e = pki();
-    let ec2 = Ec2Server::start();
-    ec2.control("state", &json!({"endpoints": [{"id": EP1}]}));
+    let ec2 = Ec2Server::with_state(&json!({"endpoints": [{"id": EP1}]}));
     let mut c = e.cmd(&["clientvpn", "push-crl", "--endpoint", EP1]);
     common::aws::aws_env(&mut c, None, Some(&ec2));
     c.env("AWS_SESSION_TOKEN", "session-token-123");
@@ -1194,25 +1057,21 @@ fn a_reimport_with_another_key_type_is_refused_before_the_call() {
 #[test]
 fn status_aws_reports_an_endpoint_that_is_gone() {
     let e = pki();
-    let ec2 = Ec2Server::start();
-    ec2.control("state", &json!({"endpoints": [{"id": EP1}]}));
+    let ec2 = Ec2Server::with_state(&json!({"endpoints": [{"id": EP1}]}));
     e.aws_ok(
         None,
         Some(&ec2),
         &["clientvpn", "push-crl", "--endpoint", EP1],
     );
     ec2.control("state", &json!({"endpoints": []}));
-    let o = e.aws_run(None, Some(&ec2), &["--json", "status", "--aws"]);
-    assert_eq!(o.status.code(), Some(1), "{}", s(&o.stderr));
-    let st: Value = serde_json::from_str(&s(&o.stdout)).expect("json");
+    let (st, _) = e.aws_json(None, Some(&ec2), &["status", "--aws"], 1);
     assert_eq!(st["aws"]["findings"][0]["problem"], "gone", "{st}");
 }
 
 #[test]
 fn a_named_profile_and_endpoint_url_are_honoured() {
     let e = pki();
-    let ec2 = Ec2Server::start();
-    ec2.control("state", &json!({"endpoints": [{"id": EP1}]}));
+    let ec2 = Ec2Server::with_state(&json!({"endpoints": [{"id": EP1}]}));
     std::fs::write(
         e.path("credentials"),
         format!(

@@ -7,12 +7,11 @@ use common::*;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Output, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
@@ -48,24 +47,6 @@ impl XorShift {
 /// `args` followed by `extra`.
 fn with<'a>(args: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
     args.iter().chain(extra).copied().collect()
-}
-
-/// JSON lines, each parsed (panics on a line that is not a JSON object).
-fn json_lines(out: &str, what: &str) -> Vec<Value> {
-    out.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let v: Value = serde_json::from_str(l)
-                .unwrap_or_else(|err| panic!("{what}: not JSON ({err}): {l:?}"));
-            assert!(v.is_object(), "{what}: not an object: {l}");
-            v
-        })
-        .collect()
-}
-
-fn str_field<'a>(v: &'a Value, k: &str) -> &'a str {
-    v[k].as_str()
-        .unwrap_or_else(|| panic!("field {k} missing: {v}"))
 }
 
 fn line_of(v: &Value) -> u64 {
@@ -122,37 +103,28 @@ fn write_file(e: &Env, rel: &str, data: impl AsRef<[u8]>) -> String {
 
 /// `list --json --kind client`.
 fn clients(e: &Env) -> Vec<Value> {
-    json_lines(&e.ok(&["--json", "list", "--kind", "client"]), "list")
+    e.json_lines(&["list", "--kind", "client"])
 }
 
+/// `log --json`.
 fn audit(e: &Env) -> Vec<Value> {
-    json_lines(&e.ok(&["--json", "log"]), "log")
+    e.json_lines(&["log"])
 }
 
 /// `verify` exits 0 and reports no problem.
 fn verify_ok(e: &Env, what: &str) {
-    let o = e.run(&["--json", "verify"]);
-    let (out, _) = expect_exit(&o, 0, &format!("{what}: verify"));
-    let v: Value = serde_json::from_str(&out).expect("verify json");
-    assert_eq!(v["problems"], serde_json::json!([]), "{what}: {v}");
-}
-
-/// openssl: the key file is a readable private key and its public half is the certificate's.
-fn key_matches_cert(dir: &Path, key: &str, crt: &str) {
-    openssl_ok(&["pkey", "-in", key, "-noout"], dir);
-    let from_key = openssl_ok(&["pkey", "-in", key, "-pubout"], dir);
-    let from_cert = openssl_ok(&["x509", "-in", crt, "-noout", "-pubkey"], dir);
-    assert_eq!(from_key, from_cert, "{key} does not match {crt}");
+    assert_verify_clean(what, &e.run(&["--json", "verify"]));
 }
 
 /// `export NAME --out exported/NAME --key`, then openssl checks that key and certificate match.
 fn export_and_match(e: &Env, name: &str) {
     let out = format!("exported/{name}");
     e.ok(&["export", name, "--out", &out, "--key"]);
-    key_matches_cert(
+    assert_key_matches_cert(
         e.dir.path(),
         &format!("{out}/{name}.key"),
         &format!("{out}/{name}.crt"),
+        None,
     );
 }
 
@@ -913,12 +885,24 @@ fn csv_with_bom_and_crlf_and_json_lines_on_stdin_agree() {
 
 // 6. ----------------------------------------------------------------------------------------
 
-fn mode(p: &Path) -> u32 {
-    std::fs::metadata(p)
-        .unwrap_or_else(|err| panic!("{}: {err}", p.display()))
-        .permissions()
-        .mode()
-        & 0o777
+/// The files in `dir` by name, with their bytes and modification times: a re-run that rewrote
+/// a file with the same bytes still shows.
+fn files_and_mtimes(dir: &Path) -> BTreeMap<String, (Vec<u8>, SystemTime)> {
+    std::fs::read_dir(dir)
+        .expect("out dir")
+        .flatten()
+        .map(|f| {
+            let p = f.path();
+            let meta = std::fs::metadata(&p).expect("meta");
+            (
+                f.file_name().to_string_lossy().into_owned(),
+                (
+                    std::fs::read(&p).expect("read"),
+                    meta.modified().expect("mtime"),
+                ),
+            )
+        })
+        .collect()
 }
 
 /// --out with --ovpn-config: NAME.crt, NAME.key (0600), NAME.ovpn (0600) and ca.crt; keys
@@ -971,7 +955,7 @@ fn out_dir_gets_keys_certs_and_profiles_once() {
         );
         assert!(mode(&dir.join(format!("{name}.crt"))) & 0o022 == 0);
         let (key, crt) = (format!("out/{name}.key"), format!("out/{name}.crt"));
-        key_matches_cert(e.dir.path(), &key, &crt);
+        assert_key_matches_cert(e.dir.path(), &key, &crt, None);
         openssl_ok(
             &[
                 "verify",
@@ -1021,44 +1005,15 @@ fn out_dir_gets_keys_certs_and_profiles_once() {
     assert_eq!(exports(&e), users, "one export audit entry per user");
 
     // Again with the same --out: nothing issued, nothing overwritten.
-    let files_before: BTreeMap<String, (Vec<u8>, std::time::SystemTime)> = std::fs::read_dir(&dir)
-        .expect("out dir")
-        .flatten()
-        .map(|f| {
-            let p = f.path();
-            let meta = std::fs::metadata(&p).expect("meta");
-            (
-                f.file_name().to_string_lossy().into_owned(),
-                (
-                    std::fs::read(&p).expect("read"),
-                    meta.modified().expect("mtime"),
-                ),
-            )
-        })
-        .collect();
+    let files_before = files_and_mtimes(&dir);
     assert_eq!(files_before.len(), 10);
     let store_before = e.snapshot();
     let (out, _) = expect_exit(&e.run(&args), 0, "--out again");
     let rows = json_lines(&out, "--out again");
     assert_eq!(with_status(&rows, "exists").len(), 3, "{out}");
     assert_eq!(rows.len(), 3, "{out}");
-    let files_after: BTreeMap<String, (Vec<u8>, std::time::SystemTime)> = std::fs::read_dir(&dir)
-        .expect("out dir")
-        .flatten()
-        .map(|f| {
-            let p = f.path();
-            let meta = std::fs::metadata(&p).expect("meta");
-            (
-                f.file_name().to_string_lossy().into_owned(),
-                (
-                    std::fs::read(&p).expect("read"),
-                    meta.modified().expect("mtime"),
-                ),
-            )
-        })
-        .collect();
     assert!(
-        files_after == files_before,
+        files_and_mtimes(&dir) == files_before,
         "the re-run touched files in --out"
     );
     assert_eq!(e.snapshot(), store_before, "the re-run changed the store");
@@ -1087,7 +1042,7 @@ fn key_files_rewritten_by_a_rerun_are_audited() {
         ben["files"].is_array(),
         "ben's files were not rewritten: {ben}"
     );
-    key_matches_cert(e.dir.path(), "out/ben.key", "out/ben.crt");
+    assert_key_matches_cert(e.dir.path(), "out/ben.key", "out/ben.crt", None);
     let ben_exports = audit(&e)
         .iter()
         .filter(|a| a["action"] == "export" && a["name"] == "ben")
@@ -1112,24 +1067,8 @@ fn make_csr_dir(e: &Env) -> Vec<String> {
         } else {
             (format!("reqs/{cn}.csr"), "PEM")
         };
-        openssl_ok(
-            &[
-                "req",
-                "-new",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                &format!("{cn}.key"),
-                "-subj",
-                &format!("/CN={cn}"),
-                "-outform",
-                form,
-                "-out",
-                &out,
-            ],
-            e.dir.path(),
-        );
+        let key = format!("{cn}.key");
+        openssl_req(e.dir.path(), RSA_2048, cn, &key, &out, &["-outform", form]);
     }
     std::fs::write(reqs.join("junk.csr"), b"\x00\x01junk\xff\n").expect("junk");
     cns
@@ -1197,10 +1136,9 @@ fn sign_req_batch_signs_every_request_in_a_directory() {
             e.dir.path(),
         );
         assert!(v.trim().ends_with("OK"), "{v}");
-        key_matches_cert(e.dir.path(), &format!("{cn}.key"), &crt);
-        let serial = openssl_ok(&["x509", "-in", &crt, "-noout", "-serial"], e.dir.path());
+        assert_key_matches_cert(e.dir.path(), &format!("{cn}.key"), &crt, None);
         assert_eq!(
-            norm_serial(serial.trim().trim_start_matches("serial=")),
+            openssl_serial(e.dir.path(), &crt),
             norm_serial(str_field(r, "serial"))
         );
     }
@@ -1308,18 +1246,8 @@ fn renew_reissues_and_supersedes() {
     assert_eq!(valid, new, "the valid certificates are the new ones");
     // The mirror in issued/ is the new certificate.
     for (name, serial) in &new {
-        let out = openssl_ok(
-            &[
-                "x509",
-                "-in",
-                &format!("pki/issued/{name}.crt"),
-                "-noout",
-                "-serial",
-            ],
-            e.dir.path(),
-        );
         assert_eq!(
-            norm_serial(out.trim().trim_start_matches("serial=")),
+            openssl_serial(e.dir.path(), &format!("pki/issued/{name}.crt")),
             norm_serial(serial),
             "issued/{name}.crt"
         );

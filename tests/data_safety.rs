@@ -323,6 +323,21 @@ fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
+/// Gives the command `args(DIR)` a new folder DIR (`<tmp>/handover`) holding a FIFO named
+/// `name`, where the command would write a file of that name: it is refused, naming the FIFO
+/// as a FIFO, with the store, the folder and the FIFO unchanged.
+fn refuses_a_fifo_in_the_out_dir(e: &Env, name: &str, args: impl Fn(&str) -> Vec<String>) {
+    let dir = e.path("handover");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let fifo = dir.join(name);
+    let o = Command::new("mkfifo").arg(&fifo).output().expect("mkfifo");
+    assert!(o.status.success(), "mkfifo: {}", s(&o.stderr));
+    let a = args(dir.to_str().expect("utf-8"));
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let watch = [dir.clone(), fifo.clone()];
+    refused_unchanged(e, &a, &fifo, &watch, "a FIFO", true);
+}
+
 /// A store with a CA and the client alice.
 fn with_alice() -> Env {
     let e = Env::with_ca();
@@ -644,23 +659,9 @@ fn export_out_refuses_every_target_but_a_directory() {
     refuses_every_bad_target(&e, "export", DIR_KINDS, true, |t| {
         strings(&["export", "alice", "--out", t, "--key"])
     });
-    let dir = e.path("handover");
-    std::fs::create_dir(&dir).expect("mkdir");
-    let o = Command::new("mkfifo")
-        .arg(dir.join("alice.crt"))
-        .output()
-        .expect("mkfifo");
-    assert!(o.status.success());
-    let watch = [dir.clone(), dir.join("alice.crt")];
-    let d = dir.to_str().expect("utf-8");
-    refused_unchanged(
-        &e,
-        &["export", "alice", "--out", d, "--key"],
-        &dir.join("alice.crt"),
-        &watch,
-        "a FIFO",
-        true,
-    );
+    refuses_a_fifo_in_the_out_dir(&e, "alice.crt", |d| {
+        strings(&["export", "alice", "--out", d, "--key"])
+    });
 }
 
 /// `profile NAME --out FILE`: FILE is created new (missing directories above it are created,
@@ -740,23 +741,9 @@ fn client_batch_out_refuses_every_target_but_a_directory() {
             t,
         ])
     });
-    let dir = e.path("handover");
-    std::fs::create_dir(&dir).expect("mkdir");
-    let o = Command::new("mkfifo")
-        .arg(dir.join("ca.crt"))
-        .output()
-        .expect("mkfifo");
-    assert!(o.status.success());
-    let watch = [dir.clone(), dir.join("ca.crt")];
-    let d = dir.to_str().expect("utf-8");
-    refused_unchanged(
-        &e,
-        &["client", "--batch", "users.csv", "--out", d],
-        &dir.join("ca.crt"),
-        &watch,
-        "a FIFO",
-        true,
-    );
+    refuses_a_fifo_in_the_out_dir(&e, "ca.crt", |d| {
+        strings(&["client", "--batch", "users.csv", "--out", d])
+    });
 }
 
 /// `clientvpn profile NAME --out FILE`: refused as for `profile`, before AWS is asked (the

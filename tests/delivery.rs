@@ -8,11 +8,9 @@
 mod common;
 use common::*;
 
-use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use common::openvpn::{Handshake, ServerFiles, handshake_with_profile};
+use common::openvpn::{ExportedServer, Handshake};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -78,15 +76,6 @@ fn file_lines(p: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Unix permission bits of a path.
-fn mode(p: &Path) -> u32 {
-    std::fs::metadata(p)
-        .unwrap_or_else(|err| panic!("{}: {err}", p.display()))
-        .permissions()
-        .mode()
-        & 0o777
-}
-
 /// Writes `text` to `<env dir>/<name>`; returns the absolute path.
 fn write(e: &Env, name: &str, text: impl AsRef<[u8]>) -> PathBuf {
     let p = e.path(name);
@@ -94,47 +83,9 @@ fn write(e: &Env, name: &str, text: impl AsRef<[u8]>) -> PathBuf {
     p
 }
 
-/// All files of a directory with their bytes.
-fn dir_files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    std::fs::read_dir(dir)
-        .unwrap_or_else(|err| panic!("{}: {err}", dir.display()))
-        .map(|en| {
-            let p = en.expect("dir entry").path();
-            let b = std::fs::read(&p).expect("read");
-            (p, b)
-        })
-        .collect()
-}
-
 /// stdout and stderr of a run, for messages and for tools that report on stderr.
 fn both(o: &std::process::Output) -> String {
     format!("{}{}", s(&o.stdout), s(&o.stderr))
-}
-
-/// The public key (PEM) of a certificate, as openssl reads it.
-fn cert_pubkey(dir: &Path, cert: &str) -> String {
-    openssl_ok(&["x509", "-in", cert, "-noout", "-pubkey"], dir)
-}
-
-/// The public key (PEM) of a private key file, as openssl reads it (`-passin file:PASSFILE`
-/// for an encrypted key).
-fn key_pubkey(dir: &Path, key: &str, passfile: Option<&str>) -> String {
-    let pass_arg = passfile.map(|f| format!("file:{f}"));
-    let mut args = vec!["pkey", "-in", key, "-pubout"];
-    if let Some(p) = &pass_arg {
-        args.extend(["-passin", p.as_str()]);
-    }
-    openssl_ok(&args, dir)
-}
-
-/// openssl finds the same public key in the private key file and in the certificate.
-fn assert_key_matches_cert(dir: &Path, key: &str, cert: &str, passfile: Option<&str>) {
-    let from_cert = cert_pubkey(dir, cert);
-    let from_key = key_pubkey(dir, key, passfile);
-    assert!(
-        from_cert.contains("-----BEGIN PUBLIC KEY-----") && from_cert == from_key,
-        "the key {key} does not match the certificate {cert}:\n{from_key}\n{from_cert}"
-    );
 }
 
 /// Writes a PEM text (a profile's `<key>` block, say) to `<env dir>/<name>` and checks with
@@ -202,35 +153,22 @@ fn endpoint_with_our_ca(e: &Env) -> String {
 /// a CRL, and the client `alice`.
 struct Pki {
     e: Env,
+    server: ExportedServer,
 }
 
 impl Pki {
     fn new() -> Pki {
         let e = Env::with_ca();
         e.ok(&["server", "vpn.example.com"]);
-        e.ok(&["export", "vpn.example.com", "--out", "srv", "--key"]);
+        let server = ExportedServer::export(&e, "vpn.example.com", "srv");
         e.ok(&["client", "alice"]);
         e.ok(&["crl"]);
-        Pki { e }
+        Pki { e, server }
     }
 
     /// An OpenVPN server with our server certificate, trusting our CA, checking our CRL.
     fn connect(&self, profile: &str) -> Handshake {
-        let e = &self.e;
-        let (ca, crl) = (e.pki.join("ca.crt"), e.pki.join("crl.pem"));
-        let (cert, key) = (
-            e.path("srv/vpn.example.com.crt"),
-            e.path("srv/vpn.example.com.key"),
-        );
-        handshake_with_profile(
-            &ServerFiles {
-                ca: &ca,
-                cert: &cert,
-                key: &key,
-                crl: Some(&crl),
-            },
-            profile,
-        )
+        self.server.connect(profile)
     }
 
     /// `vpnca profile NAME ARGS --out OUT`, asserting exit 0 and no warning; returns the profile.
@@ -243,13 +181,12 @@ impl Pki {
     }
 }
 
-/// `vpnca --json log` (JSON lines) parsed.
-fn audit_log(e: &Env) -> Vec<serde_json::Value> {
-    e.ok(&["--json", "log"])
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|err| panic!("bad JSON line {l}: {err}")))
-        .collect()
+/// The profile without its inline `<cert>` and `<key>` blocks (vpnca writes them one after
+/// the other).
+fn without_credentials(profile: &str) -> String {
+    let cert = block_pem(profile, "cert");
+    let key = block_pem(profile, "key");
+    profile.replace(&format!("<cert>\n{cert}</cert>\n<key>\n{key}</key>\n"), "")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -515,11 +452,7 @@ fn random_hostname_prefix_labels_the_endpoint_name() {
                 }
             })
             .collect();
-        let cert = block_pem(&profile, "cert");
-        let key = block_pem(&profile, "key");
-        let without_credentials =
-            profile.replace(&format!("<cert>\n{cert}</cert>\n<key>\n{key}</key>\n"), "");
-        assert_eq!(without_credentials, expected);
+        assert_eq!(without_credentials(&profile), expected);
         labels.push(label.to_owned());
     }
     assert_ne!(labels[0], labels[1], "the label is not random");
@@ -636,21 +569,13 @@ fn profiles_are_refused_for_servers_csr_users_unknown_names_and_existing_files()
     let pki = Pki::new();
     let e = &pki.e;
     // carol's key stays with her: her certificate is signed from a CSR made by openssl.
-    openssl_ok(
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "carol.key",
-            "-out",
-            "carol.csr",
-            "-subj",
-            "/CN=carol",
-        ],
+    openssl_req(
         e.dir.path(),
+        RSA_2048,
+        "carol",
+        "carol.key",
+        "carol.csr",
+        &[],
     );
     e.ok(&["sign-req", "carol.csr", "--type", "client"]);
     write(e, "taken.ovpn", "do not overwrite\n");
@@ -772,18 +697,7 @@ fn key_passphrase_file_encrypts_the_key_in_the_profile() {
         "pki/issued/alice.crt",
         Some("key-pass"),
     );
-    let o = openssl(
-        &[
-            "pkey",
-            "-in",
-            "enc-key.pem",
-            "-noout",
-            "-passin",
-            "file:wrong-pass",
-        ],
-        e.dir.path(),
-    );
-    assert!(!o.status.success(), "a wrong passphrase opened the key");
+    assert_wrong_passphrase_fails(e.dir.path(), "enc-key.pem", "wrong-pass");
 
     // OpenVPN itself decrypts the key (askpass reads the passphrase from the file).
     let hs = pki.connect(&format!("{profile}askpass {}\n", pf.display()));
@@ -795,7 +709,7 @@ fn the_audit_log_records_each_profile() {
     let pki = Pki::new();
     let e = &pki.e;
     pki.profile("alice", &["--remote", "vpn.example.com"], "alice.ovpn");
-    let log = audit_log(e);
+    let log = e.json_lines(&["log"]);
     let entry = log
         .iter()
         .find(|v| v["action"] == "profile" && v["name"] == "alice")
@@ -1006,18 +920,7 @@ fn pem_encrypted_export_is_read_by_openssl_and_never_overwritten() {
         cert_der(dir, "pki/issued/alice.crt")
     );
     assert_eq!(cert_der(dir, "pe/ca.crt"), cert_der(dir, "pki/ca.crt"));
-    let o = openssl(
-        &[
-            "pkey",
-            "-in",
-            "pe/alice.key",
-            "-noout",
-            "-passin",
-            "file:wrong",
-        ],
-        dir,
-    );
-    assert!(!o.status.success(), "a wrong passphrase opened the key");
+    assert_wrong_passphrase_fails(dir, "pe/alice.key", "wrong");
 
     let files_before = dir_files(&e.path("pe"));
     let store_before = e.snapshot();
@@ -1056,9 +959,7 @@ fn openvpn_connects_with_the_p12_and_askpass() {
         "alice.ovpn",
     );
     // Drop the inline <cert> and <key>; keep <ca>.
-    let cert = block_pem(&plain, "cert");
-    let key = block_pem(&plain, "key");
-    let without = plain.replace(&format!("<cert>\n{cert}</cert>\n<key>\n{key}</key>\n"), "");
+    let without = without_credentials(&plain);
     assert!(
         !without.contains("<cert>") && !without.contains("<key>") && without.contains("<ca>"),
         "{without}"

@@ -16,7 +16,7 @@ use common::*;
 
 use std::path::Path;
 
-use common::openvpn::{ServerFiles, handshake_with_profile};
+use common::openvpn::ExportedServer;
 
 // ---------------------------------------------------------------------------------------------
 // The algorithms and what the other tools print for each
@@ -383,29 +383,14 @@ fn every_key_export_is_read(algo: &str) {
     assert_profile_key_is_read(dir, a, "batch/bob.ovpn", false, "batch/bob.crt");
 
     // OpenVPN 2.6 (on this machine's OpenSSL) with the server key as exported and each profile.
-    e.ok(&["export", "vpn.example.com", "--out", "srv", "--key"]);
-    let (ca, crl) = (e.pki.join("ca.crt"), e.pki.join("crl.pem"));
-    let (srv_cert, srv_key) = (
-        e.path("srv/vpn.example.com.crt"),
-        e.path("srv/vpn.example.com.key"),
-    );
-    let server = ServerFiles {
-        ca: &ca,
-        cert: &srv_cert,
-        key: &srv_key,
-        crl: Some(&crl),
-    };
+    let server = ExportedServer::export(&e, "vpn.example.com", "srv");
     let plain = std::fs::read_to_string(e.path("alice.ovpn")).expect("profile");
-    let hs = handshake_with_profile(&server, &plain);
+    let hs = server.connect(&plain);
     assert!(hs.ok, "{algo} profile:\n{hs}");
     let enc = std::fs::read_to_string(e.path("alice-enc.ovpn")).expect("profile");
     let askpass = e.path(PASS_FILE);
-    let hs = handshake_with_profile(&server, &format!("{enc}askpass {}\n", askpass.display()));
+    let hs = server.connect(&format!("{enc}askpass {}\n", askpass.display()));
     assert!(hs.ok, "{algo} profile with an encrypted key:\n{hs}");
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
 }
 
 /// Fails when: `SecretKeyDer::export_info` keeps the public key (`info.public_key = None`
@@ -652,7 +637,7 @@ fn requests_and_sub_ca_certificates_lint_clean() {
         assert_eq!(key_usage(dir, &cert).as_deref(), Some(want), "{csr}");
     }
 
-    let (root_crt, root_key) = (fixture("foreign-ca.crt"), fixture("foreign-ca.key"));
+    let root_crt = fixture("foreign-ca.crt");
     for (algo, server_ku) in [
         ("rsa2048", "Digital Signature, Key Encipherment"),
         ("p256", "Digital Signature"),
@@ -675,30 +660,8 @@ fn requests_and_sub_ca_certificates_lint_clean() {
             "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
         )
         .expect("sub.ext");
-        openssl_ok(
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "sub.csr",
-                "-CA",
-                path_str(&root_crt),
-                "-CAkey",
-                path_str(&root_key),
-                "-set_serial",
-                "0x1001",
-                "-days",
-                "30",
-                "-sha256",
-                "-copy_extensions",
-                "copyall",
-                "-extfile",
-                "sub.ext",
-                "-out",
-                "sub.crt",
-            ],
-            dir,
-        );
+        let copy = ["-copy_extensions", "copyall"];
+        foreign_ca_signs(dir, "sub.csr", "sub.ext", "sub.crt", &copy);
         e.ok(&[
             "ca",
             "--import-cert",
@@ -858,12 +821,6 @@ fn crl_dates(e: &Env) -> (time::OffsetDateTime, Vec<(String, time::OffsetDateTim
     (last.expect("the CRL has a Last Update"), entries)
 }
 
-/// The serial of a certificate file, as openssl prints it (normalized).
-fn cert_serial(dir: &Path, cert: &str) -> String {
-    let out = openssl_ok(&["x509", "-in", cert, "-noout", "-serial"], dir);
-    norm_serial(out.trim().trim_start_matches("serial="))
-}
-
 /// Every CRL written right after revocations — by `revoke`, by `renew --revoke-old` and by
 /// `crl` — lists each revocation with a Revocation Date no later than its own Last Update
 /// (thisUpdate, back-dated 5 minutes; docs/defaults.md), and no earlier than the revoked
@@ -881,7 +838,7 @@ fn a_fresh_crl_dates_no_revocation_after_its_this_update() {
     let remember = |e: &Env, name: &str| {
         let copy = format!("{name}.crt");
         std::fs::copy(e.pki.join(format!("issued/{name}.crt")), e.path(&copy)).expect("copy");
-        (cert_serial(dir, &copy), not_before(dir, &copy))
+        (openssl_serial(dir, &copy), not_before(dir, &copy))
     };
     let check = |e: &Env, revoked: &[(String, time::OffsetDateTime)], step: &str| {
         let (last, entries) = crl_dates(e);

@@ -3,8 +3,6 @@
 mod common;
 use common::*;
 
-use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -53,18 +51,7 @@ fn items(value: &str) -> Vec<String> {
 
 /// `openssl x509 -serial` as upper-case hex without leading zeros.
 fn serial_of(e: &Env, cert: &str) -> String {
-    let out = openssl_ok(&["x509", "-in", cert, "-noout", "-serial"], e.dir.path());
-    norm_serial(
-        out.trim()
-            .strip_prefix("serial=")
-            .unwrap_or_else(|| panic!("unexpected openssl -serial output: {out}")),
-    )
-}
-
-fn norm_serial(hex: &str) -> String {
-    let h = hex.replace(':', "").to_ascii_uppercase();
-    let t = h.trim_start_matches('0');
-    if t.is_empty() { "0".into() } else { t.into() }
+    openssl_serial(e.dir.path(), cert)
 }
 
 /// One CRL entry as openssl prints it.
@@ -106,18 +93,6 @@ fn crl_entry<'a>(entries: &'a [CrlEntry], serial: &str) -> Option<&'a CrlEntry> 
     entries.iter().find(|en| en.serial == serial)
 }
 
-/// `openssl verify ARGS`, returning (success, stdout+stderr).
-fn ossl_verify<S: AsRef<str>>(e: &Env, args: &[S]) -> (bool, String) {
-    // -x509_strict: OpenSSL's extra RFC 5280 conformance checks on every certificate.
-    let mut a = vec!["verify", "-x509_strict"];
-    a.extend(args.iter().map(AsRef::as_ref));
-    let o = openssl(&a, e.dir.path());
-    (
-        o.status.success(),
-        format!("{}{}", s(&o.stdout), s(&o.stderr)),
-    )
-}
-
 /// `-CAfile pki/ca.crt -crl_check -CRLfile pki/crl.pem CERT`.
 fn with_crl(cert: &str) -> [String; 6] {
     [
@@ -132,7 +107,7 @@ fn with_crl(cert: &str) -> [String; 6] {
 }
 
 fn assert_verifies<S: AsRef<str> + std::fmt::Debug>(e: &Env, args: &[S]) {
-    let (ok, out) = ossl_verify(e, args);
+    let (ok, out) = openssl_verify(e.dir.path(), args);
     assert!(
         ok && out.contains(": OK"),
         "openssl verify {args:?}:\n{out}"
@@ -140,7 +115,7 @@ fn assert_verifies<S: AsRef<str> + std::fmt::Debug>(e: &Env, args: &[S]) {
 }
 
 fn assert_revoked<S: AsRef<str> + std::fmt::Debug>(e: &Env, args: &[S]) {
-    let (ok, out) = ossl_verify(e, args);
+    let (ok, out) = openssl_verify(e.dir.path(), args);
     assert!(
         !ok && out.contains("certificate revoked"),
         "openssl verify {args:?} should say the certificate is revoked:\n{out}"
@@ -155,11 +130,7 @@ fn keep(e: &Env, from: &str, to: &str) -> String {
 
 /// `vpnca --json list` (JSON lines) parsed.
 fn list(e: &Env) -> Vec<serde_json::Value> {
-    e.ok(&["--json", "list"])
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|err| panic!("bad JSON line {l}: {err}")))
-        .collect()
+    e.json_lines(&["list"])
 }
 
 fn by_serial<'a>(rows: &'a [serde_json::Value], serial: &str) -> &'a serde_json::Value {
@@ -172,23 +143,6 @@ fn by_serial<'a>(rows: &'a [serde_json::Value], serial: &str) -> &'a serde_json:
 fn export_key(e: &Env, name: &str, dir: &str) -> PathBuf {
     e.ok(&["export", name, "--out", dir, "--key"]);
     e.path(dir)
-}
-
-/// All files of a directory with their bytes.
-fn dir_files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    std::fs::read_dir(dir)
-        .expect("read_dir")
-        .map(|en| {
-            let p = en.expect("dir entry").path();
-            let b = std::fs::read(&p).expect("read");
-            (p, b)
-        })
-        .collect()
-}
-
-/// Unix permission bits of a path.
-fn mode(p: &Path) -> u32 {
-    std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777
 }
 
 /// PEM hygiene: LF only, lines of at most 64 characters, no trailing blanks, final newline.
@@ -208,20 +162,26 @@ fn assert_clean_pem(p: &Path) {
     }
 }
 
-/// Public key of a certificate and of a private key, as PEM, must be the same.
-fn assert_key_matches_cert(dir: &Path, cert: &str, key: &str, passin: Option<&str>) {
-    let cert_pub = openssl_ok(&["x509", "-in", cert, "-noout", "-pubkey"], dir);
-    let mut args = vec!["pkey", "-in", key, "-pubout"];
-    let pass_arg;
-    if let Some(f) = passin {
-        pass_arg = format!("file:{f}");
-        args.extend(["-passin", pass_arg.as_str()]);
+/// openssl checks the private key file `key` (`pkey -check`; decrypted with the passphrase in
+/// the file `passfile`, if given) and finds in it the public key of the certificate `cert`.
+fn assert_valid_key_of(dir: &Path, key: &str, cert: &str, passfile: Option<&str>) {
+    let passin = passfile.map(|f| format!("file:{f}"));
+    let mut args = vec!["pkey", "-in", key, "-noout", "-check"];
+    if let Some(p) = &passin {
+        args.extend(["-passin", p.as_str()]);
     }
-    let key_pub = openssl_ok(&args, dir);
-    assert!(
-        cert_pub.contains("BEGIN PUBLIC KEY") && cert_pub == key_pub,
-        "{key} does not match {cert}:\n{cert_pub}\n{key_pub}"
+    let o = openssl_ok(&args, dir);
+    assert!(o.contains("Key is valid"), "{o}");
+    assert_key_matches_cert(dir, key, cert, passfile);
+}
+
+/// Whether openssl finds the certificate still valid `secs` seconds from now (`-checkend`).
+fn valid_in(e: &Env, cert: &str, secs: &str) -> bool {
+    let o = openssl(
+        &["x509", "-in", cert, "-noout", "-checkend", secs],
+        e.dir.path(),
     );
+    o.status.success()
 }
 
 /// Subjects of every certificate in a PEM bundle, in file order (each block read by openssl).
@@ -520,11 +480,7 @@ fn certificates_follow_the_rfc5280_profile() {
             "{what}: notBefore {nb} is not back-dated (command started at {start})"
         );
         assert!(na > now_unix(), "{what}: already expired");
-        let o = openssl(
-            &["x509", "-in", cert, "-noout", "-checkend", "0"],
-            e.dir.path(),
-        );
-        assert!(o.status.success(), "{what}: -checkend 0: {}", s(&o.stdout));
+        assert!(valid_in(&e, cert, "0"), "{what}: -checkend 0");
         assert_verifies(&e, &["-CAfile", "pki/ca.crt", cert]);
     }
 
@@ -745,12 +701,7 @@ fn export_writes_clean_pem_keys_and_never_overwrites() {
         key_pem.starts_with("-----BEGIN PRIVATE KEY-----\n"),
         "{key_pem}"
     );
-    let o = openssl_ok(
-        &["pkey", "-in", "vpn.example.com.key", "-noout", "-check"],
-        &out,
-    );
-    assert!(o.contains("Key is valid"), "{o}");
-    assert_key_matches_cert(&out, "vpn.example.com.crt", "vpn.example.com.key", None);
+    assert_valid_key_of(&out, "vpn.example.com.key", "vpn.example.com.crt", None);
     assert_verifies(&e, &["-CAfile", "out/ca.crt", "out/vpn.example.com.crt"]);
     assert_eq!(
         std::fs::read(out.join("ca.crt")).expect("ca"),
@@ -798,40 +749,16 @@ fn export_writes_clean_pem_keys_and_never_overwrites() {
         ekey_pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----\n"),
         "{ekey_pem}"
     );
-    let passin = format!("file:{}", passfile.display());
-    let o = openssl_ok(
-        &[
-            "pkey",
-            "-in",
-            "vpn.example.com.key",
-            "-passin",
-            &passin,
-            "-noout",
-            "-check",
-        ],
+    let passfile = passfile.display().to_string();
+    assert_valid_key_of(
         &enc,
-    );
-    assert!(o.contains("Key is valid"), "{o}");
-    assert_key_matches_cert(
-        &enc,
-        "vpn.example.com.crt",
         "vpn.example.com.key",
-        Some(&passfile.display().to_string()),
+        "vpn.example.com.crt",
+        Some(&passfile),
     );
     std::fs::write(e.path("wrong.txt"), "not-the-passphrase\n").expect("write");
-    let wrong = format!("file:{}", e.path("wrong.txt").display());
-    let o = openssl(
-        &[
-            "pkey",
-            "-in",
-            "vpn.example.com.key",
-            "-passin",
-            &wrong,
-            "-noout",
-        ],
-        &enc,
-    );
-    assert!(!o.status.success(), "a wrong passphrase decrypted the key");
+    let wrong = e.path("wrong.txt").display().to_string();
+    assert_wrong_passphrase_fails(&enc, "vpn.example.com.key", &wrong);
     let asn1 = openssl_ok(&["asn1parse", "-in", "vpn.example.com.key"], &enc);
     for alg in [":PBES2", ":PBKDF2", ":hmacWithSHA256", ":aes-256-cbc"] {
         assert!(asn1.contains(alg), "encrypted key lacks {alg}:\n{asn1}");
@@ -877,15 +804,22 @@ fn export_refuses_an_empty_key_passphrase() {
 // 6. CSR flow
 // ---------------------------------------------------------------------------------------------
 
+/// openssl verifies `pki/issued/<name>.crt` as a client certificate of the store's CA, for
+/// `CN = <name>`; returns its text.
+fn signed_client_text(e: &Env, name: &str) -> String {
+    let cert = format!("pki/issued/{name}.crt");
+    assert_verifies(
+        e,
+        &["-CAfile", "pki/ca.crt", "-purpose", "sslclient", &cert],
+    );
+    let t = x509_text(e, &cert);
+    assert!(t.contains(&format!("Subject: CN = {name}")), "{t}");
+    t
+}
+
+/// An RSA-2048 key `<cn>.key` and a request for it, `csr`, made by openssl in `dir`.
 fn make_csr(dir: &Path, cn: &str, csr: &str, extra: &[&str]) {
-    let subj = format!("/CN={cn}");
-    let key = format!("{cn}.key");
-    let mut args = vec![
-        "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", csr, "-subj",
-        &subj,
-    ];
-    args.extend_from_slice(extra);
-    openssl_ok(&args, dir);
+    openssl_req(dir, RSA_2048, cn, &format!("{cn}.key"), csr, extra);
 }
 
 #[test]
@@ -899,18 +833,7 @@ fn sign_req_ignores_request_extensions_and_rejects_corrupt_requests() {
         &["-addext", "basicConstraints=critical,CA:TRUE"],
     );
     e.ok(&["sign-req", "carol.csr", "--type", "client"]);
-    assert_verifies(
-        &e,
-        &[
-            "-CAfile",
-            "pki/ca.crt",
-            "-purpose",
-            "sslclient",
-            "pki/issued/carol.crt",
-        ],
-    );
-    let t = x509_text(&e, "pki/issued/carol.crt");
-    assert!(t.contains("Subject: CN = carol"), "{t}");
+    let t = signed_client_text(&e, "carol");
     // Fails when: src/ca.rs wrote leaves with `IsCa::NoCa` (seen: "signed CSR: no X509v3
     // Basic Constraints extension").
     let (crit, bc) = ext_req(&t, "Basic Constraints", "signed CSR");
@@ -923,7 +846,7 @@ fn sign_req_ignores_request_extensions_and_rejects_corrupt_requests() {
     );
     let (_, ku) = ext_req(&t, "Key Usage", "signed CSR");
     assert!(!ku.contains("Certificate Sign"), "{t}");
-    assert_key_matches_cert(dir, "pki/issued/carol.crt", "carol.key", None);
+    assert_key_matches_cert(dir, "carol.key", "pki/issued/carol.crt", None);
 
     // Corrupted requests: exit 2, clear message, store untouched.
     make_csr(dir, "eve", "eve.csr", &[]);
@@ -956,19 +879,8 @@ fn sign_req_ignores_request_extensions_and_rejects_corrupt_requests() {
     std::fs::create_dir_all(e.path("pki/reqs")).expect("mkdir reqs");
     make_csr(dir, "dave", "pki/reqs/dave.req", &[]);
     e.ok(&["sign-req", "client", "dave"]);
-    assert_verifies(
-        &e,
-        &[
-            "-CAfile",
-            "pki/ca.crt",
-            "-purpose",
-            "sslclient",
-            "pki/issued/dave.crt",
-        ],
-    );
-    let t = x509_text(&e, "pki/issued/dave.crt");
-    assert!(t.contains("Subject: CN = dave"), "{t}");
-    assert_key_matches_cert(dir, "pki/issued/dave.crt", "dave.key", None);
+    signed_client_text(&e, "dave");
+    assert_key_matches_cert(dir, "dave.key", "pki/issued/dave.crt", None);
 
     // A server request gets its DNS SAN and serverAuth.
     make_csr(dir, "vpn2.example.com", "srv.csr", &[]);
@@ -996,54 +908,26 @@ subjectKeyIdentifier=hash
 authorityKeyIdentifier=keyid
 ";
 
+/// The root `CN=Corp Root` (`root.crt`, `root.key`), made by openssl in `dir`, and the
+/// extensions it gives a sub-CA (`subca.ext`).
 fn openssl_root(dir: &Path) {
-    openssl_ok(
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "root.key",
-            "-out",
-            "root.crt",
-            "-subj",
-            "/CN=Corp Root",
-            "-days",
-            "3650",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ],
-        dir,
-    );
+    let ca = [
+        "-x509",
+        "-days",
+        "3650",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ];
+    openssl_req(dir, RSA_2048, "Corp Root", "root.key", "root.crt", &ca);
     std::fs::write(dir.join("subca.ext"), SUB_CA_EXT).expect("write ext");
 }
 
+/// The root of [`openssl_root`] signs the request `csr` with the extensions of `subca.ext`.
 fn openssl_sign_sub(dir: &Path, csr: &str, out: &str) {
-    openssl_ok(
-        &[
-            "x509",
-            "-req",
-            "-in",
-            csr,
-            "-CA",
-            "root.crt",
-            "-CAkey",
-            "root.key",
-            "-CAcreateserial",
-            "-days",
-            "1825",
-            "-sha256",
-            "-extfile",
-            "subca.ext",
-            "-out",
-            out,
-        ],
-        dir,
-    );
+    let args = ["-CAcreateserial", "-days", "1825", "-extfile", "subca.ext"];
+    openssl_sign_req(dir, csr, "root.crt", "root.key", out, &args);
 }
 
 #[test]
@@ -1077,23 +961,13 @@ fn sub_ca_signed_by_an_external_root_issues_verifiable_certificates() {
     .expect("write ext");
     openssl_sign_sub(dir, "sub.csr", "sub-no-certsign.crt");
     std::fs::write(dir.join("subca.ext"), SUB_CA_EXT).expect("write ext");
-    openssl_ok(
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "root2.key",
-            "-out",
-            "root2.crt",
-            "-subj",
-            "/CN=Other Root",
-            "-days",
-            "30",
-        ],
+    openssl_req(
         dir,
+        RSA_2048,
+        "Other Root",
+        "root2.key",
+        "root2.crt",
+        &["-x509", "-days", "30"],
     );
     let before = e.snapshot();
     for (cert, chain) in [
@@ -1304,31 +1178,9 @@ fn ttl_gives_hours_of_validity_plus_backdating() {
         "notAfter - notBefore = {} s, expected about {expected} s",
         na - nb
     );
-    let o = openssl(
-        &[
-            "x509",
-            "-in",
-            "pki/issued/temp.crt",
-            "-noout",
-            "-checkend",
-            "0",
-        ],
-        e.dir.path(),
-    );
-    assert!(o.status.success(), "valid now");
-    let o = openssl(
-        &[
-            "x509",
-            "-in",
-            "pki/issued/temp.crt",
-            "-noout",
-            "-checkend",
-            "86400",
-        ],
-        e.dir.path(),
-    );
+    assert!(valid_in(&e, "pki/issued/temp.crt", "0"), "valid now");
     assert!(
-        !o.status.success(),
+        !valid_in(&e, "pki/issued/temp.crt", "86400"),
         "an 8h certificate must expire within a day"
     );
     // The store agrees with the certificate.
@@ -1367,12 +1219,7 @@ fn p256_client_works_with_openvpn_and_warns_about_client_vpn() {
 
     let server = exported(&e, "vpn.example.com", "srv");
     let client = exported(&e, "ecuser", "ec");
-    let o = openssl_ok(
-        &["pkey", "-in", "ecuser.key", "-noout", "-check"],
-        &client.dir,
-    );
-    assert!(o.contains("Key is valid"), "{o}");
-    assert_key_matches_cert(&client.dir, "ecuser.crt", "ecuser.key", None);
+    assert_valid_key_of(&client.dir, "ecuser.key", "ecuser.crt", None);
     assert_eq!(
         webpki_verify(
             &e.path("pki/ca.crt"),

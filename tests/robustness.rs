@@ -104,18 +104,12 @@ fn serial_of(e: &Env, name: &str) -> String {
 
 /// `list --json`, parsed line by line.
 fn list(e: &Env) -> Vec<Value> {
-    e.ok(&["list", "--json"])
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("list --json: one JSON object per line"))
-        .collect()
+    json_lines(&e.ok(&["list", "--json"]), "list --json")
 }
 
 /// `log --json`, parsed line by line.
 fn audit_log(e: &Env) -> Vec<Value> {
-    e.ok(&["log", "--json"])
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("log --json: one JSON object per line"))
-        .collect()
+    json_lines(&e.ok(&["log", "--json"]), "log --json")
 }
 
 /// Runs `verify --json` on a store expected to be damaged: exit 1, nothing changed. Returns the
@@ -155,15 +149,7 @@ fn verify_clean(e: &Env, pass: &str) {
     let o = cmd_pass(e, &["--json", "verify"], pass)
         .output()
         .expect("run vpnca");
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "verify should pass\nstdout: {}\nstderr: {}",
-        s(&o.stdout),
-        s(&o.stderr)
-    );
-    let v: Value = serde_json::from_str(&s(&o.stdout)).expect("verify --json output");
-    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    assert_verify_clean("verify", &o);
 }
 
 /// Opens the store database directly (as an attacker or a broken disk would).
@@ -199,24 +185,7 @@ fn junk(len: usize, seed: u64) -> Vec<u8> {
 
 /// A valid P-256 certificate signing request for CN `cn`, made by openssl, at `dir/file`.
 fn openssl_csr(dir: &Path, file: &str, cn: &str) -> PathBuf {
-    openssl_ok(
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{file}.key"),
-            "-subj",
-            &format!("/CN={cn}"),
-            "-out",
-            file,
-        ],
-        dir,
-    );
+    openssl_req(dir, EC_P256, cn, &format!("{file}.key"), file, &[]);
     dir.join(file)
 }
 
@@ -638,18 +607,7 @@ fn csr_with_an_unsupported_key_names_the_key() {
             &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-521"],
         ),
     ] {
-        let mut args = vec!["req", "-new"];
-        args.extend_from_slice(newkey);
-        args.extend_from_slice(&[
-            "-nodes",
-            "-keyout",
-            "small.key",
-            "-subj",
-            "/CN=small",
-            "-out",
-            file,
-        ]);
-        openssl_ok(&args, dir);
+        openssl_req(dir, newkey, "small", "small.key", file, &[]);
         openssl_ok(&["req", "-in", file, "-verify", "-noout"], dir);
         refused(
             &e,

@@ -143,6 +143,13 @@ impl Ec2Server {
         }
     }
 
+    /// A new server holding `state` (`{"endpoints": [...], "clientConfiguration": {...}}`).
+    pub fn with_state(state: &serde_json::Value) -> Ec2Server {
+        let ec2 = Ec2Server::start();
+        ec2.control("state", state);
+        ec2
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
@@ -249,6 +256,39 @@ impl Env {
     ) -> String {
         super::expect_code(args, self.aws_run(moto, ec2, args), code)
     }
+
+    /// Runs `vpnca --json ARGS` against the AWS doubles, asserting exit `code`; returns the
+    /// JSON report on stdout, parsed, and stderr.
+    pub fn aws_json(
+        &self,
+        moto: Option<&Moto>,
+        ec2: Option<&Ec2Server>,
+        args: &[&str],
+        code: i32,
+    ) -> (serde_json::Value, String) {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        let o = self.aws_run(moto, ec2, &a);
+        let out = s(&o.stdout);
+        let err = super::expect_code(&a, o, code);
+        let report = serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("vpnca {a:?}: not JSON ({e}):\n{out}"));
+        (report, err)
+    }
+}
+
+/// A CRL of this store's CA that is newer than any the store holds, as a newer copy of the
+/// store would have pushed it: the store is copied to `<env dir>/newer`, alice is revoked
+/// there, and that copy's `crl.pem` is returned.
+pub fn newer_copy_crl(e: &Env) -> String {
+    let newer = e.path("newer");
+    super::copy_dir(&e.pki, &newer);
+    let newer_env = Env {
+        dir: tempfile::tempdir().expect("tempdir"),
+        pki: newer.clone(),
+    };
+    newer_env.ok(&["revoke", "alice"]);
+    std::fs::read_to_string(newer.join("crl.pem")).expect("crl.pem")
 }
 
 /// Runs a Python snippet with boto3 pointed at moto (an independent ACM client); the

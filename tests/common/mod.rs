@@ -8,6 +8,7 @@ pub mod openvpn;
 pub mod root;
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -78,6 +79,14 @@ impl Env {
         serde_json::from_str(&self.ok(&a)).expect("json output")
     }
 
+    /// `--json ARGS` for the commands that print JSON lines (`list`, `log`, the `--batch`
+    /// forms), each line parsed by [`json_lines`].
+    pub fn json_lines(&self, args: &[&str]) -> Vec<serde_json::Value> {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        json_lines(&self.ok(&a), &format!("vpnca {a:?}"))
+    }
+
     /// Every file under the store with its bytes: to prove a command left it unchanged.
     pub fn snapshot(&self) -> BTreeMap<PathBuf, Vec<u8>> {
         snapshot_of(&self.pki)
@@ -132,25 +141,208 @@ pub fn s(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// Runs the `openssl` CLI (panics if it is missing: tests never skip silently).
-pub fn openssl(args: &[&str], cwd: &Path) -> Output {
-    Command::new("openssl")
+/// A path as a command-line argument (the tests' paths are UTF-8).
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+/// JSON lines, each parsed (panics, naming `what`, on a line that is not a JSON object).
+pub fn json_lines(out: &str, what: &str) -> Vec<serde_json::Value> {
+    out.lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l)
+                .unwrap_or_else(|err| panic!("{what}: not JSON ({err}): {l:?}"));
+            assert!(v.is_object(), "{what}: not an object: {l}");
+            v
+        })
+        .collect()
+}
+
+/// The string field `k` of a JSON object (panics if it is missing or not a string).
+pub fn str_field<'a>(v: &'a serde_json::Value, k: &str) -> &'a str {
+    v[k].as_str()
+        .unwrap_or_else(|| panic!("field {k} missing: {v}"))
+}
+
+/// Checks the output of `vpnca --json verify`: exit 0, no panic, and no problem reported.
+pub fn assert_verify_clean(what: &str, o: &Output) {
+    let (out, err) = (s(&o.stdout), s(&o.stderr));
+    assert!(!err.contains("panicked"), "{what}: verify panicked:\n{err}");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{what}: verify should pass\nstdout: {out}\nstderr: {err}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).expect("verify --json output");
+    assert_eq!(v["problems"], serde_json::json!([]), "{what}: {v}");
+}
+
+/// Unix permission bits of a path.
+pub fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p)
+        .unwrap_or_else(|err| panic!("{}: {err}", p.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// The files directly in `dir` (not below) with their bytes: to prove a command wrote or left
+/// an output folder exactly so.
+pub fn dir_files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|err| panic!("{}: {err}", dir.display()))
+        .map(|en| {
+            let p = en.expect("dir entry").path();
+            let b = std::fs::read(&p).expect("read");
+            (p, b)
+        })
+        .collect()
+}
+
+/// Copies a folder with everything below it (a store, to put an older copy back later).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let p = entry.expect("entry").path();
+        let target = to.join(p.file_name().expect("name"));
+        if p.is_dir() {
+            copy_dir(&p, &target);
+        } else {
+            std::fs::copy(&p, &target).expect("copy");
+        }
+    }
+}
+
+/// Runs an independent tool, `program ARGS` in `cwd`; panics with `required` (how to install
+/// it) if it cannot be run: tests never skip silently.
+fn tool(program: &str, required: &str, args: &[&str], cwd: &Path) -> Output {
+    Command::new(program)
         .args(args)
         .current_dir(cwd)
         .output()
-        .expect("the `openssl` binary is required (apt-get install openssl)")
+        .expect(required)
 }
 
-/// Runs openssl and asserts success; returns stdout.
-pub fn openssl_ok(args: &[&str], cwd: &Path) -> String {
-    let o = openssl(args, cwd);
+/// Asserts that the tool run `program ARGS` succeeded; returns its stdout.
+fn tool_ok(program: &str, args: &[&str], o: Output) -> String {
     assert!(
         o.status.success(),
-        "openssl {args:?} failed:\n{}\n{}",
+        "{program} {args:?} failed:\n{}\n{}",
         s(&o.stdout),
         s(&o.stderr)
     );
     s(&o.stdout)
+}
+
+/// Runs the `openssl` CLI (panics if it is missing: tests never skip silently).
+pub fn openssl(args: &[&str], cwd: &Path) -> Output {
+    let required = "the `openssl` binary is required (apt-get install openssl)";
+    tool("openssl", required, args, cwd)
+}
+
+/// Runs openssl and asserts success; returns stdout.
+pub fn openssl_ok(args: &[&str], cwd: &Path) -> String {
+    tool_ok("openssl", args, openssl(args, cwd))
+}
+
+/// `-newkey` options for [`openssl_req`]: an RSA-2048 key.
+pub const RSA_2048: &[&str] = &["-newkey", "rsa:2048"];
+
+/// `-newkey` options for [`openssl_req`]: a P-256 key.
+pub const EC_P256: &[&str] = &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+
+/// `openssl req -new` in `dir`: a new unencrypted key (`newkey`, such as [`RSA_2048`]) written
+/// to `key`, and a certificate signing request for `CN=cn` written to `out`. `extra` adds
+/// options (`-addext …`, `-outform DER`); with `-x509 -days N` openssl writes a self-signed
+/// certificate instead of a request.
+pub fn openssl_req(dir: &Path, newkey: &[&str], cn: &str, key: &str, out: &str, extra: &[&str]) {
+    let subj = format!("/CN={cn}");
+    let mut args = vec!["req", "-new"];
+    args.extend_from_slice(newkey);
+    args.extend(["-nodes", "-keyout", key, "-subj", &subj, "-out", out]);
+    args.extend_from_slice(extra);
+    openssl_ok(&args, dir);
+}
+
+/// `openssl x509 -req` in `dir`: the CA certificate `ca_crt` with its key `ca_key` signs the
+/// request `csr` (SHA-256) into the certificate `out`; `extra` gives the rest (`-days`, the
+/// serial, `-extfile`).
+pub fn openssl_sign_req(
+    dir: &Path,
+    csr: &str,
+    ca_crt: &str,
+    ca_key: &str,
+    out: &str,
+    extra: &[&str],
+) {
+    let mut args = vec!["x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key];
+    args.extend(["-sha256", "-out", out]);
+    args.extend_from_slice(extra);
+    openssl_ok(&args, dir);
+}
+
+/// The committed foreign root (`tests/data/foreign-ca.crt` and `.key`) signs the request `csr`
+/// in `dir` into `out`: serial 0x1001, 30 days, the extensions of the file `ext`; `extra` adds
+/// options (`-copy_extensions copyall`).
+pub fn foreign_ca_signs(dir: &Path, csr: &str, ext: &str, out: &str, extra: &[&str]) {
+    let (crt, key) = (fixture("foreign-ca.crt"), fixture("foreign-ca.key"));
+    let mut args = vec!["-set_serial", "0x1001", "-days", "30", "-extfile", ext];
+    args.extend_from_slice(extra);
+    openssl_sign_req(dir, csr, path_str(&crt), path_str(&key), out, &args);
+}
+
+/// `openssl verify -x509_strict ARGS` in `dir` (`-x509_strict`: OpenSSL's extra RFC 5280
+/// conformance checks on every certificate): whether it succeeded, and stdout then stderr.
+pub fn openssl_verify<S: AsRef<str>>(dir: &Path, args: &[S]) -> (bool, String) {
+    let mut a = vec!["verify", "-x509_strict"];
+    a.extend(args.iter().map(AsRef::as_ref));
+    let o = openssl(&a, dir);
+    (
+        o.status.success(),
+        format!("{}{}", s(&o.stdout), s(&o.stderr)),
+    )
+}
+
+/// The serial of a certificate file as `openssl x509 -serial` prints it, normalized
+/// ([`norm_serial`]).
+pub fn openssl_serial(dir: &Path, cert: &str) -> String {
+    let out = openssl_ok(&["x509", "-in", cert, "-noout", "-serial"], dir);
+    norm_serial(
+        out.trim()
+            .strip_prefix("serial=")
+            .unwrap_or_else(|| panic!("unexpected openssl -serial output: {out}")),
+    )
+}
+
+/// The public key (PEM) of a certificate file, as openssl reads it.
+pub fn cert_pubkey(dir: &Path, cert: &str) -> String {
+    openssl_ok(&["x509", "-in", cert, "-noout", "-pubkey"], dir)
+}
+
+/// openssl reads the private key file `key` (decrypted with the passphrase in the file
+/// `passfile`, if given) and finds in it the public key of the certificate `cert`.
+pub fn assert_key_matches_cert(dir: &Path, key: &str, cert: &str, passfile: Option<&str>) {
+    let passin = passfile.map(|f| format!("file:{f}"));
+    let mut args = vec!["pkey", "-in", key, "-pubout"];
+    if let Some(p) = &passin {
+        args.extend(["-passin", p.as_str()]);
+    }
+    let from_key = openssl_ok(&args, dir);
+    let from_cert = cert_pubkey(dir, cert);
+    assert!(
+        from_cert.contains("-----BEGIN PUBLIC KEY-----") && from_cert == from_key,
+        "the key {key} does not match the certificate {cert}:\n{from_key}\n{from_cert}"
+    );
+}
+
+/// openssl cannot open the encrypted key file `key` with the passphrase in the file `wrong`.
+pub fn assert_wrong_passphrase_fails(dir: &Path, key: &str, wrong: &str) {
+    let passin = format!("file:{wrong}");
+    let o = openssl(&["pkey", "-in", key, "-noout", "-passin", &passin], dir);
+    assert!(
+        !o.status.success(),
+        "a wrong passphrase opened the key {key}"
+    );
 }
 
 /// A committed fixture: `tests/data/<rel>` (made by `tests/data/generate.sh`).
@@ -217,23 +409,13 @@ pub fn crl_by_openssl(e: &Env) -> (u64, BTreeMap<String, String>) {
 
 /// Runs GnuTLS's `certtool` (panics if it is missing: tests never skip silently).
 pub fn certtool(args: &[&str], cwd: &Path) -> Output {
-    Command::new("certtool")
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("GnuTLS's `certtool` is required (apt-get install gnutls-bin)")
+    let required = "GnuTLS's `certtool` is required (apt-get install gnutls-bin)";
+    tool("certtool", required, args, cwd)
 }
 
 /// Runs `certtool` and asserts success; returns stdout.
 pub fn certtool_ok(args: &[&str], cwd: &Path) -> String {
-    let o = certtool(args, cwd);
-    assert!(
-        o.status.success(),
-        "certtool {args:?} failed:\n{}\n{}",
-        s(&o.stdout),
-        s(&o.stderr)
-    );
-    s(&o.stdout)
+    tool_ok("certtool", args, certtool(args, cwd))
 }
 
 /// One finding of pkilint: its severity (`FATAL`, `ERROR`, `WARNING`, `NOTICE`), code

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::openssl_ok;
+use super::{EC_P256, openssl_ok, openssl_req};
 
 /// A PKI made by `openssl ca` the way easy-rsa keeps one (ca.crt, private/ca.key, index.txt,
 /// certs_by_serial/), with `expired_revoked` (revoked, expired in 2020), `expired_valid`
@@ -73,25 +73,10 @@ pub fn openssl_pki_with_expired(dir: &Path) -> std::path::PathBuf {
         ("expired_valid", &expired[..]),
         ("current", &[][..]),
     ] {
-        run(&[
-            "req",
-            "-config",
-            "openssl.cnf",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{cn}.key"),
-            "-subj",
-            &format!("/CN={cn}"),
-            "-out",
-            &format!("{cn}.csr"),
-        ]);
-        let mut args = vec!["ca", "-config", "openssl.cnf", "-batch", "-notext", "-in"];
         let csr = format!("{cn}.csr");
+        let config = ["-config", "openssl.cnf"];
+        openssl_req(&old, EC_P256, cn, &format!("{cn}.key"), &csr, &config);
+        let mut args = vec!["ca", "-config", "openssl.cnf", "-batch", "-notext", "-in"];
         let crt = format!("{cn}.crt");
         args.push(&csr);
         args.extend_from_slice(dates);

@@ -66,6 +66,8 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::Env;
+
 /// The server side: PEM files given to `--ca`, `--cert`, `--key` and, when
 /// present, `--crl-verify`.
 pub struct ServerFiles<'a> {
@@ -77,6 +79,47 @@ pub struct ServerFiles<'a> {
     pub key: &'a Path,
     /// CRL checked against the client certificate (`--crl-verify`).
     pub crl: Option<&'a Path>,
+}
+
+/// A server certificate and key exported from a store (`vpnca export NAME --out DIR --key`),
+/// with the store's `ca.crt` and `crl.pem`: an OpenVPN server for the store's clients.
+pub struct ExportedServer {
+    /// The store's `ca.crt`.
+    pub ca: PathBuf,
+    /// The exported server certificate.
+    pub cert: PathBuf,
+    /// The exported server key (unencrypted).
+    pub key: PathBuf,
+    /// The store's `crl.pem`.
+    pub crl: PathBuf,
+}
+
+impl ExportedServer {
+    /// Exports the server certificate `name` with its key to `<env dir>/<out>`.
+    pub fn export(e: &Env, name: &str, out: &str) -> ExportedServer {
+        e.ok(&["export", name, "--out", out, "--key"]);
+        ExportedServer {
+            ca: e.pki.join("ca.crt"),
+            cert: e.path(&format!("{out}/{name}.crt")),
+            key: e.path(&format!("{out}/{name}.key")),
+            crl: e.pki.join("crl.pem"),
+        }
+    }
+
+    /// The server's files, trusting the store's CA and checking its CRL.
+    pub fn files(&self) -> ServerFiles<'_> {
+        ServerFiles {
+            ca: &self.ca,
+            cert: &self.cert,
+            key: &self.key,
+            crl: Some(&self.crl),
+        }
+    }
+
+    /// [`handshake_with_profile`] against this server.
+    pub fn connect(&self, profile: &str) -> Handshake {
+        handshake_with_profile(&self.files(), profile)
+    }
 }
 
 /// The client side: PEM files given to `--ca`, `--cert` and `--key`.
