@@ -370,10 +370,13 @@ pub fn parse_issue_rows(
             errors.push(err("missing name".into()));
             continue;
         };
-        if let Err(e) = crate::name::validate_name(n) {
-            errors.push(err(e.to_string()));
-            continue;
-        }
+        let n = &match crate::name::normalize_name(n) {
+            Ok(n) => n,
+            Err(e) => {
+                errors.push(err(e.to_string()));
+                continue;
+            }
+        };
         if let Some(prev) = first_line.get(n) {
             errors.push(err(format!(
                 "the name appears twice in the file (first on line {prev})"
@@ -651,8 +654,10 @@ impl Store {
         let mut exports: Vec<(usize, CertRecord)> = Vec::new();
         let mut work: Vec<Work> = Vec::new();
         let mut seen = HashSet::new();
+        // Names with a live certificate, and those planned so far, by their look-alike key.
+        let mut look_alikes = self.look_alikes()?;
         for (index, item) in items.into_iter().enumerate() {
-            let name = item.request.name.clone();
+            let name = crate::name::nfc(&item.request.name);
             if !seen.insert(name.clone()) {
                 let mut r = BatchResult::new(index, &name, BatchStatus::Invalid);
                 r.error = Some("the name appears twice in the batch".into());
@@ -669,6 +674,12 @@ impl Store {
                     continue;
                 }
             };
+            if let Err(e) = look_alikes.admit(&prepared.name) {
+                let mut r = BatchResult::new(index, &name, BatchStatus::Invalid);
+                r.error = Some(e.to_string());
+                early.insert(index, r);
+                continue;
+            }
             let live = self.live(&name)?;
             match live {
                 Some(rec) if !opts.renew => {
@@ -1030,6 +1041,7 @@ impl Store {
                     status: RevokeStatus::Revoked,
                     serials: Vec::new(),
                     error: None,
+                    note: None,
                 };
                 let victims: Vec<CertRecord> = match target {
                     Target::Serial(s) => match self.by_serial(s) {
@@ -1040,6 +1052,7 @@ impl Store {
                         }
                         Ok(r) if r.state == CertState::Revoked => {
                             res.status = RevokeStatus::Already;
+                            res.note = Some(nothing_to_revoke(&r));
                             vec![]
                         }
                         Ok(r) => vec![r],
@@ -1051,8 +1064,15 @@ impl Store {
                     },
                     Target::Name(n) => {
                         let all = self.by_name(n)?;
-                        if all.is_empty() {
-                            res.status = RevokeStatus::Unknown;
+                        // Newest first: when nothing is left to revoke, the newest says why.
+                        match all.first() {
+                            None => {
+                                res.status = RevokeStatus::Unknown;
+                                res.note = self.did_you_mean(n);
+                            }
+                            Some(newest) => {
+                                res.note = Some(nothing_to_revoke(newest));
+                            }
                         }
                         let v: Vec<CertRecord> = all
                             .into_iter()
@@ -1060,6 +1080,9 @@ impl Store {
                             .collect();
                         if v.is_empty() && res.status != RevokeStatus::Unknown {
                             res.status = RevokeStatus::Already;
+                        }
+                        if !v.is_empty() {
+                            res.note = None;
                         }
                         v
                     }
@@ -1141,6 +1164,28 @@ pub struct RevokeResult {
     /// Why it is invalid.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// For people: when and why an `already` line was revoked, or when it expired; the names
+    /// an `unknown` name may have meant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Why there is nothing to revoke in `r` (revoked or expired), for [`RevokeResult::note`].
+fn nothing_to_revoke(r: &CertRecord) -> String {
+    match (r.state, r.revoked_at) {
+        (CertState::Revoked, at) => format!(
+            "serial {} was revoked on {} ({})",
+            r.serial,
+            at.map(crate::fmt_time)
+                .unwrap_or_else(|| "an unrecorded date".into()),
+            r.reason.map_or("no reason recorded", |x| x.as_str())
+        ),
+        _ => format!(
+            "serial {} expired on {}; an expired certificate is not revoked",
+            r.serial,
+            crate::fmt_time(r.not_after)
+        ),
+    }
 }
 
 /// The columns of a revoke batch.
@@ -1169,8 +1214,8 @@ pub fn parse_revoke_rows(
                 errors.push(err("missing name (or serial)".into()));
                 continue;
             }
-            (Some(n), None) => match crate::name::validate_name(n) {
-                Ok(()) => Target::Name(n.clone()),
+            (Some(n), None) => match crate::name::normalize_name(n) {
+                Ok(n) => Target::Name(n),
                 Err(e) => {
                     errors.push(err(e.to_string()));
                     continue;

@@ -384,7 +384,7 @@ impl Store {
         algorithm: KeyAlgorithm,
         validity: Validity,
     ) -> Result<CertRecord> {
-        name::validate_name(cn)?;
+        let cn = &name::normalize_name(cn)?;
         let profile = self.pki_profile("root-ca")?;
         if !profile.ca {
             return Err(Error::Template {
@@ -456,7 +456,7 @@ impl Store {
     /// Starts a subordinate CA: generates its key (stored encrypted) and returns the CSR (PEM)
     /// to have signed by the parent CA. A second call replaces an unfinished request.
     pub fn create_sub_ca_request(&self, cn: &str, algorithm: KeyAlgorithm) -> Result<String> {
-        name::validate_name(cn)?;
+        let cn = &name::normalize_name(cn)?;
         let profile = self.pki_profile("sub-ca")?;
         self.check_no_ca()?;
         let kp = algorithm.generate()?;
@@ -630,7 +630,7 @@ impl Store {
         profile_name: String,
         subject: Option<Subject>,
     ) -> Result<Prepared> {
-        name::validate_name(&req.name)?;
+        let name = name::normalize_name(&req.name)?;
         if req.kind == CertKind::Ca {
             return Err(Error::input("kind", "use `vpnca ca` to create the CA"));
         }
@@ -653,7 +653,7 @@ impl Store {
                 ),
             ));
         }
-        let sans = resolve_sans(&profile_name, &profile, &req.name, &req.sans)?;
+        let sans = resolve_sans(&profile_name, &profile, &name, &req.sans)?;
         let lifetime = req.validity.duration(&profile)?;
         // Refuse a profile with no keyUsage bit for this key before a key is generated.
         let key_type = match &subject {
@@ -666,7 +666,7 @@ impl Store {
             None => Subject::Generated(req.algorithm.generate()?),
         };
         Ok(Prepared {
-            name: req.name.clone(),
+            name,
             kind: req.kind,
             profile_name,
             profile,
@@ -739,7 +739,8 @@ impl Store {
     /// Issues a server or client certificate with a new key pair (stored encrypted).
     pub fn issue(&self, req: &IssueRequest) -> Result<CertRecord> {
         let prepared = self.prepare(req)?;
-        self.live_check(&req.name)?;
+        self.live_check(&prepared.name)?;
+        self.check_look_alikes([prepared.name.as_str()])?;
         let signer = self.signer()?;
         let rec =
             self.write(|tx, keys| self.commit_prepared(tx, keys, &signer, &prepared, "issue"))?;
@@ -750,19 +751,20 @@ impl Store {
     /// Issues several certificates in one transaction: all are recorded, or none (the first
     /// error aborts). Keys are generated before the store is locked.
     pub fn issue_batch(&self, reqs: &[IssueRequest]) -> Result<Vec<CertRecord>> {
-        let mut seen = std::collections::HashSet::new();
-        for r in reqs {
-            if !seen.insert(r.name.as_str()) {
-                return Err(Error::input(
-                    "batch",
-                    format!("the name {} appears twice", crate::shell::quote(&r.name)),
-                ));
-            }
-        }
         let prepared = reqs
             .iter()
             .map(|r| self.prepare(r))
             .collect::<Result<Vec<_>>>()?;
+        let mut seen = std::collections::HashSet::new();
+        for p in &prepared {
+            if !seen.insert(p.name.as_str()) {
+                return Err(Error::input(
+                    "batch",
+                    format!("the name {} appears twice", crate::shell::quote(&p.name)),
+                ));
+            }
+        }
+        self.check_look_alikes(prepared.iter().map(|p| p.name.as_str()))?;
         let signer = self.signer()?;
         let recs = self.write(|tx, keys| {
             prepared
@@ -800,7 +802,7 @@ impl Store {
         let name = match (name, &csr.common_name) {
             (Some(n), _) => n.to_string(),
             (None, Some(cn)) => {
-                if let Err(e) = name::validate_name(cn) {
+                if let Err(e) = name::normalize_name(cn) {
                     return Err(Error::Csr {
                         source_name: "the request".into(),
                         reason: format!(
@@ -834,7 +836,8 @@ impl Store {
             profile_name,
             Some(Subject::PublicKey(csr.spki_der.clone())),
         )?;
-        self.live_check(&name)?;
+        self.live_check(&prepared.name)?;
+        self.check_look_alikes([prepared.name.as_str()])?;
         let signer = self.signer()?;
         let rec =
             self.write(|tx, keys| self.commit_prepared(tx, keys, &signer, &prepared, "sign-req"))?;
@@ -853,9 +856,7 @@ impl Store {
             .or_else(|| all.iter().find(|r| r.state != CertState::Revoked))
             .cloned()
             .ok_or_else(|| match all.first() {
-                None => Error::NotFound {
-                    what: format!("no certificate named {}", crate::shell::quote(name)),
-                },
+                None => self.no_such_name(name),
                 Some(r) => Error::Refused {
                     reason: format!(
                         "{} cannot be renewed: it is revoked (serial {}, on {}, reason {}); issue a new certificate instead",
@@ -931,7 +932,10 @@ impl Store {
             }
             Ok((new, crl, old_now))
         })?;
-        self.sync_name_mirror(name)?;
+        self.sync_name_mirror(&new.name)?;
+        if old_after.name != new.name {
+            self.sync_name_mirror(&old_after.name)?;
+        }
         if crl.is_some() {
             self.sync_global_mirrors()?;
         }
@@ -969,9 +973,7 @@ impl Store {
                     // says why (revoked, or expired).
                     let all = self.by_name(n)?;
                     let Some(newest) = all.first().cloned() else {
-                        return Err(Error::NotFound {
-                            what: format!("no certificate named {}", crate::shell::quote(n)),
-                        });
+                        return Err(self.no_such_name(n));
                     };
                     let v: Vec<CertRecord> = all
                         .into_iter()

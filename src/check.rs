@@ -13,7 +13,7 @@ use crate::{Error, Result};
 pub struct Finding {
     /// `ca`, `crl` or `certificate`.
     pub subject: String,
-    /// `expired`, `expiring`, `missing`, `stale`, `no-dns-san`.
+    /// `expired`, `expiring`, `missing`, `stale`, `no-dns-san`, `look-alike`.
     pub problem: String,
     /// For humans.
     pub message: String,
@@ -76,6 +76,53 @@ pub(crate) fn no_dns_san_message(name: &str, serial: &str) -> String {
         crate::shell::quote(name),
         name.to_ascii_lowercase()
     )
+}
+
+/// Pairs of names with live certificates that look alike ([`crate::name::looks_alike`]),
+/// each with the words `status`, `verify` and `import-easyrsa` use for it. Names are never
+/// renamed: the admin decides which one is meant.
+pub(crate) fn look_alike_pairs<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+) -> Vec<(String, String, String)> {
+    let mut by_key: std::collections::BTreeMap<String, Vec<&str>> = Default::default();
+    for n in names {
+        by_key
+            .entry(crate::name::look_alike_key(n))
+            .or_default()
+            .push(n);
+    }
+    let mut out = Vec::new();
+    for group in by_key.values().filter(|g| g.len() > 1) {
+        for other in &group[1..] {
+            let (a, b) = (group[0], *other);
+            let (qa, qb) = (crate::shell::quote(a), crate::shell::quote(b));
+            let message = if crate::name::nfc(a) == crate::name::nfc(b) {
+                format!(
+                    "{qa} is stored in two Unicode spellings ({} and {}), each with a valid certificate: `vpnca revoke {}` revokes both; to keep one, revoke the other by serial (`vpnca list`)",
+                    spelling(a),
+                    spelling(b),
+                    crate::shell::quote(&crate::name::nfc(a))
+                )
+            } else {
+                format!(
+                    "{qa} and {qb} look alike and both have valid certificates: make sure each is the user you think (`vpnca show {qa}`, `vpnca show {qb}`); a revocation by name revokes only the name typed"
+                )
+            };
+            out.push((a.to_string(), b.to_string(), message));
+        }
+    }
+    out
+}
+
+/// The non-ASCII characters of a name as code points (`U+0065 U+0301`): what tells two
+/// spellings apart that print the same.
+fn spelling(name: &str) -> String {
+    let cps: Vec<String> = name
+        .chars()
+        .filter(|c| !c.is_ascii())
+        .map(|c| format!("U+{:04X}", u32::from(c)))
+        .collect();
+    format!("with {}", cps.join(" "))
 }
 
 impl Store {
@@ -162,6 +209,16 @@ impl Store {
                     None,
                 ));
             }
+        }
+        for (a, _, message) in look_alike_pairs(self.live_names()?.iter().map(String::as_str)) {
+            findings.push(Finding {
+                subject: "certificate".into(),
+                problem: "look-alike".into(),
+                message,
+                name: Some(a),
+                serial: None,
+                date: None,
+            });
         }
         Ok(StatusReport {
             ca: ca.as_ref().map(|c| c.name.clone()),
@@ -271,6 +328,9 @@ pub struct VerifyReport {
     pub rollback: Vec<String>,
     /// Public mirrors that were missing or stale and were rewritten.
     pub repaired: Vec<String>,
+    /// What needs a person's eye but is no integrity problem (exit code 0): names with valid
+    /// certificates that look alike.
+    pub warnings: Vec<String>,
 }
 
 impl Store {
@@ -402,6 +462,12 @@ impl Store {
         rep.problems.extend(self.check_audit_chain()?);
         rep.rollback = self.rollback_problems(ca_der.as_deref())?;
         rep.problems.extend(rep.rollback.iter().cloned());
+        let live_names = self.live_names()?;
+        rep.warnings.extend(
+            look_alike_pairs(live_names.iter().map(String::as_str))
+                .into_iter()
+                .map(|(_, _, m)| m),
+        );
         if let (Some(crl), Some(ca_cert)) = (self.latest_crl()?, &ca_cert) {
             match x509_parser::parse_x509_crl(&crl.der) {
                 Ok((_, c)) if c.verify_signature(ca_cert.public_key()).is_ok() => {}

@@ -72,6 +72,21 @@ pub enum Error {
         /// The serial of the live certificate.
         serial: String,
     },
+    /// A new name looks like the name of a live certificate (or of another name in the same
+    /// batch): the same letters after Unicode normalization, case folding and the UTS #39
+    /// confusable mapping (`bob`, `Bob`, `b0b`, `bоb` with a Cyrillic о). Nothing was changed.
+    #[error(
+        "refusing the name {}: it looks like {}, which has a valid certificate (same letters after Unicode normalization, case folding and look-alike mapping); use {} itself, or a name that tells them apart (e.g. with the surname)",
+        crate::shell::quote(.name),
+        crate::shell::quote(.existing),
+        crate::shell::quote(.existing)
+    )]
+    LookAlikeName {
+        /// The name refused.
+        name: String,
+        /// The name it looks like.
+        existing: String,
+    },
     /// `revoke` found nothing left to revoke because the certificate is revoked already: for
     /// a name, its newest certificate (and none of its certificates is both unrevoked and
     /// unexpired); for a serial, that certificate. Nothing was changed.

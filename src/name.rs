@@ -2,6 +2,10 @@
 
 use std::net::IpAddr;
 
+use unicode_normalization::UnicodeNormalization;
+use unicode_security::GeneralSecurityProfile;
+use unicode_security::general_security_profile::IdentifierType;
+
 use crate::{Error, Result};
 
 /// Longest accepted name, in characters (X.520 `ub-common-name`).
@@ -34,6 +38,15 @@ pub fn validate_name(name: &str) -> Result<()> {
     if name.chars().any(char::is_control) {
         return bad("it contains a control character");
     }
+    if let Some(c) = name
+        .chars()
+        .find(|&c| c.identifier_type() == Some(IdentifierType::Default_Ignorable))
+    {
+        return bad(&format!(
+            "it contains U+{:04X}, an invisible formatting character (it would make look-alike names)",
+            u32::from(c)
+        ));
+    }
     if name.contains('/') || name.contains('\\') {
         return bad("it contains '/' or '\\'");
     }
@@ -44,6 +57,163 @@ pub fn validate_name(name: &str) -> Result<()> {
         return bad("it starts or ends with white space");
     }
     Ok(())
+}
+
+/// `name` in Unicode Normalization Form C (composed: `e` + U+0301 becomes `é`), the form vpnca
+/// keeps every name in (docs/commands-certificates.md#names).
+pub fn nfc(name: &str) -> String {
+    match unicode_normalization::is_nfc_quick(name.chars()) {
+        unicode_normalization::IsNormalized::Yes => name.to_string(),
+        _ => name.nfc().collect(),
+    }
+}
+
+/// Whether `name` is in Normalization Form C already.
+pub fn is_nfc(name: &str) -> bool {
+    unicode_normalization::is_nfc(name)
+}
+
+/// A name given to vpnca (command line, batch file, CSR, easy-rsa import), in NFC and checked
+/// with [`validate_name`]: the name vpnca records. Two spellings of one name (NFC, and NFD as a
+/// macOS file gives it) are thus one name.
+pub fn normalize_name(name: &str) -> Result<String> {
+    let n = nfc(name);
+    validate_name(&n)?;
+    Ok(n)
+}
+
+/// The key under which names that look alike meet: the UTS #39 skeleton of the NFKC form,
+/// lower-cased, then skeletonized again (the skeleton maps `0` to `O`, lower-casing maps `O` to
+/// `o`). `bob`, `Bob`, `b0b`, `bоb` (Cyrillic о), `ｂｏｂ` and `bo\u{200B}b` share one key.
+pub fn look_alike_key(name: &str) -> String {
+    // Most names are ASCII: their key is the keys of their characters, one after the other,
+    // when each of those is ASCII too (no combining mark can then reorder across them). A
+    // table of the 95 printable characters makes `issue` in a store of 100,000 names cheap.
+    static ASCII: std::sync::OnceLock<Vec<Option<String>>> = std::sync::OnceLock::new();
+    let table = ASCII.get_or_init(|| {
+        (0u8..128)
+            .map(|b| {
+                let k = slow_look_alike_key(&char::from(b).to_string());
+                (b.is_ascii_graphic() || b == b' ')
+                    .then_some(k)
+                    .filter(|k| k.is_ascii())
+            })
+            .collect()
+    });
+    let mut key = String::with_capacity(name.len());
+    for b in name.bytes() {
+        match table.get(usize::from(b)).and_then(Option::as_deref) {
+            Some(k) => key.push_str(k),
+            None => return slow_look_alike_key(name),
+        }
+    }
+    key
+}
+
+/// [`look_alike_key`] by its definition, for any text.
+fn slow_look_alike_key(name: &str) -> String {
+    let nfkc: String = name.nfkc().collect();
+    let once: String = unicode_security::skeleton(&nfkc).collect();
+    unicode_security::skeleton(&once.to_lowercase()).collect()
+}
+
+/// Whether two different names look alike ([`look_alike_key`]). A name does not look like
+/// itself; two spellings of one name (NFC and NFD) do look alike.
+pub fn looks_alike(a: &str, b: &str) -> bool {
+    a != b && look_alike_key(a) == look_alike_key(b)
+}
+
+/// The check of new names against look-alikes ([`look_alike_key`]): the names of live
+/// certificates in the store, and the names admitted earlier in the same batch.
+/// [`crate::Store::look_alikes`] makes one.
+pub struct LookAlikes<'s> {
+    store: &'s crate::Store,
+    /// Every name with a record in state `valid` (expired ones too), by key.
+    known: std::collections::HashMap<String, Vec<String>>,
+    admitted: std::collections::HashMap<String, String>,
+}
+
+impl<'s> LookAlikes<'s> {
+    pub(crate) fn new(store: &'s crate::Store, valid: Vec<String>) -> LookAlikes<'s> {
+        let mut known: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for n in valid {
+            known.entry(look_alike_key(&n)).or_default().push(n);
+        }
+        LookAlikes {
+            store,
+            known,
+            admitted: Default::default(),
+        }
+    }
+
+    /// Refuses `name` if it looks like the name of a live certificate
+    /// ([`Error::LookAlikeName`]) or like a name admitted before ([`Error::InvalidName`]);
+    /// otherwise admits it. The same name again passes (whether it may be issued twice is
+    /// another check).
+    pub fn admit(&mut self, name: &str) -> Result<()> {
+        let key = look_alike_key(name);
+        for existing in self.known.get(&key).into_iter().flatten() {
+            if existing != name && self.store.live_spelled(existing)?.is_some() {
+                return Err(Error::LookAlikeName {
+                    name: name.to_string(),
+                    existing: existing.clone(),
+                });
+            }
+        }
+        if let Some(earlier) = self.admitted.get(&key).filter(|e| *e != name) {
+            return Err(Error::InvalidName {
+                name: name.to_string(),
+                reason: format!(
+                    "it looks like {}, earlier in this batch (same letters after Unicode normalization, case folding and look-alike mapping): give them names that tell them apart",
+                    crate::shell::quote(earlier)
+                ),
+            });
+        }
+        self.admitted.insert(key, name.to_string());
+        Ok(())
+    }
+}
+
+/// Up to three of `known` that `name` may have meant ("did you mean …?"): the names that look
+/// like it, then those a typo or two away (case-insensitive edit distance up to 1 for names of
+/// up to 4 characters, up to 2 for longer ones), nearest first.
+pub fn suggestions<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let key = look_alike_key(name);
+    let lower = nfc(name).to_lowercase();
+    let limit = if lower.chars().count() <= 4 { 1 } else { 2 };
+    let mut near: Vec<(usize, &str)> = known
+        .into_iter()
+        .filter(|k| *k != name)
+        .filter_map(|k| {
+            if look_alike_key(k) == key {
+                return Some((0, k));
+            }
+            let d = edit_distance(&lower, &nfc(k).to_lowercase());
+            (d <= limit).then_some((d, k))
+        })
+        .collect();
+    near.sort();
+    near.dedup();
+    near.into_iter()
+        .take(3)
+        .map(|(_, k)| k.to_string())
+        .collect()
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let up = row[j + 1];
+            row[j + 1] = (diag + usize::from(ca != *cb)).min(up + 1).min(row[j] + 1);
+            diag = up;
+        }
+    }
+    row[b.len()]
 }
 
 /// Checks a DNS name for a server certificate's SAN (RFC 5280 §4.2.1.6, RFC 1034 preferred
@@ -208,10 +378,78 @@ mod tests {
             " x",
             "x ",
             "a\u{7}",
+            "bo\u{200B}b",
+            "alice\u{202E}",
+            "a\u{FEFF}",
             long.as_str(),
         ] {
             assert!(validate_name(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn nfc_makes_one_name_of_two_spellings() {
+        let nfd = "Jose\u{301}";
+        assert_eq!(normalize_name(nfd).expect("nfd"), "Jos\u{e9}");
+        assert_eq!(nfc("Jos\u{e9}"), "Jos\u{e9}");
+        assert!(!is_nfc(nfd));
+        assert!(normalize_name("bo\u{200B}b").is_err());
+    }
+
+    #[test]
+    fn look_alikes() {
+        for (a, b) in [
+            ("bob", "Bob"),
+            ("bob", "BOB"),
+            ("bob", "b0b"),
+            ("bob", "b\u{43E}b"),                // Cyrillic o
+            ("bob", "\u{FF42}\u{FF4F}\u{FF42}"), // fullwidth
+            ("Il", "ll"),
+            ("bill1", "billl"),
+            ("Jos\u{e9}", "Jose\u{301}"),
+            ("paypal", "p\u{430}yp\u{430}l"), // Cyrillic a
+            ("admin", "\u{430}dmin"),
+        ] {
+            assert!(looks_alike(a, b), "{a:?} ~ {b:?}");
+        }
+        for (a, b) in [
+            ("bob", "bob"),
+            ("bob", "rob"),
+            ("alice", "alicia"),
+            ("Zo\u{eb}", "Zoe"),
+        ] {
+            assert!(!looks_alike(a, b), "{a:?} !~ {b:?}");
+        }
+    }
+
+    #[test]
+    fn the_ascii_table_gives_the_defined_keys() {
+        let all: String = (b' '..=b'~').map(char::from).collect();
+        for s in [
+            all.as_str(),
+            "bob",
+            "Bob.Smith",
+            "arnie",
+            "clara",
+            "user_01@corp",
+            "I1l|",
+            "W w",
+        ] {
+            assert_eq!(look_alike_key(s), slow_look_alike_key(s), "{s:?}");
+        }
+        // Fails when the table's keys are wrong: `m` looks like `rn`, `0` like `o`.
+        assert_eq!(look_alike_key("m0"), slow_look_alike_key("rno"));
+    }
+
+    #[test]
+    fn did_you_mean() {
+        let known = ["alice", "Alice.Smith", "bob", "b0b", "carol", "Jos\u{e9}"];
+        assert_eq!(suggestions("alcie", known), ["alice"]);
+        assert_eq!(suggestions("BOB", known), ["b0b", "bob"]);
+        assert_eq!(suggestions("Jose", known), ["Jos\u{e9}"]);
+        assert_eq!(suggestions("bob", known), ["b0b"]);
+        assert!(suggestions("zed", known).is_empty());
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 
     #[test]

@@ -550,7 +550,7 @@ fn plain_config(
         "remote-cert-tls server".into(),
     ];
     if let Some(n) = server_name {
-        crate::name::validate_name(n)?;
+        let n = &crate::name::normalize_name(n)?;
         if n.contains(char::is_whitespace) || n.contains('\'') || n.contains('"') {
             return Err(Error::input(
                 "--server-name",

@@ -110,6 +110,7 @@ impl Profile {
         let mut p: Profile =
             toml::from_str(text).map_err(|e| bad(e.to_string().trim().to_string()))?;
         p.source = source.to_string();
+        p.canonicalize_keywords();
         if p.days == 0 || p.days > MAX_DAYS {
             return Err(bad(format!(
                 "days = {} is out of range 1..={MAX_DAYS}",
@@ -147,6 +148,27 @@ impl Profile {
             return Err(bad("key_usage must not be empty".into()));
         }
         Ok(p)
+    }
+
+    /// Keywords are matched without regard to case, like every keyword vpnca takes
+    /// (`DigitalSignature`, `SERVERAUTH`, `DNS`): each known one is rewritten in its canonical
+    /// spelling; unknown ones are left for the checks to name.
+    fn canonicalize_keywords(&mut self) {
+        let canon = |list: &mut Vec<String>, known: &[&str]| {
+            for s in list.iter_mut() {
+                if let Some(k) = known.iter().find(|k| k.eq_ignore_ascii_case(s)) {
+                    *s = (*k).to_string();
+                }
+            }
+        };
+        let ku: Vec<&str> = KEY_USAGE_NAMES
+            .iter()
+            .map(|(n, _)| *n)
+            .chain(["contentCommitment"])
+            .collect();
+        canon(&mut self.key_usage, &ku);
+        canon(&mut self.extended_key_usage, &["serverAuth", "clientAuth"]);
+        canon(&mut self.san.allow, &["dns", "ip", "email"]);
     }
 
     /// Where the profile was read from: `built-in profile NAME`, or the path of the PKI's

@@ -273,8 +273,12 @@ pub(super) fn client(
     // The profile's rules (SAN policy, validity, …) are checked for every line too, before
     // anything is issued.
     let mut good = Vec::with_capacity(rows.len());
+    let mut look_alikes = store.look_alikes()?;
     for r in rows {
-        match store.check_request(&r.request) {
+        match store
+            .check_request(&r.request)
+            .and_then(|()| look_alikes.admit(&r.request.name))
+        {
             Ok(()) => good.push(r),
             Err(e) => errors.push(RowError {
                 line: r.line,
@@ -336,7 +340,7 @@ pub(super) fn sign_req(
                     .common_name
                     .clone()
                     .ok_or_else(|| anyhow!("the request has no CN to name the certificate"))?;
-                vpnca::name::validate_name(&name)?;
+                let name = vpnca::name::normalize_name(&name)?;
                 Ok((csr, name))
             });
         match parsed {
@@ -374,8 +378,12 @@ pub(super) fn sign_req(
     let store = store_open()?;
     let mut good_items = Vec::with_capacity(items.len());
     let mut good_labels = Vec::with_capacity(items.len());
+    let mut look_alikes = store.look_alikes()?;
     for (item, label) in items.into_iter().zip(labels) {
-        match store.check_item(&item) {
+        match store
+            .check_item(&item)
+            .and_then(|()| look_alikes.admit(&item.request.name))
+        {
             Ok(()) => {
                 good_items.push(item);
                 good_labels.push(label);
@@ -454,9 +462,10 @@ pub(super) fn revoke(
                     format!(": serial {}", r.serials.join(", "))
                 },
                 r.error
-                    .as_deref()
+                    .iter()
+                    .chain(&r.note)
                     .map(|e| format!(": {e}"))
-                    .unwrap_or_default()
+                    .collect::<String>()
             );
         }
     }

@@ -70,9 +70,8 @@ pub(super) fn issue_request(
     sans: Vec<San>,
     key: &KeyOpts,
 ) -> Result<IssueRequest> {
-    vpnca::name::validate_name(name)?;
     Ok(IssueRequest {
-        name: name.to_string(),
+        name: vpnca::name::normalize_name(name)?,
         kind,
         profile: key.profile.clone(),
         algorithm: algorithm(&key.algo)?,

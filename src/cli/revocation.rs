@@ -41,10 +41,7 @@ pub(super) fn revoke(cli: &Cli, out: &Out, args: &RevokeArgs) -> Result<u8> {
     }
     let target = match (name, serial) {
         (_, Some(s)) => Target::Serial(s.parse()?),
-        (Some(n), None) => {
-            vpnca::name::validate_name(n)?;
-            Target::Name(n.clone())
-        }
+        (Some(n), None) => Target::Name(vpnca::name::normalize_name(n)?),
         (None, None) => bail!("give a NAME or --serial HEX"),
     };
     let store = open_unlocked(cli)?;

@@ -91,6 +91,9 @@ pub(super) fn verify(cli: &Cli, out: &Out, args: &VerifyArgs) -> Result<u8> {
         for p in &rep.problems {
             outln!("PROBLEM: {p}");
         }
+        for w in &rep.warnings {
+            outln!("WARNING: {w}");
+        }
         if rep.problems.is_empty() {
             outln!("OK: the store is intact");
         }
@@ -252,7 +255,7 @@ pub(super) fn quickstart(cli: &Cli, out: &Out, args: &QuickstartArgs) -> Result<
     let server = server.as_str();
     vpnca::name::validate_dns_name(server)?;
     for c in clients {
-        vpnca::name::validate_name(c)?;
+        vpnca::name::normalize_name(c)?;
     }
     // An existing store is unlocked (one prompt); a new one asks for a confirmed passphrase.
     let store = match Store::open(&cli.pki) {

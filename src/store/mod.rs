@@ -129,6 +129,9 @@ pub struct Store {
     keys: Option<Keys>,
     /// Set by [`Store::accept_restore`]: the checkpoint guard stands down for that one change.
     accepting_restore: std::cell::Cell<bool>,
+    /// The stored names not in NFC (from stores older than name normalization), read once:
+    /// vpnca writes every new name in NFC, so this set never grows while the store is open.
+    non_nfc_names: std::cell::OnceCell<Vec<String>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -189,6 +192,23 @@ const WHERE_SERIAL: &str = "serial = ?1";
 const WHERE_NAME: &str = "name = ?1 AND kind != 'ca'";
 /// [`Store::live`]: the live certificate of a name (before issuing, for the mirrors).
 const WHERE_LIVE: &str = "name = ?1 AND kind != 'ca' AND state = 'valid' AND not_after > ?2";
+/// [`Store::by_name`] of a name stored in more than one spelling (NFC and, from an older
+/// store, NFD): up to four spellings.
+const WHERE_NAMES: &str = "name IN (?1, ?2, ?3, ?4) AND kind != 'ca'";
+/// [`Store::live`] of a name stored in more than one spelling.
+const WHERE_LIVE_NAMES: &str =
+    "name IN (?1, ?2, ?3, ?4) AND kind != 'ca' AND state = 'valid' AND not_after > ?5";
+/// [`Store::names`]: every certificate name but the CA's.
+const SQL_NAMES: &str = "SELECT DISTINCT name FROM certs WHERE kind != 'ca' ORDER BY name";
+/// [`Store::live_names`]: the names with a live certificate.
+const SQL_LIVE_NAMES: &str = "SELECT DISTINCT name FROM certs WHERE kind != 'ca' AND state = 'valid' AND not_after > ?1 ORDER BY name";
+/// [`Store::look_alikes`]: the names of records in state `valid`, expired or not, the CA's too,
+/// from the covering index alone (no table row is read: 17 ms for 100,000 names).
+const SQL_VALID_NAMES: &str =
+    "SELECT DISTINCT name FROM certs INDEXED BY certs_name WHERE state = 'valid'";
+/// The stored names with a character outside printable ASCII (only those can be non-NFC).
+const SQL_NON_ASCII_NAMES: &str =
+    "SELECT DISTINCT name FROM certs INDEXED BY certs_name WHERE name GLOB '*[^ -~]*'";
 /// [`Store::ca`]: the CA record, read by every issue, revoke and CRL.
 const WHERE_CA: &str = "kind = 'ca'";
 /// [`check_revoked_set`], [`Store::revoked`]: the revoked records, read by every revoke and
@@ -225,7 +245,16 @@ fn hot_queries() -> Vec<(&'static str, String)> {
         ("last_revocation", SQL_LAST_REVOCATION.to_string()),
         ("key_blob", SQL_KEY_BLOB.to_string()),
         ("update_record", SQL_UPDATE_RECORD.to_string()),
+        // The two name scans every issue (look-alikes) and name lookup (old spellings) run
+        // once per command: they read the `certs_name` index only, never a table row.
+        ("scan:valid_names", SQL_VALID_NAMES.to_string()),
+        ("scan:non_ascii_names", SQL_NON_ASCII_NAMES.to_string()),
     ]
+}
+
+/// Four `IN (…)` arguments from up to four spellings (the first repeated).
+fn spelling_args(sp: &[String]) -> [String; 4] {
+    std::array::from_fn(|i| sp.get(i).unwrap_or(&sp[0]).clone())
 }
 
 pub(crate) struct RawRecord {
@@ -454,6 +483,7 @@ impl Store {
             conn,
             keys: None,
             accepting_restore: std::cell::Cell::new(false),
+            non_nfc_names: std::cell::OnceCell::new(),
         };
         let format: Option<String> = store
             .conn
@@ -577,11 +607,116 @@ impl Store {
             })
     }
 
-    /// Every certificate with this name, newest first.
+    /// Every certificate with this name, newest first. The name is compared in NFC: `Jose`
+    /// + U+0301 finds `José`, also a `José` an older store kept in NFD.
     pub fn by_name(&self, name: &str) -> Result<Vec<CertRecord>> {
-        let mut v = self.query_records(WHERE_NAME, &[&name])?;
+        let sp = self.spellings(name)?;
+        let mut v = match sp.as_slice() {
+            [one] => self.query_records(WHERE_NAME, &[one])?,
+            _ => {
+                let a = spelling_args(&sp);
+                self.query_records(WHERE_NAMES, &[&a[0], &a[1], &a[2], &a[3]])?
+            }
+        };
         v.reverse();
         Ok(v)
+    }
+
+    /// The stored spellings of `name`: its NFC form, and the stored names that are not in NFC
+    /// but canonically equivalent to it (at most four in all).
+    fn spellings(&self, name: &str) -> Result<Vec<String>> {
+        let nfc = crate::name::nfc(name);
+        let legacy = match self.non_nfc_names.get() {
+            Some(v) => v,
+            None => {
+                let v = self
+                    .string_column(SQL_NON_ASCII_NAMES, &[])?
+                    .into_iter()
+                    .filter(|n| !crate::name::is_nfc(n))
+                    .collect();
+                self.non_nfc_names.get_or_init(|| v)
+            }
+        };
+        let mut out = vec![nfc.clone()];
+        out.extend(
+            legacy
+                .iter()
+                .filter(|n| crate::name::nfc(n) == nfc)
+                .take(3)
+                .cloned(),
+        );
+        Ok(out)
+    }
+
+    /// The first column of a query's rows, as text.
+    fn string_column(&self, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<String>> {
+        let mut st = self
+            .conn
+            .prepare_cached(sql)
+            .map_err(Error::db("reading names"))?;
+        let rows = st
+            .query_map(args, |r| r.get::<_, String>(0))
+            .map_err(Error::db("reading names"))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(Error::db("reading names"))
+    }
+
+    /// Every certificate name in the store but the CA's, sorted.
+    pub fn names(&self) -> Result<Vec<String>> {
+        self.string_column(SQL_NAMES, &[])
+    }
+
+    /// The names that have a live (unrevoked, unexpired) certificate, sorted.
+    pub fn live_names(&self) -> Result<Vec<String>> {
+        self.string_column(SQL_LIVE_NAMES, &[&ts(now())])
+    }
+
+    /// The look-alike check for new names ([`crate::name::LookAlikes`]) against the names
+    /// with a live certificate.
+    pub fn look_alikes(&self) -> Result<crate::name::LookAlikes<'_>> {
+        Ok(crate::name::LookAlikes::new(
+            self,
+            self.string_column(SQL_VALID_NAMES, &[])?,
+        ))
+    }
+
+    /// "No certificate named NAME", with the stored names it may have meant
+    /// ([`crate::name::suggestions`]).
+    pub fn no_such_name(&self, name: &str) -> Error {
+        let hint = self
+            .did_you_mean(name)
+            .map(|h| format!("; {h}"))
+            .unwrap_or_default();
+        Error::NotFound {
+            what: format!("no certificate named {}{hint}", crate::shell::quote(name)),
+        }
+    }
+
+    /// `did you mean alice?` for a name that is not in the store, if a stored name is near
+    /// ([`crate::name::suggestions`]).
+    pub fn did_you_mean(&self, name: &str) -> Option<String> {
+        let known = self.names().ok()?;
+        let near = crate::name::suggestions(name, known.iter().map(String::as_str));
+        (!near.is_empty()).then(|| {
+            format!(
+                "did you mean {}?",
+                near.iter()
+                    .map(|n| crate::shell::quote(n))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            )
+        })
+    }
+
+    /// Refuses names that look like a different name with a live certificate
+    /// ([`crate::name::looks_alike`]), or like each other: two valid certificates whose names
+    /// look the same are a revocation waiting to hit the wrong one.
+    pub fn check_look_alikes<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Result<()> {
+        let mut check = self.look_alikes()?;
+        for name in names {
+            check.admit(name)?;
+        }
+        Ok(())
     }
 
     /// The certificate a name refers to: the live one, else the newest.
@@ -589,9 +724,9 @@ impl Store {
         let all = self.by_name(name)?;
         let t = now();
         let pick = all.iter().position(|r| r.is_live(t)).unwrap_or(0);
-        all.into_iter().nth(pick).ok_or_else(|| Error::NotFound {
-            what: format!("no certificate named {}", crate::shell::quote(name)),
-        })
+        all.into_iter()
+            .nth(pick)
+            .ok_or_else(|| self.no_such_name(name))
     }
 
     /// Every revoked certificate record (the CRL's entries to be), oldest first. The records'
@@ -602,8 +737,22 @@ impl Store {
 
     /// The live certificate with this name, if any.
     pub fn live(&self, name: &str) -> Result<Option<CertRecord>> {
-        let t = now();
-        Ok(self.query_records(WHERE_LIVE, &[&name, &ts(t)])?.pop())
+        let t = ts(now());
+        let sp = self.spellings(name)?;
+        Ok(match sp.as_slice() {
+            [one] => self.query_records(WHERE_LIVE, &[one, &t])?,
+            _ => {
+                let a = spelling_args(&sp);
+                self.query_records(WHERE_LIVE_NAMES, &[&a[0], &a[1], &a[2], &a[3], &t])?
+            }
+        }
+        .pop())
+    }
+
+    /// The live certificate of exactly this spelling of a name: each spelling has its own
+    /// public mirror (`issued/NAME.crt`).
+    pub(crate) fn live_spelled(&self, name: &str) -> Result<Option<CertRecord>> {
+        Ok(self.query_records(WHERE_LIVE, &[&name, &ts(now())])?.pop())
     }
 
     /// The CA certificate record.
@@ -677,7 +826,8 @@ impl Store {
     /// For tests: SQLite's `EXPLAIN QUERY PLAN` of each certificate lookup on the issue /
     /// revoke / show / CRL paths, as `(query name, plan lines joined by " | ")`. The plans are
     /// computed from the same SQL those paths run (parameters unbound), so a test can prove
-    /// that none of them scans the certificates table. Not part of the stable API.
+    /// that none of them scans the certificates table; the names starting `scan:` scan the
+    /// `certs_name` index by design (one per command). Not part of the stable API.
     #[doc(hidden)]
     pub fn hot_query_plans(&self) -> Result<Vec<(&'static str, String)>> {
         let explain = |sql: &str| -> rusqlite::Result<String> {
@@ -753,7 +903,7 @@ impl Store {
     pub(crate) fn sync_name_mirror(&self, name: &str) -> Result<bool> {
         let path = self.issued_path(name);
         let current = std::fs::read(&path).ok();
-        match self.live(name)? {
+        match self.live_spelled(name)? {
             Some(rec) => {
                 let pem = rec.pem();
                 if current.as_deref() == Some(pem.as_bytes()) {
@@ -784,7 +934,7 @@ impl Store {
         for name in names {
             let path = self.issued_path(name);
             let current = std::fs::read(&path).ok();
-            match self.live(name)? {
+            match self.live_spelled(name)? {
                 Some(rec) => {
                     let pem = rec.pem();
                     if current.as_deref() != Some(pem.as_bytes()) {
