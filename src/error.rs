@@ -170,6 +170,18 @@ pub enum Error {
         /// What failed.
         what: String,
     },
+    /// The store's database holds a schema object vpnca never creates (a trigger, a view, an
+    /// index, a changed table): someone wrote the file outside vpnca. Nothing was run or changed.
+    #[error(
+        "refusing the store database {}: it holds {what}, which vpnca never creates — the file was edited outside vpnca; nothing was run or changed (restore the store from a backup; `sqlite3 FILE .schema` shows the edit)",
+        .path.display()
+    )]
+    ForeignSchema {
+        /// The database file.
+        path: PathBuf,
+        /// The unexpected (or missing) object.
+        what: String,
+    },
     /// The store was written by a newer (or unknown) format version.
     #[error("unsupported store format at {}: {reason}", .path.display())]
     UnsupportedStore {

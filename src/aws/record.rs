@@ -14,13 +14,7 @@ use crate::store::crypto::Keys;
 use crate::store::{self, Store};
 use crate::{Error, Result};
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS aws_imports (arn TEXT PRIMARY KEY, region TEXT NOT NULL, role TEXT NOT NULL,
-    name TEXT NOT NULL, serial TEXT NOT NULL, imported_at INTEGER NOT NULL, mac BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS aws_imports_name ON aws_imports(role, name, region);
-CREATE TABLE IF NOT EXISTS aws_endpoints (id TEXT NOT NULL, region TEXT NOT NULL, crl_number INTEGER NOT NULL,
-    pushed_at INTEGER NOT NULL, PRIMARY KEY (id, region));
-";
+use crate::store::AWS_SCHEMA as SCHEMA;
 
 /// An ACM certificate this store imported into.
 #[derive(Debug, Clone, Serialize)]

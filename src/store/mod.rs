@@ -66,6 +66,71 @@ CREATE TABLE audit (seq INTEGER PRIMARY KEY, time INTEGER NOT NULL, user TEXT NO
     name TEXT NOT NULL, serial TEXT NOT NULL, detail TEXT NOT NULL, mac BLOB NOT NULL);
 ";
 
+/// The AWS records ([`crate::aws`]): created by `init`, and by the first AWS write in a store
+/// made before them.
+pub(crate) const AWS_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS aws_imports (arn TEXT PRIMARY KEY, region TEXT NOT NULL, role TEXT NOT NULL,
+    name TEXT NOT NULL, serial TEXT NOT NULL, imported_at INTEGER NOT NULL, mac BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS aws_imports_name ON aws_imports(role, name, region);
+CREATE TABLE IF NOT EXISTS aws_endpoints (id TEXT NOT NULL, region TEXT NOT NULL, crl_number INTEGER NOT NULL,
+    pushed_at INTEGER NOT NULL, PRIMARY KEY (id, region));
+";
+
+/// The schema objects (`type`, `name`, `tbl_name`, `sql`) of a database made by `schema`,
+/// as SQLite records them: what [`check_schema`] compares a store with.
+fn schema_objects(schema: &str) -> Result<Vec<[Option<String>; 4]>> {
+    let conn = Connection::open_in_memory().map_err(Error::db("checking the schema"))?;
+    conn.execute_batch(schema)
+        .map_err(Error::db("checking the schema"))?;
+    read_schema(&conn)
+}
+
+fn read_schema(conn: &Connection) -> Result<Vec<[Option<String>; 4]>> {
+    let mut st = conn
+        .prepare("SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name")
+        .map_err(Error::db("reading the schema"))?;
+    let rows = st
+        .query_map([], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?]))
+        .map_err(Error::db("reading the schema"))?;
+    rows.collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(Error::db("reading the schema"))
+}
+
+/// Refuses a database whose schema is not exactly what vpnca creates (with or without the
+/// AWS tables of [`AWS_SCHEMA`]): a trigger, a view, an index or a changed table definition
+/// planted by someone who can write the file. Triggers and views are disabled on every
+/// connection anyway ([`configure`]); this names the edit instead of ignoring it.
+fn check_schema(conn: &Connection, db: &Path) -> Result<()> {
+    let found = read_schema(conn)?;
+    let core = schema_objects(SCHEMA)?;
+    if found == core || found == schema_objects(&format!("{SCHEMA}{AWS_SCHEMA}"))? {
+        return Ok(());
+    }
+    let all = schema_objects(&format!("{SCHEMA}{AWS_SCHEMA}"))?;
+    let describe = |o: &[Option<String>; 4]| {
+        format!(
+            "{} {:?} on {:?}",
+            o[0].as_deref().unwrap_or("?"),
+            o[1].as_deref().unwrap_or("?"),
+            o[2].as_deref().unwrap_or("?")
+        )
+    };
+    let what = match found.iter().find(|o| !all.contains(o)) {
+        Some(o) if all.iter().any(|a| a[0] == o[0] && a[1] == o[1]) => {
+            format!("a changed definition of {}", describe(o))
+        }
+        Some(o) => format!("an unexpected {}", describe(o)),
+        None => match core.iter().find(|o| !found.contains(o)) {
+            Some(o) => format!("no {}", describe(o)),
+            None => "an incomplete set of the AWS tables".to_string(),
+        },
+    };
+    Err(Error::ForeignSchema {
+        path: db.to_path_buf(),
+        what,
+    })
+}
+
 /// The store header: format and how the data key is wrapped.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Header {
@@ -172,6 +237,27 @@ pub(crate) fn os_user() -> String {
 }
 
 fn configure(conn: &Connection) -> Result<()> {
+    // The file is untrusted (docs/security.md): no code from it ever runs inside vpnca's
+    // transactions. Triggers and views off, defensive mode (no writable_schema, no shadow
+    // table writes), and no SQL functions with side effects from the schema.
+    use rusqlite::config::DbConfig;
+    for (flag, on) in [
+        (DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, false),
+        (DbConfig::SQLITE_DBCONFIG_ENABLE_VIEW, false),
+        (DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true),
+        (DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false),
+    ] {
+        if conn
+            .set_db_config(flag, on)
+            .map_err(Error::db("configuring the database"))?
+            != on
+        {
+            return Err(Error::Database {
+                op: "configuring the database",
+                message: format!("SQLite refused to set {flag:?} to {on}"),
+            });
+        }
+    }
     conn.busy_timeout(LOCK_WAIT)
         .map_err(Error::db("configuring the database"))?;
     conn.pragma_update(None, "synchronous", "FULL")
@@ -408,7 +494,7 @@ impl Store {
             )
             .map_err(Error::db("creating the store"))?;
             configure(&conn)?;
-            conn.execute_batch(SCHEMA)
+            conn.execute_batch(&format!("{SCHEMA}{AWS_SCHEMA}"))
                 .map_err(Error::db("creating the store"))?;
             let header_json =
                 serde_json::to_string(&header).map_err(|e| Error::Crypto(e.to_string()))?;
@@ -478,6 +564,7 @@ impl Store {
         )
         .map_err(Error::db("opening the store"))?;
         configure(&conn)?;
+        check_schema(&conn, &db)?;
         let store = Store {
             dir: dir.to_path_buf(),
             conn,
@@ -1470,4 +1557,56 @@ impl Store {
 /// is refused ([`fsutil::replace_output`]).
 pub fn write_public_file(path: &Path, bytes: &[u8]) -> Result<()> {
     fsutil::replace_output(path, bytes, 0o644)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A trigger or a view planted in the file never runs: [`configure`] disables both on
+    /// every connection (the schema check refuses them too, but this holds without it).
+    ///
+    /// Fails when: `SQLITE_DBCONFIG_ENABLE_TRIGGER` is left on in `configure` (the trigger
+    /// then writes its row).
+    #[test]
+    fn planted_triggers_and_views_never_run() {
+        let conn = Connection::open_in_memory().expect("db");
+        conn.execute_batch(
+            "CREATE TABLE t (x INTEGER); CREATE TABLE log (x INTEGER);
+             CREATE TRIGGER planted AFTER INSERT ON t BEGIN INSERT INTO log VALUES (new.x); END;
+             CREATE VIEW v AS SELECT x FROM t;",
+        )
+        .expect("schema");
+        configure(&conn).expect("configure");
+        conn.execute("INSERT INTO t VALUES (1)", [])
+            .expect("insert");
+        let logged: i64 = conn
+            .query_row("SELECT COUNT(*) FROM log", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(logged, 0, "the planted trigger ran");
+        assert!(
+            conn.query_row("SELECT COUNT(*) FROM v", [], |r| r.get::<_, i64>(0))
+                .is_err(),
+            "a view was read"
+        );
+    }
+
+    /// The schema check accepts exactly vpnca's schema, with or without the AWS tables.
+    #[test]
+    fn the_schema_check_knows_its_own_schema() {
+        let path = Path::new("test.db");
+        for schema in [SCHEMA.to_string(), format!("{SCHEMA}{AWS_SCHEMA}")] {
+            let conn = Connection::open_in_memory().expect("db");
+            conn.execute_batch(&schema).expect("schema");
+            check_schema(&conn, path).expect("vpnca's own schema");
+            conn.execute_batch("CREATE INDEX extra ON certs(serial, name)")
+                .expect("index");
+            let e = check_schema(&conn, path).expect_err("an extra index");
+            assert!(
+                e.to_string()
+                    .contains("an unexpected index \"extra\" on \"certs\""),
+                "{e}"
+            );
+        }
+    }
 }

@@ -1,0 +1,126 @@
+//! Issue 16: the storage is untrusted. Each test plays someone who can write the store's files
+//! but does not know the passphrase (here: the `sqlite3` CLI on `vpnca.db`), and judges vpnca by
+//! independent evidence: the CRL it publishes read by `openssl crl`, or a refusal with exit 2
+//! that changed nothing.
+//!
+//! This file grows with the issue; today it covers SQL planted in the database file.
+mod common;
+use common::*;
+
+use std::process::Command;
+
+/// Runs SQL on the store's database with the `sqlite3` CLI: the attacker's tool.
+fn sqlite(e: &Env, sql: &str) {
+    let o = Command::new("sqlite3")
+        .arg(e.pki.join("vpnca.db"))
+        .arg(sql)
+        .output()
+        .expect("the sqlite3 CLI is required (apt-get install sqlite3)");
+    assert!(o.status.success(), "sqlite3 {sql}: {}", s(&o.stderr));
+}
+
+/// A store with a CA, alice and bob, and a first CRL.
+fn store() -> Env {
+    let e = Env::with_ca();
+    e.ok(&["client", "alice"]);
+    e.ok(&["client", "bob"]);
+    e.ok(&["crl"]);
+    e
+}
+
+/// Every command refuses a database with a planted schema object, naming it, with exit 2 and
+/// the store unchanged: the read-only ones too (`list`, `status`, `show`), `verify`, and the
+/// writing ones (`revoke`, `crl`, `client`).
+fn assert_refused_everywhere(e: &Env, what: &str) {
+    let before = e.snapshot();
+    for args in [
+        &["revoke", "bob"][..],
+        &["crl"][..],
+        &["client", "carol"][..],
+        &["list"][..],
+        &["status"][..],
+        &["show", "bob"][..],
+        &["verify"][..],
+    ] {
+        let err = e.fails(args, 2);
+        assert!(
+            err.contains("refusing the store database") && err.contains(what),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(
+        e.snapshot() == before,
+        "a refused command changed the store"
+    );
+}
+
+/// A trigger on `certs` that puts a revoked row back to valid: `vpnca revoke bob` printed
+/// "Revoked" and the next CRL left bob out. Now every command refuses the database; once the
+/// trigger is gone, `revoke bob` works and openssl reads bob's serial in the CRL.
+///
+/// Fails when: `check_schema` is not called by `Store::open` (revoke then succeeds; the trigger
+/// itself stays inert because `configure` disables triggers — see the unit test
+/// `planted_triggers_and_views_never_run` in src/store/mod.rs for that layer).
+#[test]
+fn a_trigger_that_unrevokes_is_refused() {
+    let e = store();
+    let bob = norm_serial(str_field(&e.json(&["show", "bob"]), "serial"));
+    sqlite(
+        &e,
+        "CREATE TRIGGER keep_bob AFTER UPDATE ON certs WHEN new.name = 'bob' BEGIN \
+         UPDATE certs SET state = 'valid', revoked_at = NULL, reason = NULL WHERE id = new.id; END;",
+    );
+    assert_refused_everywhere(&e, "trigger \"keep_bob\" on \"certs\"");
+    sqlite(&e, "DROP TRIGGER keep_bob");
+    e.ok(&["revoke", "bob"]);
+    let (_, revoked) = crl_by_openssl(&e);
+    assert!(
+        revoked.contains_key(&bob),
+        "bob {bob} is not in the CRL: {revoked:?}"
+    );
+}
+
+/// A trigger on `crls` that swaps every new CRL for the first, empty one (which `crl.pem` and
+/// `push-crl` would then publish) is refused the same way.
+///
+/// Fails when: `check_schema` accepts triggers on tables other than `certs`.
+#[test]
+fn a_trigger_that_swaps_crls_is_refused() {
+    let e = store();
+    sqlite(
+        &e,
+        "CREATE TRIGGER old_crl AFTER INSERT ON crls BEGIN \
+         UPDATE crls SET der = (SELECT der FROM crls ORDER BY number LIMIT 1) WHERE number = new.number; END;",
+    );
+    assert_refused_everywhere(&e, "trigger \"old_crl\" on \"crls\"");
+}
+
+/// A view, an extra index and a changed table definition are refused too: vpnca's schema is
+/// exactly what it creates (with or without the AWS tables, which stores made before them lack).
+///
+/// Fails when: `check_schema` compares table names only.
+#[test]
+fn views_indexes_and_changed_tables_are_refused() {
+    for (plant, what) in [
+        (
+            "CREATE VIEW everyone AS SELECT name FROM certs",
+            "view \"everyone\"",
+        ),
+        (
+            "CREATE INDEX by_state ON certs(state, name)",
+            "index \"by_state\"",
+        ),
+        (
+            "ALTER TABLE certs ADD COLUMN note TEXT",
+            "a changed definition of table \"certs\"",
+        ),
+        (
+            "DROP TABLE aws_endpoints",
+            "an incomplete set of the AWS tables",
+        ),
+    ] {
+        let e = store();
+        sqlite(&e, plant);
+        assert_refused_everywhere(&e, what);
+    }
+}
