@@ -124,3 +124,114 @@ fn views_indexes_and_changed_tables_are_refused() {
         assert_refused_everywhere(&e, what);
     }
 }
+
+/// A self-signed CA certificate of the attacker's, made by openssl in `dir`: its DER as hex.
+fn foreign_ca_hex(dir: &std::path::Path) -> String {
+    openssl_req(
+        dir,
+        EC_P256,
+        "Evil CA",
+        "evil.key",
+        "evil.crt",
+        &[
+            "-x509",
+            "-days",
+            "30",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+        ],
+    );
+    openssl_ok(
+        &[
+            "x509", "-in", "evil.crt", "-outform", "DER", "-out", "evil.der",
+        ],
+        dir,
+    );
+    std::fs::read(dir.join("evil.der"))
+        .expect("evil.der")
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect()
+}
+
+/// A foreign CA certificate added to the `chain` table would go into `ca.crt`, every export,
+/// every profile's `<ca>` and the ACM chain: with `remote-cert-tls server` alone, its holder
+/// could then impersonate the VPN server to new users. The chain is now proven certificate by
+/// certificate from the store's CA; a planted one is refused (exit 2, store unchanged) by
+/// every command that hands the chain out or writes, and `verify` reports it. With the chain
+/// row gone, the profile's `<ca>` holds exactly the store's CA, as openssl reads it.
+///
+/// Fails when: `Store::parent_chain` returns the rows unchecked (the export then carries
+/// "Evil CA").
+#[test]
+fn a_planted_chain_certificate_is_refused() {
+    let e = store();
+    let evil = foreign_ca_hex(e.dir.path());
+    sqlite(
+        &e,
+        &format!("INSERT INTO chain (pos, der) VALUES (1, X'{evil}')"),
+    );
+    let before = e.snapshot();
+    for args in [
+        &["export", "alice", "--out", "out"][..],
+        &[
+            "profile",
+            "alice",
+            "--remote",
+            "vpn.example.com",
+            "--out",
+            "alice.ovpn",
+        ][..],
+        &["revoke", "bob"][..],
+        &["crl"][..],
+        &["client", "carol"][..],
+    ] {
+        let err = e.fails(args, 2);
+        assert!(
+            err.contains("the CA chain stored with the CA has a certificate at position 1 (CN=Evil CA) that did not sign the one before it"),
+            "{args:?}: {err}"
+        );
+    }
+    let o = e.run(&["verify"]);
+    assert_ne!(
+        o.status.code(),
+        Some(0),
+        "verify passed a planted chain certificate"
+    );
+    assert!(
+        e.snapshot() == before,
+        "a refused command changed the store"
+    );
+    assert!(!e.path("out").exists() && !e.path("alice.ovpn").exists());
+
+    sqlite(&e, "DELETE FROM chain");
+    e.ok(&[
+        "profile",
+        "alice",
+        "--remote",
+        "vpn.example.com",
+        "--out",
+        "alice.ovpn",
+    ]);
+    let ovpn = std::fs::read_to_string(e.path("alice.ovpn")).expect("profile");
+    let ca = ovpn
+        .split("<ca>")
+        .nth(1)
+        .and_then(|t| t.split("</ca>").next())
+        .expect("<ca> in the profile");
+    std::fs::write(e.path("profile-ca.pem"), ca).expect("ca");
+    let subjects = openssl_ok(
+        &["crl2pkcs7", "-nocrl", "-certfile", "profile-ca.pem"],
+        e.dir.path(),
+    );
+    std::fs::write(e.path("p7.pem"), subjects).expect("p7");
+    let listed = openssl_ok(
+        &["pkcs7", "-in", "p7.pem", "-print_certs", "-noout"],
+        e.dir.path(),
+    );
+    let subjects: Vec<&str> = listed
+        .lines()
+        .filter(|l| l.starts_with("subject="))
+        .collect();
+    assert_eq!(subjects, ["subject=CN = Test VPN CA"], "{listed}");
+}

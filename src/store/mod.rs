@@ -661,6 +661,9 @@ impl Store {
         let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
             .map_err(Error::db("locking the store"))?;
         self.check_checkpoint(&tx)?;
+        // Every write ends in rewriting `ca.crt` from the chain: prove it first, so a planted
+        // chain certificate stops the command before it changes anything.
+        self.parent_chain()?;
         let out = f(&tx, keys)?;
         tx.commit().map_err(Error::db("committing"))?;
         self.advance_checkpoint();
@@ -857,16 +860,54 @@ impl Store {
     }
 
     /// The parents of a sub-CA (issuer first, root last); empty for a root CA.
+    ///
+    /// The `chain` table carries no MAC, so the chain is proven instead: each certificate must
+    /// be a CA that signed the one before it, starting from the store's CA certificate (its
+    /// record's MAC checked when the store is unlocked). A certificate added by someone who can
+    /// write the file (a foreign CA that would then go into `ca.crt`, every export, profile,
+    /// `.p12` and the ACM chain) signed nothing before it: [`Error::Tampered`].
     pub fn parent_chain(&self) -> Result<Vec<Vec<u8>>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT der FROM chain ORDER BY pos")
-            .map_err(Error::db("reading the chain"))?;
-        let rows = st
-            .query_map([], |r| r.get(0))
-            .map_err(Error::db("reading the chain"))?;
-        rows.collect::<rusqlite::Result<Vec<Vec<u8>>>>()
-            .map_err(Error::db("reading the chain"))
+        let chain = {
+            let mut st = self
+                .conn
+                .prepare("SELECT der FROM chain ORDER BY pos")
+                .map_err(Error::db("reading the chain"))?;
+            let rows = st
+                .query_map([], |r| r.get(0))
+                .map_err(Error::db("reading the chain"))?;
+            rows.collect::<rusqlite::Result<Vec<Vec<u8>>>>()
+                .map_err(Error::db("reading the chain"))?
+        };
+        if chain.is_empty() {
+            return Ok(chain);
+        }
+        let bad = |what: String| Error::Tampered {
+            what: format!("the CA chain stored with the CA {what} (edited outside vpnca)"),
+        };
+        let ca = self.ca().map_err(|_| bad("exists without a CA".into()))?;
+        if let Some(keys) = &self.keys {
+            check_record_mac(keys, &self.raw(&ca.serial)?)?;
+        }
+        let mut child = ca.der;
+        for (i, der) in chain.iter().enumerate() {
+            let pos = i + 1;
+            let parent = crate::x509::parse_cert(der, "a certificate of the CA chain")
+                .map_err(|_| bad(format!("has an unreadable certificate at position {pos}")))?;
+            let c = crate::x509::parse_cert(&child, "the CA chain")?;
+            let is_ca = parent
+                .basic_constraints()
+                .ok()
+                .flatten()
+                .is_some_and(|b| b.value.ca);
+            if !is_ca || !crate::x509::signed_by(&c, &parent) {
+                return Err(bad(format!(
+                    "has a certificate at position {pos} ({}) that did not sign the one before it",
+                    parent.subject()
+                )));
+            }
+            child = der.clone();
+        }
+        Ok(chain)
     }
 
     /// The CA certificate followed by its parents: what `ca.crt` holds and every export carries.
