@@ -4,7 +4,7 @@ use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
 use crate::cert::{CertKind, CertRecord, CertState, Status};
-use crate::store::{self, Store};
+use crate::store::{self, Store, StoredCrl};
 use crate::x509;
 use crate::{Error, Result};
 
@@ -295,6 +295,76 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The latest CRL, proven against the authenticated state before it leaves the store
+    /// (`push-crl`; `verify` before it repairs `crl.pem`): signed by the store's CA (its record
+    /// MAC checked), the number inside it is the number it is stored under, it lists every
+    /// revoked certificate (revoked-set checksum and record MACs checked) that had not expired
+    /// when it was made, and nothing the store has not revoked. An old, validly signed CRL
+    /// renumbered to the top, or left on top by deleting newer rows, fails the first or the
+    /// third test: [`Error::Tampered`]. Needs the store unlocked.
+    pub fn publishable_crl(&self) -> Result<Option<StoredCrl>> {
+        let Some(crl) = self.latest_crl()? else {
+            return Ok(None);
+        };
+        self.prove_crl(&crl)
+            .map_err(|what| Error::Tampered { what })?;
+        Ok(Some(crl))
+    }
+
+    /// [`Store::publishable_crl`]'s tests of one CRL; the reason it fails, for people.
+    fn prove_crl(&self, crl: &StoredCrl) -> Result<(), String> {
+        use x509_parser::prelude::FromDer;
+        let keys = self.keys().map_err(|e| e.to_string())?;
+        let ca = self.ca().map_err(|e| e.to_string())?;
+        let raw = self.raw(&ca.serial).map_err(|e| e.to_string())?;
+        store::check_record_mac(keys, &raw).map_err(|e| e.to_string())?;
+        let ca_cert = x509::parse_cert(&ca.der, "the CA certificate").map_err(|e| e.to_string())?;
+        let n = crl.number;
+        let (_, parsed) =
+            x509_parser::revocation_list::CertificateRevocationList::from_der(&crl.der)
+                .map_err(|e| format!("CRL {n}: it cannot be read ({e})"))?;
+        if parsed.verify_signature(ca_cert.public_key()).is_err() {
+            return Err(format!(
+                "CRL {n}: its signature does not verify with the CA key"
+            ));
+        }
+        let inside = parsed.crl_number().and_then(|x| u64::try_from(x).ok());
+        if inside != Some(n) {
+            return Err(format!(
+                "CRL {n}: the CRL stored under number {n} is CRL number {} (an older CRL renumbered outside vpnca); run `vpnca crl` for a new one",
+                inside.map_or("(none)".to_string(), |x| x.to_string())
+            ));
+        }
+        let made = parsed.last_update().to_datetime() + crate::ca::BACKDATE;
+        let listed: std::collections::HashSet<Vec<u8>> = parsed
+            .iter_revoked_certificates()
+            .map(|e| trim_zeros(e.raw_serial()).to_vec())
+            .collect();
+        let revoked = store::check_revoked_set(self.conn(), keys).map_err(|e| e.to_string())?;
+        let mut revoked_serials = std::collections::HashSet::new();
+        for r in revoked.iter().map(|r| &r.rec) {
+            let serial = trim_zeros(r.serial.as_bytes()).to_vec();
+            if r.kind != CertKind::Ca && r.not_after > made && !listed.contains(&serial) {
+                return Err(format!(
+                    "CRL {n}: it does not list {} (serial {}), revoked on {}: it is older than the store's revocations (newer CRLs deleted, or an old one put on top, outside vpnca); run `vpnca crl` for a new one",
+                    crate::shell::quote(&r.name),
+                    r.serial,
+                    r.revoked_at.map(crate::fmt_time).unwrap_or_default()
+                ));
+            }
+            revoked_serials.insert(serial);
+        }
+        if let Some(extra) = listed.iter().find(|s| !revoked_serials.contains(*s)) {
+            return Err(format!(
+                "CRL {n}: it lists serial {} which the store has not revoked",
+                crate::serial::Serial::from_bytes(extra)
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The serials a DER CRL lists (big-endian bytes without leading zeros), or `None` if it cannot
 /// be read.
 fn crl_serials(der: &[u8]) -> Option<std::collections::HashSet<Vec<u8>>> {
@@ -468,14 +538,10 @@ impl Store {
                 .into_iter()
                 .map(|(_, _, m)| m),
         );
-        if let (Some(crl), Some(ca_cert)) = (self.latest_crl()?, &ca_cert) {
-            match x509_parser::parse_x509_crl(&crl.der) {
-                Ok((_, c)) if c.verify_signature(ca_cert.public_key()).is_ok() => {}
-                _ => rep.problems.push(format!(
-                    "CRL {}: its signature does not verify with the CA key",
-                    crl.number
-                )),
-            }
+        if let (Some(crl), Some(_)) = (self.latest_crl()?, &ca_cert)
+            && let Err(why) = self.prove_crl(&crl)
+        {
+            rep.problems.push(why);
         }
         if rep.problems.is_empty() {
             for p in self.sync_global_mirrors()? {

@@ -235,3 +235,52 @@ fn a_planted_chain_certificate_is_refused() {
         .collect();
     assert_eq!(subjects, ["subject=CN = Test VPN CA"], "{listed}");
 }
+
+/// The bytes of `pki/crl.pem`.
+fn crl_pem(e: &Env) -> Vec<u8> {
+    std::fs::read(e.pki.join("crl.pem")).expect("crl.pem")
+}
+
+/// The `crls` table is not authenticated, and every old CRL has a valid signature: an old CRL
+/// renumbered to the top, or left on top by deleting the newer ones, became "the latest CRL"
+/// that `verify` repaired `crl.pem` with and `push-crl` uploaded — without bob, revoked since.
+/// Now the CRL is proven against the authenticated state before it is published: `verify`
+/// reports it (exit 1) and leaves `crl.pem` alone; the next `vpnca crl` lists bob again, as
+/// openssl reads it.
+///
+/// Fails when: `Store::prove_crl` checks the signature only (verify then says the store is
+/// intact and rewrites crl.pem with the old, empty CRL).
+#[test]
+fn an_old_crl_on_top_is_not_published() {
+    for (attack, why) in [
+        (
+            "UPDATE crls SET number = 3 WHERE number = 1",
+            "CRL 3: the CRL stored under number 3 is CRL number 1",
+        ),
+        (
+            "DELETE FROM crls WHERE number = 2",
+            "CRL 1: it does not list bob (serial",
+        ),
+    ] {
+        let e = store();
+        let bob = norm_serial(str_field(&e.json(&["show", "bob"]), "serial"));
+        e.ok(&["revoke", "bob"]);
+        assert!(crl_by_openssl(&e).1.contains_key(&bob));
+        sqlite(&e, attack);
+        std::fs::remove_file(e.pki.join("crl.pem")).expect("rm crl.pem");
+        let o = e.run(&["verify"]);
+        assert_eq!(o.status.code(), Some(1), "{attack}: {}", s(&o.stdout));
+        assert!(s(&o.stdout).contains(why), "{attack}: {}", s(&o.stdout));
+        assert!(
+            !e.pki.join("crl.pem").exists(),
+            "{attack}: verify published the old CRL"
+        );
+        e.ok(&["crl"]);
+        let (_, listed) = crl_by_openssl(&e);
+        assert!(
+            listed.contains_key(&bob),
+            "{attack}: bob is not in the new CRL"
+        );
+        assert!(!crl_pem(&e).is_empty());
+    }
+}
