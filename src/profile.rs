@@ -93,7 +93,15 @@ impl Profile {
         if let Some(dir) = pki {
             let path = dir.join("templates").join(format!("{name}.toml"));
             match std::fs::read_to_string(&path) {
-                Ok(text) => return Profile::parse(&text, &path.display().to_string()),
+                Ok(text) => {
+                    let source = path.display().to_string();
+                    let p = Profile::parse(&text, &source)?;
+                    p.check_kind(name).map_err(|reason| Error::Template {
+                        source_name: source,
+                        reason,
+                    })?;
+                    return Ok(p);
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io("reading profile", path)(e)),
             }
@@ -148,6 +156,35 @@ impl Profile {
             return Err(bad("key_usage must not be empty".into()));
         }
         Ok(p)
+    }
+
+    /// What a profile of this name may grant, whatever its file says: `client` only
+    /// clientAuth, `server` only serverAuth (a certificate that is both is made with
+    /// `server-client`, chosen explicitly), none of the three CA:TRUE, and `root-ca` and `sub-ca`
+    /// always CA:TRUE. A `templates/` file in the store folder (which anyone who can write the
+    /// folder can plant) thus cannot give user certificates serverAuth (to impersonate the VPN
+    /// server) or make them CAs.
+    fn check_kind(&self, name: &str) -> std::result::Result<(), String> {
+        let eku = |only: &str| -> std::result::Result<(), String> {
+            match self.extended_key_usage.iter().find(|e| *e != only) {
+                Some(other) => Err(format!(
+                    "the {name} profile may grant only {only}, not {other} (a certificate with both serverAuth and clientAuth is made with the server-client profile, chosen explicitly: --profile server-client)"
+                )),
+                None => Ok(()),
+            }
+        };
+        match (name, self.ca) {
+            ("root-ca" | "sub-ca", false) => Err(format!(
+                "the {name} profile must have ca = true (a CA certificate with CA:FALSE signs nothing any verifier accepts)"
+            )),
+            ("root-ca" | "sub-ca", true) => Ok(()),
+            (_, true) => Err(format!(
+                "the {name} profile must have ca = false: only root-ca and sub-ca make CA certificates"
+            )),
+            ("client", false) => eku("clientAuth"),
+            ("server", false) => eku("serverAuth"),
+            _ => Ok(()),
+        }
     }
 
     /// Keywords are matched without regard to case, like every keyword vpnca takes
@@ -250,8 +287,12 @@ mod tests {
 
     #[test]
     fn builtins_parse() {
-        for (name, _) in BUILTIN {
+        for (name, text) in BUILTIN {
             Profile::load(None, name).expect(name);
+            Profile::parse(text, "t")
+                .expect(name)
+                .check_kind(name)
+                .expect(name);
         }
     }
 

@@ -408,7 +408,7 @@ fn renew_reuse_key_keeps_the_public_key() {
 // ---------------------------------------------------------------------------------------------
 
 /// `pki/templates/client.toml` replaces the built-in client profile: 90 days, keyUsage
-/// digitalSignature + keyAgreement, EKU clientAuth + serverAuth, DNS SANs allowed, all visible in
+/// digitalSignature + keyAgreement, DNS SANs allowed, all visible in
 /// `openssl x509 -text`; after the file is removed, the next client is built-in again (825
 /// days, digitalSignature only, clientAuth only, DNS SANs refused).
 ///
@@ -422,7 +422,7 @@ fn profile_override_takes_effect() {
         e.pki.join("templates/client.toml"),
         "description = \"Short-lived VPN user\"\nca = false\ndays = 90\n\
          key_usage = [\"digitalSignature\", \"keyAgreement\"]\n\
-         extended_key_usage = [\"clientAuth\", \"serverAuth\"]\n\
+         extended_key_usage = [\"clientAuth\"]\n\
          [san]\ndns_from_name = false\nallow = [\"email\", \"dns\"]\n",
     )
     .expect("write override");
@@ -443,7 +443,7 @@ fn profile_override_takes_effect() {
     );
     assert_eq!(
         after("X509v3 Extended Key Usage"),
-        "TLS Web Client Authentication, TLS Web Server Authentication",
+        "TLS Web Client Authentication",
         "{text}"
     );
     assert_eq!(

@@ -284,3 +284,85 @@ fn an_old_crl_on_top_is_not_published() {
         assert!(!crl_pem(&e).is_empty());
     }
 }
+
+/// Writes `<pki>/templates/NAME.toml`: what anyone who can write the store folder can plant.
+fn plant_template(e: &Env, name: &str, text: &str) {
+    std::fs::create_dir_all(e.pki.join("templates")).expect("mkdir");
+    std::fs::write(e.pki.join(format!("templates/{name}.toml")), text).expect("template");
+}
+
+/// A `templates/client.toml` planted in the store folder gave client certificates serverAuth
+/// (a user could then pose as the VPN server to other users) and CA:TRUE. A profile's name
+/// now bounds what it may grant: `client` only clientAuth, `server` only serverAuth (both is
+/// `server-client`, chosen explicitly), only `root-ca`/`sub-ca` CA:TRUE and always. Refused with
+/// exit 2, nothing issued; openssl reads only clientAuth in what the built-in profile issues.
+///
+/// Fails when: `Profile::check_kind` is not called for overrides (the client certificate then
+/// carries TLS Web Server Authentication).
+#[test]
+fn a_planted_template_cannot_widen_a_profile() {
+    let e = store();
+    let client_with = |eku: &str, ca: bool| {
+        format!(
+            "description = \"x\"\nca = {ca}\ndays = 3650\nkey_usage = [{}]\n\
+             extended_key_usage = [{eku}]\n[san]\ndns_from_name = false\nallow = [\"email\"]\n",
+            if ca {
+                "\"keyCertSign\", \"cRLSign\""
+            } else {
+                "\"digitalSignature\""
+            }
+        )
+    };
+    for (text, why) in [
+        (
+            client_with("\"clientAuth\", \"serverAuth\"", false),
+            "the client profile may grant only clientAuth, not serverAuth",
+        ),
+        (
+            client_with("\"clientAuth\"", true),
+            "the client profile must have ca = false",
+        ),
+    ] {
+        plant_template(&e, "client", &text);
+        let before = e.snapshot();
+        let err = e.fails(&["client", "carol"], 2);
+        assert!(err.contains(why), "{err}");
+        assert!(
+            e.snapshot() == before,
+            "a refused template changed the store"
+        );
+        std::fs::remove_dir_all(e.pki.join("templates")).expect("rm templates");
+    }
+    plant_template(
+        &e,
+        "server",
+        "description = \"x\"\nca = false\ndays = 825\nkey_usage = [\"digitalSignature\"]\n\
+         extended_key_usage = [\"serverAuth\", \"clientAuth\"]\n[san]\ndns_from_name = true\nallow = [\"dns\"]\n",
+    );
+    let err = e.fails(&["server", "vpn.example.com"], 2);
+    assert!(
+        err.contains("the server profile may grant only serverAuth, not clientAuth"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(e.pki.join("templates")).expect("rm templates");
+
+    e.ok(&["client", "carol"]);
+    e.ok(&["export", "carol", "--out", "out"]);
+    let text = openssl_ok(
+        &[
+            "x509",
+            "-in",
+            "out/carol.crt",
+            "-noout",
+            "-ext",
+            "extendedKeyUsage,basicConstraints",
+        ],
+        e.dir.path(),
+    );
+    assert!(
+        text.contains("TLS Web Client Authentication")
+            && !text.contains("Server Authentication")
+            && !text.contains("CA:TRUE"),
+        "{text}"
+    );
+}
