@@ -366,3 +366,48 @@ fn a_planted_template_cannot_widen_a_profile() {
         "{text}"
     );
 }
+
+/// Bounded work before the passphrase is checked (issue 17): a store header edited to ask
+/// Argon2id for 4 GiB (or 64 MiB × 100 passes) made every unlock run it, then say "wrong
+/// passphrase". A header beyond what `init` accepts is now a tampered header, refused before
+/// any Argon2 work: the command runs here under a 1.5 GiB address-space limit (`ulimit -v`),
+/// which a 4 GiB Argon2 run could not live in, and exits 2 with the reason.
+///
+/// Fails when: `Header::unwrap` does not check the parameters first (the process then dies
+/// allocating, or runs for minutes).
+#[test]
+fn a_header_asking_for_huge_argon2_work_is_refused_before_it() {
+    for (path, value, why) in [
+        (
+            "$.kdf.m_kib",
+            4_194_304,
+            "asks Argon2id for 4096 MiB and 1 passes",
+        ),
+        ("$.kdf.t", 100, "asks Argon2id for 8 MiB and 100 passes"),
+    ] {
+        let e = store();
+        sqlite(
+            &e,
+            &format!("UPDATE meta SET v = json_set(v, '{path}', {value}) WHERE k = 'header'"),
+        );
+        let before = e.snapshot();
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -v 1572864; exec \"$@\"")
+            .arg("sh")
+            .arg(env!("CARGO_BIN_EXE_vpnca"))
+            .arg("--pki")
+            .arg(&e.pki)
+            .arg("verify")
+            .env("VPNCA_PASSPHRASE", PASS)
+            .output()
+            .expect("run vpnca");
+        let err = s(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{path}: {err}");
+        assert!(
+            err.contains(why) && err.contains("the header was edited outside vpnca"),
+            "{path}: {err}"
+        );
+        assert!(e.snapshot() == before, "{path}: the store changed");
+    }
+}

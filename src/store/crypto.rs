@@ -38,20 +38,44 @@ impl Default for KdfParams {
 
 /// Lowest accepted memory cost (8 MiB) and passes (1).
 pub const MIN_KDF_M_KIB: u32 = 8 * 1024;
+/// Highest accepted memory cost: 1 GiB.
+pub const MAX_KDF_M_KIB: u32 = 1024 * 1024;
+/// Highest accepted passes.
+pub const MAX_KDF_T: u32 = 10;
+/// Highest accepted memory × passes, in KiB: 4 GiB (1 GiB × 4, 256 MiB × 10). The work an
+/// unlock does before the passphrase is known to be right is bounded by this, whatever a
+/// store header says (about 15 s and 1 GiB on a 2-core machine).
+pub const MAX_KDF_WORK_KIB: u64 = 4 * 1024 * 1024;
+/// Highest accepted lanes.
+pub const MAX_KDF_P: u32 = 4;
 
 impl KdfParams {
-    /// Checks the parameters are within sane bounds (also guards a tampered header).
+    /// Checks the parameters are within what `init` and `passwd` accept; a store header beyond
+    /// them is a tampered one (see `Header::unwrap`).
     pub fn check(&self) -> Result<()> {
-        if self.m_kib < MIN_KDF_M_KIB || self.m_kib > 4 * 1024 * 1024 {
+        if self.m_kib < MIN_KDF_M_KIB || self.m_kib > MAX_KDF_M_KIB {
             return Err(Error::input(
                 "KDF memory",
-                format!("{} KiB is outside 8 MiB..4 GiB", self.m_kib),
+                format!("{} KiB is outside 8 MiB..1 GiB (8..1024 MiB)", self.m_kib),
             ));
         }
-        if self.t == 0 || self.t > 100 || self.p == 0 || self.p > 16 {
+        if self.t == 0 || self.t > MAX_KDF_T || self.p == 0 || self.p > MAX_KDF_P {
             return Err(Error::input(
                 "KDF cost",
-                format!("t={} p={} out of range (t 1..100, p 1..16)", self.t, self.p),
+                format!(
+                    "t={} p={} out of range (passes 1..{MAX_KDF_T}, lanes 1..{MAX_KDF_P})",
+                    self.t, self.p
+                ),
+            ));
+        }
+        if u64::from(self.m_kib) * u64::from(self.t) > MAX_KDF_WORK_KIB {
+            return Err(Error::input(
+                "KDF cost",
+                format!(
+                    "{} MiB × {} passes is more than 4 GiB × passes (e.g. 1024 MiB × 4, 256 MiB × 10)",
+                    self.m_kib / 1024,
+                    self.t
+                ),
             ));
         }
         Ok(())

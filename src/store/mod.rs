@@ -167,6 +167,15 @@ impl Header {
     }
 
     fn unwrap(&self, pass: &Passphrase) -> Result<Zeroizing<[u8; 32]>> {
+        // Bounded work before the passphrase is known to be right: a header asking for more
+        // than `init` allows was not written by vpnca.
+        self.kdf.check().map_err(|e| Error::Tampered {
+            what: format!(
+                "the store header asks Argon2id for {} MiB and {} passes ({e}): vpnca never writes that, so the header was edited outside vpnca",
+                self.kdf.m_kib / 1024,
+                self.kdf.t
+            ),
+        })?;
         let salt = crypto::unhex(&self.salt).ok_or_else(|| Error::Tampered {
             what: "store header salt".into(),
         })?;
