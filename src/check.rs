@@ -116,7 +116,7 @@ pub(crate) fn look_alike_pairs<'a>(
 
 /// The non-ASCII characters of a name as code points (`U+0065 U+0301`): what tells two
 /// spellings apart that print the same.
-fn spelling(name: &str) -> String {
+pub(crate) fn spelling(name: &str) -> String {
     let cps: Vec<String> = name
         .chars()
         .filter(|c| !c.is_ascii())

@@ -7,7 +7,7 @@
 //! writes the plan in one transaction, with vpnca's first CRL. Any problem in the source stops
 //! the import: an inconsistent PKI is reported, never half-imported.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use ::time::OffsetDateTime;
@@ -288,8 +288,9 @@ pub fn plan(path: &Path, pass: Option<&Passphrase>) -> Result<Plan> {
                         "it is a sub-CA (not self-signed); import-easyrsa takes a root CA",
                     );
                 }
-                if let Err(e) = crate::name::validate_name(&ca_name) {
-                    plan.problem("ca.crt", e.to_string());
+                match crate::name::normalize_name(&ca_name) {
+                    Ok(n) => ca_name = n,
+                    Err(e) => plan.problem("ca.crt", e.to_string()),
                 }
                 if let Some(k) = &ca_key
                     && crate::x509::key_matches_cert(k.expose(), &ca) != Some(true)
@@ -320,6 +321,8 @@ pub fn plan(path: &Path, pass: Option<&Passphrase>) -> Result<Plan> {
         "renewed/issued",
         "expired/certs_by_serial",
         "expired/issued",
+        // 3.2: `expire` moves issued/NAME.crt to expired/NAME.crt.
+        "expired",
     ] {
         for file in list_files(&root.join(dir), &["crt", "pem"]) {
             match read_cert_file(&file) {
@@ -347,6 +350,9 @@ pub fn plan(path: &Path, pass: Option<&Passphrase>) -> Result<Plan> {
     let ca_cert = ca_der
         .as_deref()
         .and_then(|d| crate::x509::parse_cert(d, "ca.crt").ok());
+    let keys = KeySearch::new(&root, &index, pass);
+    // Names whose CN is not in NFC: the NFC name, and the spellings found.
+    let mut spellings: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut seen = std::collections::HashSet::new();
     for line in &index {
         let norm = normalize_hex(&line.serial);
@@ -362,27 +368,40 @@ pub fn plan(path: &Path, pass: Option<&Passphrase>) -> Result<Plan> {
         let Ok(cert) = crate::x509::parse_cert(der, &rel(file)) else {
             continue;
         };
-        let name = crate::x509::common_name(cert.subject()).unwrap_or_default();
-        let index_cn = line
-            .subject
-            .split('/')
-            .find_map(|p| p.strip_prefix("CN="))
-            .unwrap_or_default();
-        if index_cn != name {
+        let cn = crate::x509::common_name(cert.subject()).unwrap_or_default();
+        let name = &cn;
+        let index_cn = unescape_oneline(
+            line.subject
+                .split('/')
+                .find_map(|p| p.strip_prefix("CN="))
+                .unwrap_or_default(),
+        );
+        if index_cn != *name {
             plan.problem(
                 &object,
                 format!(
                     "{} names CN {}, index.txt says {}",
                     rel(file),
-                    crate::shell::quote(&name),
-                    crate::shell::quote(index_cn)
+                    crate::shell::quote(name),
+                    crate::shell::quote(&index_cn)
                 ),
             );
             continue;
         }
-        if let Err(e) = crate::name::validate_name(&name) {
-            plan.problem(&object, e.to_string());
-            continue;
+        // The store keeps names in NFC (docs/commands-certificates.md#names); the certificate
+        // keeps its CN, and easy-rsa's file names keep the CN as it was given.
+        let name = match crate::name::normalize_name(name) {
+            Ok(n) => n,
+            Err(e) => {
+                plan.problem(&object, e.to_string());
+                continue;
+            }
+        };
+        if name != cn {
+            spellings
+                .entry(name.clone())
+                .or_default()
+                .insert(cn.clone());
         }
         if let Some(ca) = &ca_cert
             && !crate::x509::signed_by(&cert, ca)
@@ -391,59 +410,7 @@ pub fn plan(path: &Path, pass: Option<&Passphrase>) -> Result<Plan> {
             continue;
         }
         let (kind, profile) = kind_of(&cert);
-        // The key: private/<file stem>.key for issued/, <dir>/private_by_serial/<serial>.key
-        // for the by-serial folders.
-        let stem = file
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or_default();
-        let parent = file.parent().unwrap_or(&root);
-        let key_candidates = if parent.ends_with("issued") {
-            vec![parent.with_file_name("private").join(format!("{stem}.key"))]
-        } else {
-            vec![
-                parent
-                    .with_file_name("private_by_serial")
-                    .join(format!("{stem}.key")),
-                root.join("private").join(format!("{name}.key")),
-            ]
-        };
-        let mut key_der = None;
-        for kp in key_candidates.iter().filter(|p| p.is_file()) {
-            let bytes = match std::fs::read(kp) {
-                Ok(b) => b,
-                Err(e) => {
-                    plan.problem(rel(kp), format!("cannot be read ({e})"));
-                    break;
-                }
-            };
-            match read_key(&bytes, pass) {
-                Ok(k) => match crate::x509::key_matches_cert(k.expose(), &cert) {
-                    Some(true) => {
-                        key_der = Some(k);
-                        break;
-                    }
-                    // A name-based key of a newer certificate of the same name: not this one's.
-                    Some(false)
-                        if !parent.ends_with("issued") && kp.starts_with(root.join("private")) => {}
-                    _ => {
-                        plan.problem(rel(kp), format!("it does not belong to {}", rel(file)));
-                        break;
-                    }
-                },
-                Err(KeyError::NeedsPassphrase | KeyError::WrongPassphrase) => {
-                    plan.notes.push(format!(
-                        "{} is encrypted with a passphrase vpnca was not given: {name}'s certificate is imported without its key (the user keeps it)",
-                        rel(kp)
-                    ));
-                    break;
-                }
-                Err(KeyError::Unreadable(why)) => {
-                    plan.problem(rel(kp), why);
-                    break;
-                }
-            }
-        }
+        let key_der = keys.find(&mut plan, &cert, file, &cn, line);
         let status = match line.status {
             'R' => ImportStatus::Revoked,
             _ => ImportStatus::Valid,
@@ -469,6 +436,42 @@ pub fn plan(path: &Path, pass: Option<&Passphrase>) -> Result<Plan> {
         }
     }
     supersede_duplicates(&mut plan.certificates);
+    // Names: recorded in NFC; two spellings of one name become one name, and names that look
+    // alike are reported, never renamed.
+    for (name, raw) in &spellings {
+        let also_nfc = plan.certificates.iter().any(|e| {
+            e.name == *name
+                && crate::x509::parse_cert(&e.der, name).is_ok_and(|c| {
+                    crate::x509::common_name(c.subject()).as_deref() == Some(name.as_str())
+                })
+        });
+        let shown: Vec<String> = raw
+            .iter()
+            .map(|r| format!("{} ({})", crate::shell::quote(r), crate::check::spelling(r)))
+            .collect();
+        plan.notes.push(if also_nfc {
+            format!(
+                "{} and {} are one name in two Unicode spellings: imported as one name (the newer certificate valid, older ones superseded); `vpnca revoke {}` revokes them all",
+                shown.join(", "),
+                crate::shell::quote(name),
+                crate::shell::quote(name)
+            )
+        } else {
+            format!(
+                "the CN {} is not in Unicode NFC: imported under the name {} (the certificate keeps its CN)",
+                shown.join(", "),
+                crate::shell::quote(name)
+            )
+        });
+    }
+    let valid: BTreeSet<&str> = plan
+        .certificates
+        .iter()
+        .filter(|e| e.status == ImportStatus::Valid && e.kind != CertKind::Ca)
+        .map(|e| e.name.as_str())
+        .collect();
+    let pairs = crate::check::look_alike_pairs(valid.iter().copied());
+    plan.notes.extend(pairs.into_iter().map(|(_, _, m)| m));
     // easy-rsa 3.2 issues server certificates without a SAN by default: AWS Client VPN refuses
     // them. The import goes on; `status` keeps reporting them until they are renewed.
     for e in &plan.certificates {
@@ -495,9 +498,213 @@ pub fn plan(path: &Path, pass: Option<&Passphrase>) -> Result<Plan> {
     Ok(plan)
 }
 
+/// A subject value as `openssl ca` writes it into index.txt (`X509_NAME_oneline`): bytes outside
+/// printable ASCII escaped as `\xHH` (`Jos\xC3\xA9`). The value as text, for comparing with the
+/// certificate's CN.
+fn unescape_oneline(s: &str) -> String {
+    let mut out = Vec::with_capacity(s.len());
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 2..i + 4)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], b.get(i + 1), hex) {
+            (b'\\', Some(b'x' | b'X'), Some(v)) => {
+                out.push(v);
+                i += 4;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn normalize_hex(s: &str) -> String {
     let t = s.trim().trim_start_matches('0').to_ascii_uppercase();
     if t.is_empty() { "0".into() } else { t }
+}
+
+/// The folders where easy-rsa keeps a key under its certificate's serial (`SERIAL.key`):
+/// `revoke` (every version) and 3.1.0's `revoke-renewed` move it to `revoked/`, 3.0's `renew`
+/// to `renewed/`. The last two are read for PKIs arranged by hand.
+const KEYS_BY_SERIAL: &[&str] = &[
+    "revoked/private_by_serial",
+    "renewed/private_by_serial",
+    "expired/private_by_serial",
+    "private_by_serial",
+];
+
+/// The folders where easy-rsa keeps a key under its certificate's name (`NAME.key`): `private/`
+/// for the current certificate, and for older ones of the same name where `renew`
+/// (3.1.1 and later, 3.2) re-signs the same request, so the old and the new certificate share
+/// the key, and `revoke-renewed` and `expire` leave it; `renewed/private/` where 3.1.0's `renew`
+/// (and 3.1's `rebuild`) move the old key.
+const KEYS_BY_NAME: &[&str] = &["private", "renewed/private", "expired/private"];
+
+/// Finds the key of each certificate wherever an easy-rsa version (3.0–3.2) moved it, and
+/// only a key that belongs to the certificate (`key_matches_cert`).
+struct KeySearch<'a> {
+    root: &'a Path,
+    pass: Option<&'a Passphrase>,
+    /// The key files in [`KEYS_BY_SERIAL`], by normalized serial.
+    by_serial: HashMap<String, Vec<PathBuf>>,
+    /// The normalized serials of each CN in index.txt.
+    serials_by_cn: HashMap<String, Vec<String>>,
+}
+
+/// A file that may hold a certificate's key; `own` when it can only be this certificate's
+/// (named by its serial, or `private/NAME.key` beside `issued/NAME.crt`): then a key that
+/// does not match is a problem, while any other may be the key of another certificate of the
+/// same name.
+struct KeyCandidate {
+    path: PathBuf,
+    own: bool,
+}
+
+impl<'a> KeySearch<'a> {
+    fn new(root: &'a Path, index: &[IndexLine], pass: Option<&'a Passphrase>) -> Self {
+        let mut by_serial: HashMap<String, Vec<PathBuf>> = HashMap::new();
+        for dir in KEYS_BY_SERIAL {
+            for file in list_files(&root.join(dir), &["key"]) {
+                let stem = file.file_stem().and_then(|s| s.to_str());
+                if let Some(stem) = stem.filter(|s| !s.is_empty() && is_hex(s)) {
+                    by_serial.entry(normalize_hex(stem)).or_default().push(file);
+                }
+            }
+        }
+        let mut serials_by_cn: HashMap<String, Vec<String>> = HashMap::new();
+        for line in index {
+            serials_by_cn
+                .entry(subject_cn(&line.subject).to_owned())
+                .or_default()
+                .push(normalize_hex(&line.serial));
+        }
+        KeySearch {
+            root,
+            pass,
+            by_serial,
+            serials_by_cn,
+        }
+    }
+
+    /// Where the key of `cert` (read from `file`, named `name`, on index.txt line `line`) may
+    /// be, its own places first.
+    fn candidates(&self, file: &Path, name: &str, line: &IndexLine) -> Vec<KeyCandidate> {
+        let serial = normalize_hex(&line.serial);
+        let mut out: Vec<KeyCandidate> = Vec::new();
+        let mut push = |path: PathBuf, own: bool| {
+            if !out.iter().any(|c| c.path == path) {
+                out.push(KeyCandidate { path, own });
+            }
+        };
+        for path in self.by_serial.get(&serial).into_iter().flatten() {
+            push(path.clone(), true);
+        }
+        if file.parent() == Some(self.root.join("issued").as_path())
+            && let Some(stem) = file.file_stem().and_then(|s| s.to_str())
+        {
+            push(self.root.join("private").join(format!("{stem}.key")), true);
+        }
+        for dir in KEYS_BY_NAME {
+            push(self.root.join(dir).join(format!("{name}.key")), false);
+        }
+        // 3.1.1+ `renew` keeps the key: revoking the newer certificate moves the key of the
+        // older ones to revoked/private_by_serial/<newer serial>.key.
+        let same_cn = self.serials_by_cn.get(subject_cn(&line.subject));
+        for other in same_cn.into_iter().flatten().filter(|s| **s != serial) {
+            for path in self.by_serial.get(other).into_iter().flatten() {
+                push(path.clone(), false);
+            }
+        }
+        out
+    }
+
+    /// The key of `cert`, or `None` (with a note when it is encrypted with a passphrase vpnca
+    /// was not given, a problem when an own key file does not fit or cannot be read).
+    fn find(
+        &self,
+        plan: &mut Plan,
+        cert: &X509Certificate<'_>,
+        file: &Path,
+        name: &str,
+        line: &IndexLine,
+    ) -> Option<SecretKeyDer> {
+        let rel = |p: &Path| p.strip_prefix(self.root).unwrap_or(p).display().to_string();
+        let mut locked: Option<PathBuf> = None;
+        for c in self.candidates(file, name, line) {
+            if !c.path.is_file() {
+                continue;
+            }
+            let bytes = match std::fs::read(&c.path) {
+                Ok(b) => b,
+                Err(e) => {
+                    problem_once(plan, rel(&c.path), format!("cannot be read ({e})"));
+                    return None;
+                }
+            };
+            match read_key(&bytes, self.pass) {
+                Ok(k) => match crate::x509::key_matches_cert(k.expose(), cert) {
+                    Some(true) => return Some(k),
+                    // Another certificate's key of the same name.
+                    _ if !c.own => {}
+                    _ => {
+                        let why = format!("it does not belong to {}", rel(file));
+                        problem_once(plan, rel(&c.path), why);
+                        return None;
+                    }
+                },
+                Err(KeyError::NeedsPassphrase | KeyError::WrongPassphrase) => {
+                    locked.get_or_insert(c.path);
+                    if c.own {
+                        break;
+                    }
+                }
+                Err(KeyError::Unreadable(why)) => {
+                    problem_once(plan, rel(&c.path), why);
+                    return None;
+                }
+            }
+        }
+        if let Some(path) = locked {
+            let note = format!(
+                "{} is encrypted with a passphrase vpnca was not given: {name}'s certificate is imported without its key (the user keeps it)",
+                rel(&path)
+            );
+            if !plan.notes.contains(&note) {
+                plan.notes.push(note);
+            }
+        }
+        None
+    }
+}
+
+/// Records a problem unless the same one is recorded already (a key file is looked at for
+/// every certificate of its name).
+fn problem_once(plan: &mut Plan, object: String, reason: String) {
+    if !plan
+        .problems
+        .iter()
+        .any(|p| p.object == object && p.reason == reason)
+    {
+        plan.problem(object, reason);
+    }
+}
+
+/// The CN of an index.txt subject (`/C=…/CN=NAME/…`), as written there.
+fn subject_cn(subject: &str) -> &str {
+    subject
+        .split('/')
+        .find_map(|p| p.strip_prefix("CN="))
+        .unwrap_or_default()
+}
+
+fn is_hex(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Newest certificate per name stays valid; older valid ones are superseded by it.
@@ -1098,6 +1305,17 @@ mod tests {
     }
 
     /// Regression: a renew in the same second as the issue left the OLD certificate valid.
+    /// openssl's index.txt escapes UTF-8 bytes: `Jos\xC3\xA9` is the CN José.
+    ///
+    /// Fails when: the index CN is compared as written (every non-ASCII CN is then a problem).
+    #[test]
+    fn index_subjects_are_unescaped() {
+        assert_eq!(unescape_oneline("Jos\\xC3\\xA9"), "Jos\u{e9}");
+        assert_eq!(unescape_oneline("Jose\\xcc\\x81"), "Jose\u{301}");
+        assert_eq!(unescape_oneline("plain"), "plain");
+        assert_eq!(unescape_oneline("odd\\x4"), "odd\\x4");
+    }
+
     #[test]
     fn same_second_renewal_keeps_the_later_index_line() {
         let t = store::now();

@@ -293,3 +293,69 @@ fn shell_word(name: &str) -> String {
         format!("'{name}'")
     }
 }
+
+/// An easy-rsa PKI whose CNs are José in NFC and in NFD (made by openssl, which keeps the
+/// bytes as given), bob and Bob: `import-easyrsa` records José once, in NFC (the older
+/// certificate superseded, both revoked by one `revoke`), keeps bob and Bob apart, and says
+/// both in its notes; `status` then names the bob/Bob pair.
+///
+/// Fails when: `easyrsa::plan` records the CN as it is (José is then two names and one
+/// `revoke` leaves the other valid), or drops the look-alike notes.
+#[test]
+fn an_easyrsa_import_normalizes_and_reports_names() {
+    let e = Env::init();
+    let pki = common::oldpki::openssl_pki(
+        e.dir.path(),
+        &[(NFD, &[]), (NFC, &[]), ("bob", &[]), ("Bob", &[])],
+        &[],
+    );
+    let out = e.json(&["import-easyrsa", path_str(&pki)]);
+    let notes: Vec<&str> = out["notes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("notes in {out}"))
+        .iter()
+        .filter_map(|n| n.as_str())
+        .collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("are one name in two Unicode spellings") && n.contains("U+0301")),
+        "{notes:?}"
+    );
+    assert!(
+        notes.iter().any(|n| n.contains("Bob and bob look alike")),
+        "{notes:?}"
+    );
+    let listed = e.json_lines(&["list"]);
+    let names: Vec<&str> = listed.iter().map(|r| str_field(r, "name")).collect();
+    assert_eq!(
+        names.iter().filter(|n| **n == NFC).count(),
+        2,
+        "José's two certificates under one NFC name: {names:?}"
+    );
+    assert!(!names.contains(&NFD), "{names:?}");
+    let serials: Vec<String> = listed
+        .iter()
+        .filter(|r| str_field(r, "name") == NFC)
+        .map(|r| norm_serial(str_field(r, "serial")))
+        .collect();
+    e.ok(&["revoke", NFC]);
+    let mut revoked = crl_serials(&e);
+    revoked.sort();
+    let mut want = serials.clone();
+    want.sort();
+    assert_eq!(
+        revoked, want,
+        "one revoke must revoke both certificates of José"
+    );
+    let o = e.run(&["--json", "status"]);
+    let rep: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert!(
+        rep["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .any(|f| f["problem"] == "look-alike"),
+        "{rep}"
+    );
+}

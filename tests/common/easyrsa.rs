@@ -43,6 +43,17 @@ impl Version {
             Version::Upstream326 => vec!["--nopass".into(), command.into(), name.into()],
         }
     }
+
+    /// The arguments of `renew NAME`. 3.1.0 makes a new key (unencrypted with `nopass`) and
+    /// moves the old certificate, key and request to `renewed/{issued,private,reqs}/`; 3.2.6
+    /// re-signs the old request, so old and new certificate share `private/NAME.key`, and moves
+    /// only the old certificate to `renewed/issued/` (it warns about `nopass`).
+    pub fn renew(self, name: &str) -> Vec<String> {
+        match self {
+            Version::Debian31 => vec!["renew".into(), name.into(), "nopass".into()],
+            Version::Upstream326 => vec!["renew".into(), name.into()],
+        }
+    }
 }
 
 /// `easyrsa ARGS` on the PKI folder `pki` in batch mode, with EC keys (fast) and no vars file;

@@ -10,6 +10,27 @@ use super::{EC_P256, openssl_ok, openssl_req};
 /// certs_by_serial/), with `expired_revoked` (revoked, expired in 2020), `expired_valid`
 /// (never revoked, expired in 2020) and `current` (valid, 825 days). Returns its `pki` path.
 pub fn openssl_pki_with_expired(dir: &Path) -> std::path::PathBuf {
+    let expired: &[&str] = &[
+        "-startdate",
+        "20200101000000Z",
+        "-enddate",
+        "20200201000000Z",
+    ];
+    openssl_pki(
+        dir,
+        &[
+            ("expired_revoked", expired),
+            ("expired_valid", expired),
+            ("current", &[]),
+        ],
+        &["expired_revoked"],
+    )
+}
+
+/// A PKI made by `openssl ca` the way easy-rsa keeps one, with a client certificate per `(CN,
+/// extra openssl ca options)` (CNs in UTF-8, kept as given: NFD stays NFD) and the named ones
+/// revoked (keyCompromise). Keys stay outside the PKI (`old/CN.key`). Returns its `pki` path.
+pub fn openssl_pki(dir: &Path, certs: &[(&str, &[&str])], revoked: &[&str]) -> std::path::PathBuf {
     let pki = dir.join("old/pki");
     for d in ["private", "certs_by_serial"] {
         std::fs::create_dir_all(pki.join(d)).expect("mkdir");
@@ -27,7 +48,7 @@ pub fn openssl_pki_with_expired(dir: &Path) -> std::path::PathBuf {
          [ pol ]\ncommonName = supplied\n\
          [ client_ext ]\nbasicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature\n\
          extendedKeyUsage = clientAuth\nsubjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n\
-         [ req ]\ndistinguished_name = dn\n[ dn ]\n\
+         [ req ]\ndistinguished_name = dn\nstring_mask = utf8only\nutf8 = yes\n[ dn ]\n\
          [ ca_ext ]\nbasicConstraints = critical,CA:TRUE\nkeyUsage = critical,keyCertSign,cRLSign\n\
          subjectKeyIdentifier = hash\n",
     )
@@ -62,35 +83,36 @@ pub fn openssl_pki_with_expired(dir: &Path) -> std::path::PathBuf {
         "-out",
         "pki/ca.crt",
     ]);
-    let expired = [
-        "-startdate",
-        "20200101000000Z",
-        "-enddate",
-        "20200201000000Z",
-    ];
-    for (cn, dates) in [
-        ("expired_revoked", &expired[..]),
-        ("expired_valid", &expired[..]),
-        ("current", &[][..]),
-    ] {
+    for (cn, dates) in certs.iter().copied() {
         let csr = format!("{cn}.csr");
         let config = ["-config", "openssl.cnf"];
         openssl_req(&old, EC_P256, cn, &format!("{cn}.key"), &csr, &config);
-        let mut args = vec!["ca", "-config", "openssl.cnf", "-batch", "-notext", "-in"];
+        let mut args = vec![
+            "ca",
+            "-config",
+            "openssl.cnf",
+            "-batch",
+            "-notext",
+            "-utf8",
+            "-in",
+        ];
         let crt = format!("{cn}.crt");
         args.push(&csr);
         args.extend_from_slice(dates);
         args.extend(["-out", &crt]);
         run(&args);
     }
-    run(&[
-        "ca",
-        "-config",
-        "openssl.cnf",
-        "-revoke",
-        "expired_revoked.crt",
-        "-crl_reason",
-        "keyCompromise",
-    ]);
+    for cn in revoked {
+        let crt = format!("{cn}.crt");
+        run(&[
+            "ca",
+            "-config",
+            "openssl.cnf",
+            "-revoke",
+            &crt,
+            "-crl_reason",
+            "keyCompromise",
+        ]);
+    }
     pki
 }
