@@ -411,3 +411,99 @@ fn a_header_asking_for_huge_argon2_work_is_refused_before_it() {
         assert!(e.snapshot() == before, "{path}: the store changed");
     }
 }
+
+/// The checkpoint file's audit head, `SEQ:MAC` (what anyone can read there).
+fn checkpoint_head(e: &Env) -> (i64, String) {
+    let text = std::fs::read_to_string(e.pki.join("vpnca.checkpoint")).expect("checkpoint");
+    let head = text
+        .lines()
+        .find_map(|l| l.strip_prefix("audit-head "))
+        .expect("audit-head line");
+    let (seq, mac) = head.split_once(':').expect("SEQ:MAC");
+    (seq.parse().expect("seq"), mac.to_string())
+}
+
+/// Rollback with a forged audit row: an older copy of the database (from before bob was
+/// revoked) put back, with audit rows added up to the checkpointed entry, the last one carrying
+/// the MAC the checkpoint file shows in clear, and `audit_head` set to match. It passed the
+/// checkpoint guard, and `vpnca crl` signed a CRL without bob. Now the guard also checks that
+/// the entries from the checkpointed one to the head chain under the store's key: refused,
+/// exit 2, nothing changed; `verify` reports it.
+///
+/// Fails when: `Store::check_checkpoint` does not call `check_audit_tail` (the CRL is then
+/// made, and openssl reads it without bob).
+#[test]
+fn a_rollback_with_a_forged_audit_row_is_refused() {
+    let e = store();
+    let db = e.pki.join("vpnca.db");
+    let older = std::fs::read(&db).expect("db");
+    e.ok(&["revoke", "bob"]);
+    let (seq, mac) = checkpoint_head(&e);
+    std::fs::write(&db, &older).expect("put the older copy back");
+    let o = Command::new("sqlite3")
+        .arg(&db)
+        .arg("SELECT MAX(seq) FROM audit")
+        .output()
+        .expect("sqlite3");
+    let old_head: i64 = s(&o.stdout).trim().parse().expect("seq");
+    assert!(old_head < seq, "the copy must be older");
+    let mut sql = String::from("BEGIN;");
+    for n in old_head + 1..=seq {
+        let m = if n == seq {
+            mac.clone()
+        } else {
+            "00".repeat(32)
+        };
+        sql.push_str(&format!(
+            "INSERT INTO audit (seq, time, user, action, name, serial, detail, mac) \
+             VALUES ({n}, 0, 'x', 'crl', '', '', '{{}}', X'{m}');"
+        ));
+    }
+    sql.push_str(&format!(
+        "UPDATE meta SET v = '{seq}:{}' WHERE k = 'audit_head'; COMMIT;",
+        mac.to_lowercase()
+    ));
+    sqlite(&e, &sql);
+    let before = e.snapshot();
+    for args in [
+        &["crl"][..],
+        &["client", "carol"][..],
+        &["export", "alice", "--out", "x", "--key"][..],
+    ] {
+        let err = e.fails(args, 2);
+        assert!(err.contains("audit log: entry"), "{args:?}: {err}");
+    }
+    assert!(
+        e.snapshot() == before,
+        "a refused command changed the store"
+    );
+    assert_ne!(e.run(&["verify"]).status.code(), Some(0));
+}
+
+/// A deleted checkpoint was accepted silently, so an older database put back without it passed.
+/// Now a store whose log has more than `init`'s entry refuses to run without its checkpoint
+/// (exit 2, nothing changed), while a fresh store killed between `init`'s commit and its first
+/// checkpoint still opens.
+///
+/// Fails when: `checkpoint::problem` returns `None` for a missing file again.
+#[test]
+fn a_missing_checkpoint_is_refused_once_the_store_has_history() {
+    let e = store();
+    let db = e.pki.join("vpnca.db");
+    let older = std::fs::read(&db).expect("db");
+    e.ok(&["revoke", "bob"]);
+    std::fs::write(&db, &older).expect("put the older copy back");
+    std::fs::remove_file(e.pki.join("vpnca.checkpoint")).expect("rm checkpoint");
+    let before = e.snapshot();
+    let err = e.fails(&["crl"], 2);
+    assert!(err.contains("vpnca.checkpoint is missing"), "{err}");
+    assert!(
+        e.snapshot() == before,
+        "a refused command changed the store"
+    );
+
+    let fresh = Env::init();
+    std::fs::remove_file(fresh.pki.join("vpnca.checkpoint")).expect("rm checkpoint");
+    fresh.ok(&["ca", "--cn", "Fresh CA"]);
+    fresh.ok(&["client", "alice"]);
+}

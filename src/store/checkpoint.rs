@@ -63,9 +63,22 @@ fn read(dir: &Path) -> std::result::Result<Option<Head>, String> {
 /// Compares the checkpoint with the database behind `conn`: `Some(problem)` when the database
 /// is older than the checkpoint or another history.
 pub(crate) fn problem(dir: &Path, conn: &Connection) -> Result<Option<String>> {
+    let accept = "if you put this copy back on purpose (a restore from backup), `vpnca verify --accept-restore` accepts it and revokes again what the newer crl.pem revokes";
     let (seq, mac) = match read(dir) {
         Ok(Some(h)) => h,
-        Ok(None) => return Ok(None),
+        Ok(None) => {
+            // `init` writes the checkpoint right after the store's first entry; a kill in
+            // between leaves a fresh store without one, which holds nothing to roll back.
+            let head = meta_get(conn, "audit_head")?
+                .as_deref()
+                .and_then(parse_head)
+                .map_or(0, |(s, _)| s);
+            return Ok((head > 1).then(|| {
+                format!(
+                    "{CHECKPOINT_FILE} is missing, but the database has {head} audit entries: it was deleted (perhaps to put an older copy of the database back); {accept}"
+                )
+            }));
+        }
         Err(e) => {
             return Ok(Some(format!(
                 "{e}; if nothing else is wrong, delete it and the next change writes a new one"
@@ -80,7 +93,6 @@ pub(crate) fn problem(dir: &Path, conn: &Connection) -> Result<Option<String>> {
         .query_row("SELECT mac FROM audit WHERE seq = ?1", [seq], |r| r.get(0))
         .optional()
         .map_err(Error::db("reading the audit log"))?;
-    let accept = "if you put this copy back on purpose (a restore from backup), `vpnca verify --accept-restore` accepts it and revokes again what the newer crl.pem revokes";
     Ok(match at {
         Some(m) if m == mac => None,
         Some(_) => Some(format!(
@@ -344,10 +356,17 @@ impl Store {
         if self.accepting_restore.get() {
             return Ok(());
         }
-        match problem(&self.dir, conn)? {
-            Some(what) => Err(Error::Tampered { what }),
-            None => Ok(()),
+        if let Some(what) = problem(&self.dir, conn)? {
+            return Err(Error::Tampered { what });
         }
+        // The entries from the checkpointed one to the head must chain under the store's key:
+        // an entry forged on an older database to match the checkpoint (whose MAC the
+        // checkpoint file shows) does not.
+        if self.is_unlocked() {
+            let from = read(&self.dir).ok().flatten().map_or(1, |(s, _)| s);
+            self.check_audit_tail(conn, from)?;
+        }
+        Ok(())
     }
 
     /// Writes the checkpoint for the database's current audit head, whatever it said before.

@@ -1490,14 +1490,65 @@ pub(crate) fn audit_append(
 impl Store {
     /// The audit log, oldest first.
     pub fn audit_log(&self) -> Result<Vec<AuditEntry>> {
-        let mut st = self
-            .conn
-            .prepare(
-                "SELECT seq, time, user, action, name, serial, detail, mac FROM audit ORDER BY seq",
+        audit_entries_from(&self.conn, 0)
+    }
+
+    /// Checks the audit entries from `from_seq` to the head (inside a write transaction, on
+    /// `conn`): each entry's MAC over its content and its predecessor's MAC, no gap, and the
+    /// head recorded in `meta` at the last one. O(entries since `from_seq`): the checkpoint
+    /// guard runs it from the checkpointed entry, usually the head itself. Catches an entry
+    /// forged to match the checkpoint (its MAC copied from the checkpoint file, on an older
+    /// database): its MAC does not cover its content after its predecessor.
+    pub(crate) fn check_audit_tail(&self, conn: &Connection, from_seq: i64) -> Result<()> {
+        let keys = self.keys()?;
+        let bad = |what: String| Error::Tampered {
+            what: format!("audit log: {what} (the database was edited or put back outside vpnca)"),
+        };
+        let start = from_seq.saturating_sub(1).max(1);
+        let entries = audit_entries_from(conn, start)?;
+        let mut rest = entries.iter();
+        let mut prev: Option<&AuditEntry> = None;
+        if from_seq > 1 {
+            // The predecessor of the range: only its MAC is used here (`verify` checks it).
+            match rest.next() {
+                Some(e) if e.seq == start => prev = Some(e),
+                _ => return Err(bad(format!("entry {start} is missing"))),
+            }
+        }
+        for e in rest {
+            let expected = prev.map_or(1, |p| p.seq + 1);
+            if e.seq != expected {
+                return Err(bad(format!("entry {expected} is missing")));
+            }
+            let prev_mac = prev.map_or(&[][..], |p| p.mac.as_slice());
+            let f = audit_fields(prev_mac, e);
+            if !keys.mac_ok(&f.iter().map(|v| v.as_slice()).collect::<Vec<_>>(), &e.mac) {
+                return Err(bad(format!(
+                    "entry {} ({} {}) does not follow the entry before it",
+                    e.seq, e.action, e.name
+                )));
+            }
+            prev = Some(e);
+        }
+        let head = meta_get(conn, "audit_head")?.unwrap_or_default();
+        let want = prev.map(|p| format!("{}:{}", p.seq, crypto::hex(&p.mac)));
+        if want.as_deref() != Some(head.as_str()) {
+            return Err(bad("the log does not end where the store says".into()));
+        }
+        Ok(())
+    }
+}
+
+/// The audit entries with `seq >= from_seq`, in order.
+fn audit_entries_from(conn: &Connection, from_seq: i64) -> Result<Vec<AuditEntry>> {
+    {
+        let mut st = conn
+            .prepare_cached(
+                "SELECT seq, time, user, action, name, serial, detail, mac FROM audit WHERE seq >= ?1 ORDER BY seq",
             )
             .map_err(Error::db("reading the audit log"))?;
         let rows = st
-            .query_map([], |r| {
+            .query_map([from_seq], |r| {
                 let detail_text: String = r.get(6)?;
                 Ok(AuditEntry {
                     seq: r.get(0)?,
@@ -1516,7 +1567,9 @@ impl Store {
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(Error::db("reading the audit log"))
     }
+}
 
+impl Store {
     /// Checks the audit chain: contiguous sequence, every MAC, and the head. Returns problems.
     pub(crate) fn check_audit_chain(&self) -> Result<Vec<String>> {
         let keys = self.keys()?;
