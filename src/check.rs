@@ -519,7 +519,7 @@ impl Store {
         let serials: std::collections::HashSet<String> =
             all.iter().map(|r| r.serial.hex()).collect();
         for e in &log {
-            if matches!(e.action.as_str(), "issue" | "sign-req" | "renew")
+            if matches!(e.action.as_str(), "issue" | "sign-req" | "renew" | "import")
                 && !e.serial.is_empty()
                 && !serials.contains(&e.serial)
             {

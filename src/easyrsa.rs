@@ -1205,6 +1205,16 @@ impl Store {
                     },
                 )?;
                 nkeys += usize::from(e.key);
+                // One MAC'd entry per certificate: `verify` then notices a record deleted
+                // afterwards (a certificate the VPN trusts that nobody could revoke).
+                store::audit_append(
+                    tx,
+                    keys,
+                    "import",
+                    &e.name,
+                    &e.serial.hex(),
+                    &serde_json::json!({"kind": e.kind, "status": e.status, "key_stored": e.key}),
+                )?;
                 match (e.status, e.revoked) {
                     (ImportStatus::Revoked, Some((at, reason))) => {
                         rec.state = CertState::Revoked;

@@ -724,8 +724,19 @@ fn check_imported(
     assert_eq!(&listing(e), expected, "{what}: the imported certificates");
     let log = json_lines(&e.ok(&["log", "--json"]), "log");
     check_audit(&verified, &log, what);
-    let actions: Vec<&str> = log.iter().map(|a| str_field(a, "action")).collect();
+    // One `import` entry per certificate (so `verify` notices a deleted one), then the summary.
+    let actions: Vec<&str> = log
+        .iter()
+        .map(|a| str_field(a, "action"))
+        .filter(|a| *a != "import")
+        .collect();
     assert_eq!(actions, ["init", "import-easyrsa", "crl"], "{what}");
+    let per_cert = log
+        .iter()
+        .filter(|a| str_field(a, "action") == "import")
+        .count();
+    let certs = expected.iter().filter(|c| c.0 != "ca").count();
+    assert_eq!(per_cert, certs, "{what}: one import entry per certificate");
     let revoked: BTreeSet<String> = expected
         .iter()
         .filter(|c| c.3 == "revoked")

@@ -507,3 +507,29 @@ fn a_missing_checkpoint_is_refused_once_the_store_has_history() {
     fresh.ok(&["ca", "--cn", "Fresh CA"]);
     fresh.ok(&["client", "alice"]);
 }
+
+/// Imported (easy-rsa) certificates could be deleted from the database undetected, and then
+/// never revoked: `verify` checked only certificates whose creation the audit log records, and
+/// an import recorded one entry for all. Each imported certificate now has its own MAC'd audit
+/// entry, so `verify` names a deleted one (exit 1).
+///
+/// Fails when: `import_easyrsa` stops writing the per-certificate `import` entries, or
+/// `verify` leaves `import` out of the actions it checks.
+#[test]
+fn a_deleted_imported_certificate_is_reported() {
+    let e = Env::init();
+    let old = common::oldpki::openssl_pki_with_expired(e.dir.path());
+    e.ok(&["import-easyrsa", path_str(&old)]);
+    let current = str_field(&e.json(&["show", "current"]), "serial").to_string();
+    e.ok(&["verify"]);
+    sqlite(&e, "DELETE FROM certs WHERE name = 'current'");
+    let o = e.run(&["verify"]);
+    assert_eq!(o.status.code(), Some(1), "{}", s(&o.stdout));
+    assert!(
+        s(&o.stdout).contains(&format!(
+            "(import current serial {current}) names a certificate that is no longer in the store"
+        )),
+        "{}",
+        s(&o.stdout)
+    );
+}
