@@ -150,21 +150,22 @@ fn pkcs12_kdf_sha256(
 ) -> Result<Zeroizing<Vec<u8>>> {
     const U: usize = 32;
     const V: usize = 64;
-    let mut pw = Zeroizing::new(Vec::new());
+    // Every buffer that holds the password (the BMPString, I = the salt and the password each
+    // repeated to a multiple of v bytes) is zeroizing and allocated at its final size, so that
+    // no growing leaves a copy behind.
+    let units = pass.expose_str().encode_utf16().count();
+    let mut pw = Zeroizing::new(Vec::with_capacity(2 * units + 2));
     for unit in pass.expose_str().encode_utf16() {
         pw.extend_from_slice(&unit.to_be_bytes());
     }
     pw.extend_from_slice(&[0, 0]);
-    let fill = |src: &[u8]| -> Vec<u8> {
-        if src.is_empty() {
-            return Vec::new();
-        }
-        let len = V * src.len().div_ceil(V);
-        src.iter().copied().cycle().take(len).collect()
-    };
+    let repeated = |n: usize| V * n.div_ceil(V);
     let d = [id; V];
-    let mut i = Zeroizing::new(fill(salt));
-    i.extend_from_slice(&fill(&pw));
+    let mut i = Zeroizing::new(Vec::with_capacity(
+        repeated(salt.len()) + repeated(pw.len()),
+    ));
+    i.extend(salt.iter().cycle().take(repeated(salt.len())));
+    i.extend(pw.iter().cycle().take(repeated(pw.len())));
     let mut out = Zeroizing::new(Vec::with_capacity(out_len));
     while out.len() < out_len {
         let mut ctx = digest::Context::new(&digest::SHA256);
@@ -181,7 +182,7 @@ fn pkcs12_kdf_sha256(
             break;
         }
         // I_j = (I_j + B + 1) mod 2^(8v) for each v-byte block of I.
-        let b: Vec<u8> = a.iter().copied().cycle().take(V).collect();
+        let b: Zeroizing<Vec<u8>> = Zeroizing::new(a.iter().copied().cycle().take(V).collect());
         for block in i.chunks_mut(V) {
             let mut carry: u16 = 1;
             for k in (0..V).rev() {
@@ -338,6 +339,47 @@ mod tests {
         ] {
             assert_eq!(hex(&oid_unchecked(o)), der, "{name} ({o})");
             assert_eq!(hex(&oid(o).expect(name)), der, "{name} ({o})");
+        }
+    }
+
+    /// The PKCS#12 KDF (with the password buffers built at their final size) gives OpenSSL's
+    /// bytes, for a password shorter and one longer than a 64-byte block (non-ASCII, so the
+    /// BMPString matters) and for outputs of one and of three hash rounds (the I update).
+    /// Expected values: `openssl kdf -keylen N -kdfopt digest:SHA256 -kdfopt hexpass:<UTF-16BE
+    /// of the password>0000 -kdfopt hexsalt:000102…0f -kdfopt iter:3 -kdfopt id:3 PKCS12KDF`
+    /// (OpenSSL 3.0.19).
+    ///
+    /// Fails when: the password's terminator was left out (seen: the first value differed), and
+    /// when the repeated password was cut to 64 bytes (seen: the long password's first value).
+    #[test]
+    fn kdf_matches_openssl() {
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        let salt: Vec<u8> = (0u8..16).collect();
+        for (pw, len, want) in [
+            (
+                "test-passphrase-1",
+                32,
+                "14a4deeb3ffad89ac20a0441d1dee85b31ca879f0caeacd6c9aae6e260e19359",
+            ),
+            (
+                "test-passphrase-1",
+                70,
+                "14a4deeb3ffad89ac20a0441d1dee85b31ca879f0caeacd6c9aae6e260e1935915dc5bb2502233d08626a3d8172b7c7bc5b75b7c0d9fb79b3171b118b850645a3e298a83da6b",
+            ),
+            (
+                "\u{dc}n\u{ef}c\u{f6}d\u{e9} passphrase that is longer than thirty-one chars",
+                32,
+                "70c0dab2f37c98d8aaad5f5f617b2af0dd452d3a31fc70d63e97fd66df399d85",
+            ),
+            (
+                "\u{dc}n\u{ef}c\u{f6}d\u{e9} passphrase that is longer than thirty-one chars",
+                70,
+                "70c0dab2f37c98d8aaad5f5f617b2af0dd452d3a31fc70d63e97fd66df399d857bb563bf933a58313fc5453d4f4ca1a10d792e97b96f1d97ddf05fc221b6203024dead385c08",
+            ),
+        ] {
+            let got =
+                pkcs12_kdf_sha256(&Passphrase::new(pw.into()), &salt, 3, 3, len).expect("kdf");
+            assert_eq!(hex(&got), want, "{pw:?}, {len} bytes");
         }
     }
 

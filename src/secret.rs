@@ -104,7 +104,7 @@ impl SecretKeyDer {
                 .to_der()
                 .map_err(|e| crate::Error::Crypto(format!("PKCS#8 encoding: {e}")))?,
         );
-        Ok(Zeroizing::new(crate::pem::encode("PRIVATE KEY", &der)))
+        crate::pem::encode_secret("PRIVATE KEY", &der)
     }
 }
 

@@ -119,7 +119,7 @@ pub fn check(bundle: &ImportBundle, role: ImportRole, now: OffsetDateTime) -> Ve
             "one-certificate",
             format!(
                 "the certificate field must hold exactly one CERTIFICATE block; it holds {}",
-                describe_blocks(&cert_blocks)
+                describe_blocks(cert_blocks.iter().map(|b| b.label.as_str()))
             ),
         ));
         return out;
@@ -141,12 +141,13 @@ pub fn check(bundle: &ImportBundle, role: ImportRole, now: OffsetDateTime) -> Ve
     out
 }
 
-fn describe_blocks(blocks: &[crate::pem::Block]) -> String {
-    if blocks.is_empty() {
+/// "none", or the number of blocks and their labels.
+fn describe_blocks<'a>(labels: impl IntoIterator<Item = &'a str>) -> String {
+    let labels: Vec<&str> = labels.into_iter().collect();
+    if labels.is_empty() {
         return "none".into();
     }
-    let labels: Vec<&str> = blocks.iter().map(|b| b.label.as_str()).collect();
-    format!("{} ({})", blocks.len(), labels.join(", "))
+    format!("{} ({})", labels.len(), labels.join(", "))
 }
 
 /// Clean PEM: LF only, 64-column base64 lines, no trailing spaces, nothing outside blocks,
@@ -208,7 +209,7 @@ fn pem_problem(text: &str) -> Option<String> {
 }
 
 fn check_key(bundle: &ImportBundle, leaf: &X509Certificate<'_>, out: &mut Vec<Violation>) {
-    let blocks = match crate::pem::decode_all(bundle.private_key.as_bytes(), "private key") {
+    let blocks = match crate::pem::decode_secret(bundle.private_key.as_bytes(), "private key") {
         Ok(b) => b,
         Err(_) => {
             out.push(v("key-matches", "the private key field is not PEM"));
@@ -220,13 +221,11 @@ fn check_key(bundle: &ImportBundle, leaf: &X509Certificate<'_>, out: &mut Vec<Vi
             "key-matches",
             format!(
                 "the private key field must hold exactly one key; it holds {}",
-                describe_blocks(&blocks)
+                describe_blocks(blocks.iter().map(|b| b.label.as_str()))
             ),
         ));
         return;
     };
-    // The DER came out of a PEM block of a secret: keep it zeroized.
-    let der = Zeroizing::new(block.der.clone());
     match block.label.as_str() {
         "ENCRYPTED PRIVATE KEY" => {
             out.push(v(
@@ -244,7 +243,7 @@ fn check_key(bundle: &ImportBundle, leaf: &X509Certificate<'_>, out: &mut Vec<Vi
             return;
         }
     }
-    let matches = x509::key_matches_cert(&der, leaf);
+    let matches = x509::key_matches_cert(&block.der, leaf);
     match matches {
         Some(true) => {}
         Some(false) => out.push(v(

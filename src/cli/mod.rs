@@ -33,6 +33,7 @@ use serde_json::json;
 
 use args::{Cli, Command};
 use output::{Out, STDOUT_ERROR, stdout_failed};
+pub(crate) use passphrase::{forget_env_secrets, take_env_secrets};
 
 /// Exit code: a check found a problem.
 const EXIT_PROBLEM: u8 = 1;

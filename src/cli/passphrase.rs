@@ -4,6 +4,7 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use anyhow::{Context, Result, anyhow, bail};
 use vpnca::{Passphrase, Store};
@@ -72,6 +73,65 @@ pub(super) fn export_passphrase(file: &Option<PathBuf>) -> Result<(Passphrase, b
     Ok((vpnca::pkcs12::generate_passphrase()?, true))
 }
 
+/// The environment variables that hold passphrases. [`take_env_secrets`] reads them at
+/// start-up, before `main` removes them from the environment (docs/security.md#secrets-handling).
+const SECRET_ENV_VARS: [&str; 2] = ["VPNCA_PASSPHRASE", "VPNCA_NEW_PASSPHRASE"];
+
+/// A passphrase variable as it was found at start-up.
+enum EnvSecret {
+    Text(Passphrase),
+    NotUnicode,
+}
+
+/// The values of [`SECRET_ENV_VARS`] that were set, by name: the only copy once the
+/// environment no longer holds them. Dropped (zeroized) by [`forget_env_secrets`].
+static ENV_SECRETS: Mutex<Vec<(&str, EnvSecret)>> = Mutex::new(Vec::new());
+
+fn env_secrets() -> MutexGuard<'static, Vec<(&'static str, EnvSecret)>> {
+    ENV_SECRETS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Reads the set [`SECRET_ENV_VARS`] into zeroizing memory, once, and returns their names:
+/// the caller removes them from the environment, so that no child process (an AWS
+/// `credential_process`, a shell) inherits them.
+pub(crate) fn take_env_secrets() -> Vec<&'static str> {
+    let mut kept = env_secrets();
+    let mut names = Vec::new();
+    for name in SECRET_ENV_VARS {
+        let Some(v) = std::env::var_os(name) else {
+            continue;
+        };
+        let secret = match v.into_string() {
+            Ok(s) => EnvSecret::Text(Passphrase::new(s)),
+            Err(os) => {
+                #[cfg(unix)]
+                zeroize::Zeroize::zeroize(&mut std::os::unix::ffi::OsStringExt::into_vec(os));
+                #[cfg(not(unix))]
+                drop(os);
+                EnvSecret::NotUnicode
+            }
+        };
+        kept.retain(|(n, _)| *n != name);
+        kept.push((name, secret));
+        names.push(name);
+    }
+    names
+}
+
+/// Drops (and so zeroizes) the passphrases read by [`take_env_secrets`].
+pub(crate) fn forget_env_secrets() {
+    env_secrets().clear();
+}
+
+/// The passphrase that was in `$name` at start-up, if it was set.
+fn from_env(name: &str) -> Result<Option<Passphrase>> {
+    match env_secrets().iter().find(|(n, _)| *n == name) {
+        None => Ok(None),
+        Some((_, EnvSecret::Text(p))) => Ok(Some(p.clone())),
+        Some((_, EnvSecret::NotUnicode)) => bail!("${name} is not valid UTF-8 text"),
+    }
+}
+
 /// The store passphrase: --passphrase-file, $VPNCA_PASSPHRASE, or a terminal prompt
 /// (confirmed when `new`).
 pub(super) fn passphrase(
@@ -88,8 +148,8 @@ pub(super) fn passphrase(
     if let Some(f) = cli_file {
         return read_secret_file(f);
     }
-    if let Ok(v) = std::env::var(env) {
-        return Ok(Passphrase::new(v));
+    if let Some(v) = from_env(env)? {
+        return Ok(v);
     }
     if !std::io::stdin().is_terminal() {
         bail!("no {what}: set ${env} or use {flag} FILE (there is no terminal to prompt on)");
