@@ -997,9 +997,12 @@ fn read_key(
 /// The most PBKDF2 iterations a key file may ask for: OpenSSL writes 2,048, and 10 million take
 /// seconds; the count comes from the file, so without a bound a crafted file hangs the import.
 const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
-/// The most memory scrypt may take for a key file (128·r·N bytes, per lane): OpenSSL itself
+/// The most memory scrypt may take for a key file (128·r·(N + p) bytes): OpenSSL itself
 /// refuses more than 32 MiB by default; the parameters come from the file.
 const MAX_SCRYPT_BYTES: u64 = 256 * 1024 * 1024;
+/// The most scrypt work (N·r·p) an imported key may ask for: N = 2^20 with r = 8 and p = 2, far
+/// above what `openssl pkcs8 -scrypt` writes (N = 2^14, r = 8, p = 1).
+const MAX_SCRYPT_WORK: u64 = 1 << 24;
 
 /// Refuses a PBES2 key-derivation cost that would hang or exhaust the machine before the
 /// passphrase is even tried.
@@ -1015,16 +1018,20 @@ fn check_kdf_cost(scheme: &pkcs8::pkcs5::EncryptionScheme<'_>) -> std::result::R
             p.iteration_count
         )),
         Kdf::Scrypt(p) => {
+            let (n, r, lanes) = (
+                p.cost_parameter,
+                u64::from(p.block_size),
+                u64::from(p.parallelization),
+            );
+            // Memory: the V array (128·r·N bytes) and the p lanes' B blocks (128·r·p bytes),
+            // allocated before anything is derived. Work: N·r·p block mixes.
             let bytes = 128u64
-                .saturating_mul(u64::from(p.block_size))
-                .saturating_mul(p.cost_parameter);
-            let lanes = u64::from(p.parallelization);
-            if bytes > MAX_SCRYPT_BYTES || bytes.saturating_mul(lanes) > 16 * MAX_SCRYPT_BYTES {
+                .saturating_mul(r)
+                .saturating_mul(n.saturating_add(lanes));
+            let work = n.saturating_mul(r).saturating_mul(lanes);
+            if bytes > MAX_SCRYPT_BYTES || work > MAX_SCRYPT_WORK {
                 Err(format!(
-                    "it asks for scrypt with N={}, r={}, p={} ({} MiB per lane), more than the {} MiB vpnca accepts; {reencrypt}",
-                    p.cost_parameter,
-                    p.block_size,
-                    p.parallelization,
+                    "it asks for scrypt with N={n}, r={r}, p={lanes} ({} MiB of memory, {work} block mixes), more than the {} MiB and {MAX_SCRYPT_WORK} block mixes vpnca accepts; {reencrypt}",
                     bytes / (1024 * 1024),
                     MAX_SCRYPT_BYTES / (1024 * 1024)
                 ))
@@ -1315,6 +1322,29 @@ mod tests {
     }
 
     /// Regression: a renew in the same second as the issue left the OLD certificate valid.
+    /// A key whose scrypt parameters ask little memory per lane but many lanes of wide blocks
+    /// (N = 2, r = 65535, p = 512: 4.2 GB and 90 s before the passphrase is even tried) is
+    /// refused before any derivation, naming the cost.
+    ///
+    /// Fails when: the bound counts 128·r·N bytes per lane only (the old formula; the key is
+    /// then derived, and the wrong passphrase is all that is reported).
+    #[test]
+    fn wide_scrypt_blocks_are_refused_before_deriving() {
+        let input = include_bytes!("../tests/data/fuzz-regressions/easyrsa_key-scrypt-wide-blocks");
+        let pass = Passphrase::new("not-the-passphrase".into());
+        match read_key(&input[1..], Some(&pass)) {
+            Err(KeyError::Unreadable(why)) => {
+                assert!(
+                    why.contains("N=2, r=65535, p=512") && why.contains("block mixes"),
+                    "{why}"
+                );
+            }
+            Err(KeyError::WrongPassphrase) => panic!("the key was derived: wrong passphrase"),
+            Err(KeyError::NeedsPassphrase) => panic!("the passphrase was not used"),
+            Ok(_) => panic!("the key was read"),
+        }
+    }
+
     /// openssl's index.txt escapes UTF-8 bytes: `Jos\xC3\xA9` is the CN José.
     ///
     /// Fails when: the index CN is compared as written (every non-ASCII CN is then a problem).
