@@ -20,6 +20,7 @@ use zeroize::Zeroizing;
 use crate::ca::{IssueRequest, Signed, Subject, Target, Validity, sign_prepared};
 use crate::cert::{CertKind, CertRecord, CertState, RevocationReason};
 use crate::crl::{self, CrlInfo, CrlOptions};
+use crate::export::Existing;
 use crate::name::San;
 use crate::ovpn::{ProfileBase, ProfileContext};
 use crate::serial::Serial;
@@ -107,10 +108,98 @@ impl std::fmt::Display for RowError {
     }
 }
 
+/// Columns of identity-provider user exports that are read as `name` when the file has none of
+/// the command's required columns (`name`; for revocations `name` or `serial`): Okta's
+/// `login`, SCIM's and Okta reports' `userName`, Azure AD's (Entra ID's) `userPrincipalName`,
+/// Google Workspace's `primaryEmail`, compared without case. Exactly one of them must be there:
+/// with two or more, vpnca does not guess and asks for `--column name=COLUMN`.
+pub const NAME_ALIASES: &[&str] = &["username", "login", "userprincipalname", "primaryemail"];
+
+/// Columns read as `email` when the file has no `email` column: Azure AD's `mail`. (Okta's and
+/// SCIM exports call it `email` already.)
+pub const EMAIL_ALIASES: &[&str] = &["mail"];
+
+/// One of our columns read from a column of the file under another name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MappedColumn {
+    /// Our column (`name`, `email`, …).
+    pub column: String,
+    /// The file's column, as spelt in its header (or first JSON line that has it).
+    pub from: String,
+    /// Recognised from [`NAME_ALIASES`] / [`EMAIL_ALIASES`] (not given with `--column`).
+    pub automatic: bool,
+}
+
+/// How the columns of a batch file were read: what was mapped, what was left unread.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ColumnReport {
+    /// Our columns read from a column of another name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mapped: Vec<MappedColumn>,
+    /// The file's columns that vpnca does not read, each once, as spelt in the file (header
+    /// order; for JSON lines, order of first appearance).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<String>,
+    /// Ignored columns that look like a misspelling of one of our columns that is not read
+    /// (`emial` → `email`): (theirs, ours), for a warning.
+    #[serde(skip)]
+    pub near_misses: Vec<(String, String)>,
+}
+
+impl ColumnReport {
+    /// True when every column was read under its own name.
+    pub fn is_empty(&self) -> bool {
+        self.mapped.is_empty() && self.ignored.is_empty()
+    }
+}
+
+/// A batch file read: its records, and how its columns were read.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// One record per non-empty line.
+    pub records: Vec<Record>,
+    /// Mapped and ignored columns.
+    pub columns: ColumnReport,
+}
+
+/// Parses `--column OURS=THEIRS` arguments (OURS one of `known`, THEIRS a column of the file,
+/// compared without case; each OURS at most once). Returns (ours, theirs) pairs.
+pub fn parse_column_map(args: &[String], known: &[&str]) -> Result<Vec<(String, String)>> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for a in args {
+        let bad = |reason: String| Error::input(format!("--column {a:?}"), reason);
+        let Some((ours, theirs)) = a.split_once('=') else {
+            return Err(bad(
+                "expected OURS=THEIRS, our column then the file's, e.g. name=login".into(),
+            ));
+        };
+        let (ours, theirs) = (ours.trim().to_ascii_lowercase(), theirs.trim());
+        if ours.is_empty() || theirs.is_empty() {
+            return Err(bad(
+                "expected OURS=THEIRS, our column then the file's, e.g. name=login".into(),
+            ));
+        }
+        if !known.contains(&ours.as_str()) {
+            return Err(bad(format!(
+                "{ours:?} is not a column this command reads (its columns: {})",
+                known.join(", ")
+            )));
+        }
+        if out.iter().any(|(o, _)| *o == ours) {
+            return Err(bad(format!("the {ours} column is mapped twice")));
+        }
+        out.push((ours, theirs.to_owned()));
+    }
+    Ok(out)
+}
+
 /// Reads a batch file into records. `allowed` lists the column names the caller understands;
 /// `required` must be among the header's columns (CSV) — one of them, when several are given.
-/// File-level problems (binary data, no header, unbalanced quotes, unknown columns) are
-/// errors; problems of single lines are left in [`Record::error`] for the caller.
+/// Other columns are ignored; an identity-provider export without a `name` column is read
+/// through [`NAME_ALIASES`] and [`EMAIL_ALIASES`]. [`read_batch`] also takes an explicit
+/// mapping and says which columns were mapped or ignored. File-level problems (binary data, no
+/// header, unbalanced quotes, a repeated column) are errors; problems of single lines are left
+/// in [`Record::error`] for the caller.
 pub fn read_records(
     data: &[u8],
     format: Option<BatchFormat>,
@@ -118,6 +207,20 @@ pub fn read_records(
     allowed: &[&str],
     required: &[&str],
 ) -> Result<Vec<Record>> {
+    read_batch(data, format, source, allowed, required, &[]).map(|b| b.records)
+}
+
+/// [`read_records`] with an explicit column mapping `map` of (ours, theirs) pairs (see
+/// [`parse_column_map`]; `--column name=login`), which wins over a column named like ours and
+/// over the automatic aliases. Returns the records and a [`ColumnReport`].
+pub fn read_batch(
+    data: &[u8],
+    format: Option<BatchFormat>,
+    source: &str,
+    allowed: &[&str],
+    required: &[&str],
+    map: &[(String, String)],
+) -> Result<Batch> {
     let bad = |reason: String| Error::input(format!("batch file {source}"), reason);
     let data = data.strip_prefix(b"\xef\xbb\xbf").unwrap_or(data);
     if data.contains(&0) {
@@ -146,17 +249,161 @@ pub fn read_records(
             BatchFormat::Csv
         }
     });
+    let spec = Spec {
+        allowed,
+        required,
+        map,
+    };
     match format {
-        BatchFormat::Csv => read_csv(text, allowed, required).map_err(bad),
-        BatchFormat::Jsonl => read_jsonl(text, allowed).map_err(bad),
+        BatchFormat::Csv => read_csv(text, &spec).map_err(bad),
+        BatchFormat::Jsonl => read_jsonl(text, &spec).map_err(bad),
     }
 }
 
-fn read_csv(
-    text: &str,
-    allowed: &[&str],
-    required: &[&str],
-) -> std::result::Result<Vec<Record>, String> {
+/// What the caller reads.
+struct Spec<'a> {
+    allowed: &'a [&'a str],
+    required: &'a [&'a str],
+    map: &'a [(String, String)],
+}
+
+/// Why the columns of a file cannot be read; `no_required` when none of the required ones is
+/// there (a CSV file without a header, often).
+struct ColumnError {
+    message: String,
+    no_required: bool,
+}
+
+impl From<String> for ColumnError {
+    fn from(message: String) -> Self {
+        ColumnError {
+            message,
+            no_required: false,
+        }
+    }
+}
+
+/// Which of our columns each of the file's columns feeds (`columns`: the file's column names
+/// as spelt, in order), and the report. `what` names the file's columns in messages
+/// ("header", "JSON lines").
+fn plan_columns(
+    columns: &[String],
+    spec: &Spec<'_>,
+    what: &str,
+) -> std::result::Result<(Vec<Vec<String>>, ColumnReport), ColumnError> {
+    let lower: Vec<String> = columns.iter().map(|c| c.to_ascii_lowercase()).collect();
+    let mut feeds: Vec<Vec<String>> = vec![Vec::new(); columns.len()];
+    let mut report = ColumnReport::default();
+    // 1. --column ours=theirs.
+    for (ours, theirs) in spec.map {
+        let at: Vec<usize> = (0..columns.len())
+            .filter(|&i| lower[i].eq_ignore_ascii_case(theirs))
+            .collect();
+        let i = match at.as_slice() {
+            [i] => *i,
+            [] => {
+                return Err(format!(
+                    "--column {ours}={theirs}: the {what} has no column {theirs:?} (it has: {})",
+                    quoted_list(columns)
+                )
+                .into());
+            }
+            _ => {
+                return Err(format!(
+                    "--column {ours}={theirs}: the column {theirs:?} appears twice in the {what}"
+                )
+                .into());
+            }
+        };
+        feeds[i].push(ours.clone());
+        report.mapped.push(MappedColumn {
+            column: ours.clone(),
+            from: columns[i].clone(),
+            automatic: false,
+        });
+    }
+    let explicit = |ours: &str| spec.map.iter().any(|(o, _)| o == ours);
+    // 2. Our columns under their own names, unless mapped explicitly.
+    for (i, c) in lower.iter().enumerate() {
+        if spec.allowed.contains(&c.as_str()) && !explicit(c) {
+            feeds[i].push(c.clone());
+        }
+    }
+    let read = |feeds: &[Vec<String>], ours: &str| feeds.iter().flatten().any(|o| o == ours);
+    // 3. Identity-provider columns, when the file has none of the required ones.
+    let mut aliases: Vec<(&str, &[&str])> = Vec::new();
+    if !spec.required.iter().any(|r| read(&feeds, r)) && spec.allowed.contains(&"name") {
+        aliases.push(("name", NAME_ALIASES));
+    }
+    if spec.allowed.contains(&"email") && !read(&feeds, "email") {
+        aliases.push(("email", EMAIL_ALIASES));
+    }
+    for (ours, list) in aliases {
+        let found: Vec<usize> = (0..columns.len())
+            .filter(|&i| list.contains(&lower[i].as_str()) && feeds[i].is_empty())
+            .collect();
+        match found.as_slice() {
+            [] => {}
+            [i] => {
+                feeds[*i].push(ours.to_owned());
+                report.mapped.push(MappedColumn {
+                    column: ours.to_owned(),
+                    from: columns[*i].clone(),
+                    automatic: true,
+                });
+            }
+            several => {
+                return Err(format!(
+                    "the {what} has no {ours} column, and several columns could be it: {}; vpnca does not guess: choose one with --column {ours}=COLUMN, or call it {ours} in the {what}",
+                    quoted_list(&several.iter().map(|&i| columns[i].clone()).collect::<Vec<_>>())
+                )
+                .into());
+            }
+        }
+    }
+    if !spec.required.iter().any(|r| read(&feeds, r)) {
+        return Err(ColumnError {
+            message: format!(
+                "the {what} has no {} column (it has: {}); name the one to read with --column {}=COLUMN, or call it so in the {what}",
+                spec.required.join(" or "),
+                quoted_list(columns),
+                spec.required.first().copied().unwrap_or("name")
+            ),
+            no_required: true,
+        });
+    }
+    // Unread columns, each once; the ones that look like a misspelt column of ours.
+    let mut seen = HashSet::new();
+    for (i, c) in columns.iter().enumerate() {
+        if !feeds[i].is_empty() || !seen.insert(lower[i].clone()) {
+            continue;
+        }
+        report.ignored.push(c.clone());
+        let is_alias =
+            NAME_ALIASES.contains(&lower[i].as_str()) || EMAIL_ALIASES.contains(&lower[i].as_str());
+        // Short names are left alone: LDAP's `sn` (surname) is no misspelt `san`.
+        if !is_alias && lower[i].chars().count() >= 4 {
+            let unread = spec.allowed.iter().copied().filter(|o| !read(&feeds, o));
+            if let Some(ours) = crate::name::suggestions(&lower[i], unread)
+                .into_iter()
+                .next()
+            {
+                report.near_misses.push((c.clone(), ours));
+            }
+        }
+    }
+    Ok((feeds, report))
+}
+
+fn quoted_list(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|c| format!("{c:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn read_csv(text: &str, spec: &Spec<'_>) -> std::result::Result<Batch, String> {
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
@@ -166,28 +413,23 @@ fn read_csv(
         .headers()
         .map_err(|e| csv_error(&e))?
         .iter()
-        .map(|h| h.to_ascii_lowercase())
+        .map(str::to_owned)
         .collect();
-    if !required.iter().any(|r| headers.iter().any(|h| h == r)) {
-        let first = text.lines().next().unwrap_or("");
-        return Err(format!(
-            "line 1: the header has no {} column (it reads {:?}); the first line of a CSV batch is its header, e.g. `{}`",
-            required.join(" or "),
-            truncate(first, 60),
-            allowed.join(",")
-        ));
-    }
-    for h in &headers {
-        if !allowed.contains(&h.as_str()) {
-            return Err(format!(
-                "line 1: unknown column {h:?} in the header (known columns: {})",
-                allowed.join(", ")
-            ));
+    let (feeds, columns) = plan_columns(&headers, spec, "header").map_err(|e| {
+        if e.no_required {
+            format!(
+                "line 1: {}; the first line of a CSV batch is its header, e.g. `{}`",
+                e.message,
+                spec.allowed.join(",")
+            )
+        } else {
+            format!("line 1: {}", e.message)
         }
-    }
+    })?;
+    // A column that is read must be there once (an unread one may repeat).
     let mut seen_headers = HashSet::new();
-    for h in &headers {
-        if !seen_headers.insert(h) {
+    for (h, f) in headers.iter().zip(&feeds) {
+        if !f.is_empty() && !seen_headers.insert(h.to_ascii_lowercase()) {
             return Err(format!(
                 "line 1: the column {h:?} appears twice in the header"
             ));
@@ -228,19 +470,24 @@ fn read_csv(
                 "line {line}: a quoted field runs over several lines: an unbalanced \" quote? (every later line would be swallowed into it)"
             ));
         }
-        for (h, v) in headers.iter().zip(rec.iter()) {
-            if v.len() > MAX_FIELD_BYTES {
-                r.error = Some(format!(
-                    "the {h} field is {} bytes long (at most {MAX_FIELD_BYTES})",
-                    v.len()
-                ));
-            } else if !v.is_empty() {
-                r.fields.insert(h.clone(), v.to_owned());
+        for (ours, v) in feeds.iter().zip(rec.iter()) {
+            for h in ours {
+                if v.len() > MAX_FIELD_BYTES {
+                    r.error = Some(format!(
+                        "the {h} field is {} bytes long (at most {MAX_FIELD_BYTES})",
+                        v.len()
+                    ));
+                } else if !v.is_empty() {
+                    r.fields.insert(h.clone(), v.to_owned());
+                }
             }
         }
         out.push(r);
     }
-    Ok(out)
+    Ok(Batch {
+        records: out,
+        columns,
+    })
 }
 
 fn bytecount_newlines(b: &[u8]) -> usize {
@@ -259,82 +506,109 @@ fn csv_error(e: &csv::Error) -> String {
     }
 }
 
-fn read_jsonl(text: &str, allowed: &[&str]) -> std::result::Result<Vec<Record>, String> {
-    let mut out = Vec::new();
+fn read_jsonl(text: &str, spec: &Spec<'_>) -> std::result::Result<Batch, String> {
+    // First every line, then the columns: the keys of all lines play the part of a header.
+    type Object = serde_json::Map<String, serde_json::Value>;
+    let mut parsed: Vec<(usize, std::result::Result<Object, String>)> = Vec::new();
+    let mut keys: Vec<String> = Vec::new();
+    let mut key_set: HashSet<String> = HashSet::new();
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         let l = raw.trim();
         if l.is_empty() {
             continue;
         }
-        let mut r = Record {
-            line,
-            fields: BTreeMap::new(),
-            error: None,
-        };
         if l.len() > 16 * MAX_FIELD_BYTES {
-            r.error = Some(format!("the line is {} bytes long", l.len()));
-            out.push(r);
+            parsed.push((line, Err(format!("the line is {} bytes long", l.len()))));
             continue;
         }
-        match serde_json::from_str::<serde_json::Value>(l) {
-            Ok(serde_json::Value::Object(m)) => {
-                for (k, v) in m {
-                    let k = k.to_ascii_lowercase();
-                    if !allowed.contains(&k.as_str()) {
-                        r.error = Some(format!(
-                            "unknown field {k:?} (known fields: {})",
-                            allowed.join(", ")
-                        ));
-                        break;
-                    }
-                    let value = match v {
-                        serde_json::Value::String(s) => s,
-                        serde_json::Value::Number(n) => n.to_string(),
-                        serde_json::Value::Null => continue,
-                        serde_json::Value::Array(items) => {
-                            let mut parts = Vec::new();
-                            for it in items {
-                                match it {
-                                    serde_json::Value::String(s) => parts.push(s),
-                                    other => {
-                                        r.error = Some(format!("{k}: {other} is not a string"));
-                                    }
-                                }
-                            }
-                            parts.join(",")
-                        }
-                        other => {
-                            r.error = Some(format!("{k}: {other} is not a string or number"));
-                            continue;
-                        }
-                    };
-                    let value = value.trim().to_owned();
-                    if !value.is_empty() {
-                        r.fields.insert(k, value);
-                    }
-                }
-            }
-            Ok(_) => r.error = Some("not a JSON object".into()),
+        let obj = match serde_json::from_str::<serde_json::Value>(l) {
+            Ok(serde_json::Value::Object(m)) => Ok(m),
+            Ok(_) => Err("not a JSON object".to_owned()),
             Err(e) => {
                 let msg = e.to_string();
                 let msg = msg
                     .rsplit_once(" at line ")
                     .map_or(msg.as_str(), |(m, _)| m);
-                r.error = Some(format!("not valid JSON: {msg} (column {})", e.column()));
+                Err(format!("not valid JSON: {msg} (column {})", e.column()))
+            }
+        };
+        if let Ok(m) = &obj {
+            for k in m.keys() {
+                if key_set.insert(k.to_ascii_lowercase()) {
+                    keys.push(k.clone());
+                }
+            }
+        }
+        parsed.push((line, obj));
+    }
+    // Without any required key in any line, each line reports what it lacks ("missing
+    // name"), as a line without one among others does.
+    let (feeds, columns) = match plan_columns(&keys, spec, "JSON lines") {
+        Ok(p) => p,
+        Err(e) if e.no_required => (vec![Vec::new(); keys.len()], ColumnReport::default()),
+        Err(e) => return Err(e.message),
+    };
+    let feeds_of = |k: &str| -> &[String] {
+        keys.iter()
+            .position(|c| c.eq_ignore_ascii_case(k))
+            .map_or(&[], |i| feeds[i].as_slice())
+    };
+    let mut out = Vec::with_capacity(parsed.len());
+    for (line, obj) in parsed {
+        let mut r = Record {
+            line,
+            fields: BTreeMap::new(),
+            error: None,
+        };
+        let m = match obj {
+            Ok(m) => m,
+            Err(e) => {
+                r.error = Some(e);
+                out.push(r);
+                continue;
+            }
+        };
+        for (k, v) in m {
+            let ours = feeds_of(&k);
+            if ours.is_empty() {
+                continue;
+            }
+            let k = k.to_ascii_lowercase();
+            let value = match v {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::Null => continue,
+                serde_json::Value::Array(items) => {
+                    let mut parts = Vec::new();
+                    for it in items {
+                        match it {
+                            serde_json::Value::String(s) => parts.push(s),
+                            other => {
+                                r.error = Some(format!("{k}: {other} is not a string"));
+                            }
+                        }
+                    }
+                    parts.join(",")
+                }
+                other => {
+                    r.error = Some(format!("{k}: {other} is not a string or number"));
+                    continue;
+                }
+            };
+            let value = value.trim().to_owned();
+            if !value.is_empty() {
+                for o in ours {
+                    r.fields.insert(o.clone(), value.clone());
+                }
             }
         }
         out.push(r);
     }
-    Ok(out)
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_owned()
-    } else {
-        format!("{}…", s.chars().take(n).collect::<String>())
-    }
+    Ok(Batch {
+        records: out,
+        columns,
+    })
 }
 
 /// A checked row of an issue batch.
@@ -711,12 +985,19 @@ impl Store {
                     }
                 }
             }
+            // The shared chain: an identical one is no conflict (as for `export`).
             let chain = dir.join("ca.crt");
             let pem = self.ca_chain_pem()?;
-            match std::fs::read(&chain) {
-                Ok(existing) if existing == pem.as_bytes() => {}
-                Ok(_) => return Err(Error::FileExists { path: chain }),
-                Err(_) => fsutil::create_new(&chain, pem.as_bytes(), 0o644)?,
+            match crate::export::compare_public(&chain, pem.as_bytes())? {
+                Existing::Identical => {}
+                Existing::Differs => {
+                    return Err(crate::export::differs(
+                        &chain,
+                        "this store's CA chain (another CA's, or from before the CA changed)",
+                        "move it away or choose another --out",
+                    ));
+                }
+                Existing::Missing => fsutil::create_new(&chain, pem.as_bytes(), 0o644)?,
             }
             let mut partial = Vec::new();
             exports.retain(|(_, rec)| {
@@ -1270,7 +1551,8 @@ mod tests {
         for (text, phrase) in [
             ("", "empty"),
             ("alice\nbob\n", "no name column"),
-            ("name,colour\nalice,red\n", "unknown column"),
+            ("name,Name\nalice,bob\n", "appears twice"),
+            ("login,userName\nalice,bob\n", "does not guess"),
             ("name\n\"alice\nbob\n", "line"),
         ] {
             match csv(text) {
@@ -1283,6 +1565,72 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn mapped(text: &str, map: &[(&str, &str)]) -> Result<Batch> {
+        let map: Vec<(String, String)> = map
+            .iter()
+            .map(|(o, t)| (o.to_string(), t.to_string()))
+            .collect();
+        read_batch(text.as_bytes(), None, "t", ISSUE_COLUMNS, &["name"], &map)
+    }
+
+    #[test]
+    fn batch_columns_extra_mapped_and_recognised() {
+        // Extra columns: ignored, each listed once, as spelt.
+        let b = mapped(
+            "name,Employee_ID,email,dept,dept\nalice,7,a@example.com,x,y\n",
+            &[],
+        )
+        .expect("extra columns");
+        assert_eq!(b.columns.ignored, vec!["Employee_ID", "dept"]);
+        assert_eq!(b.records[0].fields.len(), 2, "{:?}", b.records[0].fields);
+        // --column name=login wins over a `name` column (then ignored).
+        let b = mapped("Name,Login\nAnna Smith,asmith\n", &[("name", "login")]).expect("map");
+        assert_eq!(b.records[0].fields["name"], "asmith");
+        assert_eq!(b.columns.ignored, vec!["Name"]);
+        assert!(!b.columns.mapped[0].automatic);
+        // Azure AD: userPrincipalName -> name, mail -> email.
+        let b = mapped(
+            "displayName,userPrincipalName,mail\nAnna,anna@example.com,anna.s@example.com\n",
+            &[],
+        )
+        .expect("azure");
+        assert_eq!(b.records[0].fields["name"], "anna@example.com");
+        assert_eq!(b.records[0].fields["email"], "anna.s@example.com");
+        assert!(b.columns.mapped.iter().all(|m| m.automatic));
+        // Two candidates: no guess; an explicit choice settles it.
+        let e = mapped("login,userName\na,b\n", &[]).expect_err("ambiguous");
+        assert!(e.to_string().contains("--column name=COLUMN"), "{e}");
+        let b = mapped("login,userName\na,b\n", &[("name", "userName")]).expect("chosen");
+        assert_eq!(b.records[0].fields["name"], "b");
+        // A column named by --column must be there.
+        let e = mapped("name\na\n", &[("email", "mail")]).expect_err("missing");
+        assert!(e.to_string().contains("no column \"mail\""), "{e}");
+        // A misspelt column of ours is ignored, but flagged.
+        let b = mapped("name,emial\na,a@example.com\n", &[]).expect("typo");
+        assert_eq!(
+            b.columns.near_misses,
+            vec![("emial".to_string(), "email".to_string())]
+        );
+        // JSON lines: the same rules over the keys of all lines.
+        let b = mapped(
+            "{\"login\":\"a\",\"id\":1}\n{\"login\":\"b\",\"profile\":{}}\n",
+            &[],
+        )
+        .expect("jsonl");
+        assert_eq!(b.records[1].fields["name"], "b");
+        assert!(b.records.iter().all(|r| r.error.is_none()));
+        assert_eq!(b.columns.ignored, vec!["id", "profile"]);
+        // --column syntax and targets.
+        let known = ISSUE_COLUMNS;
+        assert!(parse_column_map(&["name".into()], known).is_err());
+        assert!(parse_column_map(&["serial=x".into()], known).is_err());
+        assert!(parse_column_map(&["name=a".into(), "NAME=b".into()], known).is_err());
+        assert_eq!(
+            parse_column_map(&[" Name = Login ".into()], known).expect("ok"),
+            vec![("name".to_string(), "Login".to_string())]
+        );
     }
 
     #[test]

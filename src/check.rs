@@ -114,6 +114,52 @@ pub(crate) fn look_alike_pairs<'a>(
     out
 }
 
+/// What fixes a CRL finding of `status` when a plain `vpnca crl` does not, or not for long;
+/// `None` when it does. `at_ca_end`: the CRL already ends with the CA (whose notAfter is
+/// `ca_end`), so no new CRL ends later. `policy_days`: the stored CRL policy.
+fn crl_advice(
+    now: OffsetDateTime,
+    warn_days: u32,
+    ca_end: Option<OffsetDateTime>,
+    policy_days: u32,
+    at_ca_end: bool,
+) -> Option<String> {
+    let ca_end = ca_end?;
+    let horizon = now + Duration::days(i64::from(warn_days.min(crate::profile::MAX_DAYS)));
+    if ca_end <= now {
+        return Some(format!(
+            "`vpnca crl` cannot help: the CA expired on {}, and an expired CA signs no CRL; {}",
+            crate::fmt_time(ca_end),
+            replace_ca(None)
+        ));
+    }
+    if ca_end <= horizon && at_ca_end {
+        return Some(format!(
+            "`vpnca crl` cannot help: that is the CA's own notAfter, and a CRL cannot outlive the CA that signs it; {}",
+            replace_ca(Some(ca_end))
+        ));
+    }
+    let policy_end = now + Duration::days(i64::from(policy_days));
+    let run = if policy_end <= horizon && policy_end < ca_end {
+        format!(
+            "run `vpnca crl --days {}` and upload it (a plain `vpnca crl` keeps the stored CRL policy of {policy_days} day(s), which `vpnca status` reports again within {warn_days} days)",
+            crate::crl::DEFAULT_CRL_DAYS,
+        )
+    } else if ca_end <= horizon {
+        "run `vpnca crl` and upload it".to_string()
+    } else {
+        return None;
+    };
+    if ca_end <= horizon {
+        return Some(format!(
+            "{run}; but no CRL can last past {}, the CA's own notAfter: {}",
+            crate::fmt_time(ca_end),
+            replace_ca(Some(ca_end))
+        ));
+    }
+    Some(run)
+}
+
 /// The non-ASCII characters of a name as code points (`U+0065 U+0301`): what tells two
 /// spellings apart that print the same.
 pub(crate) fn spelling(name: &str) -> String {
@@ -125,8 +171,24 @@ pub(crate) fn spelling(name: &str) -> String {
     format!("with {}", cps.join(" "))
 }
 
+/// What to do when the CA itself runs out (before `by`, when it has not yet), in every message
+/// that ends up there.
+pub(crate) fn replace_ca(by: Option<OffsetDateTime>) -> String {
+    format!(
+        "vpnca cannot renew a CA: set up a new CA and move the VPN to it{} (docs/defaults.md#replacing-the-ca)",
+        by.map(|t| format!(" before {}", crate::fmt_time(t)))
+            .unwrap_or_default()
+    )
+}
+
 impl Store {
     /// Checks expiry of the CA, the CRL and certificates within `warn_days`. Works locked.
+    ///
+    /// Each finding names the command that fixes it, and only one that can: when the CA
+    /// itself ends within the horizon, a new CRL or a renewed certificate would end with it
+    /// (both are cut to the CA's notAfter), so the advice is a new CA, not `vpnca crl` or
+    /// `vpnca renew`; when the stored CRL policy is itself within the horizon, a plain
+    /// `vpnca crl` would be reported again, so the advice names `--days`.
     pub fn status(&self, warn_days: u32) -> Result<StatusReport> {
         let now = store::now();
         let horizon = now + Duration::days(i64::from(warn_days.min(crate::profile::MAX_DAYS)));
@@ -144,9 +206,10 @@ impl Store {
                 "ca",
                 "expired",
                 format!(
-                    "the CA {} expired on {}",
+                    "the CA {} expired on {}: no certificate it signed is valid any more, and it signs no CRL; {}",
                     ca.name,
-                    crate::fmt_time(ca.not_after)
+                    crate::fmt_time(ca.not_after),
+                    replace_ca(None)
                 ),
                 Some(ca),
                 Some(ca.not_after),
@@ -155,9 +218,10 @@ impl Store {
                 "ca",
                 "expiring",
                 format!(
-                    "the CA {} expires on {}",
+                    "the CA {} expires on {}: every certificate and CRL it signed ends then too, and neither `vpnca renew` nor `vpnca crl` can go past it; {}",
                     ca.name,
-                    crate::fmt_time(ca.not_after)
+                    crate::fmt_time(ca.not_after),
+                    replace_ca(Some(ca.not_after))
                 ),
                 Some(ca),
                 Some(ca.not_after),
@@ -165,17 +229,31 @@ impl Store {
             _ => {}
         }
         let crl = self.latest_crl()?;
+        let policy = crate::CrlOptions::from_store(self)?;
+        let ca_end = ca.as_ref().map(|c| c.not_after);
+        let crl_fix = |at_ca_end| crl_advice(now, warn_days, ca_end, policy.days, at_ca_end);
+        let at_ca_end = |t: OffsetDateTime| ca.as_ref().is_some_and(|c| t >= c.not_after);
         match &crl {
-            None if ca.is_some() => findings.push(finding("crl", "missing", "no CRL yet: run `vpnca crl` (AWS Client VPN and OpenVPN crl-verify need one)".into(), None, None)),
-            Some(c) if c.next_update <= now => findings.push(finding("crl", "expired", format!("the CRL expired on {}: NO USER CAN CONNECT until a new one is uploaded (`vpnca crl`)", crate::fmt_time(c.next_update)), None, Some(c.next_update))),
-            Some(c) if c.next_update <= horizon => findings.push(finding("crl", "expiring", format!("the CRL's nextUpdate is {}: after that no user can connect; run `vpnca crl` and upload it", crate::fmt_time(c.next_update)), None, Some(c.next_update))),
+            None if ca.is_some() => findings.push(finding("crl", "missing", match crl_fix(false) {
+                None => "no CRL yet: run `vpnca crl` (AWS Client VPN and OpenVPN crl-verify need one)".into(),
+                Some(fix) => format!("no CRL yet (AWS Client VPN and OpenVPN crl-verify need one): {fix}"),
+            }, None, None)),
+            Some(c) if c.next_update <= now => findings.push(finding("crl", "expired", match crl_fix(at_ca_end(c.next_update)) {
+                None => format!("the CRL expired on {}: NO USER CAN CONNECT until a new one is uploaded (`vpnca crl`)", crate::fmt_time(c.next_update)),
+                Some(fix) => format!("the CRL expired on {}: NO USER CAN CONNECT; {fix}", crate::fmt_time(c.next_update)),
+            }, None, Some(c.next_update))),
+            Some(c) if c.next_update <= horizon => findings.push(finding("crl", "expiring", format!("the CRL's nextUpdate is {}: after that no user can connect; {}", crate::fmt_time(c.next_update), crl_fix(at_ca_end(c.next_update)).unwrap_or_else(|| "run `vpnca crl` and upload it".into())), None, Some(c.next_update))),
             _ => {}
         }
         if let Some(stale) = self.crl_missing_revocations()? {
             findings.push(finding(
                 "crl",
                 "stale",
-                format!("{}: run `vpnca crl`", stale.describe()),
+                format!(
+                    "{}: {}",
+                    stale.describe(),
+                    crl_fix(false).unwrap_or_else(|| "run `vpnca crl`".into())
+                ),
                 None,
                 stale.last_revoked_at,
             ));
@@ -185,16 +263,29 @@ impl Store {
             let s = r.status(now);
             *counts.entry(s.as_str().to_string()).or_insert(0) += 1;
             if r.kind != CertKind::Ca && s == Status::Valid && r.not_after <= horizon {
+                let renew = format!("`vpnca renew {}`", crate::shell::quote(&r.name));
+                // A renewal is cut to the CA's notAfter too.
+                let fix = match &ca {
+                    Some(c) if r.not_after >= c.not_after => format!(
+                        "`vpnca renew` cannot help: it ends with the CA, and a certificate cannot outlive the CA that signs it; {}",
+                        replace_ca(Some(c.not_after))
+                    ),
+                    Some(c) if c.not_after <= horizon => format!(
+                        "{renew}, but a renewed certificate also ends with the CA on {}: {}",
+                        crate::fmt_time(c.not_after),
+                        replace_ca(Some(c.not_after))
+                    ),
+                    _ => renew,
+                };
                 findings.push(finding(
                     "certificate",
                     "expiring",
                     format!(
-                        "{} {} (serial {}) expires on {}: `vpnca renew {}`",
+                        "{} {} (serial {}) expires on {}: {fix}",
                         r.kind.as_str(),
                         r.name,
                         r.serial,
                         crate::fmt_time(r.not_after),
-                        crate::shell::quote(&r.name)
                     ),
                     Some(&r),
                     Some(r.not_after),
@@ -228,6 +319,56 @@ impl Store {
             counts,
             findings,
         })
+    }
+
+    /// Why a certificate just issued, signed or renewed ends earlier than its validity asked:
+    /// its notAfter was cut to the CA's ([`crate::ca`] never lets a certificate outlive its
+    /// issuer). `None` when it was not cut, and for the CA itself. Works locked.
+    pub fn cut_to_ca(&self, rec: &CertRecord) -> Result<Option<String>> {
+        if rec.kind == CertKind::Ca {
+            return Ok(None);
+        }
+        let ca = self.ca()?;
+        if rec.not_after < ca.not_after {
+            return Ok(None);
+        }
+        Ok(Some(format!(
+            "{} {} ends on {}, the CA's own notAfter, not at the end of the validity asked: a certificate cannot outlive the CA that signs it, and `vpnca renew` will not extend it; {}",
+            rec.kind.as_str(),
+            crate::shell::quote(&rec.name),
+            crate::fmt_time(rec.not_after),
+            replace_ca(Some(ca.not_after))
+        )))
+    }
+
+    /// What a CA's validity means for what it signs, said when it is created or imported:
+    /// nothing, unless it ends before a server or client certificate of the default validity
+    /// would. Then every certificate and CRL is cut to its notAfter (and, under
+    /// [`crate::crl::MIN_DAYS_LEFT`] days, `status` reports it at once). Works locked.
+    pub fn ca_warnings(&self, ca: &CertRecord) -> Result<Vec<String>> {
+        let mut leaf_days = u32::MAX;
+        for kind in [CertKind::Client, CertKind::Server] {
+            let p = crate::profile::Profile::load(Some(self.dir()), kind.default_profile())?;
+            leaf_days = leaf_days.min(p.days);
+        }
+        let lifetime = ca.not_after - ca.not_before;
+        if lifetime >= Duration::days(i64::from(leaf_days)) {
+            return Ok(Vec::new());
+        }
+        let mut w = format!(
+            "the CA is valid {} day(s), until {}: every certificate and CRL it signs ends by then, so certificates are shorter than their {leaf_days}-day default, and neither `vpnca renew` nor `vpnca crl` can go past {}; {}",
+            lifetime.whole_days(),
+            crate::fmt_time(ca.not_after),
+            crate::fmt_time(ca.not_after),
+            replace_ca(Some(ca.not_after))
+        );
+        let min = crate::crl::MIN_DAYS_LEFT;
+        if lifetime < Duration::days(i64::from(min)) {
+            w.push_str(&format!(
+                ". Being valid less than {min} days, it is reported by `vpnca status` as expiring from now on, and so is every CRL it signs"
+            ));
+        }
+        Ok(vec![w])
     }
 }
 
@@ -576,6 +717,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use super::crl_advice;
     use crate::cert::RevocationReason;
     use crate::{
         CertKind, CrlOptions, IssueRequest, KdfParams, KeyAlgorithm, Passphrase, Store, Validity,
@@ -641,5 +783,46 @@ mod tests {
         );
         store.generate_crl(&opts).expect("new crl");
         assert!(store.crl_missing_revocations().expect("check").is_none());
+    }
+
+    /// `status` advises, for a CRL, only a command that helps: none when the CA has expired
+    /// (it signs no CRL) or when the CRL already ends with a CA that ends within the horizon;
+    /// `vpnca crl` with a reminder of the CA's end when the CA ends within the horizon; `--days`
+    /// when the stored policy is itself within it; nothing special otherwise. The CLI tests
+    /// (tests/advice.rs) cover the cases a real store can reach; an expired CA is this one's.
+    ///
+    /// Fails when: the expired-CA case is left out (a plain `vpnca crl` is then advised, which
+    /// fails on an expired CA), or when the horizon test is dropped for a CRL at the CA's end.
+    #[test]
+    fn crl_advice_names_only_a_command_that_helps() {
+        let now = crate::store::now();
+        let day = |n: i64| now + time::Duration::days(n);
+        let advice = |ca: Option<time::OffsetDateTime>, policy, at_ca_end| {
+            crl_advice(now, 30, ca, policy, at_ca_end)
+        };
+        let expired = advice(Some(day(-1)), 3650, true).expect("advice");
+        assert!(
+            expired.starts_with("`vpnca crl` cannot help: the CA expired on")
+                && expired.contains("vpnca cannot renew a CA"),
+            "{expired}"
+        );
+        let at_end = advice(Some(day(10)), 3650, true).expect("advice");
+        assert!(
+            at_end.starts_with("`vpnca crl` cannot help: that is the CA's own notAfter"),
+            "{at_end}"
+        );
+        let before_end = advice(Some(day(10)), 3650, false).expect("advice");
+        assert!(
+            before_end.starts_with("run `vpnca crl` and upload it; but no CRL can last past"),
+            "{before_end}"
+        );
+        let short = advice(Some(day(3000)), 7, false).expect("advice");
+        assert!(
+            short.starts_with("run `vpnca crl --days 3650` and upload it"),
+            "{short}"
+        );
+        assert_eq!(advice(Some(day(3000)), 3650, false), None);
+        assert_eq!(advice(Some(day(3000)), 3650, true), None);
+        assert_eq!(advice(None, 7, false), None);
     }
 }

@@ -22,6 +22,11 @@ pub const MAX_CRL_ENTRIES: usize = 20_000;
 /// out; so the default is long, and `vpnca status` warns well before it runs out.
 pub const DEFAULT_CRL_DAYS: u32 = 3650;
 
+/// A CRL that expires within this many days is about to lock users out: `vpnca status` reports
+/// it as `expiring` (its default `--warn-days`), and `vpnca clientvpn push-crl` makes a new one
+/// before an upload. A CRL valid for less than this is warned about when it is written.
+pub const MIN_DAYS_LEFT: u32 = 30;
+
 /// How to build a CRL.
 #[derive(Debug, Clone, Copy)]
 pub struct CrlOptions {
@@ -59,6 +64,42 @@ pub struct CrlInfo {
     /// PEM.
     #[serde(skip)]
     pub pem: String,
+    /// Why this CRL needs a person's eye (see [`crl_warnings`]); left out of JSON when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// What to say about a CRL valid until `next_update`, written at `now` with a policy of `days`
+/// by a CA that expires at `ca_not_after`: nothing when it is valid for at least
+/// [`MIN_DAYS_LEFT`] days. Otherwise the reason: its nextUpdate was cut to the CA's notAfter
+/// (then no `vpnca crl` can help: only a new CA), or the policy itself is that short.
+pub fn crl_warnings(
+    number: u64,
+    now: OffsetDateTime,
+    next_update: OffsetDateTime,
+    days: u32,
+    ca_not_after: OffsetDateTime,
+) -> Vec<String> {
+    if next_update - now >= Duration::days(i64::from(MIN_DAYS_LEFT)) {
+        return Vec::new();
+    }
+    let w = if next_update >= ca_not_after && now + Duration::days(i64::from(days)) > next_update {
+        format!(
+            "CRL #{number}'s nextUpdate is {}, the CA's own notAfter, not {days} days from now: a CRL cannot outlive the CA that signs it. After {} no user can connect, and `vpnca crl` cannot move that date; {}. Until then `vpnca status` reports the CRL as expiring",
+            crate::fmt_time(next_update),
+            crate::fmt_time(next_update),
+            crate::check::replace_ca(Some(next_update)),
+        )
+    } else {
+        format!(
+            "CRL #{number} is valid {days} day(s), less than the {MIN_DAYS_LEFT} days within which `vpnca status` reports a CRL as expiring: status reports it from now on (`vpnca crl --days {DEFAULT_CRL_DAYS}` sets a longer policy)"
+        )
+    };
+    #[cfg(feature = "aws")]
+    let w = format!(
+        "{w}; and every `vpnca clientvpn push-crl` makes a new CRL before it uploads, since it does not upload a CRL that expires within {MIN_DAYS_LEFT} days"
+    );
+    vec![w]
 }
 
 /// Builds, signs and records a new CRL inside a write transaction. Every revoked record's MAC
@@ -107,6 +148,7 @@ pub(crate) fn generate_in_tx(
         });
     }
     entries.sort_by(|a, b| a.serial_number.as_ref().cmp(b.serial_number.as_ref()));
+    check_keeps_published(store, tx, signer, &revoked, now, opts)?;
     let last: i64 = tx
         .query_row("SELECT COALESCE(MAX(number), 0) FROM crls", [], |r| {
             r.get(0)
@@ -146,6 +188,13 @@ pub(crate) fn generate_in_tx(
         key_identifier_method: KeyIdMethod::PreSpecified(signer.ski.clone()),
     };
     let count = params.revoked_certs.len();
+    let warnings = crl_warnings(
+        number as u64,
+        now,
+        next_update,
+        opts.days,
+        signer.rec.not_after,
+    );
     let crl = params.signed_by(&signer.issuer)?;
     let der = crl.der().to_vec();
     tx.execute(
@@ -167,7 +216,88 @@ pub(crate) fn generate_in_tx(
         next_update,
         entries: count,
         pem: crate::pem::encode("X509 CRL", &der),
+        warnings,
     })
+}
+
+/// Revocations are forever: a new CRL lists every certificate the last one did (but those
+/// that expired since, under the omit-expired policy). The last CRL is the one the audit log
+/// records last (its entries from there to the head checked under the store's key), found in
+/// the `crls` table under that number, signed by the CA, with that number inside.
+///
+/// This stops an un-revocation made by editing the file — a revoked row and the revoked-set
+/// checksum put back from an older copy, newer CRL rows deleted — at the next CRL, instead of
+/// signing a CRL without that user: [`Error::Tampered`], nothing written.
+fn check_keeps_published(
+    store: &Store,
+    tx: &rusqlite::Transaction<'_>,
+    signer: &Signer,
+    revoked: &[store::RawRecord],
+    now: OffsetDateTime,
+    opts: &CrlOptions,
+) -> Result<()> {
+    let Some((seq, number)) = store::last_crl_entry(tx)? else {
+        return Ok(());
+    };
+    store.check_audit_tail(tx, seq)?;
+    let bad = |what: String| Error::Tampered {
+        what: format!("{what}: a revocation was undone or a CRL removed outside vpnca"),
+    };
+    let der = store::crl_der(tx, number)?.ok_or_else(|| {
+        bad(format!(
+            "CRL #{number}, which the audit log records, is missing from the store"
+        ))
+    })?;
+    use x509_parser::prelude::FromDer;
+    let (_, last) = x509_parser::revocation_list::CertificateRevocationList::from_der(&der)
+        .map_err(|e| bad(format!("CRL #{number} cannot be read ({e})")))?;
+    let ca = crate::x509::parse_cert(&signer.rec.der, "the CA certificate")?;
+    if last.verify_signature(ca.public_key()).is_err()
+        || last.crl_number().and_then(|n| u64::try_from(n).ok()) != Some(number)
+    {
+        return Err(bad(format!(
+            "the CRL stored as #{number} is not the CA's CRL #{number}"
+        )));
+    }
+    let still: std::collections::HashMap<Vec<u8>, &crate::cert::CertRecord> = revoked
+        .iter()
+        .map(|r| (trim_zeros(r.rec.serial.as_bytes()).to_vec(), &r.rec))
+        .collect();
+    for entry in last.iter_revoked_certificates() {
+        let serial = trim_zeros(entry.raw_serial());
+        match still.get(serial) {
+            Some(_) => {}
+            None => {
+                // Not revoked any more: allowed only for a certificate that expired, when
+                // expired ones are omitted.
+                let rec = store
+                    .by_serial(&crate::serial::Serial::from_bytes(serial))
+                    .ok();
+                let expired_out =
+                    opts.omit_expired && rec.as_ref().is_some_and(|r| r.not_after <= now);
+                if !expired_out {
+                    return Err(bad(format!(
+                        "CRL #{number} revokes {} but the store no longer has it revoked",
+                        rec.map(|r| format!(
+                            "{} (serial {})",
+                            crate::shell::quote(&r.name),
+                            r.serial
+                        ))
+                        .unwrap_or_else(|| format!(
+                            "serial {}",
+                            crate::serial::Serial::from_bytes(serial)
+                        ))
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn trim_zeros(b: &[u8]) -> &[u8] {
+    let start = b.iter().position(|&x| x != 0).unwrap_or(b.len());
+    &b[start..]
 }
 
 impl Store {

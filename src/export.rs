@@ -39,6 +39,14 @@ impl KeyExport {
     }
 }
 
+/// How an export treats files already in the output directory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExportOptions {
+    /// Replace public files (`NAME.crt`, `ca.crt`) that differ from what the export writes
+    /// (`export --force`). Key files (`NAME.key`, `NAME.p12`) are never replaced.
+    pub force: bool,
+}
+
 /// Files written by an export.
 #[derive(Debug, Clone, Serialize)]
 pub struct ExportReport {
@@ -46,10 +54,66 @@ pub struct ExportReport {
     pub name: String,
     /// Its serial.
     pub serial: String,
-    /// The files, in the order written.
+    /// The files written (created, or replaced with `force`), in the order written.
     pub files: Vec<PathBuf>,
+    /// Public files that were there already, identical to what the export would write: left
+    /// as they are.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unchanged: Vec<PathBuf>,
+    /// Public files that differed and were replaced (`force`); also in `files`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replaced: Vec<PathBuf>,
     /// Whether a key was written, and how: `none`, `plain`, `encrypted` or `pkcs12`.
     pub key: &'static str,
+}
+
+/// What is at the path of a public file (a certificate, the CA chain) about to be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Existing {
+    /// Nothing: the file is created.
+    Missing,
+    /// A regular file with exactly these bytes: nothing to write.
+    Identical,
+    /// A regular file with other bytes.
+    Differs,
+}
+
+/// Compares the public file at `path` with `bytes`. Anything but a regular file or nothing (a
+/// symbolic link, a directory, a device, a FIFO, a socket) is refused as by
+/// [`fsutil::check_output`], before it is opened: a FIFO is never read, a link never followed.
+pub(crate) fn compare_public(path: &Path, bytes: &[u8]) -> Result<Existing> {
+    if fsutil::PathKind::of(path)? != fsutil::PathKind::File {
+        fsutil::check_output(path, fsutil::Output::NewWithDirs)?;
+        return Ok(Existing::Missing);
+    }
+    let mut f = std::fs::File::open(path).map_err(Error::io("reading", path))?;
+    let meta = f.metadata().map_err(Error::io("reading", path))?;
+    // Swapped for something else since it was examined: refused as that.
+    if !meta.is_file() {
+        fsutil::check_output(path, fsutil::Output::NewWithDirs)?;
+        return Err(Error::FileExists {
+            path: path.to_path_buf(),
+        });
+    }
+    if meta.len() != bytes.len() as u64 {
+        return Ok(Existing::Differs);
+    }
+    let mut old = Vec::with_capacity(bytes.len());
+    std::io::Read::read_to_end(&mut f, &mut old).map_err(Error::io("reading", path))?;
+    Ok(if old == bytes {
+        Existing::Identical
+    } else {
+        Existing::Differs
+    })
+}
+
+/// The refusal of a public file at `path` that differs from `what` would be written; `hint`
+/// says what to do.
+pub(crate) fn differs(path: &Path, what: &str, hint: &str) -> Error {
+    Error::OutputPath {
+        path: path.to_path_buf(),
+        reason: format!("it exists and differs from {what}; vpnca leaves it as it is ({hint})"),
+    }
 }
 
 /// Encrypts a PKCS#8 key with PBES2 (PBKDF2-HMAC-SHA-256, AES-256-CBC) as PEM
@@ -72,14 +136,29 @@ pub fn encrypt_pkcs8(key: &SecretKeyDer, pass: &Passphrase) -> Result<Zeroizing<
 }
 
 impl Store {
-    /// Writes `DIR/NAME.crt`, `DIR/ca.crt` (the CA chain) and, when asked, `DIR/NAME.key`.
-    /// Every file is created new (never overwritten; all are checked before any is written),
-    /// keys with mode 0600. Recorded in the audit log.
+    /// [`Store::export_with`] with the default options: a public file that differs is refused.
     pub fn export(
         &self,
         rec: &CertRecord,
         out_dir: &Path,
         key: &KeyExport,
+    ) -> Result<ExportReport> {
+        self.export_with(rec, out_dir, key, &ExportOptions::default())
+    }
+
+    /// Writes `DIR/NAME.crt`, `DIR/ca.crt` (the CA chain) and, when asked, `DIR/NAME.key` (or
+    /// only `DIR/NAME.p12`). A public file (`NAME.crt`, `ca.crt`) already there and identical
+    /// is left as it is (several users exported into one folder share one `ca.crt`); one that
+    /// differs is refused, or replaced with `opts.force`. Key files are created new, mode
+    /// 0600, and never replaced. Everything is checked before anything is written; anything
+    /// but a regular file at a path is refused. Recorded in the audit log when a file was
+    /// written.
+    pub fn export_with(
+        &self,
+        rec: &CertRecord,
+        out_dir: &Path,
+        key: &KeyExport,
+        opts: &ExportOptions,
     ) -> Result<ExportReport> {
         self.check_record(rec)?;
         if rec.kind == CertKind::Ca && matches!(key, KeyExport::Plain) {
@@ -99,7 +178,8 @@ impl Store {
             p.check_new()?;
         }
         let file = |ext: &str| out_dir.join(format!("{}.{ext}", rec.name));
-        let mut plan: Vec<(PathBuf, Zeroizing<Vec<u8>>, u32)> = Vec::new();
+        // (path, content, mode, public).
+        let mut plan: Vec<(PathBuf, Zeroizing<Vec<u8>>, u32, bool)> = Vec::new();
         match key {
             KeyExport::Pkcs12(p) => {
                 let mut chain = self.ca_chain()?;
@@ -114,14 +194,20 @@ impl Store {
                     },
                     p,
                 )?;
-                plan.push((file("p12"), Zeroizing::new(der), 0o600));
+                plan.push((file("p12"), Zeroizing::new(der), 0o600, false));
             }
             _ => {
-                plan.push((file("crt"), Zeroizing::new(rec.pem().into_bytes()), 0o644));
+                plan.push((
+                    file("crt"),
+                    Zeroizing::new(rec.pem().into_bytes()),
+                    0o644,
+                    true,
+                ));
                 plan.push((
                     out_dir.join("ca.crt"),
                     Zeroizing::new(self.ca_chain_pem()?.into_bytes()),
                     0o644,
+                    true,
                 ));
                 let key_pem = match key {
                     KeyExport::Plain => Some(self.private_key(rec)?.to_pem()?),
@@ -129,20 +215,114 @@ impl Store {
                     _ => None,
                 };
                 if let Some(k) = key_pem {
-                    plan.push((file("key"), Zeroizing::new(k.as_bytes().to_vec()), 0o600));
+                    plan.push((
+                        file("key"),
+                        Zeroizing::new(k.as_bytes().to_vec()),
+                        0o600,
+                        false,
+                    ));
                 }
             }
         }
-        let written = self.write_new_files(
-            &plan,
-            "export",
-            rec,
-            &serde_json::json!({"key": key.as_str()}),
-        )?;
+        // Keys first: a key file in the way is the refusal that --force cannot lift.
+        for (p, _, _, public) in &plan {
+            if !public {
+                fsutil::check_output(p, fsutil::Output::NewWithDirs)?;
+            }
+        }
+        let mut create: Vec<(PathBuf, Zeroizing<Vec<u8>>, u32)> = Vec::new();
+        let mut replace: Vec<(PathBuf, &[u8])> = Vec::new();
+        let mut unchanged = Vec::new();
+        for (p, content, mode, public) in &plan {
+            let state = if *public {
+                compare_public(p, content)?
+            } else {
+                Existing::Missing
+            };
+            match state {
+                Existing::Missing => create.push((p.clone(), content.clone(), *mode)),
+                Existing::Identical => unchanged.push(p.clone()),
+                Existing::Differs if opts.force => replace.push((p.clone(), content.as_slice())),
+                Existing::Differs => {
+                    let what = if p.file_name() == Some("ca.crt".as_ref()) {
+                        "this store's CA chain (another CA's, or from before the CA changed)"
+                            .to_owned()
+                    } else {
+                        format!(
+                            "the certificate being exported ({}, serial {}; an earlier one?)",
+                            rec.name,
+                            rec.serial.hex()
+                        )
+                    };
+                    return Err(differs(
+                        p,
+                        &what,
+                        "move it away, choose another --out, or replace public files with --force; keys are never replaced",
+                    ));
+                }
+            }
+        }
+        for (p, _, _) in &create {
+            if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                fsutil::create_dir(dir, 0o700)?;
+            }
+        }
+        let created = fsutil::create_all_new(&create)?;
+        // Public files replaced with --force; put back as they were if a later step fails.
+        let mut replaced: Vec<(PathBuf, Option<Vec<u8>>)> = Vec::new();
+        let undo = |created: &[PathBuf], replaced: &[(PathBuf, Option<Vec<u8>>)]| {
+            fsutil::remove_all(created);
+            for (p, old) in replaced {
+                match old {
+                    Some(old) => drop(fsutil::replace_output(p, old, 0o644)),
+                    None => fsutil::remove_all(std::slice::from_ref(p)),
+                }
+            }
+        };
+        for (p, content) in &replace {
+            // A regular file a moment ago (compare_public); read only if it still is.
+            let old = match fsutil::PathKind::of(p) {
+                Ok(fsutil::PathKind::File) => {
+                    std::fs::read(p).map(Some).map_err(Error::io("reading", p))
+                }
+                Ok(_) => fsutil::check_output(p, fsutil::Output::Replace).map(|()| None),
+                Err(e) => Err(e),
+            };
+            let res = old.and_then(|old| {
+                fsutil::replace_output(p, content, 0o644)?;
+                Ok(old)
+            });
+            match res {
+                Ok(old) => replaced.push((p.clone(), old)),
+                Err(e) => {
+                    undo(&created, &replaced);
+                    return Err(e);
+                }
+            }
+        }
+        // In the order planned.
+        let files: Vec<PathBuf> = plan
+            .iter()
+            .map(|(p, ..)| p.clone())
+            .filter(|p| created.contains(p) || replaced.iter().any(|(r, _)| r == p))
+            .collect();
+        let replaced_paths: Vec<PathBuf> = replaced.iter().map(|(p, _)| p.clone()).collect();
+        if !files.is_empty() {
+            let mut detail = serde_json::json!({"key": key.as_str()});
+            if !replaced_paths.is_empty() {
+                detail["replaced"] = absolute_paths(&replaced_paths).into();
+            }
+            if let Err(e) = self.audit_files("export", rec, &detail, &files) {
+                undo(&created, &replaced);
+                return Err(e);
+            }
+        }
         Ok(ExportReport {
             name: rec.name.clone(),
             serial: rec.serial.hex(),
-            files: written,
+            files,
+            unchanged,
+            replaced: replaced_paths,
             key: key.as_str(),
         })
     }
@@ -166,26 +346,38 @@ impl Store {
             }
         }
         let written = fsutil::create_all_new(plan)?;
-        let mut detail = detail.clone();
-        if let serde_json::Value::Object(m) = &mut detail {
-            // Absolute paths: the log must say where the key went, whatever the cwd was.
-            m.insert(
-                "files".into(),
-                written
-                    .iter()
-                    .map(|p| {
-                        std::path::absolute(p)
-                            .unwrap_or_else(|_| p.clone())
-                            .display()
-                            .to_string()
-                    })
-                    .collect(),
-            );
-        }
-        if let Err(e) = self.audit(action, &rec.name, &rec.serial.hex(), &detail) {
+        if let Err(e) = self.audit_files(action, rec, detail, &written) {
             fsutil::remove_all(&written);
             return Err(e);
         }
         Ok(written)
     }
+
+    /// Records `action` in the audit log with `detail` and the absolute paths of `files`.
+    fn audit_files(
+        &self,
+        action: &str,
+        rec: &CertRecord,
+        detail: &serde_json::Value,
+        files: &[PathBuf],
+    ) -> Result<()> {
+        let mut detail = detail.clone();
+        if let serde_json::Value::Object(m) = &mut detail {
+            // Absolute paths: the log must say where the key went, whatever the cwd was.
+            m.insert("files".into(), absolute_paths(files).into());
+        }
+        self.audit(action, &rec.name, &rec.serial.hex(), &detail)
+    }
+}
+
+fn absolute_paths(paths: &[PathBuf]) -> Vec<String> {
+    paths
+        .iter()
+        .map(|p| {
+            std::path::absolute(p)
+                .unwrap_or_else(|_| p.clone())
+                .display()
+                .to_string()
+        })
+        .collect()
 }

@@ -3,8 +3,12 @@
 //! server.
 //!
 //! An endpoint's configuration is kept line for line; only `<cert>`/`<key>` (and the file
-//! directives that would compete with them) are added or replaced, and, when asked,
-//! `remote-random-hostname` is replaced by an explicit random label. See docs/commands-delivery.md.
+//! directives that would compete with them) are added or replaced, `verify-x509-name` is added
+//! when the remote host is a server certificate of the store, and, when asked,
+//! `remote-random-hostname` is replaced by an explicit random label. What such a foreign
+//! configuration may carry into every user's profile is an allow-list
+//! ([`ALLOWED_DIRECTIVES`], [`ALLOWED_BLOCKS`]); anything else is refused unless named in a
+//! [`DirectivePolicy`]. See docs/commands-delivery.md.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -14,14 +18,209 @@ use zeroize::Zeroizing;
 
 use crate::cert::{CertKind, CertRecord, Status};
 use crate::secret::Passphrase;
-use crate::store::Store;
+use crate::store::{ListFilter, Store};
 use crate::{Error, Result};
 
 /// The largest configuration file read (endpoint configurations are a few kB).
 pub const MAX_CONFIG_BYTES: usize = 1 << 20;
 
+/// The longest line read, line ending included but for its `\n`: OpenVPN 2 reads lines into
+/// a 256-byte buffer (`OPTION_LINE_SIZE`, with the `\n` and a NUL).
+const MAX_LINE_BYTES: usize = 254;
+
 /// Blocks and directives that carry the client's own credentials: replaced by ours.
 const CREDENTIAL_BLOCKS: &[&str] = &["cert", "key", "pkcs12"];
+
+/// The directives a foreign client configuration may carry into every user's profile: client
+/// settings that neither run programs nor read, write or load files on the user's machine
+/// (sorted; docs/commands-delivery.md#allowed-directives). `cert`, `key` and `pkcs12` lines are
+/// accepted too and replaced by the user's credentials. `auth-user-pass` is allowed only
+/// without an argument (a prompt), and `none` is refused as a data cipher.
+pub const ALLOWED_DIRECTIVES: &[&str] = &[
+    "auth",
+    "auth-federate",
+    "auth-nocache",
+    "auth-retry",
+    "auth-user-pass",
+    "cipher",
+    "client",
+    "connect-retry",
+    "connect-retry-max",
+    "connect-timeout",
+    "data-ciphers",
+    "data-ciphers-fallback",
+    "dev",
+    "dev-type",
+    "explicit-exit-notify",
+    "float",
+    "keepalive",
+    "key-direction",
+    "mssfix",
+    "mute",
+    "mute-replay-warnings",
+    "ncp-ciphers",
+    "nobind",
+    "persist-key",
+    "persist-tun",
+    "ping",
+    "ping-restart",
+    "proto",
+    "pull",
+    "rcvbuf",
+    "remote",
+    "remote-cert-eku",
+    "remote-cert-ku",
+    "remote-cert-tls",
+    "remote-random",
+    "remote-random-hostname",
+    "reneg-sec",
+    "resolv-retry",
+    "server-poll-timeout",
+    "sndbuf",
+    "static-challenge",
+    "tls-cipher",
+    "tls-ciphersuites",
+    "tls-client",
+    "tls-version-max",
+    "tls-version-min",
+    "tun-mtu",
+    "verb",
+    "verify-x509-name",
+];
+
+/// The inline blocks a foreign configuration may carry (`<cert>`, `<key>` and `<pkcs12>` are
+/// replaced by the user's own).
+pub const ALLOWED_BLOCKS: &[&str] = &["ca", "cert", "key", "pkcs12", "tls-auth", "tls-crypt"];
+
+/// The data-cipher directives whose value `none` would turn encryption off.
+const CIPHER_DIRECTIVES: &[&str] = &[
+    "cipher",
+    "data-ciphers",
+    "data-ciphers-fallback",
+    "ncp-ciphers",
+];
+
+/// What a foreign configuration may carry beyond the allow-list (`--allow-directive`,
+/// `--allow-foreign-ca`). The default lets nothing more through.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DirectivePolicy {
+    allow: Vec<String>,
+    allow_foreign_ca: bool,
+}
+
+impl DirectivePolicy {
+    /// Lets the directives (or inline blocks) named in `allow` through although they are not
+    /// on the allow-list, and, with `allow_foreign_ca`, a `<ca>` block that holds certificates
+    /// besides the store's CA chain. Refuses a name that is not an OpenVPN directive name
+    /// (lower-case letters, digits and `-`).
+    pub fn new(allow: &[String], allow_foreign_ca: bool) -> Result<DirectivePolicy> {
+        for name in allow {
+            let ok = name.starts_with(|c: char| c.is_ascii_lowercase())
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !ok {
+                return Err(Error::input(
+                    "--allow-directive",
+                    format!(
+                        "{}: a directive is named by lower-case letters, digits and '-', without \
+                         leading dashes or brackets (e.g. route-nopull, or connection for a \
+                         <connection> block)",
+                        crate::shell::quote(name)
+                    ),
+                ));
+            }
+        }
+        Ok(DirectivePolicy {
+            allow: allow.to_vec(),
+            allow_foreign_ca,
+        })
+    }
+
+    fn allows(&self, name: &str) -> bool {
+        self.allow.iter().any(|a| a == name)
+    }
+}
+
+/// Why the directive `name` (with the words `args` after it) may not go into users' profiles;
+/// `None` when it may.
+fn refusal(name: &str, args: &[&str]) -> Option<String> {
+    if CREDENTIAL_BLOCKS.contains(&name) {
+        return None;
+    }
+    if ALLOWED_DIRECTIVES.contains(&name) {
+        return match name {
+            "auth-user-pass" if !args.is_empty() => Some(danger(name).unwrap_or_default().into()),
+            _ if CIPHER_DIRECTIVES.contains(&name)
+                && args
+                    .iter()
+                    .any(|a| a.split(':').any(|c| c.eq_ignore_ascii_case("none"))) =>
+            {
+                Some("`none` turns the encryption of the tunnel off".into())
+            }
+            _ => None,
+        };
+    }
+    Some(
+        danger(name)
+            .unwrap_or("it is not on vpnca's allow-list of client directives")
+            .into(),
+    )
+}
+
+/// Why a directive or inline block that is not on the allow-list is dangerous, for those
+/// known to be.
+fn danger(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "script-security" => "it lets the configuration run programs on the user's machine",
+        "up"
+        | "down"
+        | "route-up"
+        | "route-pre-down"
+        | "ipchange"
+        | "tls-verify"
+        | "client-connect"
+        | "client-disconnect"
+        | "learn-address"
+        | "auth-user-pass-verify"
+        | "iproute" => "it runs a program on the user's machine",
+        "plugin" => "it loads a shared library into the VPN client",
+        "providers" | "engine" => {
+            "it loads OpenSSL code (a provider or an engine) into the VPN client"
+        }
+        n if n.starts_with("pkcs11-") => {
+            "it loads a PKCS#11 module or picks a key outside the profile"
+        }
+        "config" => "it reads another configuration file from the user's machine",
+        n if n == "management" || n.starts_with("management-") => {
+            "it opens a control interface to the VPN client"
+        }
+        "setenv" | "setenv-safe" => {
+            "it sets environment variables for scripts, and `setenv opt` carries a directive past this check"
+        }
+        "cd" | "chroot" => "it changes the client's directory on the user's machine",
+        "log" | "log-append" | "writepid" | "status" | "tmp-dir" | "replay-persist" => {
+            "it writes files on the user's machine"
+        }
+        "daemon" => "it detaches the VPN client into the background",
+        "askpass" => "it reads a passphrase from a file on the user's machine",
+        "auth-user-pass" => {
+            "with an argument it reads (or, inline, carries) one username and password for every user"
+        }
+        "ca" | "capath" | "tls-auth" | "tls-crypt" | "tls-crypt-v2" | "crl-verify" | "dh"
+        | "secret" | "extra-certs" => {
+            "it reads a file from the user's machine (the inline <ca>, <tls-auth> and <tls-crypt> blocks are allowed)"
+        }
+        "comp-lzo" | "compress" | "allow-compression" => {
+            "it turns compression on, which leaks tunnel data to an observer (VORACLE)"
+        }
+        "connection" => "a <connection> block carries directives this check does not read",
+        "peer-fingerprint" => {
+            "it makes the client trust a server that the <ca> block does not vouch for"
+        }
+        _ => return None,
+    })
+}
 
 /// One piece of a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,13 +238,26 @@ pub struct ClientConfig {
     crlf: bool,
     /// Where it came from (named in errors).
     source: String,
+    /// What it was allowed to carry beyond the allow-list.
+    policy: DirectivePolicy,
+    /// The lines the policy let through although they are not on the allow-list (warned about
+    /// in each profile).
+    let_through: Vec<String>,
 }
 
 impl ClientConfig {
+    /// Parses a configuration with the default [`DirectivePolicy`]: see
+    /// [`ClientConfig::parse_with`].
+    pub fn parse(data: &[u8], source: &str) -> Result<ClientConfig> {
+        ClientConfig::parse_with(data, source, &DirectivePolicy::default())
+    }
+
     /// Parses a configuration. `source` names it in errors. Refuses what is not an OpenVPN
     /// text configuration: binary data, invalid UTF-8, an unterminated inline block, a file
-    /// over [`MAX_CONFIG_BYTES`].
-    pub fn parse(data: &[u8], source: &str) -> Result<ClientConfig> {
+    /// over [`MAX_CONFIG_BYTES`]; and a configuration with a directive or inline block that is
+    /// not on the allow-list ([`ALLOWED_DIRECTIVES`], [`ALLOWED_BLOCKS`]) and not let through
+    /// by `policy`, naming each with its line.
+    pub fn parse_with(data: &[u8], source: &str, policy: &DirectivePolicy) -> Result<ClientConfig> {
         let bad = |reason: String| Error::input(format!("OpenVPN configuration {source}"), reason);
         if data.len() > MAX_CONFIG_BYTES {
             return Err(bad(format!(
@@ -64,11 +276,49 @@ impl ClientConfig {
         let crlf = text.contains("\r\n");
         let mut items = Vec::new();
         let mut open: Option<(String, Vec<String>, usize)> = None;
+        let mut refused = Vec::new();
+        let mut let_through = Vec::new();
+        let mut judge = |line_no: usize, shown: &str, name: &str, why: Option<String>| {
+            let Some(why) = why else { return };
+            let shown = shorten(shown.trim());
+            if policy.allows(name) {
+                let_through.push(format!(
+                    "line {line_no}: `{shown}` is not on vpnca's allow-list ({why}); it is in this profile because of --allow-directive {name}"
+                ));
+            } else {
+                refused.push(format!("line {line_no}: `{shown}`: {why}"));
+            }
+        };
         for (i, raw) in text.lines().enumerate() {
+            // OpenVPN reads a file in pieces of at most 255 bytes (OPTION_LINE_SIZE): the rest
+            // of a longer line would be read as a line of its own, which this check never saw.
+            if raw.len() > MAX_LINE_BYTES {
+                return Err(bad(format!(
+                    "line {}: {} bytes; OpenVPN reads at most {MAX_LINE_BYTES} per line and would \
+                     take the rest for another line",
+                    i + 1,
+                    raw.len()
+                )));
+            }
             let line = raw.strip_suffix('\r').unwrap_or(raw);
             let trimmed = line.trim();
             if let Some((tag, lines, _)) = &mut open {
-                if trimmed.eq_ignore_ascii_case(&format!("</{tag}>")) {
+                // OpenVPN ends a block at the first line that starts with `</tag>` (after
+                // spaces), whatever follows it: text after the tag would hide lines from this
+                // check that OpenVPN reads as directives.
+                let close = format!("</{tag}>");
+                let start = line.trim_start();
+                let closes = start
+                    .get(..close.len())
+                    .is_some_and(|t| t.eq_ignore_ascii_case(&close));
+                if closes && !start[close.len()..].trim().is_empty() {
+                    return Err(bad(format!(
+                        "line {}: text after {close}: OpenVPN ends the block there and reads the \
+                         lines after it differently",
+                        i + 1
+                    )));
+                }
+                if closes {
                     if let Some((tag, lines, _)) = open.take() {
                         items.push(Item::Block { tag, lines });
                     }
@@ -78,6 +328,12 @@ impl ClientConfig {
                 continue;
             }
             if let Some(tag) = block_start(trimmed) {
+                let why = (!ALLOWED_BLOCKS.contains(&tag.as_str())).then(|| {
+                    danger(&tag)
+                        .unwrap_or("this inline block is not on vpnca's allow-list")
+                        .to_owned()
+                });
+                judge(i + 1, trimmed, &tag, why);
                 open = Some((tag, Vec::new(), i + 1));
                 continue;
             }
@@ -93,11 +349,23 @@ impl ClientConfig {
                     i + 1
                 )));
             }
+            if let Some(name) = directive(line) {
+                let args: Vec<&str> = line.split_whitespace().skip(1).collect();
+                judge(i + 1, line, name, refusal(name, &args));
+            }
             items.push(Item::Line(line.to_owned()));
         }
         if let Some((tag, _, line)) = open {
             return Err(bad(format!(
                 "<{tag}> opened on line {line} is never closed"
+            )));
+        }
+        if !refused.is_empty() {
+            return Err(bad(format!(
+                "{}. vpnca copies this configuration into every user's profile, so it keeps only \
+                 directives known to be safe for a client (docs/commands-delivery.md#allowed-directives): \
+                 remove the line, or let a directive through with --allow-directive NAME",
+                refused.join("; ")
             )));
         }
         if !items
@@ -110,6 +378,8 @@ impl ClientConfig {
             items,
             crlf,
             source: source.to_owned(),
+            policy: policy.clone(),
+            let_through,
         })
     }
 
@@ -134,6 +404,29 @@ impl ClientConfig {
         self.items
             .iter()
             .any(|it| matches!(it, Item::Line(l) if directive(l) == Some(name)))
+    }
+
+    /// The host of each `remote` line.
+    fn remote_hosts(&self) -> Vec<&str> {
+        self.items
+            .iter()
+            .filter_map(|it| match it {
+                Item::Line(l) if directive(l) == Some("remote") => l.split_whitespace().nth(1),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Inserts `line` after the last line with directive `after`, else after the last
+    /// `remote`, else at the top.
+    fn insert_line_after(&mut self, after: &str, line: String) {
+        let last = |name: &str| {
+            self.items
+                .iter()
+                .rposition(|it| matches!(it, Item::Line(l) if directive(l) == Some(name)))
+        };
+        let at = last(after).or_else(|| last("remote")).map_or(0, |i| i + 1);
+        self.items.insert(at, Item::Line(line));
     }
 
     fn render(&self) -> Zeroizing<String> {
@@ -171,13 +464,24 @@ fn block_start(trimmed: &str) -> Option<String> {
         .then(|| inner.to_ascii_lowercase())
 }
 
-/// The directive a line starts with (`None` for blank lines and comments).
+/// The directive a line starts with (`None` for blank lines and comments), as OpenVPN reads
+/// it: a leading `--` is dropped (OpenVPN accepts `--up CMD` in a file as `up CMD`).
 fn directive(line: &str) -> Option<&str> {
     let t = line.trim_start();
     if t.is_empty() || t.starts_with('#') || t.starts_with(';') {
         return None;
     }
-    t.split_whitespace().next()
+    t.split_whitespace()
+        .next()
+        .map(|w| w.strip_prefix("--").unwrap_or(w))
+}
+
+/// A configuration line as shown in messages: at most 80 characters.
+fn shorten(line: &str) -> String {
+    match line.char_indices().nth(80) {
+        Some((i, _)) => format!("{}…", &line[..i]),
+        None => line.to_owned(),
+    }
 }
 
 /// Where a profile's connection settings come from.
@@ -201,6 +505,8 @@ pub enum ProfileBase {
         /// `udp` or `tcp`.
         proto: Proto,
         /// Adds `verify-x509-name NAME name` so the client accepts only this server name.
+        /// Without it, the name is that of the store's live server certificate whose name or
+        /// SAN is the host, when there is exactly one.
         server_name: Option<String>,
     },
 }
@@ -358,22 +664,118 @@ impl Store {
     }
 }
 
-/// What a profile needs from the store besides the user's certificate and key: the CA chain.
-/// Built once for a batch of profiles.
+/// What a profile needs from the store besides the user's certificate and key: the CA chain
+/// and the live server certificates. Built once for a batch of profiles.
 pub struct ProfileContext {
     chain: Vec<Vec<u8>>,
     chain_pem: String,
     ca_name: String,
+    servers: Vec<ServerCert>,
+}
+
+/// A live server certificate of the store: the names a remote host is matched with.
+struct ServerCert {
+    /// The subject CN (what `verify-x509-name NAME name` compares).
+    cn: String,
+    /// DNS SANs, lower case.
+    dns: Vec<String>,
+    /// IP SANs.
+    ips: Vec<std::net::IpAddr>,
 }
 
 impl ProfileContext {
-    /// Reads the CA chain from the store.
+    /// Reads the CA chain and the live (valid) server certificates from the store; each server
+    /// record's MAC is checked, so the names pinned in profiles are the store's own.
     pub fn new(store: &Store) -> Result<ProfileContext> {
+        let filter = ListFilter {
+            kind: Some(CertKind::Server),
+            status: Some(Status::Valid),
+            ..ListFilter::default()
+        };
+        let mut servers = Vec::new();
+        for rec in store.list(&filter)? {
+            store.check_record(&rec)?;
+            let source = format!("the certificate of {}", crate::shell::quote(&rec.name));
+            let cert = crate::x509::parse_cert(&rec.der, &source)?;
+            let Some(cn) = crate::x509::common_name(cert.subject()) else {
+                continue;
+            };
+            let (mut dns, mut ips) = (Vec::new(), Vec::new());
+            for san in crate::x509::sans(&cert) {
+                match san {
+                    crate::name::San::Dns(d) => dns.push(d.to_ascii_lowercase()),
+                    crate::name::San::Ip(ip) => ips.push(ip),
+                    crate::name::San::Email(_) => {}
+                }
+            }
+            servers.push(ServerCert { cn, dns, ips });
+        }
         Ok(ProfileContext {
             chain: store.ca_chain()?,
             chain_pem: store.ca_chain_pem()?,
             ca_name: store.ca()?.name,
+            servers,
         })
+    }
+
+    /// The CNs of the live server certificates whose CN or SAN is `host` (distinct, sorted).
+    fn servers_named(&self, host: &str) -> Vec<&str> {
+        let ip = host.parse::<std::net::IpAddr>().ok();
+        let mut cns: Vec<&str> = self
+            .servers
+            .iter()
+            .filter(|s| match ip {
+                Some(ip) => s.ips.contains(&ip),
+                None => {
+                    s.cn.eq_ignore_ascii_case(host)
+                        || s.dns.iter().any(|d| d.eq_ignore_ascii_case(host))
+                }
+            })
+            .map(|s| s.cn.as_str())
+            .collect();
+        cns.sort_unstable();
+        cns.dedup();
+        cns
+    }
+
+    /// The server name to pin for a profile whose remote hosts are `hosts`: the CN of the one
+    /// live server certificate they all name. Several candidates, or a CN that cannot be
+    /// written into `verify-x509-name`, give a warning and no name.
+    fn known_server_name(&self, hosts: &[&str], warnings: &mut Vec<String>) -> Option<String> {
+        let mut found: Option<&str> = None;
+        for host in hosts {
+            match self.servers_named(host)[..] {
+                [cn] if found.is_none_or(|f| f == cn) => found = Some(cn),
+                [] => return None,
+                ref several => {
+                    let mut names: Vec<&str> = several.to_vec();
+                    names.extend(found);
+                    names.sort_unstable();
+                    names.dedup();
+                    warnings.push(format!(
+                        "the remote host {} matches the server certificates {}: no verify-x509-name added (pass --server-name NAME with --remote)",
+                        crate::shell::quote(host),
+                        names
+                            .iter()
+                            .map(|n| crate::shell::quote(n))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                    return None;
+                }
+            }
+        }
+        let cn = found?;
+        match x509_name(cn, "the server certificate") {
+            Ok(n) if n == cn => Some(n),
+            _ => {
+                warnings.push(format!(
+                    "the server certificate {} has a CN that verify-x509-name cannot express: no verify-x509-name added",
+                    crate::shell::quote(cn)
+                ));
+                None
+            }
+        }
     }
 
     /// The profile text for a certificate and key (PEM), and the warnings.
@@ -393,7 +795,23 @@ impl ProfileContext {
             } => {
                 let mut c = config.clone();
                 self.check_ca_block(&c, &mut warnings)?;
+                warnings.extend(c.let_through.iter().cloned());
                 strip_credentials(&mut c, &mut warnings);
+                let pinned = c.has_directive("verify-x509-name")
+                    || c.items
+                        .iter()
+                        .any(|it| matches!(it, Item::Block { tag, .. } if tag == "connection"));
+                if !pinned {
+                    let hosts = c.remote_hosts();
+                    if !hosts.is_empty()
+                        && let Some(n) = self.known_server_name(&hosts, &mut warnings)
+                    {
+                        c.insert_line_after(
+                            "remote-cert-tls",
+                            format!("verify-x509-name {n} name"),
+                        );
+                    }
+                }
                 if *random_hostname_prefix {
                     replace_random_hostname(&mut c, &mut warnings)?;
                 }
@@ -405,22 +823,30 @@ impl ProfileContext {
                 port,
                 proto,
                 server_name,
-            } => plain_config(
-                host,
-                *port,
-                *proto,
-                server_name.as_deref(),
-                &self.chain_pem,
-                cert_lines,
-                key_lines,
-            )?,
+            } => {
+                let name = match server_name {
+                    Some(n) => Some(x509_name(n, "--server-name")?),
+                    None => self.known_server_name(&[host.as_str()], &mut warnings),
+                };
+                plain_config(
+                    host,
+                    *port,
+                    *proto,
+                    name.as_deref(),
+                    &self.chain_pem,
+                    cert_lines,
+                    key_lines,
+                )
+            }
         };
         Ok((config.render(), warnings))
     }
 
-    /// The endpoint configuration's `<ca>` must exist; a `<ca>` without this PKI's CA gets a
+    /// The endpoint configuration's `<ca>` must exist. A `<ca>` without this PKI's CA gets a
     /// warning (the endpoint's server certificate comes from another CA: a wrong endpoint,
-    /// or a deliberate split between server and client CAs).
+    /// or a deliberate split between server and client CAs). A `<ca>` with this PKI's CA and
+    /// other certificates besides is refused unless the policy allows a foreign CA (then a
+    /// warning): every user's client would also trust the servers those certify.
     fn check_ca_block(&self, c: &ClientConfig, warnings: &mut Vec<String>) -> Result<()> {
         let certs = match c.ca_certificates() {
             None => {
@@ -434,7 +860,32 @@ impl ProfileContext {
             Some(Err(e)) => return Err(e),
             Some(Ok(certs)) => certs,
         };
-        if !certs.iter().any(|c| self.chain.contains(c)) {
+        let foreign: Vec<String> = certs
+            .iter()
+            .filter(|der| !self.chain.contains(der))
+            .map(|der| describe_cert(der.as_slice()))
+            .collect();
+        if !foreign.is_empty() && foreign.len() < certs.len() {
+            let what = format!(
+                "this PKI's CA ({}) and {} other certificate(s) ({})",
+                crate::shell::quote(&self.ca_name),
+                foreign.len(),
+                foreign.join(", ")
+            );
+            if !c.policy.allow_foreign_ca {
+                return Err(Error::input(
+                    format!("OpenVPN configuration {}", c.source),
+                    format!(
+                        "its <ca> block holds {what}: every user's client would also trust any \
+                         server those certify. Remove them from the block, or pass \
+                         --allow-foreign-ca if the server really needs them"
+                    ),
+                ));
+            }
+            warnings.push(format!(
+                "the configuration's <ca> block holds {what}, let through by --allow-foreign-ca: users' clients also trust any server those certify"
+            ));
+        } else if !foreign.is_empty() {
             warnings.push(format!(
                 "the configuration's <ca> block does not contain this PKI's CA ({}): the endpoint's server certificate was issued by another CA. Is this the right endpoint's file? (Ignore this if the endpoint's server certificate really comes from a different CA.)",
                 crate::shell::quote(&self.ca_name)
@@ -452,7 +903,7 @@ fn strip_credentials(c: &mut ClientConfig, warnings: &mut Vec<String>) {
             false
         }
         Item::Line(l) => match directive(l) {
-            Some(d) if CREDENTIAL_BLOCKS.contains(&d) || d == "askpass" => {
+            Some(d) if CREDENTIAL_BLOCKS.contains(&d) => {
                 removed.push(format!("`{}`", l.trim()));
                 false
             }
@@ -522,6 +973,34 @@ fn insert_credentials(c: &mut ClientConfig, cert: Vec<String>, key: Vec<String>)
     );
 }
 
+/// A subject for messages: its CN, else the whole subject.
+fn describe_cert(der: &[u8]) -> String {
+    match crate::x509::parse_cert(der, "a <ca> certificate") {
+        Ok(c) => crate::shell::quote(
+            &crate::x509::common_name(c.subject()).unwrap_or_else(|| c.subject().to_string()),
+        )
+        .into_owned(),
+        Err(_) => "(unreadable)".into(),
+    }
+}
+
+/// A server name as it goes into `verify-x509-name NAME name`; `what` names its source in
+/// errors.
+fn x509_name(n: &str, what: &str) -> Result<String> {
+    let n = crate::name::normalize_name(n)?;
+    if n.contains(char::is_whitespace) || n.contains('\'') || n.contains('"') {
+        return Err(Error::input(
+            what,
+            format!(
+                "{}: spaces and quotes cannot go into verify-x509-name",
+                crate::shell::quote(&n)
+            ),
+        ));
+    }
+    Ok(n)
+}
+
+/// A complete profile; `server_name` is already checked ([`x509_name`]).
 fn plain_config(
     host: &str,
     port: u16,
@@ -530,7 +1009,7 @@ fn plain_config(
     chain_pem: &str,
     cert: Vec<String>,
     key: Vec<String>,
-) -> Result<ClientConfig> {
+) -> ClientConfig {
     let mut lines = vec![
         "# OpenVPN client profile written by vpnca".to_owned(),
         "client".into(),
@@ -550,16 +1029,6 @@ fn plain_config(
         "remote-cert-tls server".into(),
     ];
     if let Some(n) = server_name {
-        let n = &crate::name::normalize_name(n)?;
-        if n.contains(char::is_whitespace) || n.contains('\'') || n.contains('"') {
-            return Err(Error::input(
-                "--server-name",
-                format!(
-                    "{}: spaces and quotes cannot go into verify-x509-name",
-                    crate::shell::quote(n)
-                ),
-            ));
-        }
         lines.push(format!("verify-x509-name {n} name"));
     }
     lines.push("verb 3".into());
@@ -576,11 +1045,13 @@ fn plain_config(
         tag: "key".into(),
         lines: key,
     });
-    Ok(ClientConfig {
+    ClientConfig {
         items,
         crlf: false,
         source: "the generated profile".into(),
-    })
+        policy: DirectivePolicy::default(),
+        let_through: Vec::new(),
+    }
 }
 
 #[cfg(test)]
@@ -611,6 +1082,105 @@ mod tests {
                 .expect_err("must fail")
                 .to_string();
             assert!(e.contains(phrase), "{e}");
+        }
+    }
+
+    /// Fails when: a line is judged by anything but its first word as OpenVPN reads it (a
+    /// `--up` or an indented `up` slips through), an allowed directive is refused, a refusal
+    /// does not name the line, or a `DirectivePolicy` name does not let exactly its directive
+    /// through (seen with `directive` not dropping `--`, and with `allows` always false).
+    #[test]
+    fn directives_outside_the_allow_list_are_refused_by_line() {
+        let base = "client\nremote vpn.example.com 443\n<ca>\nX\n</ca>\n";
+        let with = |line: &str| format!("{base}{line}\n");
+        for ok in [
+            "verb 3",
+            "  persist-key",
+            "auth-user-pass",
+            "cipher AES-256-GCM",
+            "cert client.crt",
+            "# up /bin/sh",
+            "; script-security 2",
+            "<tls-crypt>\nX\n</tls-crypt>",
+        ] {
+            ClientConfig::parse(with(ok).as_bytes(), "t")
+                .unwrap_or_else(|e| panic!("{ok:?} refused: {e}"));
+        }
+        for (bad, name) in [
+            ("script-security 2", "script-security"),
+            ("  up /bin/sh", "up"),
+            ("--up /bin/sh", "up"),
+            ("\"up\" /bin/sh", "\"up\""),
+            ("auth-user-pass creds.txt", "auth-user-pass"),
+            ("data-ciphers AES-256-GCM:none", "data-ciphers"),
+            ("management-hold", "management-hold"),
+            ("<connection>\nremote x\n</connection>", "connection"),
+        ] {
+            let e = ClientConfig::parse(with(bad).as_bytes(), "t")
+                .expect_err(bad)
+                .to_string();
+            assert!(e.contains("line 6:") && e.contains(name), "{bad}: {e}");
+            let policy = DirectivePolicy::new(&[name.trim_matches('"').to_owned()], false)
+                .expect("a directive name");
+            let parsed = ClientConfig::parse_with(with(bad).as_bytes(), "t", &policy);
+            if name.starts_with('"') {
+                assert!(parsed.is_err(), "{bad}: a quoted name let through");
+            } else {
+                let c = parsed.unwrap_or_else(|e| panic!("{bad} with --allow-directive: {e}"));
+                assert_eq!(c.let_through.len(), 1, "{bad}");
+                assert_eq!(c.render().as_str(), with(bad), "{bad}: not kept as it was");
+            }
+        }
+        let many = format!("{base}up a\nverb 3\ndown b\n");
+        let e = ClientConfig::parse(many.as_bytes(), "t")
+            .expect_err("two refusals")
+            .to_string();
+        assert!(
+            e.contains("line 6: `up a`") && e.contains("line 8: `down b`"),
+            "{e}"
+        );
+        for bad in ["", "--up", "<ca>", "Up", "up down"] {
+            assert!(
+                DirectivePolicy::new(&[bad.to_owned()], false).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    /// Lines OpenVPN would read otherwise than this parser, so that a directive could hide
+    /// from the allow-list: a block closed by a line with more after `</tag>` (OpenVPN ends
+    /// the block there; the `up` below would be a directive to it), and a line longer than
+    /// OpenVPN's buffer (the rest becomes a line of its own).
+    ///
+    /// Fails when: the block ends only at an exact `</tag>` line, as before issue 17 (seen:
+    /// the first file parsed, its `up` inside the `<ca>` block), or long lines are read whole
+    /// (seen: the second file parsed).
+    #[test]
+    fn lines_openvpn_reads_differently_are_refused() {
+        let hidden = "client\n<ca>\nX\n</ca> trailing\nup /bin/sh\n</ca>\n";
+        let e = ClientConfig::parse(hidden.as_bytes(), "t")
+            .expect_err("text after </ca>")
+            .to_string();
+        assert!(e.contains("line 4: text after </ca>"), "{e}");
+        let long = format!("client\nverb 3{}up /bin/sh\n", " ".repeat(250));
+        let e = ClientConfig::parse(long.as_bytes(), "t")
+            .expect_err("a long line")
+            .to_string();
+        assert!(e.contains("line 2:") && e.contains("at most 254"), "{e}");
+        let fits = format!("client\nverb 3{}\r\n", " ".repeat(247));
+        ClientConfig::parse(fits.as_bytes(), "t").expect("254 bytes with the CR");
+        ClientConfig::parse(b"client\n<ca>\nX\n  </CA>  \n", "t").expect("a plain closing tag");
+    }
+
+    #[test]
+    fn the_allow_lists_are_sorted_and_name_nothing_dangerous() {
+        assert!(ALLOWED_DIRECTIVES.windows(2).all(|w| w[0] < w[1]));
+        // (The `ca`, `tls-auth` and `tls-crypt` lines read files; their inline blocks do not.)
+        for name in ALLOWED_DIRECTIVES {
+            assert!(
+                danger(name).is_none() || *name == "auth-user-pass",
+                "{name} is allowed and dangerous"
+            );
         }
     }
 

@@ -924,15 +924,7 @@ fn push_crl_all_finds_the_endpoints_of_this_pki_across_pages() {
 fn status_aws_compares_acm_and_endpoints_with_the_store() {
     let e = pki();
     let (moto, _g) = Moto::get();
-    let arn = server_arn(&e, moto);
-    let ec2 = Ec2Server::with_state(
-        &json!({"endpoints": [{"id": EP1, "serverCertificateArn": arn, "clientRootCertificateChainArn": arn}]}),
-    );
-    e.aws_ok(
-        Some(moto),
-        Some(&ec2),
-        &["clientvpn", "push-crl", "--endpoint", EP1],
-    );
+    let (_, ec2) = endpoint_pushed(&e, moto);
 
     let (st, _) = e.aws_json(Some(moto), Some(&ec2), &["status", "--aws"], 0);
     assert_eq!(st["aws"]["certificates"][0]["up_to_date"], true);
@@ -1121,4 +1113,213 @@ fn a_named_profile_and_endpoint_url_are_honoured() {
     let o = c.output().expect("run");
     assert_eq!(o.status.code(), Some(3), "{}", s(&o.stderr));
     assert!(s(&o.stderr).contains("AuthFailure"), "{}", s(&o.stderr));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 15: the next step after a command, and `status --aws` when a call fails
+// ---------------------------------------------------------------------------------------------
+
+/// The first `vpnca …` command in backticks in `text`, as arguments.
+fn advised_args(text: &str) -> Vec<String> {
+    let start = text
+        .find("`vpnca ")
+        .unwrap_or_else(|| panic!("no command in {text:?}"));
+    let rest = &text[start + "`vpnca ".len()..];
+    rest[..rest.find('`').expect("closing backtick")]
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// After pushes to two endpoints, `revoke` names exactly those endpoints and their region in
+/// one `push-crl` command (no OpenVPN step: the store is used with Client VPN), and running
+/// that command puts the CRL listing the revoked serial on both (openssl). A planted endpoint
+/// row (stored data, not input) is shell-quoted in the advice: `sh` reads it back as one
+/// word and runs nothing of it.
+///
+/// Fails when: the recorded endpoints are not read (seen with `known_endpoints` skipped: the
+/// general `--endpoint cvpn-endpoint-…` step is printed instead), or an id is not quoted (seen
+/// with `sh` left out of the `--endpoint` words: `sh` then runs `touch`).
+#[test]
+fn revoke_names_the_recorded_endpoints_and_that_push_works() {
+    let e = pki();
+    let ec2 = Ec2Server::with_state(&json!({"endpoints": [{"id": EP1}, {"id": EP2}]}));
+    e.aws_ok(
+        None,
+        Some(&ec2),
+        &[
+            "clientvpn",
+            "push-crl",
+            "--endpoint",
+            EP1,
+            "--endpoint",
+            EP2,
+        ],
+    );
+    let bob = openssl_serial(&e, "pki/issued/bob.crt");
+    let out = e.ok(&["revoke", "bob"]);
+    let line =
+        format!("  vpnca clientvpn push-crl --endpoint {EP1} --endpoint {EP2} --region {REGION}");
+    assert!(out.lines().any(|l| l == line), "no {line:?} in:\n{out}");
+    assert!(
+        !out.contains("OpenVPN") && !out.contains("cvpn-endpoint-…"),
+        "{out}"
+    );
+    let args: Vec<&str> = line.split_whitespace().skip(1).collect();
+    e.aws_ok(None, Some(&ec2), &args);
+    for ep in [EP1, EP2] {
+        assert!(
+            endpoint_holds_crl_pem(&e, &ec2, ep),
+            "{ep} does not hold crl.pem"
+        );
+        assert_endpoint_crl_lists(&e, &ec2, ep, &bob);
+    }
+
+    // A row edited outside vpnca: its id is quoted, so a shell takes it as one argument.
+    let planted = "cvpn-endpoint-1; touch pwned";
+    let db = e.pki.join("vpnca.db");
+    let o = std::process::Command::new("sqlite3")
+        .arg(&db)
+        .arg(format!(
+            "UPDATE aws_endpoints SET id = '{planted}' WHERE id = '{EP2}'"
+        ))
+        .output()
+        .expect("sqlite3 is required");
+    assert!(o.status.success(), "sqlite3: {}", s(&o.stderr));
+    let out = e.ok(&["revoke", "alice"]);
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix("  vpnca clientvpn push-crl "))
+        .unwrap_or_else(|| panic!("no push-crl step in:\n{out}"));
+    let o = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("printf '%s\\n' {line}"))
+        .current_dir(e.dir.path())
+        .output()
+        .expect("sh");
+    assert!(o.status.success(), "{line}: {}", s(&o.stderr));
+    assert!(
+        s(&o.stdout).lines().any(|w| w == planted),
+        "{line} -> {}",
+        s(&o.stdout)
+    );
+    assert!(!e.path("pwned").exists(), "the shell ran part of {line}");
+}
+
+/// `renew` of a certificate imported into ACM says that ACM still holds the old one, with the
+/// ARN and the `acm import` that re-imports it into that ARN; running that command does
+/// (boto3 reads the new serial from the same ARN). A name never imported gets no such line.
+///
+/// Fails when: renew does not look at the ACM records (seen with `print_reimport` removed).
+#[test]
+fn renew_of_an_imported_certificate_names_the_reimport() {
+    let e = pki();
+    let (moto, _g) = Moto::get();
+    let arn = server_arn(&e, moto);
+    let out = e.ok(&["renew", "vpn.example.com"]);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("ACM still holds the old certificate (serial "))
+        .unwrap_or_else(|| panic!("no ACM reminder in:\n{out}"));
+    assert!(
+        line.ends_with(&format!(
+            " in {arn}: re-import into the same ARN with `vpnca acm import --server vpn.example.com --region {REGION}`"
+        )),
+        "{line}"
+    );
+    assert!(!e.ok(&["renew", "alice"]).contains("ACM"));
+    let cmd = advised_args(line);
+    let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    let (rep, _) = e.aws_json(Some(moto), None, &args, 0);
+    assert_eq!(rep["arn"], arn.as_str());
+    assert_eq!(rep["reimported"], true);
+    let new = openssl_serial(&e, "pki/issued/vpn.example.com.crt");
+    let held = describe(moto, &arn);
+    assert!(
+        hex_eq(held["serial"].as_str().unwrap_or_default(), &new),
+        "ACM holds {held}, the store {new}"
+    );
+}
+
+/// One failing EC2 call no longer ends `status --aws`: with the endpoint's CRL unreadable
+/// (403 UnauthorizedOperation) the ACM part is still reported (up to date), the failure is a
+/// `call-failed` finding naming the endpoint and the AWS error, `complete` is false, and the
+/// exit code is 3 (an AWS call failed), in JSON and in text. With the endpoint listing
+/// failing instead, the endpoint vpnca pushed to is still checked.
+///
+/// Fails when: a failed call ends the command again (seen with `Err(e) => return Err(e)` for
+/// the CRL read: exit 3 with no report on standard output).
+#[test]
+fn status_aws_reports_the_rest_when_an_ec2_call_fails() {
+    let e = pki();
+    let (moto, _g) = Moto::get();
+    let (arn, ec2) = endpoint_pushed(&e, moto);
+    let export = "ExportClientVpnClientCertificateRevocationList";
+    let denied = |action: &str, times: u32| {
+        ec2.control(
+            "fail",
+            &json!({"action": action, "status": 403, "code": "UnauthorizedOperation", "message": "You are not authorized to perform this operation.", "times": times}),
+        );
+    };
+    let call_failed = |st: &Value| -> Vec<String> {
+        st["aws"]["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .filter(|f| f["problem"] == "call-failed")
+            .map(|f| f["message"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+
+    denied(export, 10);
+    let (st, err) = e.aws_json(Some(moto), Some(&ec2), &["status", "--aws"], 3);
+    assert_eq!(st["local"]["findings"], json!([]), "{st}");
+    assert_eq!(st["aws"]["certificates"][0]["import"]["arn"], arn.as_str());
+    assert_eq!(st["aws"]["certificates"][0]["up_to_date"], true);
+    assert_eq!(st["aws"]["complete"], false);
+    assert_eq!(
+        call_failed(&st),
+        [format!(
+            "the CRL on {EP1} could not be checked: AWS {export} failed: UnauthorizedOperation: You are not authorized to perform this operation."
+        )],
+        "{st}"
+    );
+    assert!(err.contains("error: an AWS call failed"), "{err}");
+    let o = e.aws_run(Some(moto), Some(&ec2), &["status", "--aws"]);
+    let out = s(&o.stdout);
+    assert_eq!(o.status.code(), Some(3), "{out}{}", s(&o.stderr));
+    assert!(
+        out.contains(&format!("  ACM server vpn.example.com {arn}: ISSUED"))
+            && out.contains(&format!("ATTENTION: the CRL on {EP1} could not be checked: AWS {export} failed: UnauthorizedOperation")),
+        "{out}"
+    );
+
+    // The listing fails instead: the endpoint pushed to is checked all the same.
+    denied(export, 0);
+    denied("DescribeClientVpnEndpoints", 10);
+    let (st, _) = e.aws_json(Some(moto), Some(&ec2), &["status", "--aws"], 3);
+    assert_eq!(st["aws"]["endpoints"][0]["id"], EP1, "{st}");
+    assert_eq!(st["aws"]["endpoints"][0]["crl_matches"], true, "{st}");
+    let failed = call_failed(&st);
+    assert!(
+        failed.len() == 1
+            && failed[0].starts_with(&format!("which endpoints in {REGION} use this store's certificates (only the 1 endpoint(s) vpnca pushed CRLs to are checked below) could not be checked: AWS DescribeClientVpnEndpoints failed: UnauthorizedOperation")),
+        "{failed:?}"
+    );
+    ec2.assert_all_signed();
+}
+
+/// The store's server certificate imported into ACM (moto), one endpoint (EP1) of the EC2 test
+/// server using it, and the store's CRL pushed there: the ARN and the server.
+fn endpoint_pushed(e: &Env, moto: &Moto) -> (String, Ec2Server) {
+    let arn = server_arn(e, moto);
+    let ec2 = Ec2Server::with_state(
+        &json!({"endpoints": [{"id": EP1, "serverCertificateArn": arn, "clientRootCertificateChainArn": arn}]}),
+    );
+    e.aws_ok(
+        Some(moto),
+        Some(&ec2),
+        &["clientvpn", "push-crl", "--endpoint", EP1],
+    );
+    (arn, ec2)
 }

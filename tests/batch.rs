@@ -667,6 +667,7 @@ fn malformed_batch_files_are_refused() {
     let generated = [
         ("huge-line.csv", huge.as_str()),
         ("huge-line.jsonl", huge_json.as_str()),
+        ("repeated-column.csv", "name,email,Name\nalice,,bob\n"),
     ];
     for (f, text) in generated {
         write_file(&e, f, text);
@@ -693,9 +694,11 @@ fn malformed_batch_files_are_refused() {
             "huge-line.jsonl".into(),
             vec!["invalid: line 1", "bytes long"],
         ),
+        // A column read twice (an unknown one is ignored since issue 15: see
+        // `an_hr_export_with_extra_columns_issues_and_names_them_once`).
         (
-            fx("unknown-column.csv"),
-            vec!["line 1: unknown column \"department\""],
+            "repeated-column.csv".into(),
+            vec!["line 1: the column \"Name\" appears twice in the header"],
         ),
         (
             fx("malformed.jsonl"),
@@ -1255,4 +1258,320 @@ fn renew_reissues_and_supersedes() {
     let renewals = audit(&e).iter().filter(|a| a["action"] == "renew").count();
     assert_eq!(renewals, 3);
     verify_ok(&e, "after --renew");
+}
+
+// Issue 15: CSV and JSON lines exported by HR systems and identity providers. ---------------
+
+/// The names of the client certificates in the store.
+fn client_names(e: &Env) -> BTreeSet<String> {
+    clients(e)
+        .iter()
+        .map(|c| str_field(c, "name").to_string())
+        .collect()
+}
+
+/// An HR export has columns vpnca does not read: they are ignored and named once on standard
+/// error (not once per line), in human and in JSON mode, and the columns vpnca reads still
+/// work (openssl sees the email SAN). The fixture that was refused before issue 15 is read.
+///
+/// Fails when: `plan_columns` (src/batch.rs) refuses a column it does not read, as before
+/// (seen: exit 2, `line 1: unknown column "employee_id"`); when `read_mapped`
+/// (src/cli/batch.rs) prints the note once per line (seen: "employee_id" 3 times on stderr).
+#[test]
+fn an_hr_export_with_extra_columns_issues_and_names_them_once() {
+    let e = Env::with_ca();
+    let file = write_file(
+        &e,
+        "hr.csv",
+        "employee_id,name,Department,email,manager,start_date\n\
+         1001,alice,Sales,alice@example.com,carol,2024-01-02\n\
+         1002,bob,Legal,bob@example.com,carol,2024-02-03\n\
+         1003,dave,Sales,,erin,2024-03-04\n",
+    );
+    let (out, err) = expect_exit(
+        &e.run(&with(&["client", "--batch", &file], &P256)),
+        0,
+        "hr.csv",
+    );
+    assert!(out.contains("3 issued"), "{out}");
+    assert_eq!(err.matches("employee_id").count(), 1, "listed once:\n{err}");
+    assert!(
+        err.contains(
+            "ignoring 4 column(s) that vpnca does not read: \"employee_id\", \"Department\", \"manager\", \"start_date\""
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        client_names(&e),
+        ["alice", "bob", "dave"].map(String::from).into()
+    );
+    let facts = cert_facts(&e, &e.path("pki/issued/alice.crt"));
+    assert_eq!(facts.san, "email:alice@example.com");
+
+    // JSON: standard output holds one JSON line per input line and nothing else; the note is
+    // on standard error, once.
+    let fx = fixture("batch/unknown-column.csv").display().to_string();
+    let (out, err) = expect_exit(
+        &e.run(&with(&["--json", "client", "--batch", &fx], &P256)),
+        0,
+        "unknown-column.csv --json",
+    );
+    let rows = json_lines(&out, "client --batch --json");
+    assert_eq!(rows.len(), 2, "{out}");
+    assert_eq!(with_status(&rows, "exists").len(), 2, "{out}");
+    assert_eq!(err.matches("department").count(), 1, "{err}");
+    verify_ok(&e, "after an HR export");
+}
+
+/// `--column name=sAMAccountName` reads our name from their column, also when the file has a
+/// `Name` column of its own (display names: then ignored and listed); without it, the missing
+/// name column is named with the way out. `profile --batch` takes the same mapping.
+///
+/// Fails when: `plan_columns` skips the `--column` pairs (seen: exit 2, `the header has no
+/// name column`); when src/cli/batch.rs `profile` passes no mapping to `read_mapped` (seen:
+/// `failed   Anna Smith (line 2): not found`).
+#[test]
+fn column_maps_their_login_to_our_name() {
+    let e = Env::with_ca();
+    let file = write_file(
+        &e,
+        "ad.csv",
+        "Name,sAMAccountName,mail,title\n\
+         Anna Smith,asmith,anna@example.com,Engineer\n\
+         Bob Jones,bjones,bob@example.com,Accountant\n",
+    );
+    let without = write_file(&e, "ad-no-name.csv", "sAMAccountName,title\nasmith,x\n");
+    let before = e.snapshot();
+    let (_, err) = expect_exit(
+        &e.run(&with(&["client", "--batch", &without], &P256)),
+        2,
+        "no name column",
+    );
+    assert!(
+        err.contains("line 1: the header has no name column")
+            && err.contains("--column name=COLUMN"),
+        "{err}"
+    );
+    assert_eq!(e.snapshot(), before, "a refused file changed the store");
+
+    let rows = e.json_lines(&with(
+        &[
+            "client",
+            "--batch",
+            &file,
+            "--column",
+            "name=sAMAccountName",
+        ],
+        &P256,
+    ));
+    let issued: BTreeSet<&str> = with_status(&rows, "issued")
+        .iter()
+        .map(|r| str_field(r, "name"))
+        .collect();
+    assert_eq!(issued, BTreeSet::from(["asmith", "bjones"]));
+    assert_eq!(
+        client_names(&e),
+        ["asmith", "bjones"].map(String::from).into()
+    );
+    // `mail` was read as the email column (Azure AD / LDAP spelling).
+    let facts = cert_facts(&e, &e.path("pki/issued/bjones.crt"));
+    assert_eq!(facts.san, "email:bob@example.com");
+
+    let o = e.run(&[
+        "profile",
+        "--batch",
+        &file,
+        "--column",
+        "name=samaccountname",
+        "--remote",
+        "vpn.example.com",
+        "--out",
+        "profiles",
+    ]);
+    let (out, err) = expect_exit(&o, 0, "profile --batch --column");
+    assert!(out.contains("2 profile(s) written"), "{out}\n{err}");
+    for n in ["asmith", "bjones"] {
+        assert!(e.path(&format!("profiles/{n}.ovpn")).is_file(), "{n}.ovpn");
+    }
+    assert!(
+        err.contains("\"Name\""),
+        "Name is listed as ignored:\n{err}"
+    );
+}
+
+/// Exports of the big identity providers are read without a mapping (docs/commands-batch.md,
+/// "Columns from HR and identity-provider exports"): Azure AD's `userPrincipalName` and
+/// `mail`, Okta's `login` and `email`, Google Workspace's `primaryEmail` (GAM), SCIM's
+/// `userName` in JSON lines. The recognised column is named on standard error.
+///
+/// Fails when: `NAME_ALIASES` is empty (seen: exit 2, "the header has no name column" for
+/// azure.csv); when `EMAIL_ALIASES` is empty (seen: anna's certificate has no SAN).
+#[test]
+fn identity_provider_exports_are_read_without_a_mapping() {
+    let e = Env::with_ca();
+    let cases = [
+        (
+            "azure.csv",
+            "userPrincipalName,displayName,mail,accountEnabled\n\
+             anna@contoso.example,Anna Smith,anna.smith@contoso.example,True\n",
+            "userPrincipalName",
+            "anna@contoso.example",
+            Some("email:anna.smith@contoso.example"),
+        ),
+        (
+            "okta.csv",
+            "login,firstName,lastName,email,status\n\
+             bob@okta.example,Bob,Jones,bob@example.com,ACTIVE\n",
+            "login",
+            "bob@okta.example",
+            Some("email:bob@example.com"),
+        ),
+        (
+            "gam.csv",
+            "primaryEmail,name.givenName,name.familyName,orgUnitPath\n\
+             carol@example.com,Carol,King,/Staff\n",
+            "primaryEmail",
+            "carol@example.com",
+            None,
+        ),
+        (
+            "scim.jsonl",
+            "{\"id\":\"00u1\",\"userName\":\"dave@example.com\",\"active\":true,\"emails\":[{\"value\":\"dave@example.com\"}]}\n",
+            "userName",
+            "dave@example.com",
+            None,
+        ),
+    ];
+    for (file, text, column, name, san) in cases {
+        let f = write_file(&e, file, text);
+        let (out, err) = expect_exit(&e.run(&with(&["client", "--batch", &f], &P256)), 0, file);
+        assert!(out.contains(&format!("issued   {name}")), "{file}: {out}");
+        assert!(
+            err.contains(&format!("reading the column \"{column}\" as name")),
+            "{file}: {err}"
+        );
+        let facts = cert_facts(&e, &e.path(&format!("pki/issued/{name}.crt")));
+        assert_eq!(facts.san, san.unwrap_or(""), "{file}: SAN");
+    }
+    verify_ok(&e, "after IdP exports");
+}
+
+/// Two columns that could each be the name: vpnca does not guess. Exit 2 naming both and
+/// `--column name=COLUMN`, the store byte for byte as it was, in CSV and in JSON lines; the
+/// explicit choice then issues.
+///
+/// Fails when: `plan_columns` takes the first candidate when several are present (seen: exit
+/// 0, `asmith`, the login, issued).
+#[test]
+fn two_candidate_name_columns_are_refused_until_one_is_chosen() {
+    let e = Env::with_ca();
+    let csv = write_file(
+        &e,
+        "both.csv",
+        "login,userPrincipalName,mail\nasmith,anna@contoso.example,anna@example.com\n",
+    );
+    let jsonl = write_file(
+        &e,
+        "both.jsonl",
+        "{\"login\":\"asmith\"}\n{\"userName\":\"bjones\"}\n",
+    );
+    let before = e.snapshot();
+    for (f, listed) in [
+        (&csv, "\"login\", \"userPrincipalName\""),
+        (&jsonl, "\"login\", \"userName\""),
+    ] {
+        let (out, err) = expect_exit(&e.run(&with(&["client", "--batch", f], &P256)), 2, f);
+        assert!(
+            err.contains(listed)
+                && err.contains("does not guess")
+                && err.contains("--column name=COLUMN"),
+            "{f}: {err}"
+        );
+        assert!(!out.contains("issued"), "{out}");
+        assert_eq!(e.snapshot(), before, "{f}: the store changed");
+    }
+    let rows = e.json_lines(&with(
+        &[
+            "client",
+            "--batch",
+            &csv,
+            "--column",
+            "name=userPrincipalName",
+        ],
+        &P256,
+    ));
+    assert_eq!(str_field(&rows[0], "name"), "anna@contoso.example");
+    assert_eq!(str_field(&rows[0], "status"), "issued");
+}
+
+/// `revoke --batch` reads the same exports: extra columns ignored and reported once (in JSON,
+/// in the last object's `columns`), the identity provider's column read as the name, two
+/// candidates refused with the store unchanged. openssl finds exactly the two serials in the
+/// CRL.
+///
+/// Fails when: `plan_columns` reads the identity provider's columns only for commands with
+/// one key column (seen: exit 2, `the header has no name or serial column` instead of the two
+/// candidates); when src/cli/batch.rs `revoke_mapped` leaves `columns` out of the last JSON
+/// object (seen: `columns` null).
+#[test]
+fn revoke_batch_reads_identity_provider_exports() {
+    let e = Env::with_ca();
+    let users = write_file(
+        &e,
+        "okta.csv",
+        "login,email\nanna@okta.example,anna@example.com\nbob@okta.example,\ncarol@okta.example,\n",
+    );
+    e.ok(&with(&["client", "--batch", &users], &P256));
+    let serial_of = |n: &str| {
+        let all = clients(&e);
+        let c = all.iter().find(|c| c["name"] == n).expect("client");
+        str_field(c, "serial").to_string()
+    };
+    let want = BTreeSet::from([
+        norm_serial(&serial_of("anna@okta.example")),
+        norm_serial(&serial_of("bob@okta.example")),
+    ]);
+    let ambiguous = write_file(
+        &e,
+        "leavers-both.csv",
+        "userName,login\nanna@okta.example,anna@okta.example\n",
+    );
+    let before = e.snapshot();
+    let (_, err) = expect_exit(
+        &e.run(&["revoke", "--batch", &ambiguous]),
+        2,
+        "two candidates",
+    );
+    assert!(err.contains("does not guess"), "{err}");
+    assert_eq!(
+        e.snapshot(),
+        before,
+        "a refused revoke batch changed the store"
+    );
+
+    let leavers = write_file(
+        &e,
+        "leavers.csv",
+        "Login,ticket,reason\nanna@okta.example,HR-1,affiliationChanged\nbob@okta.example,HR-2,\n",
+    );
+    let (out, err) = expect_exit(
+        &e.run(&["--json", "revoke", "--batch", &leavers]),
+        0,
+        "revoke leavers",
+    );
+    assert_eq!(err.matches("ticket").count(), 1, "{err}");
+    let rows = json_lines(&out, "revoke --batch --json");
+    let (last, rows) = rows.split_last().expect("rows");
+    assert_eq!(with_status(rows, "revoked").len(), 2, "{out}");
+    assert_eq!(
+        last["columns"],
+        serde_json::json!({
+            "ignored": ["ticket"],
+            "mapped": [{"column": "name", "from": "Login", "automatic": true}]
+        }),
+        "{last}"
+    );
+    let (_, entries) = crl_by_openssl(&e);
+    let got: BTreeSet<String> = entries.keys().cloned().collect();
+    assert_eq!(got, want, "the CRL lists exactly anna and bob");
 }

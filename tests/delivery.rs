@@ -972,3 +972,239 @@ fn openvpn_connects_with_the_p12_and_askpass() {
     let hs = pki.connect(&profile);
     assert!(hs.ok, "OpenVPN with the PKCS#12 file:\n{hs}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 15: `export` into a folder that holds files already
+// ---------------------------------------------------------------------------------------------
+
+/// The paths of an `export --json` field, as strings.
+fn paths(v: &serde_json::Value, field: &str) -> Vec<String> {
+    v[field]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|p| p.as_str().expect("path").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The store opened and unlocked through the library: `Store::export_with` with
+/// `ExportOptions { force: true }` is what `export --force` calls.
+fn unlocked(e: &Env) -> vpnca::Store {
+    let mut store = vpnca::Store::open(&e.pki).expect("open the store");
+    store
+        .unlock(&vpnca::Passphrase::new(PASS.to_string()))
+        .expect("unlock");
+    store
+}
+
+/// `export NAME --out DIR` with `force` through the library.
+fn export_forced(
+    e: &Env,
+    name: &str,
+    dir: &str,
+    key: vpnca::KeyExport,
+) -> vpnca::Result<vpnca::ExportReport> {
+    let store = unlocked(e);
+    let rec = store.current(name).expect("the record");
+    store.export_with(
+        &rec,
+        &e.path(dir),
+        &key,
+        &vpnca::export::ExportOptions { force: true },
+    )
+}
+
+/// Two users exported into one folder share one `ca.crt`: the second export finds it
+/// identical and leaves it (`unchanged`); openssl verifies both certificates with it and
+/// matches both keys. Exporting again what is there changes nothing (folder and store byte
+/// for byte: no file written, no audit entry); a key already there is still refused.
+///
+/// Fails when: `compare_public` (src/export.rs) reports every existing file as different
+/// (seen: bob's export exits 2, `team/ca.crt: it exists and differs`); when an export that
+/// wrote nothing still writes its audit entry (seen: "the store changed").
+#[test]
+fn two_users_export_into_one_folder_and_an_identical_reexport_changes_nothing() {
+    let e = Env::with_ca();
+    e.ok(&["client", "alice", "--algo", "p256"]);
+    e.ok(&["client", "bob", "--algo", "p256"]);
+    let a = e.json(&["export", "alice", "--out", "team", "--key"]);
+    assert_eq!(
+        paths(&a, "files"),
+        ["team/alice.crt", "team/ca.crt", "team/alice.key"]
+    );
+    let b = e.json(&["export", "bob", "--out", "team", "--key"]);
+    assert_eq!(paths(&b, "files"), ["team/bob.crt", "team/bob.key"]);
+    assert_eq!(paths(&b, "unchanged"), ["team/ca.crt"]);
+    let dir = e.dir.path();
+    let (ok, out) = openssl_verify(
+        dir,
+        &["-CAfile", "team/ca.crt", "team/alice.crt", "team/bob.crt"],
+    );
+    assert!(ok, "openssl verify with the shared ca.crt: {out}");
+    assert_key_matches_cert(dir, "team/alice.key", "team/alice.crt", None);
+    assert_key_matches_cert(dir, "team/bob.key", "team/bob.crt", None);
+
+    let files_before = dir_files(&e.path("team"));
+    let store_before = e.snapshot();
+    let again = e.json(&["export", "bob", "--out", "team"]);
+    assert_eq!(paths(&again, "files"), Vec::<String>::new());
+    assert_eq!(paths(&again, "unchanged"), ["team/bob.crt", "team/ca.crt"]);
+    assert_eq!(dir_files(&e.path("team")), files_before, "files changed");
+    assert_eq!(e.snapshot(), store_before, "the store changed");
+
+    let err = e.fails(&["export", "bob", "--out", "team", "--key"], 2);
+    assert!(err.contains("team/bob.key exists already"), "{err}");
+    assert_eq!(dir_files(&e.path("team")), files_before, "files changed");
+    assert_eq!(e.snapshot(), store_before, "the store changed");
+}
+
+/// After `renew`, the certificate in the folder differs: the export is refused naming that
+/// file and saying it differs (folder and store unchanged), while the identical `ca.crt` is
+/// no conflict. With force, the certificate is replaced (openssl: the renewed one), `ca.crt`
+/// left as it is, the key never touched; a key export with force is refused because the key
+/// is there, before anything is replaced.
+///
+/// Fails when: `export_with` treats a different public file as identical (seen: exit 0,
+/// d/alice.crt still the old certificate); when force also replaces key files (seen:
+/// d/alice.key in `replaced`); when key files are not checked first (seen: the refusal of
+/// `export --key` names d/alice.crt, not the key that --force cannot replace).
+#[test]
+fn a_reexport_after_renew_names_the_file_that_differs_and_never_replaces_keys() {
+    let e = Env::with_ca();
+    e.ok(&["client", "alice", "--algo", "p256"]);
+    e.ok(&["export", "alice", "--out", "d", "--key"]);
+    let old_key = std::fs::read(e.path("d/alice.key")).expect("key");
+    e.ok(&["renew", "alice"]);
+
+    let files_before = dir_files(&e.path("d"));
+    let store_before = e.snapshot();
+    for args in [
+        &["export", "alice", "--out", "d"][..],
+        &["export", "alice", "--out", "d", "--key"],
+    ] {
+        let err = e.fails(args, 2);
+        if args.contains(&"--key") {
+            assert!(err.contains("d/alice.key exists already"), "{err}");
+        } else {
+            assert!(
+                err.contains("cannot write d/alice.crt: it exists and differs")
+                    && err.contains("--force")
+                    && !err.contains("ca.crt"),
+                "{err}"
+            );
+        }
+        assert_eq!(
+            dir_files(&e.path("d")),
+            files_before,
+            "{args:?}: files changed"
+        );
+        assert_eq!(e.snapshot(), store_before, "{args:?}: the store changed");
+    }
+
+    // Force does not lift the refusal of a key file, and nothing is replaced first.
+    let err = export_forced(&e, "alice", "d", vpnca::KeyExport::Plain).expect_err("key there");
+    assert!(
+        matches!(err, vpnca::Error::FileExists { ref path } if path.ends_with("alice.key")),
+        "{err}"
+    );
+    assert_eq!(dir_files(&e.path("d")), files_before, "files changed");
+
+    let rep = export_forced(&e, "alice", "d", vpnca::KeyExport::None).expect("forced");
+    assert_eq!(rep.files, [e.path("d/alice.crt")]);
+    assert_eq!(rep.replaced, [e.path("d/alice.crt")]);
+    assert_eq!(rep.unchanged, [e.path("d/ca.crt")]);
+    let dir = e.dir.path();
+    assert_eq!(
+        cert_der(dir, "d/alice.crt"),
+        cert_der(dir, "pki/issued/alice.crt")
+    );
+    assert_eq!(std::fs::read(e.path("d/alice.key")).expect("key"), old_key);
+    let log = e.json_lines(&["log"]);
+    let last = log.last().expect("audit");
+    assert_eq!(last["action"], "export", "{last}");
+    assert!(
+        last["detail"]["replaced"][0]
+            .as_str()
+            .is_some_and(|p| p.ends_with("/d/alice.crt")),
+        "{last}"
+    );
+}
+
+/// A `ca.crt` of another CA in the folder is refused by `export` and by `client --batch
+/// --out` alike, each naming `ca.crt` and saying that it differs from this store's chain
+/// (folder and store unchanged, nothing issued). Force replaces it with this store's chain.
+/// A symbolic link at `ca.crt` is never written through, even to an identical file, even
+/// with force.
+///
+/// Fails when: `export_with` treats a different file as identical (seen: export exit 0, `wrote
+/// d/alice.crt` beside the other CA's ca.crt); when `issue_stream` (src/batch.rs) accepts a
+/// different ca.crt (seen: exit 0, bob issued); when `compare_public` follows a link (seen:
+/// exit 0, `wrote l/alice.crt` beside the link).
+#[test]
+fn a_different_ca_crt_is_refused_naming_it_and_a_link_is_never_followed() {
+    let e = Env::with_ca();
+    e.ok(&["client", "alice", "--algo", "p256"]);
+    let other = Env::init();
+    other.ok(&["ca", "--cn", "Other CA", "--algo", "p256"]);
+    std::fs::create_dir(e.path("d")).expect("mkdir");
+    std::fs::copy(other.pki.join("ca.crt"), e.path("d/ca.crt")).expect("copy");
+    write(&e, "users.csv", "name\nbob\n");
+
+    let files_before = dir_files(&e.path("d"));
+    let store_before = e.snapshot();
+    for args in [
+        &["export", "alice", "--out", "d"][..],
+        &[
+            "client",
+            "--batch",
+            "users.csv",
+            "--out",
+            "d",
+            "--algo",
+            "p256",
+        ],
+    ] {
+        let err = e.fails(args, 2);
+        assert!(
+            err.contains("cannot write d/ca.crt: it exists and differs from this store's CA chain"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(
+            dir_files(&e.path("d")),
+            files_before,
+            "{args:?}: files changed"
+        );
+        assert_eq!(e.snapshot(), store_before, "{args:?}: the store changed");
+    }
+
+    let rep = export_forced(&e, "alice", "d", vpnca::KeyExport::None).expect("forced");
+    assert_eq!(rep.replaced, [e.path("d/ca.crt")]);
+    assert_eq!(
+        std::fs::read(e.path("d/ca.crt")).expect("ca.crt"),
+        std::fs::read(e.pki.join("ca.crt")).expect("pki ca.crt")
+    );
+    let (ok, out) = openssl_verify(e.dir.path(), &["-CAfile", "d/ca.crt", "d/alice.crt"]);
+    assert!(ok, "{out}");
+
+    std::fs::create_dir(e.path("l")).expect("mkdir");
+    std::os::unix::fs::symlink(e.pki.join("ca.crt"), e.path("l/ca.crt")).expect("symlink");
+    let store_before = e.snapshot();
+    let err = e.fails(&["export", "alice", "--out", "l"], 2);
+    assert!(
+        err.contains("l/ca.crt") && err.contains("symbolic link"),
+        "{err}"
+    );
+    let err = export_forced(&e, "alice", "l", vpnca::KeyExport::None).expect_err("a link");
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+    assert_eq!(
+        std::fs::read_link(e.path("l/ca.crt")).expect("still a link"),
+        e.pki.join("ca.crt")
+    );
+    assert!(
+        !e.path("l/alice.crt").exists(),
+        "nothing written beside the link"
+    );
+    assert_eq!(e.snapshot(), store_before, "the store changed");
+}

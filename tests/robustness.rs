@@ -372,7 +372,7 @@ fn state_conflicts_are_refused() {
         (&["ca", "--cn", "Second CA"], "already has a CA"),
         (
             &["export", "alice", "--out", "taken", "--key"],
-            "exists already",
+            "cannot write taken/alice.crt: it exists and differs from the certificate being exported",
         ),
     ];
     for (args, phrase) in cases {

@@ -245,21 +245,26 @@ fn crl_pem(e: &Env) -> Vec<u8> {
 /// renumbered to the top, or left on top by deleting the newer ones, became "the latest CRL"
 /// that `verify` repaired `crl.pem` with and `push-crl` uploaded — without bob, revoked since.
 /// Now the CRL is proven against the authenticated state before it is published: `verify`
-/// reports it (exit 1) and leaves `crl.pem` alone; the next `vpnca crl` lists bob again, as
-/// openssl reads it.
+/// reports it (exit 1) and leaves `crl.pem` alone; `vpnca crl` then lists bob (openssl reads
+/// it), or refuses when the CRL the audit log records last is gone — never a CRL without bob.
 ///
 /// Fails when: `Store::prove_crl` checks the signature only (verify then says the store is
 /// intact and rewrites crl.pem with the old, empty CRL).
 #[test]
 fn an_old_crl_on_top_is_not_published() {
-    for (attack, why) in [
+    // (the edit, what verify says, whether `vpnca crl` can still make a correct CRL: after a
+    // renumbering the real CRL #2 is still there; after a deletion the audit log's CRL #2 is
+    // missing, and the store refuses until it is restored)
+    for (attack, why, recoverable) in [
         (
             "UPDATE crls SET number = 3 WHERE number = 1",
             "CRL 3: the CRL stored under number 3 is CRL number 1",
+            true,
         ),
         (
             "DELETE FROM crls WHERE number = 2",
             "CRL 1: it does not list bob (serial",
+            false,
         ),
     ] {
         let e = store();
@@ -275,13 +280,21 @@ fn an_old_crl_on_top_is_not_published() {
             !e.pki.join("crl.pem").exists(),
             "{attack}: verify published the old CRL"
         );
-        e.ok(&["crl"]);
-        let (_, listed) = crl_by_openssl(&e);
-        assert!(
-            listed.contains_key(&bob),
-            "{attack}: bob is not in the new CRL"
-        );
-        assert!(!crl_pem(&e).is_empty());
+        if recoverable {
+            e.ok(&["crl"]);
+            let (_, listed) = crl_by_openssl(&e);
+            assert!(
+                listed.contains_key(&bob),
+                "{attack}: bob is not in the new CRL"
+            );
+        } else {
+            let err = e.fails(&["crl"], 2);
+            assert!(err.contains("CRL #2"), "{attack}: {err}");
+            assert!(
+                !e.pki.join("crl.pem").exists(),
+                "{attack}: a CRL was published"
+            );
+        }
     }
 }
 
@@ -532,4 +545,54 @@ fn a_deleted_imported_certificate_is_reported() {
         "{}",
         s(&o.stdout)
     );
+}
+
+/// Mix-and-match replay: bob's row and the revoked-set checksum copied back from an older copy
+/// of the database (from before bob was revoked), the rest of the history kept. Every MAC still
+/// checks, so `vpnca crl` signed a CRL without bob. A new CRL must now list everything the last
+/// CRL the audit log records listed: refused (exit 2, nothing written), also when the newer CRL
+/// rows are deleted as well (the audit log still records CRL #2).
+///
+/// Fails when: `crl::check_keeps_published` is not called by `generate_in_tx` (the CRL is
+/// then signed, and openssl reads it without bob).
+#[test]
+fn an_unrevocation_by_replayed_rows_is_refused_at_the_next_crl() {
+    for delete_newer_crls in [false, true] {
+        let e = store();
+        let older = e.path("older.db");
+        std::fs::copy(e.pki.join("vpnca.db"), &older).expect("copy");
+        e.ok(&["revoke", "bob"]);
+        let mut sql = format!(
+            "ATTACH '{}' AS o; BEGIN; \
+             UPDATE certs SET state = (SELECT state FROM o.certs c WHERE c.serial = certs.serial), \
+               revoked_at = (SELECT revoked_at FROM o.certs c WHERE c.serial = certs.serial), \
+               reason = (SELECT reason FROM o.certs c WHERE c.serial = certs.serial), \
+               mac = (SELECT mac FROM o.certs c WHERE c.serial = certs.serial) \
+             WHERE name = 'bob'; \
+             DELETE FROM meta WHERE k IN ('revocation_digest', 'revoked_count', 'revocation_mac'); \
+             INSERT INTO meta SELECT k, v FROM o.meta WHERE k IN ('revocation_digest', 'revoked_count', 'revocation_mac');",
+            path_str(&older)
+        );
+        if delete_newer_crls {
+            sql.push_str("DELETE FROM crls WHERE number > 1;");
+        }
+        sql.push_str("COMMIT;");
+        sqlite(&e, &sql);
+        assert_eq!(
+            str_field(&e.json(&["show", "bob"]), "status"),
+            "valid",
+            "the replay must un-revoke bob in the database"
+        );
+        let crl_before = crl_pem(&e);
+        let before = e.snapshot();
+        let err = e.fails(&["crl"], 2);
+        assert!(
+            err.contains("a revocation was undone or a CRL removed outside vpnca"),
+            "{err}"
+        );
+        assert!(e.snapshot() == before, "a refused crl changed the store");
+        assert_eq!(crl_pem(&e), crl_before);
+        let err = e.fails(&["revoke", "alice"], 2);
+        assert!(err.contains("a revocation was undone"), "{err}");
+    }
 }

@@ -17,7 +17,7 @@ use crate::{Error, Result};
 
 /// A CRL pushed within this many days of its nextUpdate is regenerated first: an endpoint
 /// whose CRL expires lets nobody connect.
-pub const PUSH_MIN_DAYS_LEFT: i64 = 30;
+pub const PUSH_MIN_DAYS_LEFT: i64 = crate::crl::MIN_DAYS_LEFT as i64;
 
 /// Why the stored CRL cannot be pushed as it is, if it can't: there is none, it does not list
 /// every revoked certificate ([`Store::crl_missing_revocations`]: by serial, never by comparing
@@ -310,6 +310,10 @@ impl Aws {
     /// What AWS holds compared with the store: each recorded ACM certificate (expiry,
     /// whether it still has the store's current serial) and each known or discovered
     /// endpoint (whether its CRL is the store's latest).
+    ///
+    /// A failed AWS call does not end the report: it becomes a `call-failed` finding naming
+    /// what was not checked and why, the rest is checked all the same, and
+    /// [`AwsStatus::complete`] is false. Errors of the store itself still end it.
     pub fn status(&self, store: &Store, warn_days: u32) -> Result<AwsStatus> {
         let now = store::now();
         let horizon = now + Duration::days(i64::from(warn_days.min(crate::profile::MAX_DAYS)));
@@ -321,8 +325,30 @@ impl Aws {
             .filter(|i| i.region != self.region)
             .cloned()
             .collect();
+        let mut complete = true;
+        let mut call_failed = |findings: &mut Vec<Finding>, subject, what: String, e: Error| {
+            complete = false;
+            findings.push(aws_finding(
+                subject,
+                "call-failed",
+                format!("{what} could not be checked: {e}"),
+                None,
+            ));
+        };
         for imp in imports.iter().filter(|i| i.region == self.region) {
-            let d = self.acm_describe(&imp.arn)?;
+            let d = match self.acm_describe(&imp.arn) {
+                Ok(d) => d,
+                Err(e @ Error::Aws { .. }) => {
+                    call_failed(
+                        &mut findings,
+                        "acm",
+                        format!("the ACM certificate {} ({})", imp.arn, imp.name),
+                        e,
+                    );
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let current = store.live(&imp.name)?;
             let store_serial = current.as_ref().map(|r| r.serial.hex());
             let up_to_date = match (&store_serial, &d.serial) {
@@ -372,10 +398,25 @@ impl Aws {
             .map(|e| e.id)
             .collect();
         if imports.iter().any(|i| i.region == self.region) {
-            for c in self.find_endpoints(store)? {
-                if c.selected && !ids.contains(&c.endpoint.id) {
-                    ids.push(c.endpoint.id);
+            match self.find_endpoints(store) {
+                Ok(found) => {
+                    for c in found {
+                        if c.selected && !ids.contains(&c.endpoint.id) {
+                            ids.push(c.endpoint.id);
+                        }
+                    }
                 }
+                Err(e @ Error::Aws { .. }) => call_failed(
+                    &mut findings,
+                    "clientvpn",
+                    format!(
+                        "which endpoints in {} use this store's certificates (only the {} endpoint(s) vpnca pushed CRLs to are checked below)",
+                        self.region,
+                        ids.len()
+                    ),
+                    e,
+                ),
+                Err(e) => return Err(e),
             }
         }
         let mut endpoints = Vec::new();
@@ -392,6 +433,10 @@ impl Aws {
                         ),
                         None,
                     ));
+                    continue;
+                }
+                Err(e @ Error::Aws { .. }) => {
+                    call_failed(&mut findings, "clientvpn", format!("the CRL on {id}"), e);
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -434,6 +479,7 @@ impl Aws {
             certificates,
             endpoints,
             findings,
+            complete,
         })
     }
 }
@@ -499,4 +545,7 @@ pub struct AwsStatus {
     pub endpoints: Vec<EndpointStatus>,
     /// What needs attention.
     pub findings: Vec<Finding>,
+    /// Every AWS call succeeded. When false, the `call-failed` findings say what was not
+    /// checked; `status --aws` then exits 3.
+    pub complete: bool,
 }

@@ -276,6 +276,10 @@ pub struct RevokeArgs {
     /// reported and skipped).
     #[arg(long, requires = "batch")]
     pub strict: bool,
+    /// With --batch: read our column OURS (name, serial, reason) from the file's column
+    /// THEIRS, e.g. name=login (repeatable).
+    #[arg(long, value_name = "OURS=THEIRS", requires = "batch")]
+    pub column: Vec<String>,
     /// easy-rsa form: the reason as a second argument.
     #[arg(hide = true)]
     pub reason_arg: Option<String>,
@@ -383,6 +387,10 @@ pub struct ExportArgs {
     /// it: a prompt on a terminal, else a generated passphrase printed once.
     #[arg(long, value_name = "FILE", visible_alias = "p12-passphrase-file")]
     pub key_passphrase_file: Option<PathBuf>,
+    /// Replace public files in DIR (NAME.crt, ca.crt) that differ; identical ones are kept
+    /// without it. Key files (NAME.key, NAME.p12) are never replaced.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// The arguments of `vpnca profile` (src/cli/delivery.rs; `--batch`: src/cli/batch.rs).
@@ -395,6 +403,10 @@ pub struct ProfileArgs {
     /// to --out DIR as NAME.ovpn.
     #[arg(long, value_name = "FILE", requires = "out")]
     pub batch: Option<PathBuf>,
+    /// With --batch: read our column OURS from the file's column THEIRS, e.g. name=login
+    /// (repeatable).
+    #[arg(long, value_name = "OURS=THEIRS", requires = "batch")]
+    pub column: Vec<String>,
     /// The client configuration downloaded from the Client VPN endpoint (console, or `aws
     /// ec2 export-client-vpn-client-configuration`). Kept as it is; <cert> and <key> added.
     #[arg(long, value_name = "FILE")]
@@ -422,6 +434,20 @@ pub struct ProfileArgs {
     /// endpoint's DNS name (for clients that lack the directive).
     #[arg(long, requires = "config", conflicts_with = "remote")]
     pub random_hostname_prefix: bool,
+    /// With --config: let the directive (or inline block) NAME of the configuration into the
+    /// profiles although it is not on vpnca's allow-list (repeatable; see
+    /// docs/commands-delivery.md#allowed-directives).
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "config",
+        conflicts_with = "remote"
+    )]
+    pub allow_directive: Vec<String>,
+    /// With --config: accept a <ca> block that holds certificates besides this PKI's CA chain
+    /// (a warning instead of an error).
+    #[arg(long, requires = "config", conflicts_with = "remote")]
+    pub allow_foreign_ca: bool,
     /// Encrypt the key inside the profile with the passphrase in FILE (the VPN client asks
     /// for it at connect time).
     #[arg(long, value_name = "FILE")]
@@ -530,6 +556,10 @@ pub struct BatchOpts {
     /// The input's format (default: detected from the content).
     #[arg(long, value_name = "csv|jsonl", requires = "batch")]
     pub format: Option<String>,
+    /// Read our column OURS from the file's column THEIRS, e.g. name=login (repeatable).
+    /// Columns vpnca does not read are ignored and listed once.
+    #[arg(long, value_name = "OURS=THEIRS", requires = "batch")]
+    pub column: Vec<String>,
     /// Issue the valid lines even if some are bad (they are reported as invalid).
     #[arg(long, requires = "batch")]
     pub skip_invalid: bool,

@@ -322,13 +322,19 @@ fn push_crl(
     })
 }
 
-/// The AWS part of `status --aws`: prints it and says whether anything needs attention.
-pub(super) fn status(
-    store: &Store,
-    out: &Out,
-    warn_days: u32,
-    o: &AwsOpts,
-) -> Result<(serde_json::Value, bool)> {
+/// What `status --aws` found in AWS.
+pub(super) struct AwsReport {
+    /// The report, for `--json`.
+    pub(super) json: serde_json::Value,
+    /// Something needs attention (exit 1).
+    pub(super) attention: bool,
+    /// An AWS call failed, so part of AWS was not checked (exit 3).
+    pub(super) failed: bool,
+}
+
+/// The AWS part of `status --aws`: prints it and says whether anything needs attention. A
+/// failed AWS call is one of its findings (the rest is still checked), not an error.
+pub(super) fn status(store: &Store, out: &Out, warn_days: u32, o: &AwsOpts) -> Result<AwsReport> {
     let aws = connect(o)?;
     let rep = aws.status(store, warn_days)?;
     if !out.json {
@@ -380,6 +386,9 @@ pub(super) fn status(
             );
         }
     }
-    let attention = !rep.findings.is_empty();
-    Ok((serde_json::to_value(&rep)?, attention))
+    Ok(AwsReport {
+        json: serde_json::to_value(&rep)?,
+        attention: !rep.findings.is_empty(),
+        failed: !rep.complete,
+    })
 }

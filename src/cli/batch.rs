@@ -37,6 +37,46 @@ fn source_name(path: &Path) -> String {
     }
 }
 
+/// Reads a batch file's records with the `--column OURS=THEIRS` mapping `column`, and says
+/// once, on standard error, which columns were recognised under another name, which are not
+/// read, and which of those look like a misspelt column of ours.
+fn read_mapped(
+    data: &[u8],
+    format: Option<batch::BatchFormat>,
+    file: &Path,
+    (known, required): (&[&str], &[&str]),
+    column: &[String],
+) -> Result<batch::Batch> {
+    let map = batch::parse_column_map(column, known)?;
+    let b = batch::read_batch(data, format, &source_name(file), known, required, &map)?;
+    for m in b.columns.mapped.iter().filter(|m| m.automatic) {
+        errln!(
+            "note: reading the column {:?} as {} (an identity-provider export; --column {}=COLUMN chooses another)",
+            m.from,
+            m.column,
+            m.column
+        );
+    }
+    if !b.columns.ignored.is_empty() {
+        errln!(
+            "note: ignoring {} column(s) that vpnca does not read: {}",
+            b.columns.ignored.len(),
+            b.columns
+                .ignored
+                .iter()
+                .map(|c| format!("{c:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    for (theirs, ours) in &b.columns.near_misses {
+        warn(&format!(
+            "the column {theirs:?} is not read: did you mean {ours}? (--column {ours}={theirs} reads it as {ours})"
+        ));
+    }
+    Ok(b)
+}
+
 /// Reports bad rows; an error unless `skip` (then they are listed and left out).
 fn report_invalid(
     out: &Out,
@@ -260,13 +300,14 @@ pub(super) fn client(
     }
     let data = read_input(file)?;
     let format = opts.format.as_deref().map(str::parse).transpose()?;
-    let records = batch::read_records(
+    let records = read_mapped(
         &data,
         format,
-        &source_name(file),
-        batch::ISSUE_COLUMNS,
-        &["name"],
-    )?;
+        file,
+        (batch::ISSUE_COLUMNS, &["name"]),
+        &opts.column,
+    )?
+    .records;
     let (rows, mut errors) = batch::parse_issue_rows(&records, &template);
     let bopts = batch_options(opts)?;
     let store = store_open()?;
@@ -415,24 +456,26 @@ pub(super) fn sign_req(
     run_issue(&store, out, items, labels, &bopts, errors.len())
 }
 
-/// `vpnca revoke --batch FILE`.
-pub(super) fn revoke(
+/// `vpnca revoke --batch FILE [--column OURS=THEIRS…]`.
+pub(super) fn revoke_mapped(
     store_open: impl FnOnce() -> Result<Store>,
     out: &Out,
     file: &Path,
     format: Option<&str>,
     default_reason: RevocationReason,
     strict: bool,
+    column: &[String],
 ) -> Result<u8> {
     let data = read_input(file)?;
     let format = format.map(str::parse).transpose()?;
-    let records = batch::read_records(
+    let read = read_mapped(
         &data,
         format,
-        &source_name(file),
-        batch::REVOKE_COLUMNS,
-        &["name", "serial"],
+        file,
+        (batch::REVOKE_COLUMNS, &["name", "serial"]),
+        column,
     )?;
+    let (records, columns) = (read.records, read.columns);
     let (rows, errors) = batch::parse_revoke_rows(&records, default_reason);
     report_invalid(out, &errors, false, ("revoked", ""))?;
     let store = store_open()?;
@@ -486,19 +529,21 @@ pub(super) fn revoke(
     };
     if out.json {
         if let Some(c) = &crl {
-            outln!(
-                "{}",
-                json!({"crl": crl_json(c, &store.crl_path()), "revoked": revoked, "unknown": unknown})
-            );
+            let mut last = json!({"crl": crl_json(c, &store.crl_path()), "revoked": revoked, "unknown": unknown});
+            if !columns.is_empty() {
+                last["columns"] = serde_json::to_value(&columns)?;
+            }
+            outln!("{last}");
         }
         errln!("{summary}");
     } else {
         outln!("{summary}");
         if crl.is_some() {
-            outln!(
-                "Upload it to your VPN (AWS Client VPN: aws ec2 import-client-vpn-client-certificate-revocation-list; OpenVPN: crl-verify)."
-            );
+            super::revocation::print_upload_steps(&store);
         }
+    }
+    if let Some(c) = &crl {
+        super::revocation::crl_warnings(c);
     }
     Ok(if invalid > 0 { EXIT_ERROR } else { 0 })
 }
@@ -511,15 +556,11 @@ pub(super) fn profile(
     base: &vpnca::ovpn::ProfileBase,
     key_pass: Option<&vpnca::Passphrase>,
     dir: &Path,
+    column: &[String],
 ) -> Result<u8> {
     let data = read_input(file)?;
-    let records = batch::read_records(
-        &data,
-        None,
-        &source_name(file),
-        batch::ISSUE_COLUMNS,
-        &["name"],
-    )?;
+    let records =
+        read_mapped(&data, None, file, (batch::ISSUE_COLUMNS, &["name"]), column)?.records;
     // Only the name matters here (the file may be the onboarding CSV with more columns).
     let records: Vec<batch::Record> = records
         .into_iter()

@@ -21,8 +21,11 @@ use super::batch;
 use super::options::{
     PublicOut, algorithm, issue_request, public_out, sans, validity, warn_client_vpn,
 };
-use super::output::{Out, crl_json, human_record, print_issued, record_json, sh, stdout_failed};
+use super::output::{
+    Out, crl_json, human_record, print_issued, record_json, sh, stdout_failed, warn,
+};
 use super::passphrase::{export_passphrase, note_nopass, open_unlocked, read_new_secret_file};
+use super::revocation::{crl_warnings, print_upload_steps};
 
 /// `vpnca ca`: a root CA, a sub-CA's request (`--sub-ca`), or the sub-CA's signed certificate
 /// (`--import-cert`).
@@ -56,7 +59,8 @@ pub(super) fn ca(cli: &Cli, out: &Out, args: &CaArgs) -> Result<u8> {
             &chain_data,
             &chain.display().to_string(),
         )?;
-        out.doc(&record_json(&rec), || {
+        let warnings = ca_warnings(&store, &rec);
+        out.doc(&with_warnings(record_json(&rec), &warnings), || {
             outln!(
                 "Sub-CA {} imported (serial {}); its chain is in {}",
                 rec.name,
@@ -94,7 +98,8 @@ pub(super) fn ca(cli: &Cli, out: &Out, args: &CaArgs) -> Result<u8> {
             algorithm(algo)?,
             days.map(Validity::Days).unwrap_or(Validity::Default),
         )?;
-        out.doc(&record_json(&rec), || {
+        let warnings = ca_warnings(&store, &rec);
+        out.doc(&with_warnings(record_json(&rec), &warnings), || {
             outln!(
                 "Created root CA {} (serial {}), valid until {}",
                 sh(&rec.name),
@@ -105,6 +110,39 @@ pub(super) fn ca(cli: &Cli, out: &Out, args: &CaArgs) -> Result<u8> {
         });
     }
     Ok(0)
+}
+
+/// What a new CA's validity means for what it signs ([`Store::ca_warnings`]), printed as
+/// warnings. A failure to work it out is itself only a warning: the CA is made.
+fn ca_warnings(store: &Store, ca: &CertRecord) -> Vec<String> {
+    let warnings = store.ca_warnings(ca).unwrap_or_else(|e| {
+        vec![format!(
+            "could not compare the CA's validity with the certificates' ({e})"
+        )]
+    });
+    for w in &warnings {
+        warn(w);
+    }
+    warnings
+}
+
+/// Warns when a certificate just made ends with the CA, earlier than asked
+/// ([`Store::cut_to_ca`]); returns the warning.
+fn cut_to_ca(store: &Store, rec: &CertRecord) -> Vec<String> {
+    let warnings: Vec<String> = store.cut_to_ca(rec).ok().flatten().into_iter().collect();
+    for w in &warnings {
+        warn(w);
+    }
+    warnings
+}
+
+/// `v` with a `warnings` array when there are any (the JSON shapes stay as they were
+/// otherwise).
+fn with_warnings(mut v: Value, warnings: &[String]) -> Value {
+    if let (false, Value::Object(m)) = (warnings.is_empty(), &mut v) {
+        m.insert("warnings".into(), json!(warnings));
+    }
+    v
 }
 
 /// `vpnca server NAME`.
@@ -159,6 +197,7 @@ fn issue(cli: &Cli, out: &Out, req: &IssueRequest) -> Result<u8> {
     let store = open_unlocked(cli)?;
     let rec = store.issue(req)?;
     print_issued(out, &store, &rec);
+    cut_to_ca(&store, &rec);
     Ok(0)
 }
 
@@ -229,6 +268,7 @@ pub(super) fn sign_req(cli: &Cli, out: &Out, args: &SignReqArgs) -> Result<u8> {
         sans,
     )?;
     print_issued(out, &store, &rec);
+    cut_to_ca(&store, &rec);
     Ok(0)
 }
 
@@ -266,7 +306,11 @@ pub(super) fn renew(cli: &Cli, out: &Out, args: &RenewArgs) -> Result<u8> {
     };
     let store = open_unlocked(cli)?;
     let r = store.renew(name, &opts)?;
-    let v = json!({"old": record_json(&r.old), "new": record_json(&r.new), "crl": r.crl.as_ref().map(|c| crl_json(c, &store.crl_path()))});
+    let warnings = cut_to_ca(&store, &r.new);
+    let v = with_warnings(
+        json!({"old": record_json(&r.old), "new": record_json(&r.new), "crl": r.crl.as_ref().map(|c| crl_json(c, &store.crl_path()))}),
+        &warnings,
+    );
     out.doc(&v, || {
         outln!(
             "Renewed {}: new serial {} valid until {}",
@@ -286,9 +330,39 @@ pub(super) fn renew(cli: &Cli, out: &Out, args: &RenewArgs) -> Result<u8> {
                 c.entries,
                 store.crl_path().display()
             );
+            print_upload_steps(&store);
         }
+        #[cfg(feature = "aws")]
+        print_reimport(&store, &r.new);
     });
+    if let Some(c) = &r.crl {
+        crl_warnings(c);
+    }
     Ok(0)
+}
+
+/// After `renew`: ACM still holds the old certificate in every ARN the store imported this
+/// name into; `acm import` puts the new one into the same ARN (the endpoints need no change).
+/// A record that cannot be read is a warning: the renewal is done.
+#[cfg(feature = "aws")]
+fn print_reimport(store: &Store, new: &CertRecord) {
+    let imports = match store.acm_imports() {
+        Ok(i) => i,
+        Err(e) => {
+            warn(&format!("cannot read the store's ACM records ({e})"));
+            return;
+        }
+    };
+    for i in imports.iter().filter(|i| i.name == new.name) {
+        outln!(
+            "ACM still holds the old certificate (serial {}) in {}: re-import into the same ARN with `vpnca acm import --{} {} --region {}`",
+            i.serial,
+            i.arn,
+            i.role.as_str(),
+            sh(&i.name),
+            sh(&i.region)
+        );
+    }
 }
 
 /// `vpnca list`: one line (or JSON line) per certificate.
@@ -376,6 +450,7 @@ pub(super) fn export(cli: &Cli, out: &Out, args: &ExportArgs) -> Result<u8> {
         format,
         key,
         key_passphrase_file,
+        force,
     } = args;
     check_output(dir, Output::Dir)?;
     let store = open_unlocked(cli)?;
@@ -397,14 +472,19 @@ pub(super) fn export(cli: &Cli, out: &Out, args: &ExportArgs) -> Result<u8> {
             }
         }
     };
-    let rep = store.export(&r, dir, &key_export)?;
+    let opts = vpnca::export::ExportOptions { force: *force };
+    let rep = store.export_with(&r, dir, &key_export, &opts)?;
     let mut v = serde_json::to_value(&rep)?;
     if let (Some(p), Value::Object(m)) = (&generated, &mut v) {
         m.insert("passphrase".into(), json!(p.expose_str()));
     }
     out.doc(&v, || {
         for f in &rep.files {
-            outln!("wrote {}", f.display());
+            let how = if rep.replaced.contains(f) { "replaced" } else { "wrote" };
+            outln!("{how} {}", f.display());
+        }
+        for f in &rep.unchanged {
+            outln!("unchanged {} (identical)", f.display());
         }
         if let Some(p) = &generated {
             outln!("passphrase (shown once, not stored): {}", p.expose_str());

@@ -18,11 +18,14 @@ pub(super) fn profile(cli: &Cli, out: &Out, args: &ProfileArgs) -> Result<u8> {
     let ProfileArgs {
         name,
         batch: batch_file,
+        column,
         config,
         remote,
         proto,
         server_name,
         random_hostname_prefix,
+        allow_directive,
+        allow_foreign_ca,
         key_passphrase_file,
         out: out_file,
     } = args;
@@ -41,8 +44,13 @@ pub(super) fn profile(cli: &Cli, out: &Out, args: &ProfileArgs) -> Result<u8> {
     let base = match (config, remote) {
         (Some(f), _) => {
             let data = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+            let policy = vpnca::ovpn::DirectivePolicy::new(allow_directive, *allow_foreign_ca)?;
             vpnca::ovpn::ProfileBase::Endpoint {
-                config: vpnca::ovpn::ClientConfig::parse(&data, &f.display().to_string())?,
+                config: vpnca::ovpn::ClientConfig::parse_with(
+                    &data,
+                    &f.display().to_string(),
+                    &policy,
+                )?,
                 random_hostname_prefix: *random_hostname_prefix,
             }
         }
@@ -65,7 +73,15 @@ pub(super) fn profile(cli: &Cli, out: &Out, args: &ProfileArgs) -> Result<u8> {
         let dir = out_file
             .as_deref()
             .ok_or_else(|| anyhow!("--batch needs --out DIR"))?;
-        return batch::profile(|| open_unlocked(cli), out, f, &base, key_pass.as_ref(), dir);
+        return batch::profile(
+            || open_unlocked(cli),
+            out,
+            f,
+            &base,
+            key_pass.as_ref(),
+            dir,
+            column,
+        );
     }
     let name = name
         .as_deref()

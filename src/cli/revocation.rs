@@ -9,7 +9,7 @@ use vpnca::{CrlOptions, RevocationReason, Target};
 use super::args::{Cli, CrlArgs, RevokeArgs};
 use super::batch;
 use super::options::{PublicOut, public_out};
-use super::output::{Out, crl_json, record_json};
+use super::output::{Out, crl_json, record_json, sh, warn};
 use super::passphrase::open_unlocked;
 
 /// `vpnca revoke NAME` or `revoke --serial HEX`, then a new CRL; with `--batch`,
@@ -23,6 +23,7 @@ pub(super) fn revoke(cli: &Cli, out: &Out, args: &RevokeArgs) -> Result<u8> {
         batch: batch_file,
         format,
         strict,
+        column,
     } = args;
     let reason: RevocationReason = match (reason, reason_arg) {
         (Some(r), None) | (None, Some(r)) => r.parse()?,
@@ -30,13 +31,14 @@ pub(super) fn revoke(cli: &Cli, out: &Out, args: &RevokeArgs) -> Result<u8> {
         (Some(_), Some(_)) => bail!("give the reason once (--reason)"),
     };
     if let Some(f) = batch_file {
-        return batch::revoke(
+        return batch::revoke_mapped(
             || open_unlocked(cli),
             out,
             f,
             format.as_deref(),
             reason,
             *strict,
+            column,
         );
     }
     let target = match (name, serial) {
@@ -49,7 +51,13 @@ pub(super) fn revoke(cli: &Cli, out: &Out, args: &RevokeArgs) -> Result<u8> {
     let v = json!({"revoked": res.revoked.iter().map(record_json).collect::<Vec<_>>(), "crl": crl_json(&res.crl, &store.crl_path())});
     out.doc(&v, || {
         for r in &res.revoked {
-            outln!("Revoked {} {} (serial {}), reason {}", r.kind.as_str(), r.name, r.serial, reason.as_str());
+            outln!(
+                "Revoked {} {} (serial {}), reason {}",
+                r.kind.as_str(),
+                r.name,
+                r.serial,
+                reason.as_str()
+            );
         }
         outln!(
             "Wrote CRL #{} with {} entries to {} (valid until {})",
@@ -58,9 +66,78 @@ pub(super) fn revoke(cli: &Cli, out: &Out, args: &RevokeArgs) -> Result<u8> {
             store.crl_path().display(),
             vpnca::fmt_time(res.crl.next_update)
         );
-        outln!("Upload it to your VPN (AWS Client VPN: aws ec2 import-client-vpn-client-certificate-revocation-list; OpenVPN: crl-verify).");
+        print_upload_steps(&store);
     });
+    crl_warnings(&res.crl);
     Ok(0)
+}
+
+/// `warning: …` for each of a new CRL's warnings (it expires soon: see
+/// [`vpnca::crl::crl_warnings`]); with `--json` they are also in the CRL object.
+pub(super) fn crl_warnings(crl: &vpnca::CrlInfo) {
+    for w in &crl.warnings {
+        warn(w);
+    }
+}
+
+/// Prints what to do with a CRL just written (after `revoke`, `revoke --batch`, `renew
+/// --revoke-old`): the VPN accepts the revoked certificates until it holds it.
+pub(super) fn print_upload_steps(store: &vpnca::Store) {
+    for line in upload_steps(store) {
+        outln!("{line}");
+    }
+}
+
+/// The lines [`print_upload_steps`] prints. With Client VPN endpoints recorded by earlier
+/// pushes (`vpnca acm list`): the push to exactly those, one command per region. Otherwise both
+/// routes: a push to an endpoint (`--all` when the store imported a certificate into ACM), and
+/// for OpenVPN the copy of crl.pem. Every command is shell-quoted: the recorded endpoint rows
+/// are stored data, not checked input. Never fails: a record that cannot be read gives the
+/// general steps and a warning.
+pub(super) fn upload_steps(store: &vpnca::Store) -> Vec<String> {
+    let crl = sh(&store.crl_path().display().to_string()).into_owned();
+    let mut lines =
+        vec!["The VPN still accepts the revoked certificate(s) until it has this CRL:".to_string()];
+    #[cfg(feature = "aws")]
+    {
+        let (endpoints, imports) = match (store.known_endpoints(), store.acm_imports()) {
+            (Ok(e), Ok(i)) => (e, i),
+            (Err(e), _) | (_, Err(e)) => {
+                warn(&format!("cannot read the store's AWS records ({e})"));
+                (Vec::new(), Vec::new())
+            }
+        };
+        if !endpoints.is_empty() {
+            let mut regions: Vec<&str> = endpoints.iter().map(|e| e.region.as_str()).collect();
+            regions.dedup();
+            for region in regions {
+                let ids: String = endpoints
+                    .iter()
+                    .filter(|e| e.region == region)
+                    .map(|e| format!(" --endpoint {}", sh(&e.id)))
+                    .collect();
+                lines.push(format!(
+                    "  vpnca clientvpn push-crl{ids} --region {}",
+                    sh(region)
+                ));
+            }
+            return lines;
+        }
+        lines.push(if imports.is_empty() {
+            "  AWS Client VPN: vpnca clientvpn push-crl --endpoint cvpn-endpoint-…".to_string()
+        } else {
+            "  AWS Client VPN: vpnca clientvpn push-crl --all   (or --endpoint cvpn-endpoint-…)"
+                .to_string()
+        });
+    }
+    #[cfg(not(feature = "aws"))]
+    lines.push(format!(
+        "  AWS Client VPN: aws ec2 import-client-vpn-client-certificate-revocation-list --client-vpn-endpoint-id cvpn-endpoint-… --certificate-revocation-list file://{crl}"
+    ));
+    lines.push(format!(
+        "  OpenVPN: copy {crl} over the file the server's crl-verify names; the server reads it again at each new connection"
+    ));
+    lines
 }
 
 /// `vpnca crl`: a new CRL, and the store's CRL policy when a flag changes it.
@@ -78,6 +155,7 @@ pub(super) fn crl(cli: &Cli, out: &Out, args: &CrlArgs) -> Result<u8> {
         .transpose()?;
     let store = open_unlocked(cli)?;
     let mut opts = CrlOptions::from_store(&store)?;
+    let stored_days = opts.days;
     if let Some(d) = days {
         opts.days = *d;
     }
@@ -87,6 +165,27 @@ pub(super) fn crl(cli: &Cli, out: &Out, args: &CrlArgs) -> Result<u8> {
         opts.omit_expired = false;
     }
     let info = store.generate_crl(&opts)?;
+    if opts.days != stored_days {
+        errln!(
+            "note: the store's CRL policy is now {} day(s) (it was {stored_days}): the CRLs that revoke, renew --revoke-old{} and quickstart write follow it; `vpnca crl --days {stored_days}` sets it back",
+            opts.days,
+            if cfg!(feature = "aws") {
+                ", clientvpn push-crl"
+            } else {
+                ""
+            }
+        );
+    }
+    let asked = info.this_update + vpnca::ca::BACKDATE + time::Duration::days(i64::from(opts.days));
+    if days.is_some() && info.warnings.is_empty() && info.next_update + time::Duration::DAY < asked
+    {
+        // Cut to the CA's notAfter (by more than a day), but far enough away to be no warning.
+        errln!(
+            "note: nextUpdate is {}, the CA's own notAfter, not {} days from now: a CRL cannot outlive the CA that signs it",
+            vpnca::fmt_time(info.next_update),
+            opts.days
+        );
+    }
     if let Some(PublicOut::File(f)) = dest {
         vpnca::store::write_public_file(f, info.pem.as_bytes()).with_context(|| {
             format!(
@@ -112,8 +211,10 @@ pub(super) fn crl(cli: &Cli, out: &Out, args: &CrlArgs) -> Result<u8> {
         // Standard output carries the CRL alone, for a pipe.
         outp!("{}", info.pem);
         errln!("{line}");
+        crl_warnings(&info);
         return Ok(0);
     }
     out.doc(&crl_json(&info, &store.crl_path()), || outln!("{line}"));
+    crl_warnings(&info);
     Ok(0)
 }

@@ -166,15 +166,22 @@ pub(super) fn status(cli: &Cli, out: &Out, args: &StatusArgs) -> Result<u8> {
         if !out.json {
             print_status(&rep, *warn_days);
         }
-        let (remote, attention) = aws::status(&store, out, *warn_days, aws_opts)?;
+        let remote = aws::status(&store, out, *warn_days, aws_opts)?;
         if out.json {
-            outln!("{}", json!({"local": local, "aws": remote}));
-        } else if let Some(f) = remote["findings"].as_array() {
+            outln!("{}", json!({"local": local, "aws": remote.json}));
+        } else if let Some(f) = remote.json["findings"].as_array() {
             for f in f {
                 outln!("ATTENTION: {}", f["message"].as_str().unwrap_or_default());
             }
         }
-        return Ok(if rep.findings.is_empty() && !attention {
+        if remote.failed {
+            // The report is printed in full; what AWS did not answer is in its findings.
+            errln!(
+                "error: an AWS call failed, so part of AWS was not checked: its `call-failed` finding says what, and why"
+            );
+            return Ok(super::EXIT_AWS);
+        }
+        return Ok(if rep.findings.is_empty() && !remote.attention {
             0
         } else {
             EXIT_PROBLEM
@@ -291,6 +298,7 @@ pub(super) fn quickstart(cli: &Cli, out: &Out, args: &QuickstartArgs) -> Result<
         issued.push(r);
     }
     let crl = store.generate_crl(&CrlOptions::from_store(&store)?)?;
+    super::revocation::crl_warnings(&crl);
     let v = json!({"pki": cli.pki, "ca": record_json(&ca), "certificates": issued.iter().map(record_json).collect::<Vec<_>>(), "crl": crl_json(&crl, &store.crl_path())});
     out.doc(&v, || {
         let pki = cli.pki.display();

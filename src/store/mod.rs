@@ -1539,6 +1539,37 @@ impl Store {
     }
 }
 
+/// The DER of the stored CRL with this number.
+pub(crate) fn crl_der(conn: &Connection, number: u64) -> Result<Option<Vec<u8>>> {
+    conn.query_row(
+        "SELECT der FROM crls WHERE number = ?1",
+        [i64::try_from(number).unwrap_or(i64::MAX)],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(Error::db("reading the CRL"))
+}
+
+/// The newest `crl` audit entry: its sequence number and the CRL number it records.
+pub(crate) fn last_crl_entry(conn: &Connection) -> Result<Option<(i64, u64)>> {
+    let row: Option<(i64, String)> = conn
+        .query_row(
+            "SELECT seq, detail FROM audit WHERE action = 'crl' ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(Error::db("reading the audit log"))?;
+    row.map(|(seq, detail)| {
+        serde_json::from_str::<serde_json::Value>(&detail)
+            .ok()
+            .and_then(|d| d["number"].as_u64())
+            .map(|n| (seq, n))
+            .ok_or_else(|| corrupt(format!("audit entry {seq} (crl) has no CRL number")))
+    })
+    .transpose()
+}
+
 /// The audit entries with `seq >= from_seq`, in order.
 fn audit_entries_from(conn: &Connection, from_seq: i64) -> Result<Vec<AuditEntry>> {
     {
