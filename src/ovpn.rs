@@ -158,6 +158,24 @@ fn refusal(name: &str, args: &[&str]) -> Option<String> {
             {
                 Some("`none` turns the encryption of the tunnel off".into())
             }
+            "auth" if args.iter().any(|a| a.eq_ignore_ascii_case("none")) => {
+                Some("`auth none` turns the authentication of tunnel packets off".into())
+            }
+            "tls-cipher" | "tls-ciphersuites"
+                if args.iter().any(|a| {
+                    let a = a.to_ascii_uppercase();
+                    a.contains("NULL") || a.contains("EXPORT") || a.contains("SECLEVEL=0")
+                }) =>
+            {
+                Some("it lets TLS use ciphers without encryption or authentication, or export-grade ones".into())
+            }
+            "tls-version-min"
+                if args
+                    .first()
+                    .is_some_and(|v| matches!(*v, "1.0" | "1.1")) =>
+            {
+                Some("TLS 1.0 and 1.1 are broken; the minimum is 1.2".into())
+            }
             _ => None,
         };
     }
@@ -1113,6 +1131,11 @@ mod tests {
             ("\"up\" /bin/sh", "\"up\""),
             ("auth-user-pass creds.txt", "auth-user-pass"),
             ("data-ciphers AES-256-GCM:none", "data-ciphers"),
+            // Fails when: `refusal` lets these weakening values through.
+            ("auth none", "auth"),
+            ("tls-cipher DEFAULT:@SECLEVEL=0", "tls-cipher"),
+            ("tls-cipher aNULL", "tls-cipher"),
+            ("tls-version-min 1.0", "tls-version-min"),
             ("management-hold", "management-hold"),
             ("<connection>\nremote x\n</connection>", "connection"),
         ] {
