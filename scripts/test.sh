@@ -99,6 +99,8 @@ setup() {
     command -v sqlite3 >/dev/null 2>&1 || need_apt+=(sqlite3)
     # GnuTLS's certtool reads every exported key and PKCS#12 file (tests/interop.rs).
     command -v certtool >/dev/null 2>&1 || need_apt+=(gnutls-bin)
+    # groff renders every man page `vpnca man --out` writes, warnings on (tests/reference.rs).
+    command -v groff >/dev/null 2>&1 || need_apt+=(groff-base)
     if [ ${#need_apt[@]} -gt 0 ]; then
         echo "installing: ${need_apt[*]} (Debian)"
         $SUDO apt-get update -qq || return 1

@@ -637,7 +637,7 @@ impl Store {
         let profile = self.pki_profile(&profile_name)?;
         if profile.ca {
             return Err(Error::input(
-                "--profile",
+                "--template",
                 format!("{profile_name} is a CA profile"),
             ));
         }
@@ -647,7 +647,7 @@ impl Store {
         };
         if !profile.extended_key_usage.iter().any(|e| e == need) {
             return Err(Error::input(
-                "--profile",
+                "--template",
                 format!(
                     "{profile_name} has no {need} extended key usage, so it cannot make {purpose} certificate"
                 ),

@@ -15,6 +15,7 @@ use serde::Serialize;
 use x509_parser::prelude::{CertificateRevocationList, FromDer, X509Certificate};
 
 use crate::cert::{CertKind, CertState, RevocationReason};
+use crate::fsutil::InputLimit;
 use crate::secret::{Passphrase, SecretKeyDer};
 use crate::serial::Serial;
 use crate::store::{self, NewRecord, Store};
@@ -239,7 +240,7 @@ pub fn plan(path: &Path, pass: Option<&Passphrase>) -> Result<Plan> {
         }
     };
     let ca_key_path = root.join("private/ca.key");
-    let ca_key = match std::fs::read(&ca_key_path) {
+    let ca_key = match read_source(&ca_key_path, &InputLimit::EASYRSA_FILE) {
         Ok(bytes) => match read_key(&bytes, pass) {
             Ok(k) => Some(k),
             Err(KeyError::NeedsPassphrase) => {
@@ -262,7 +263,7 @@ pub fn plan(path: &Path, pass: Option<&Passphrase>) -> Result<Plan> {
             }
         },
         Err(e) => {
-            plan.problem("private/ca.key", format!("cannot be read ({e})"));
+            plan.problem("private/ca.key", e);
             None
         }
     };
@@ -340,10 +341,10 @@ pub fn plan(path: &Path, pass: Option<&Passphrase>) -> Result<Plan> {
     }
 
     // index.txt is the authority on serials, names and status.
-    let index = match std::fs::read(root.join("index.txt")) {
+    let index = match read_source(&root.join("index.txt"), &InputLimit::EASYRSA_INDEX) {
         Ok(b) => parse_index(&b, &mut plan),
         Err(e) => {
-            plan.problem("index.txt", format!("cannot be read ({e})"));
+            plan.problem("index.txt", e);
             Vec::new()
         }
     };
@@ -640,10 +641,10 @@ impl<'a> KeySearch<'a> {
             if !c.path.is_file() {
                 continue;
             }
-            let bytes = match std::fs::read(&c.path) {
+            let bytes = match read_source(&c.path, &InputLimit::EASYRSA_FILE) {
                 Ok(b) => b,
                 Err(e) => {
-                    problem_once(plan, rel(&c.path), format!("cannot be read ({e})"));
+                    problem_once(plan, rel(&c.path), e);
                     return None;
                 }
             };
@@ -743,9 +744,12 @@ fn kind_of(cert: &X509Certificate<'_>) -> (CertKind, &'static str) {
 }
 
 fn check_old_crl(path: &Path, ca_der: Option<&[u8]>, plan: &mut Plan) {
-    let Ok(bytes) = std::fs::read(path) else {
-        plan.problem("crl.pem", "cannot be read");
-        return;
+    let bytes = match read_source(path, &InputLimit::EASYRSA_CRL) {
+        Ok(b) => b,
+        Err(e) => {
+            plan.problem("crl.pem", e);
+            return;
+        }
     };
     let der = match crate::pem::decode_all(&bytes, "crl.pem") {
         Ok(blocks) => match blocks.into_iter().find(|b| b.label == "X509 CRL") {
@@ -899,9 +903,19 @@ fn list_files(dir: &Path, exts: &[&str]) -> Vec<PathBuf> {
     out
 }
 
+/// A file of the easy-rsa PKI, at most `limit.max` bytes, regular files only; the error is a
+/// problem for the plan: "cannot be read (…)", or why it was refused and what to do.
+fn read_source(path: &Path, limit: &InputLimit) -> std::result::Result<Vec<u8>, String> {
+    crate::fsutil::read_bounded(path, limit).map_err(|e| match e {
+        Error::Io { cause, .. } => format!("cannot be read ({cause})"),
+        Error::InputFile { reason, .. } => reason,
+        e => e.to_string(),
+    })
+}
+
 /// A certificate file: PEM (openssl's text dump before the block is fine) or DER.
 fn read_cert_file(path: &Path) -> std::result::Result<Vec<u8>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot be read ({e})"))?;
+    let bytes = read_source(path, &InputLimit::EASYRSA_FILE)?;
     let mut certs = crate::pem::decode_certificates(&bytes, &path.display().to_string())
         .map_err(|e| e.to_string())?;
     if certs.len() != 1 {

@@ -207,6 +207,20 @@ pub enum Error {
         /// What is there, or what is missing.
         reason: String,
     },
+    /// A file named as input (a passphrase file, a request, a certificate, a batch, an
+    /// OpenVPN configuration, a file of an easy-rsa PKI) was refused before it was read into
+    /// memory: it holds more than the most vpnca reads from such a file, or it is not a
+    /// regular file (a directory, a device, a socket; a FIFO is read only where a pipe is
+    /// accepted). Found by [`crate::fsutil::read_bounded`] and its siblings. Nothing was changed.
+    #[error("refusing {what} {}: {reason}", .path.display())]
+    InputFile {
+        /// What the file was read as ("the passphrase file", "the batch file", …).
+        what: &'static str,
+        /// The path as given (`<stdin>` for standard input).
+        path: PathBuf,
+        /// Why, and what to do.
+        reason: String,
+    },
     /// `init` was pointed at a folder that holds an easy-rsa PKI (or `openssl ca` files):
     /// creating a store there would overwrite easy-rsa's `ca.crt`, `crl.pem` and `issued/`.
     /// Nothing was written.

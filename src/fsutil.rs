@@ -6,9 +6,15 @@
 //! and [`create_new`], which never opens an existing path): vpnca writes only regular files,
 //! and never writes to, through or over a directory, device, FIFO, socket or symbolic link.
 //! Symbolic links above the last component (`/var` → `/private/var`) are followed.
+//!
+//! Files a user names as input (a passphrase file, a request, a batch, an OpenVPN
+//! configuration, an easy-rsa PKI) are read with [`read_bounded`] (regular files only),
+//! [`read_bounded_or_pipe`] (also a FIFO: `<(cmd)`) or [`read_stdin_bounded`]: never more than
+//! the [`InputLimit`] of that kind of file is read into memory, so that a huge file,
+//! `/dev/zero` or an endless pipe is refused quickly instead of exhausting memory.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -256,6 +262,194 @@ pub(crate) fn create_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 pub fn create_output(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     check_output(path, Output::New)?;
     create_new(path, bytes, mode)
+}
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+
+/// The most vpnca reads from one kind of input file, and how messages name it. A file that
+/// holds more is refused ([`Error::InputFile`]) after reading at most `max + 1` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputLimit {
+    /// What the file is, for messages ("the passphrase file").
+    pub what: &'static str,
+    /// How a failed read is reported ("reading passphrase file": [`Error::Io`]'s `op`).
+    pub reading: &'static str,
+    /// The most bytes read: a file that holds more is refused.
+    pub max: u64,
+    /// What to do when it is refused.
+    pub hint: &'static str,
+}
+
+impl InputLimit {
+    /// `--passphrase-file`, `--new-passphrase-file`, `--key-passphrase-file`,
+    /// `--easyrsa-passphrase-file`: one line.
+    pub const PASSPHRASE: InputLimit = InputLimit {
+        what: "the passphrase file",
+        reading: "reading passphrase file",
+        max: 4 * KIB,
+        hint: "a passphrase file holds one line, the passphrase; check that you named the right file",
+    };
+    /// A certificate signing request (`sign-req`, `sign-req --batch DIR`): a few KiB.
+    pub const CSR: InputLimit = InputLimit {
+        what: "the certificate signing request",
+        reading: "reading",
+        max: MIB,
+        hint: "a request is a few KiB; check that you named the request file",
+    };
+    /// A certificate or chain file (`ca --sub-ca --import-cert FILE --chain FILE`).
+    pub const CERTIFICATE: InputLimit = InputLimit {
+        what: "the certificate file",
+        reading: "reading",
+        max: MIB,
+        hint: "a certificate or a chain of them is a few KiB; check that you named the right file",
+    };
+    /// `--batch FILE` (or `-`, standard input): 64 MiB, about 1,000,000 CSV rows.
+    pub const BATCH: InputLimit = InputLimit {
+        what: "the batch file",
+        reading: "reading batch file",
+        max: 64 * MIB,
+        hint: "split it into smaller batches (20,000 CSV rows are about 1 MiB)",
+    };
+    /// An OpenVPN client configuration (`profile --config`, `--ovpn-config`).
+    pub const OVPN_CONFIG: InputLimit = InputLimit {
+        what: "the OpenVPN configuration",
+        reading: "reading",
+        max: MIB,
+        hint: "a client configuration is a few KiB; check that you named the right file",
+    };
+    /// A profile override in the store folder (`<pki>/templates/NAME.toml`): a few hundred bytes.
+    pub const TEMPLATE: InputLimit = InputLimit {
+        what: "the template",
+        reading: "reading profile",
+        max: 64 * KIB,
+        hint: "a template is a few hundred bytes of TOML (docs/profiles.md)",
+    };
+    /// An easy-rsa `index.txt` (`import-easyrsa`).
+    pub const EASYRSA_INDEX: InputLimit = InputLimit {
+        what: "the easy-rsa index",
+        reading: "reading",
+        max: 64 * MIB,
+        hint: "an index.txt line is about 130 bytes (64 MiB: some 500,000 certificates); check that this is easy-rsa's index.txt",
+    };
+    /// A certificate or key of an easy-rsa PKI (`ca.crt`, `issued/*.crt`, `private/*.key`).
+    pub const EASYRSA_FILE: InputLimit = InputLimit {
+        what: "the easy-rsa file",
+        reading: "reading",
+        max: MIB,
+        hint: "a certificate or key is a few KiB; check that this is the file easy-rsa wrote",
+    };
+    /// An easy-rsa `crl.pem`: a CRL lists every revoked certificate, about 50 bytes each.
+    pub const EASYRSA_CRL: InputLimit = InputLimit {
+        what: "the easy-rsa CRL",
+        reading: "reading",
+        max: 16 * MIB,
+        hint: "a CRL of 200,000 revocations is about 14 MiB; check that this is the CRL easy-rsa wrote",
+    };
+
+    /// "4 KiB", "64 MiB".
+    fn max_text(&self) -> String {
+        match self.max {
+            n if n >= MIB && n % MIB == 0 => format!("{} MiB", n / MIB),
+            n if n >= KIB && n % KIB == 0 => format!("{} KiB", n / KIB),
+            n => format!("{n} bytes"),
+        }
+    }
+
+    fn refuse(&self, path: &Path, reason: String) -> Error {
+        Error::InputFile {
+            what: self.what,
+            path: path.to_path_buf(),
+            reason,
+        }
+    }
+
+    fn too_large(&self, path: &Path) -> Error {
+        self.refuse(
+            path,
+            format!(
+                "it holds more than {}, the most vpnca reads from one; {}",
+                self.max_text(),
+                self.hint
+            ),
+        )
+    }
+}
+
+/// Reads the regular file at `path` (symbolic links followed), at most `limit.max` bytes.
+/// Anything else (a directory, a device such as `/dev/zero`, a FIFO, a socket) is refused
+/// without being opened, and so is a file that holds more ([`Error::InputFile`]); a failed
+/// open or read is [`Error::Io`] with `limit.reading`.
+pub fn read_bounded(path: &Path, limit: &InputLimit) -> Result<Vec<u8>> {
+    read_input(path, limit, false)
+}
+
+/// [`read_bounded`], but a FIFO is read too (`--batch <(cmd)`, `--passphrase-file <(pass
+/// show vpnca)`), up to `limit.max` bytes like a file; opening it waits for its writer.
+pub fn read_bounded_or_pipe(path: &Path, limit: &InputLimit) -> Result<Vec<u8>> {
+    read_input(path, limit, true)
+}
+
+/// Standard input, at most `limit.max` bytes ([`Error::InputFile`] for `<stdin>` beyond).
+pub fn read_stdin_bounded(limit: &InputLimit) -> Result<Vec<u8>> {
+    read_limited(std::io::stdin().lock(), Path::new("<stdin>"), limit)
+}
+
+fn read_input(path: &Path, limit: &InputLimit, pipe: bool) -> Result<Vec<u8>> {
+    let check = |t: fs::FileType| -> Result<()> {
+        if t.is_file() || (pipe && t.is_fifo()) {
+            return Ok(());
+        }
+        let kind = if t.is_dir() {
+            PathKind::Dir
+        } else if t.is_char_device() {
+            PathKind::CharDevice
+        } else if t.is_block_device() {
+            PathKind::BlockDevice
+        } else if t.is_fifo() {
+            PathKind::Fifo
+        } else {
+            PathKind::Socket
+        };
+        Err(limit.refuse(
+            path,
+            format!(
+                "it is {}, not a regular file{}; name the file itself",
+                kind.describe(),
+                if pipe { " or a pipe" } else { "" }
+            ),
+        ))
+    };
+    // Checked before opening: opening a FIFO waits for a writer, reading a device may never
+    // end. Checked again on what was opened, in case the path was replaced in between.
+    check(
+        fs::metadata(path)
+            .map_err(Error::io(limit.reading, path))?
+            .file_type(),
+    )?;
+    let f = File::open(path).map_err(Error::io(limit.reading, path))?;
+    check(
+        f.metadata()
+            .map_err(Error::io(limit.reading, path))?
+            .file_type(),
+    )?;
+    read_limited(f, path, limit)
+}
+
+/// Reads `r` to its end, but never more than `limit.max + 1` bytes: one more is refused. The
+/// buffer is zeroized when refused (it may hold a passphrase) and allocated once for small
+/// limits, so that no copy of a secret is left behind by a reallocation.
+fn read_limited(r: impl Read, path: &Path, limit: &InputLimit) -> Result<Vec<u8>> {
+    let mut buf = Zeroizing::new(Vec::with_capacity(
+        usize::try_from(limit.max.min(64 * KIB) + 1).unwrap_or(0),
+    ));
+    r.take(limit.max + 1)
+        .read_to_end(&mut buf)
+        .map_err(Error::io(limit.reading, path))?;
+    if buf.len() as u64 > limit.max {
+        return Err(limit.too_large(path));
+    }
+    Ok(std::mem::take(&mut *buf))
 }
 
 /// Replaces `path` atomically with `bytes` (mode `mode`): readers see the old or the new

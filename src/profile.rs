@@ -92,8 +92,22 @@ impl Profile {
             })?;
         if let Some(dir) = pki {
             let path = dir.join("templates").join(format!("{name}.toml"));
-            match std::fs::read_to_string(&path) {
-                Ok(text) => {
+            // A file in the store folder is outside input: bounded, and read only if present.
+            let read = match std::fs::symlink_metadata(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(crate::fsutil::read_bounded(
+                    &path,
+                    &crate::fsutil::InputLimit::TEMPLATE,
+                )?),
+            };
+            match read.map(|b| String::from_utf8(b).map_err(|_| path.clone())) {
+                Ok(Err(p)) => {
+                    return Err(Error::Template {
+                        source_name: p.display().to_string(),
+                        reason: "it is not UTF-8 text".into(),
+                    });
+                }
+                Ok(Ok(text)) => {
                     let source = path.display().to_string();
                     let p = Profile::parse(&text, &source)?;
                     p.check_kind(name).map_err(|reason| Error::Template {
@@ -168,7 +182,7 @@ impl Profile {
         let eku = |only: &str| -> std::result::Result<(), String> {
             match self.extended_key_usage.iter().find(|e| *e != only) {
                 Some(other) => Err(format!(
-                    "the {name} profile may grant only {only}, not {other} (a certificate with both serverAuth and clientAuth is made with the server-client profile, chosen explicitly: --profile server-client)"
+                    "the {name} profile may grant only {only}, not {other} (a certificate with both serverAuth and clientAuth is made with the server-client profile, chosen explicitly: --template server-client)"
                 )),
                 None => Ok(()),
             }

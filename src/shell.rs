@@ -48,6 +48,53 @@ pub fn quote(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `s` as a terminal shows it faithfully, for a field in a line of text (a name in `list`, the
+/// `$USER` of an audit entry): every character that [`quote`] would write as an escape is
+/// replaced by a visible one, nothing else changes (`José`, `Hans Peter`, quotes and `\\` stay).
+///
+/// - ASCII controls: `\n`, `\t`, `\r`, else `\xHH` (`\x1b`, `\x07`).
+/// - Any other (DEL, C1 controls such as U+009B CSI, white space other than the space,
+///   bidirectional and invisible formatting characters): `\uXXXX` in UTF-16 (`\u202e`,
+///   `\u00a0`, a pair for a character above U+FFFF), the form JSON uses too, so that a JSON
+///   document escaped this way is still the same JSON ([`printable_text`]).
+///
+/// Unlike [`quote`], the result is not meant to be read back: a `\` is left as it is.
+pub fn printable(s: &str) -> Cow<'_, str> {
+    escape(s, false)
+}
+
+/// [`printable`] for whole messages and documents: line breaks and tabs are kept, every other
+/// control or invisible character escaped. What the CLI writes to standard output and error
+/// passes through it, last, whatever it is (vpnca's text, a library error, a JSON line).
+/// JSON stays valid and means the same: serde_json already writes `\u001b` for the ASCII
+/// controls, and the others become the `\uXXXX` escapes JSON reads back as the same string.
+pub fn printable_text(s: &str) -> Cow<'_, str> {
+    escape(s, true)
+}
+
+fn escape(s: &str, keep_lines: bool) -> Cow<'_, str> {
+    let shown = |c: char| !hidden(c) || (keep_lines && (c == '\n' || c == '\t'));
+    if s.chars().all(shown) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        match c {
+            c if shown(c) => out.push(c),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\x{:02x}", u32::from(c))),
+            c => {
+                for unit in c.encode_utf16(&mut [0u16; 2]) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// A character that needs no quoting (`first`: at the start of the word, where `=` is zsh's
 /// command-path expansion).
 fn plain(c: char, first: bool) -> bool {
@@ -90,7 +137,48 @@ fn hidden(c: char) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::quote;
+    use super::{printable, printable_text, quote};
+
+    // Fails when: a control, C1 or bidi character is left as it is, or a visible character
+    // (José, a quote, a backslash) is escaped.
+    #[test]
+    fn printable_escapes_what_a_terminal_would_obey() {
+        for (raw, want) in [
+            ("alice", "alice"),
+            ("José", "José"),
+            ("Jose\u{301}", "Jose\u{301}"),
+            ("O'Brien \\ \"x\"", "O'Brien \\ \"x\""),
+            ("a\u{1b}]0;title\u{7}b", r"a\x1b]0;title\x07b"),
+            ("a\u{1b}[2J", r"a\x1b[2J"),
+            ("bob\nmallory\t\r", r"bob\nmallory\t\r"),
+            ("x\u{9b}2J\u{7f}", r"x\u009b2J\u007f"),
+            ("ab\u{202e}c", r"ab\u202ec"),
+            ("Hans\u{a0}Peter", r"Hans\u00a0Peter"),
+            ("tag\u{e0041}", r"tag\udb40\udc41"),
+        ] {
+            assert_eq!(printable(raw), want, "{raw:?}");
+        }
+        assert_eq!(
+            printable_text("line 1\n\tline 2\u{1b}[A\n"),
+            "line 1\n\tline 2\\x1b[A\n"
+        );
+    }
+
+    /// A JSON line escaped by `printable_text` is still JSON, and means the same.
+    // Fails when: DEL or a C1 control is written as `\xHH` (not JSON), or a character above
+    // U+FFFF as anything but a UTF-16 pair.
+    #[test]
+    fn printable_text_keeps_json_the_same() {
+        let raw = "a\u{1b}]0;t\u{7}\u{9b}[2J\u{202e}\u{7f}\u{a0}\u{e0041}\n\\José\"";
+        let line = serde_json::json!({ "name": raw }).to_string();
+        let shown = printable_text(&line);
+        assert!(
+            !shown.contains(['\u{1b}', '\u{7}', '\u{9b}', '\u{202e}', '\u{7f}']),
+            "{shown}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&shown).expect("still JSON");
+        assert_eq!(back["name"], raw);
+    }
 
     #[test]
     fn quotes_only_what_needs_it() {

@@ -9,16 +9,6 @@ use common::*;
 
 use std::process::Command;
 
-/// Runs SQL on the store's database with the `sqlite3` CLI: the attacker's tool.
-fn sqlite(e: &Env, sql: &str) {
-    let o = Command::new("sqlite3")
-        .arg(e.pki.join("vpnca.db"))
-        .arg(sql)
-        .output()
-        .expect("the sqlite3 CLI is required (apt-get install sqlite3)");
-    assert!(o.status.success(), "sqlite3 {sql}: {}", s(&o.stderr));
-}
-
 /// A store with a CA, alice and bob, and a first CRL.
 fn store() -> Env {
     let e = Env::with_ca();
@@ -595,4 +585,37 @@ fn an_unrevocation_by_replayed_rows_is_refused_at_the_next_crl() {
         let err = e.fails(&["revoke", "alice"], 2);
         assert!(err.contains("a revocation was undone"), "{err}");
     }
+}
+
+/// A template planted in the store folder is outside input: a 2 GiB (sparse) one, or a
+/// symbolic link to /dev/zero, was read whole into memory. It is read bounded (64 KiB) and
+/// refused, exit 2, nothing issued.
+///
+/// Fails when: `Profile::load` reads the override with `read_to_string` again (the 2 GiB file
+/// is then read, and refused only as bad TOML after).
+#[test]
+fn a_huge_planted_template_is_refused_unread() {
+    let e = store();
+    std::fs::create_dir_all(e.pki.join("templates")).expect("mkdir");
+    let huge = e.pki.join("templates/client.toml");
+    std::fs::File::create(&huge)
+        .and_then(|f| f.set_len(2 << 30))
+        .expect("sparse file");
+    // (The store without the planted file: the database and the mirrors.)
+    let db = || std::fs::read(e.pki.join("vpnca.db")).expect("db");
+    let before = (db(), dir_files(&e.pki.join("issued")));
+    let err = e.fails(&["client", "carol"], 2);
+    assert!(
+        err.contains("refusing the template") && err.contains("64 KiB"),
+        "{err}"
+    );
+    std::fs::remove_file(&huge).expect("rm");
+    std::os::unix::fs::symlink("/dev/zero", &huge).expect("symlink");
+    let err = e.fails(&["client", "carol"], 2);
+    assert!(err.contains("refusing the template"), "{err}");
+    std::fs::remove_file(&huge).expect("rm");
+    assert!(
+        (db(), dir_files(&e.pki.join("issued"))) == before,
+        "the store changed"
+    );
 }

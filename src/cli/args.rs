@@ -6,7 +6,9 @@
 
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValue, StringValueParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
+use vpnca::{KeyAlgorithm, RevocationReason};
 
 /// vpnca: a certificate authority for VPNs that authenticate users with certificates
 /// (AWS Client VPN mutual TLS, OpenVPN). Every private key is encrypted at rest.
@@ -53,33 +55,47 @@ pub struct Cli {
 pub struct KeyOpts {
     /// Key algorithm: rsa2048 (default; the only one AWS Client VPN accepts), rsa3072, rsa4096,
     /// p256, p384, ed25519.
-    #[arg(long, value_name = "ALGO")]
+    #[arg(
+        long,
+        value_name = "ALGO",
+        value_parser = Keywords::algorithms(),
+        hide_possible_values = true
+    )]
     pub algo: Option<String>,
-    /// Validity in days (default: the profile's; 825 for servers and clients).
+    /// Validity in days (default: the template's; 825 for servers and clients).
     #[arg(long, value_name = "N", conflicts_with = "ttl")]
     pub days: Option<u32>,
     /// Short validity: a number with unit m, h or d (e.g. 8h) for temporary access.
     #[arg(long, value_name = "DURATION")]
     pub ttl: Option<String>,
-    /// The certificate profile (pki-templates/NAME.toml, or <pki>/templates/NAME.toml).
-    #[arg(long, value_name = "NAME")]
-    pub profile: Option<String>,
+    /// The certificate template, i.e. profile (pki-templates/TEMPLATE.toml, or
+    /// <pki>/templates/TEMPLATE.toml; see docs/profiles.md).
+    // `--profile` was its name before: a hidden alias keeps old scripts working; on AWS
+    // commands `--profile` is the AWS profile.
+    #[arg(
+        long,
+        value_name = "TEMPLATE",
+        alias = "profile",
+        value_parser = Keywords::templates(),
+        hide_possible_values = true
+    )]
+    pub template: Option<String>,
 }
 
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a new store (directory mode 0700) protected by a passphrase.
-    #[command(alias = "init-pki")]
+    #[command(visible_alias = "init-pki")]
     Init(InitArgs),
     /// Create the CA: a self-signed root, or a sub-CA signed by your corporate root.
-    #[command(alias = "build-ca")]
+    #[command(visible_alias = "build-ca")]
     Ca(CaArgs),
     /// Issue a server certificate (CN and DNS SAN = NAME, EKU serverAuth).
-    #[command(alias = "build-server-full")]
+    #[command(visible_alias = "build-server-full")]
     Server(ServerArgs),
     /// Issue a client (user) certificate (CN = NAME, EKU clientAuth).
-    #[command(alias = "build-client-full")]
+    #[command(visible_alias = "build-client-full")]
     Client(ClientArgs),
     /// Sign a certificate signing request (the request's extensions are ignored).
     ///
@@ -95,12 +111,12 @@ pub enum Command {
     /// Issue a new certificate for NAME (new key by default); the old one becomes superseded.
     Renew(RenewArgs),
     /// Write a new CRL to <pki>/crl.pem (and --out FILE).
-    #[command(alias = "gen-crl")]
+    #[command(visible_alias = "gen-crl")]
     Crl(CrlArgs),
     /// List certificates.
     List(ListArgs),
     /// Show one certificate.
-    #[command(alias = "show-cert")]
+    #[command(visible_alias = "show-cert")]
     Show(ShowArgs),
     /// Export a certificate, its CA chain and (with --key) its private key to a directory.
     Export(ExportArgs),
@@ -137,8 +153,8 @@ pub enum Command {
     Quickstart(QuickstartArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     Completions(CompletionsArgs),
-    /// Print the man page (roff).
-    Man,
+    /// Print the man page (roff), or write one page per command into a directory.
+    Man(ManArgs),
 }
 
 /// The arguments of `vpnca init` (src/cli/store.rs).
@@ -162,7 +178,12 @@ pub struct CaArgs {
     #[arg(long, value_name = "NAME")]
     pub cn: Option<String>,
     /// Key algorithm (default rsa2048).
-    #[arg(long, value_name = "ALGO")]
+    #[arg(
+        long,
+        value_name = "ALGO",
+        value_parser = Keywords::algorithms(),
+        hide_possible_values = true
+    )]
     pub algo: Option<String>,
     /// Validity in days (default 3650).
     #[arg(long, value_name = "N")]
@@ -243,7 +264,12 @@ pub struct SignReqArgs {
     #[arg(long, value_name = "N", requires = "batch")]
     pub jobs: Option<usize>,
     /// client or server.
-    #[arg(long = "type", value_name = "TYPE")]
+    #[arg(
+        long = "type",
+        value_name = "TYPE",
+        value_parser = Keywords::new(["client", "server"]),
+        hide_possible_values = true
+    )]
     pub kind: Option<String>,
     /// The certificate's name (default: the request's CN).
     #[arg(long, value_name = "NAME")]
@@ -254,9 +280,15 @@ pub struct SignReqArgs {
     /// Validity in days.
     #[arg(long, value_name = "N")]
     pub days: Option<u32>,
-    /// The certificate profile.
-    #[arg(long, value_name = "NAME")]
-    pub profile: Option<String>,
+    /// The certificate template (profile; see `client --template`).
+    #[arg(
+        long,
+        value_name = "TEMPLATE",
+        alias = "profile",
+        value_parser = Keywords::templates(),
+        hide_possible_values = true
+    )]
+    pub template: Option<String>,
 }
 
 /// The arguments of `vpnca revoke` (src/cli/revocation.rs; `--batch`: src/cli/batch.rs).
@@ -281,14 +313,19 @@ pub struct RevokeArgs {
     #[arg(long, value_name = "OURS=THEIRS", requires = "batch")]
     pub column: Vec<String>,
     /// easy-rsa form: the reason as a second argument.
-    #[arg(hide = true)]
+    #[arg(hide = true, value_parser = Keywords::reasons())]
     pub reason_arg: Option<String>,
     /// Revoke by serial number (hex).
     #[arg(long, value_name = "HEX")]
     pub serial: Option<String>,
     /// keyCompromise, superseded, cessationOfOperation, affiliationChanged, caCompromise,
     /// certificateHold, unspecified (default).
-    #[arg(long, value_name = "REASON")]
+    #[arg(
+        long,
+        value_name = "REASON",
+        value_parser = Keywords::reasons(),
+        hide_possible_values = true
+    )]
     pub reason: Option<String>,
 }
 
@@ -297,7 +334,7 @@ pub struct RevokeArgs {
 pub struct RenewArgs {
     /// The certificate name.
     pub name: String,
-    /// Validity in days (default: the profile's).
+    /// Validity in days (default: the template's).
     #[arg(long, value_name = "N", conflicts_with = "ttl")]
     pub days: Option<u32>,
     /// Short validity (e.g. 8h).
@@ -307,7 +344,12 @@ pub struct RenewArgs {
     #[arg(long)]
     pub reuse_key: bool,
     /// Key algorithm for the new key (default: the old key's).
-    #[arg(long, value_name = "ALGO")]
+    #[arg(
+        long,
+        value_name = "ALGO",
+        value_parser = Keywords::algorithms(),
+        hide_possible_values = true
+    )]
     pub algo: Option<String>,
     /// Revoke the old certificate (reason superseded) and rewrite the CRL.
     #[arg(long)]
@@ -339,10 +381,20 @@ pub struct CrlArgs {
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// Only certificates with this status: valid, superseded, revoked, expired.
-    #[arg(long, value_name = "STATUS")]
+    #[arg(
+        long,
+        value_name = "STATUS",
+        value_parser = Keywords::new(["valid", "superseded", "revoked", "expired"]),
+        hide_possible_values = true
+    )]
     pub status: Option<String>,
     /// Only this kind: ca, server, client.
-    #[arg(long, value_name = "KIND")]
+    #[arg(
+        long,
+        value_name = "KIND",
+        value_parser = Keywords::new(["ca", "server", "client"]),
+        hide_possible_values = true
+    )]
     pub kind: Option<String>,
     /// Only valid certificates that expire within DAYS.
     #[arg(long, value_name = "DAYS")]
@@ -537,6 +589,57 @@ pub struct CompletionsArgs {
     /// The shell.
     #[arg(ignore_case = true)]
     pub shell: clap_complete::Shell,
+}
+
+/// The arguments of `vpnca man` (src/cli/reference.rs).
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write vpnca.1 and one page per command (vpnca-init.1, vpnca-acm-import.1, …) into DIR
+    /// (created if missing; existing pages are replaced) instead of printing vpnca.1.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// A keyword the library parses itself (in any case, with its own error message): the values
+/// are here for shell completion only, and any string passes on to the library.
+#[derive(Debug, Clone)]
+pub struct Keywords(Vec<&'static str>);
+
+impl Keywords {
+    fn new(values: impl IntoIterator<Item = &'static str>) -> Self {
+        Keywords(values.into_iter().collect())
+    }
+
+    fn algorithms() -> Self {
+        Keywords::new(KeyAlgorithm::ALL.map(KeyAlgorithm::name))
+    }
+
+    /// The profiles a certificate can be issued with (a CA profile is refused; only built-in
+    /// names can be overridden in <pki>/templates).
+    fn templates() -> Self {
+        Keywords::new(["server", "client", "server-client"])
+    }
+
+    fn reasons() -> Self {
+        Keywords::new(RevocationReason::ALL.map(RevocationReason::as_str))
+    }
+}
+
+impl TypedValueParser for Keywords {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        StringValueParser::new().parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(self.0.iter().map(|v| PossibleValue::new(*v))))
+    }
 }
 
 /// The file format of `vpnca export`.

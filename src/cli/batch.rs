@@ -2,31 +2,31 @@
 //! profile: read, check, call the library, report one line (or JSON line) per input row. The
 //! single forms are in certificates.rs, revocation.rs and delivery.rs.
 
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Value, json};
 
 use vpnca::batch::{self, BatchItem, BatchOptions, BatchResult, BatchStatus, RowError};
-use vpnca::fsutil::{Output, PathKind, check_output};
+use vpnca::fsutil::{
+    InputLimit, Output, PathKind, check_output, read_bounded, read_bounded_or_pipe,
+    read_stdin_bounded,
+};
 use vpnca::{CertKind, Csr, IssueRequest, RevocationReason, Store};
 
 use super::EXIT_ERROR;
 use super::args::BatchOpts;
 use super::output::{Out, crl_json, warn};
 
-/// Reads a batch file, or standard input for `-`.
+/// Reads a batch file (or a pipe: `--batch <(cmd)`), or standard input for `-`: at most
+/// 64 MiB ([`InputLimit::BATCH`]).
 fn read_input(path: &Path) -> Result<Vec<u8>> {
-    if path == Path::new("-") {
-        let mut buf = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut buf)
-            .context("reading the batch from standard input")?;
-        Ok(buf)
+    Ok(if path == Path::new("-") {
+        read_stdin_bounded(&InputLimit::BATCH)?
     } else {
-        std::fs::read(path).with_context(|| format!("reading batch file {}", path.display()))
-    }
+        read_bounded_or_pipe(path, &InputLimit::BATCH)?
+    })
 }
 
 fn source_name(path: &Path) -> String {
@@ -262,7 +262,7 @@ fn run_issue(
 fn batch_options(opts: &BatchOpts) -> Result<BatchOptions> {
     let profile = match &opts.ovpn_config {
         Some(f) => {
-            let data = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+            let data = read_bounded(f, &InputLimit::OVPN_CONFIG)?;
             Some(vpnca::ovpn::ProfileBase::Endpoint {
                 config: vpnca::ovpn::ClientConfig::parse(&data, &f.display().to_string())?,
                 random_hostname_prefix: false,
@@ -373,8 +373,12 @@ pub(super) fn sign_req(
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let parsed = std::fs::read(f)
-            .map_err(|e| anyhow!("cannot read it: {e}"))
+        let parsed = read_bounded(f, &InputLimit::CSR)
+            .map_err(|e| match e {
+                vpnca::Error::Io { cause, .. } => anyhow!("cannot read it: {cause}"),
+                vpnca::Error::InputFile { reason, .. } => anyhow!("{reason}"),
+                e => e.into(),
+            })
             .and_then(|data| Ok(Csr::parse(&data, &label)?))
             .and_then(|csr| {
                 let name = csr

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Value, json};
-use vpnca::fsutil::{Output, check_output};
+use vpnca::fsutil::{InputLimit, Output, check_output, read_bounded};
 use vpnca::{
     CertKind, CertRecord, Csr, IssueRequest, KeyAlgorithm, KeyExport, ListFilter, RenewOptions,
     San, Serial, Store, Validity,
@@ -22,7 +22,8 @@ use super::options::{
     PublicOut, algorithm, issue_request, public_out, sans, validity, warn_client_vpn,
 };
 use super::output::{
-    Out, crl_json, human_record, print_issued, record_json, sh, stdout_failed, warn,
+    Out, crl_json, human_record, print_issued, printable, record_json, sh, stdout_failed, terminal,
+    warn,
 };
 use super::passphrase::{export_passphrase, note_nopass, open_unlocked, read_new_secret_file};
 use super::revocation::{crl_warnings, print_upload_steps};
@@ -49,10 +50,8 @@ pub(super) fn ca(cli: &Cli, out: &Out, args: &CaArgs) -> Result<u8> {
     let store = open_unlocked(cli)?;
     let cn = cn.clone().unwrap_or_else(|| "vpnca CA".to_string());
     if let (Some(cert), Some(chain)) = (import_cert, chain) {
-        let cert_data =
-            std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
-        let chain_data =
-            std::fs::read(chain).with_context(|| format!("reading {}", chain.display()))?;
+        let cert_data = read_bounded(cert, &InputLimit::CERTIFICATE)?;
+        let chain_data = read_bounded(chain, &InputLimit::CERTIFICATE)?;
         let rec = store.import_sub_ca_cert(
             &cert_data,
             &cert.display().to_string(),
@@ -63,7 +62,7 @@ pub(super) fn ca(cli: &Cli, out: &Out, args: &CaArgs) -> Result<u8> {
         out.doc(&with_warnings(record_json(&rec), &warnings), || {
             outln!(
                 "Sub-CA {} imported (serial {}); its chain is in {}",
-                rec.name,
+                printable(&rec.name),
                 rec.serial,
                 store.ca_path().display()
             );
@@ -178,7 +177,7 @@ pub(super) fn client(cli: &Cli, out: &Out, args: &ClientArgs) -> Result<u8> {
         let template = IssueRequest {
             name: String::new(),
             kind: CertKind::Client,
-            profile: key.profile.clone(),
+            profile: key.template.clone(),
             algorithm: algorithm(&key.algo)?,
             validity: validity(key.days, &key.ttl)?,
             sans: list,
@@ -213,7 +212,7 @@ pub(super) fn sign_req(cli: &Cli, out: &Out, args: &SignReqArgs) -> Result<u8> {
         name,
         san,
         days,
-        profile,
+        template: profile,
     } = args;
     if let Some(dir) = batch_dir {
         let kind = match kind.as_deref() {
@@ -252,7 +251,7 @@ pub(super) fn sign_req(cli: &Cli, out: &Out, args: &SignReqArgs) -> Result<u8> {
         _ => bail!("expected FILE or TYPE NAME"),
     };
     let kind = sign_req_kind(&kind)?;
-    let data = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let data = read_bounded(&path, &InputLimit::CSR)?;
     let csr = Csr::parse(&data, &path.display().to_string())?;
     if let Some(alg) = csr.algorithm {
         warn_client_vpn(alg);
@@ -357,7 +356,7 @@ fn print_reimport(store: &Store, new: &CertRecord) {
         outln!(
             "ACM still holds the old certificate (serial {}) in {}: re-import into the same ARN with `vpnca acm import --{} {} --region {}`",
             i.serial,
-            i.arn,
+            printable(&i.arn),
             i.role.as_str(),
             sh(&i.name),
             sh(&i.region)
@@ -381,10 +380,11 @@ pub(super) fn list(cli: &Cli, out: &Out, args: &ListArgs) -> Result<u8> {
     let stdout = std::io::stdout();
     let mut w = std::io::BufWriter::new(stdout.lock());
     let written = store.list(&filter)?.iter().try_for_each(|r| {
+        // Escaped like everything else written (output::terminal); the JSON stays the same.
         if out.json {
-            writeln!(w, "{}", record_json(r))
+            w.write_all(terminal(format_args!("{}\n", record_json(r))).as_bytes())
         } else {
-            writeln!(w, "{}", human_record(r))
+            w.write_all(terminal(format_args!("{}\n", human_record(r))).as_bytes())
         }
     });
     if let Err(e) = written.and_then(|()| w.flush()) {
@@ -409,14 +409,15 @@ pub(super) fn show(cli: &Cli, out: &Out, args: &ShowArgs) -> Result<u8> {
         m.insert("pem".into(), json!(r.pem()));
     }
     out.doc(&v, || {
-        outln!("name:        {}", r.name);
+        outln!("name:        {}", printable(&r.name));
         outln!("kind:        {}", r.kind.as_str());
         outln!("status:      {}", r.status(vpnca::store_now()).as_str());
         outln!("serial:      {}", r.serial);
-        outln!("subject:     {}", details.subject);
-        outln!("issuer:      {}", details.issuer);
-        outln!("SANs:        {}", details.sans.join(", "));
-        outln!("key:         {}", details.key_algorithm);
+        outln!("subject:     {}", printable(&details.subject));
+        outln!("issuer:      {}", printable(&details.issuer));
+        let sans: Vec<_> = details.sans.iter().map(|s| printable(s)).collect();
+        outln!("SANs:        {}", sans.join(", "));
+        outln!("key:         {}", printable(&details.key_algorithm));
         outln!("not before:  {}", vpnca::fmt_time(r.not_before));
         outln!("not after:   {}", vpnca::fmt_time(r.not_after));
         if let (Some(t), Some(reason)) = (r.revoked_at, r.reason) {
@@ -490,7 +491,7 @@ pub(super) fn export(cli: &Cli, out: &Out, args: &ExportArgs) -> Result<u8> {
             outln!("passphrase (shown once, not stored): {}", p.expose_str());
         }
         if rep.key == "plain" {
-            errln!("note: {}.key is an UNENCRYPTED private key (mode 0600): import it where needed, then delete it", rep.name);
+            errln!("note: {}.key is an UNENCRYPTED private key (mode 0600): import it where needed, then delete it", printable(&rep.name));
         }
     });
     Ok(0)

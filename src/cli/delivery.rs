@@ -5,8 +5,8 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, anyhow, bail};
-use vpnca::fsutil::{Output, check_output};
+use anyhow::{Result, anyhow, bail};
+use vpnca::fsutil::{InputLimit, Output, check_output, read_bounded};
 
 use super::args::{Cli, ProfileArgs};
 use super::batch;
@@ -43,7 +43,7 @@ pub(super) fn profile(cli: &Cli, out: &Out, args: &ProfileArgs) -> Result<u8> {
     check_output(&target, how)?;
     let base = match (config, remote) {
         (Some(f), _) => {
-            let data = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+            let data = read_bounded(f, &InputLimit::OVPN_CONFIG)?;
             let policy = vpnca::ovpn::DirectivePolicy::new(allow_directive, *allow_foreign_ca)?;
             vpnca::ovpn::ProfileBase::Endpoint {
                 config: vpnca::ovpn::ClientConfig::parse_with(

@@ -147,6 +147,6 @@ fn run(cli: &Cli) -> Result<u8> {
         Command::Passwd(args) => store::passwd(cli, out, args),
         Command::Quickstart(args) => store::quickstart(cli, out, args),
         Command::Completions(args) => reference::completions(args),
-        Command::Man => reference::man(),
+        Command::Man(args) => reference::man(args),
     }
 }

@@ -73,7 +73,7 @@ pub(super) fn issue_request(
     Ok(IssueRequest {
         name: vpnca::name::normalize_name(name)?,
         kind,
-        profile: key.profile.clone(),
+        profile: key.template.clone(),
         algorithm: algorithm(&key.algo)?,
         validity: validity(key.days, &key.ttl)?,
         sans,

@@ -1,6 +1,13 @@
 //! What every command prints, and how: the `outln!`, `outp!` and `errln!` macros (standard
 //! output and error that never panic), [`Out`] (`--json` or human text), warnings, and the
 //! shapes certificates and CRLs are printed in (docs/json.md).
+//!
+//! Nothing read from the store reaches the terminal as it is (docs/security.md#terminal-output):
+//! each stored field in a line of text goes through [`printable`] (a newline in a name cannot
+//! forge a line), everything written to standard output goes through
+//! [`vpnca::shell::printable_text`] at the end (no control sequence, whatever printed it: a
+//! library message, a JSON line, which stays the same JSON), and each message to standard error
+//! is one line ([`err_line`]).
 
 /// `println!` for the CLI: a failure to write standard output (a full disk, a closed pipe) is
 /// recorded for `main` to report, never a panic; later output is dropped.
@@ -20,11 +27,11 @@ macro_rules! outp {
     };
 }
 
-/// `eprintln!` for the CLI: standard error that cannot be written is ignored (there is nowhere
-/// left to say so), never a panic.
+/// `eprintln!` for the CLI: one message, one line (see [`err_line`]); standard error that
+/// cannot be written is ignored (there is nowhere left to say so), never a panic.
 macro_rules! errln {
     ($($t:tt)*) => {
-        $crate::cli::output::err_fmt(format_args!("{}\n", format_args!($($t)*)))
+        $crate::cli::output::err_line(format_args!($($t)*))
     };
 }
 
@@ -39,13 +46,26 @@ pub(super) static STDOUT_ERROR: std::sync::Mutex<Option<std::io::Error>> =
     std::sync::Mutex::new(None);
 
 /// Writes to standard output, recording the first failure instead of panicking; after one,
-/// nothing more is written.
+/// nothing more is written. Control and invisible characters are escaped ([`terminal`]).
 pub(crate) fn out_fmt(args: std::fmt::Arguments<'_>) {
     let mut failed = STDOUT_ERROR.lock().unwrap_or_else(|p| p.into_inner());
     if failed.is_none()
-        && let Err(e) = std::io::stdout().lock().write_fmt(args)
+        && let Err(e) = std::io::stdout()
+            .lock()
+            .write_all(terminal(args).as_bytes())
     {
         *failed = Some(e);
+    }
+}
+
+/// `args` formatted, with every control character other than the line break and the tab, and
+/// every invisible formatting character, written as a visible escape
+/// ([`vpnca::shell::printable_text`]). Standard output and error carry only this.
+pub(super) fn terminal(args: std::fmt::Arguments<'_>) -> String {
+    let text = args.to_string();
+    match vpnca::shell::printable_text(&text) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(escaped) => escaped,
     }
 }
 
@@ -57,9 +77,14 @@ pub(super) fn stdout_failed(e: std::io::Error) {
         .get_or_insert(e);
 }
 
-/// Writes to standard error; a failure is ignored.
-pub(crate) fn err_fmt(args: std::fmt::Arguments<'_>) {
-    let _ = std::io::stderr().lock().write_fmt(args);
+/// Writes one message to standard error as one line, every control character in it (a line
+/// break too: an error quoting a stored name cannot forge a second line) and every invisible
+/// one written as a visible escape ([`printable`]); a failure is ignored.
+pub(crate) fn err_line(args: std::fmt::Arguments<'_>) {
+    let text = args.to_string();
+    let mut line = printable(&text).into_owned();
+    line.push('\n');
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
 /// How a command prints its result: one JSON document (`--json`) or text for people.
@@ -86,6 +111,13 @@ pub(super) fn sh(s: &str) -> std::borrow::Cow<'_, str> {
     vpnca::shell::quote(s)
 }
 
+/// A stored field (a name, a `$USER`, a subject) as one line of text shows it: control
+/// characters, line breaks included, and invisible ones as visible escapes (`al\x1bice`,
+/// `\u202e`), anything else as it is (`José`). See [`vpnca::shell::printable`].
+pub(crate) fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    vpnca::shell::printable(s)
+}
+
 /// `warning: …` on standard error.
 pub(super) fn warn(msg: &str) {
     errln!("warning: {msg}");
@@ -106,7 +138,7 @@ pub(super) fn human_record(r: &CertRecord) -> String {
     format!(
         "{:<7} {:<32} {:<10} expires {}  serial {}",
         r.kind.as_str(),
-        r.name,
+        printable(&r.name),
         r.status(vpnca::store_now()).as_str(),
         vpnca::fmt_time(r.not_after),
         r.serial

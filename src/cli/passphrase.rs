@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use anyhow::{Context, Result, anyhow, bail};
+use vpnca::fsutil::{InputLimit, read_bounded_or_pipe};
 use vpnca::{Passphrase, Store};
 
 use super::args::Cli;
@@ -36,12 +37,10 @@ pub(super) fn read_new_secret_file(path: &Path) -> Result<Passphrase> {
     Ok(p)
 }
 
-/// The first line of FILE as a passphrase.
+/// The first line of FILE as a passphrase. FILE may be a pipe (`<(pass show vpnca)`); at
+/// most 4 KiB are read ([`InputLimit::PASSPHRASE`]).
 pub(super) fn read_secret_file(path: &Path) -> Result<Passphrase> {
-    let bytes = zeroize::Zeroizing::new(
-        std::fs::read(path)
-            .with_context(|| format!("reading passphrase file {}", path.display()))?,
-    );
+    let bytes = zeroize::Zeroizing::new(read_bounded_or_pipe(path, &InputLimit::PASSPHRASE)?);
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| anyhow!("passphrase file {} is not UTF-8 text", path.display()))?;
     let first = text.lines().next().unwrap_or("");

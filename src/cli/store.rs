@@ -10,7 +10,7 @@ use super::args::{Cli, InitArgs, PasswdArgs, QuickstartArgs, StatusArgs, VerifyA
 #[cfg(feature = "aws")]
 use super::aws;
 use super::options::kdf;
-use super::output::{Out, crl_json, record_json, sh};
+use super::output::{Out, crl_json, printable, record_json, sh};
 use super::passphrase::{open_unlocked, passphrase, store_passphrase};
 
 /// `vpnca init`: a new, empty store.
@@ -86,13 +86,14 @@ pub(super) fn verify(cli: &Cli, out: &Out, args: &VerifyArgs) -> Result<u8> {
             rep.audit_entries
         );
         for r in &rep.repaired {
-            outln!("repaired public mirror {r}");
+            outln!("repaired public mirror {}", printable(r));
         }
         for p in &rep.problems {
-            outln!("PROBLEM: {p}");
+            // One line each: a newline a stored name brought into the message is escaped.
+            outln!("PROBLEM: {}", printable(p));
         }
         for w in &rep.warnings {
-            outln!("WARNING: {w}");
+            outln!("WARNING: {}", printable(w));
         }
         if rep.problems.is_empty() {
             outln!("OK: the store is intact");
@@ -123,12 +124,13 @@ pub(super) fn verify(cli: &Cli, out: &Out, args: &VerifyArgs) -> Result<u8> {
         &serde_json::json!({"restore": restore, "verify": after}),
         || {
             for p in &rep.rollback {
-                outln!("accepted: {p}");
+                outln!("accepted: {}", printable(p));
             }
             for r in &restore.revoked_again {
                 outln!(
                     "revoked again: {} (serial {}), revoked in the newer crl.pem",
-                    r.name, r.serial
+                    printable(&r.name),
+                    r.serial
                 );
             }
             for s in &restore.lost_revocations {
@@ -171,7 +173,10 @@ pub(super) fn status(cli: &Cli, out: &Out, args: &StatusArgs) -> Result<u8> {
             outln!("{}", json!({"local": local, "aws": remote.json}));
         } else if let Some(f) = remote.json["findings"].as_array() {
             for f in f {
-                outln!("ATTENTION: {}", f["message"].as_str().unwrap_or_default());
+                outln!(
+                    "ATTENTION: {}",
+                    printable(f["message"].as_str().unwrap_or_default())
+                );
             }
         }
         if remote.failed {
@@ -200,8 +205,8 @@ pub(super) fn status(cli: &Cli, out: &Out, args: &StatusArgs) -> Result<u8> {
 /// The text form of the `status` report.
 fn print_status(rep: &vpnca::StatusReport, warn_days: u32) {
     match (&rep.ca, rep.ca_not_after) {
-        (Some(ca), Some(t)) => outln!("CA:   {ca} (until {})", vpnca::fmt_time(t)),
-        (Some(ca), None) => outln!("CA:   {ca}"),
+        (Some(ca), Some(t)) => outln!("CA:   {} (until {})", printable(ca), vpnca::fmt_time(t)),
+        (Some(ca), None) => outln!("CA:   {}", printable(ca)),
         (None, _) => outln!("CA:   none"),
     }
     match (rep.crl_number, rep.crl_next_update) {
@@ -215,7 +220,7 @@ fn print_status(rep: &vpnca::StatusReport, warn_days: u32) {
             "certificates: {}",
             rep.counts
                 .iter()
-                .map(|(k, v)| format!("{v} {k}"))
+                .map(|(k, v)| format!("{v} {}", printable(k)))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
@@ -224,7 +229,7 @@ fn print_status(rep: &vpnca::StatusReport, warn_days: u32) {
         outln!("OK: nothing needs attention within {warn_days} days");
     }
     for f in &rep.findings {
-        outln!("ATTENTION: {}", f.message);
+        outln!("ATTENTION: {}", printable(&f.message));
     }
 }
 
@@ -239,10 +244,10 @@ pub(super) fn log(cli: &Cli, out: &Out) -> Result<u8> {
                 "{:>5} {} {:<9} {:<24} {} {}",
                 e.seq,
                 vpnca::fmt_time(e.time),
-                e.action,
-                e.name,
-                e.serial,
-                e.user
+                printable(&e.action),
+                printable(&e.name),
+                printable(&e.serial),
+                printable(&e.user)
             );
         }
     }
@@ -303,9 +308,9 @@ pub(super) fn quickstart(cli: &Cli, out: &Out, args: &QuickstartArgs) -> Result<
     out.doc(&v, || {
         let pki = cli.pki.display();
         outln!("PKI ready in {pki} (every private key is encrypted in {pki}/vpnca.db)");
-        outln!("  CA:      {} -> {pki}/ca.crt", ca.name);
+        outln!("  CA:      {} -> {pki}/ca.crt", printable(&ca.name));
         for r in &issued {
-            outln!("  {:<7}  {} -> {}", r.kind.as_str(), r.name, store.issued_path(&r.name).display());
+            outln!("  {:<7}  {} -> {}", r.kind.as_str(), printable(&r.name), store.issued_path(&r.name).display());
         }
         outln!("  CRL:     #{} -> {pki}/crl.pem (nextUpdate {})", crl.number, vpnca::fmt_time(crl.next_update));
         outln!();

@@ -93,6 +93,17 @@ impl Env {
     }
 }
 
+/// Runs SQL on the store's database with the `sqlite3` CLI: the tool of someone who can write
+/// the store's files but does not know the passphrase (tests/untrusted_storage.rs).
+pub fn sqlite(e: &Env, sql: &str) {
+    let o = Command::new("sqlite3")
+        .arg(e.pki.join("vpnca.db"))
+        .arg(sql)
+        .output()
+        .expect("the sqlite3 CLI is required (apt-get install sqlite3)");
+    assert!(o.status.success(), "sqlite3 {sql}: {}", s(&o.stderr));
+}
+
 /// Every file under `dir` with its bytes (empty if `dir` does not exist): to prove a command
 /// left a folder unchanged.
 pub fn snapshot_of(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
