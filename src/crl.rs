@@ -148,7 +148,7 @@ pub(crate) fn generate_in_tx(
         });
     }
     entries.sort_by(|a, b| a.serial_number.as_ref().cmp(b.serial_number.as_ref()));
-    check_keeps_published(store, tx, signer, &revoked, now, opts)?;
+    check_keeps_published(store, tx, signer, &revoked)?;
     let last: i64 = tx
         .query_row("SELECT COALESCE(MAX(number), 0) FROM crls", [], |r| {
             r.get(0)
@@ -220,8 +220,9 @@ pub(crate) fn generate_in_tx(
     })
 }
 
-/// Revocations are forever: a new CRL lists every certificate the last one did (but those
-/// that expired since, under the omit-expired policy). The last CRL is the one the audit log
+/// Revocations are forever: every certificate the last CRL listed must still be revoked in the
+/// store (the new CRL then lists it, or leaves it out under the omit-expired policy because it
+/// expired — it stays revoked either way). The last CRL is the one the audit log
 /// records last (its entries from there to the head checked under the store's key), found in
 /// the `crls` table under that number, signed by the CA, with that number inside.
 ///
@@ -233,8 +234,6 @@ fn check_keeps_published(
     tx: &rusqlite::Transaction<'_>,
     signer: &Signer,
     revoked: &[store::RawRecord],
-    now: OffsetDateTime,
-    opts: &CrlOptions,
 ) -> Result<()> {
     let Some((seq, number)) = store::last_crl_entry(tx)? else {
         return Ok(());
@@ -268,27 +267,20 @@ fn check_keeps_published(
         match still.get(serial) {
             Some(_) => {}
             None => {
-                // Not revoked any more: allowed only for a certificate that expired, when
-                // expired ones are omitted.
+                // Not revoked any more. (A certificate the omit-expired policy leaves out of the
+                // new CRL is still revoked in the store, so this is never the policy: it is an
+                // un-revocation, or a deleted record.) The name is read for the message only.
                 let rec = store
                     .by_serial(&crate::serial::Serial::from_bytes(serial))
                     .ok();
-                let expired_out =
-                    opts.omit_expired && rec.as_ref().is_some_and(|r| r.not_after <= now);
-                if !expired_out {
-                    return Err(bad(format!(
-                        "CRL #{number} revokes {} but the store no longer has it revoked",
-                        rec.map(|r| format!(
-                            "{} (serial {})",
-                            crate::shell::quote(&r.name),
-                            r.serial
-                        ))
+                return Err(bad(format!(
+                    "CRL #{number} revokes {} but the store no longer has it revoked",
+                    rec.map(|r| format!("{} (serial {})", crate::shell::quote(&r.name), r.serial))
                         .unwrap_or_else(|| format!(
                             "serial {}",
                             crate::serial::Serial::from_bytes(serial)
                         ))
-                    )));
-                }
+                )));
             }
         }
     }

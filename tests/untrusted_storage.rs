@@ -547,7 +547,9 @@ fn a_deleted_imported_certificate_is_reported() {
 /// then signed, and openssl reads it without bob).
 #[test]
 fn an_unrevocation_by_replayed_rows_is_refused_at_the_next_crl() {
-    for delete_newer_crls in [false, true] {
+    // (with the newer CRL rows deleted too; and with bob's notAfter set in the past and the
+    // omit-expired policy switched on, which must not excuse a missing revocation either)
+    for (delete_newer_crls, expire_and_omit) in [(false, false), (true, false), (false, true)] {
         let e = store();
         let older = e.path("older.db");
         std::fs::copy(e.pki.join("vpnca.db"), &older).expect("copy");
@@ -566,10 +568,16 @@ fn an_unrevocation_by_replayed_rows_is_refused_at_the_next_crl() {
         if delete_newer_crls {
             sql.push_str("DELETE FROM crls WHERE number > 1;");
         }
+        if expire_and_omit {
+            sql.push_str(
+                "UPDATE certs SET not_after = 0 WHERE name = 'bob'; \
+                 INSERT OR REPLACE INTO meta (k, v) VALUES ('crl_omit_expired', '1');",
+            );
+        }
         sql.push_str("COMMIT;");
         sqlite(&e, &sql);
         assert_eq!(
-            str_field(&e.json(&["show", "bob"]), "status"),
+            str_field(&e.json(&["show", "bob"]), "state"),
             "valid",
             "the replay must un-revoke bob in the database"
         );
