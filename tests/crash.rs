@@ -895,6 +895,16 @@ fn reader(e: &Env, stop: &AtomicBool) -> usize {
     runs
 }
 
+/// Sets the reader's stop flag when dropped: also when the scope's body panics (a failed
+/// assertion), so that `thread::scope` does not wait forever for the reader to finish.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
 /// 8 processes × 50 `vpnca client NAME` on one store: 400 certificates, 400 distinct serials,
 /// every name, 400 `issue` audit entries in a gapless chain; `list` and `status` running all
 /// the while never see a half state.
@@ -909,6 +919,7 @@ fn eight_writers_issue_four_hundred_certificates_and_lose_nothing() {
     e.ok(&["crl"]);
     let stop = AtomicBool::new(false);
     let (issued, reads) = std::thread::scope(|sc| {
+        let _stop = StopOnDrop(&stop);
         let r = sc.spawn(|| reader(&e, &stop));
         let writers: Vec<_> = (0..WRITERS)
             .map(|w| {
@@ -926,11 +937,14 @@ fn eight_writers_issue_four_hundred_certificates_and_lose_nothing() {
                 })
             })
             .collect();
-        let issued: Vec<(String, String)> = writers
-            .into_iter()
-            .flat_map(|h| h.join().expect("writer"))
-            .collect();
+        // Stop the reader before a writer's failure is reported: a panic here would otherwise
+        // wait forever for the reader (seen: a CI run hung when `client` failed).
+        let results: Vec<_> = writers.into_iter().map(|h| h.join()).collect();
         stop.store(true, Ordering::SeqCst);
+        let issued: Vec<(String, String)> = results
+            .into_iter()
+            .flat_map(|r| r.expect("writer"))
+            .collect();
         (issued, r.join().expect("reader"))
     });
     eprintln!(
@@ -976,6 +990,7 @@ fn the_same_name_issued_at_once_succeeds_exactly_once() {
     let e = Env::with_ca();
     let stop = AtomicBool::new(false);
     std::thread::scope(|sc| {
+        let _stop = StopOnDrop(&stop);
         let r = sc.spawn(|| reader(&e, &stop));
         for round in 0..3 {
             let name = format!("same{round}");
@@ -1036,6 +1051,7 @@ fn mixed_parallel_writers_keep_the_store_consistent() {
     e.ok(&["server", "vpn.example.com"]);
     let stop = AtomicBool::new(false);
     std::thread::scope(|sc| {
+        let _stop = StopOnDrop(&stop);
         let r = sc.spawn(|| reader(&e, &stop));
         let e = &e;
         let writers = [

@@ -1504,8 +1504,20 @@ impl Store {
         let bad = |what: String| Error::Tampered {
             what: format!("audit log: {what} (the database was edited or put back outside vpnca)"),
         };
+        // The head first, then the entries up to it: outside a transaction (`private_key` runs
+        // the guard on the plain connection) other processes may append meanwhile, and what
+        // they append after the head read is not looked at. The checkpoint `from_seq` was read
+        // before the head, so the head is at least there.
+        let head = meta_get(conn, "audit_head")?.unwrap_or_default();
+        let head_seq = head
+            .split_once(':')
+            .and_then(|(s, _)| s.parse::<i64>().ok())
+            .ok_or_else(|| bad("the head is unreadable".into()))?;
         let start = from_seq.saturating_sub(1).max(1);
-        let entries = audit_entries_from(conn, start)?;
+        let entries: Vec<AuditEntry> = audit_entries_from(conn, start)?
+            .into_iter()
+            .filter(|e| e.seq <= head_seq)
+            .collect();
         let mut rest = entries.iter();
         let mut prev: Option<&AuditEntry> = None;
         if from_seq > 1 {
@@ -1530,7 +1542,6 @@ impl Store {
             }
             prev = Some(e);
         }
-        let head = meta_get(conn, "audit_head")?.unwrap_or_default();
         let want = prev.map(|p| format!("{}:{}", p.seq, crypto::hex(&p.mac)));
         if want.as_deref() != Some(head.as_str()) {
             return Err(bad("the log does not end where the store says".into()));
