@@ -445,6 +445,13 @@ impl Store {
     /// renumbered to the top, or left on top by deleting newer rows, fails the first or the
     /// third test: [`Error::Tampered`]. Needs the store unlocked.
     pub fn publishable_crl(&self) -> Result<Option<StoredCrl>> {
+        // One snapshot for the CRL and the revoked set: a revocation another process commits
+        // in between would otherwise look like a CRL that misses it. (Read-only: the
+        // transaction is rolled back when it is dropped.)
+        let _snapshot = self
+            .conn()
+            .unchecked_transaction()
+            .map_err(Error::db("reading the CRL"))?;
         let Some(crl) = self.latest_crl()? else {
             return Ok(None);
         };
