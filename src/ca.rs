@@ -446,11 +446,7 @@ impl Store {
 
     /// Whether a sub-CA request is waiting for its signed certificate.
     pub fn pending_sub_ca(&self) -> Result<Option<String>> {
-        use rusqlite::OptionalExtension;
-        self.conn()
-            .query_row("SELECT name FROM pending_ca WHERE id = 1", [], |r| r.get(0))
-            .optional()
-            .map_err(Error::db("reading the pending CA"))
+        Ok(self.pending_ca()?.map(|(name, _)| name))
     }
 
     /// Starts a subordinate CA: generates its key (stored encrypted) and returns the CSR (PEM)
@@ -474,13 +470,15 @@ impl Store {
         self.write(|tx, keys| {
             self.check_no_ca()?;
             let blob = keys.seal(b"vpnca/pending-ca/v1", key::key_der(&kp).expose())?;
-            tx.execute("DELETE FROM pending_ca", []).map_err(Error::db("recording the sub-CA request"))?;
-            tx.execute(
-                "INSERT INTO pending_ca (id, name, algorithm, csr_der, key_blob, created_at) VALUES (1, ?1, ?2, ?3, ?4, ?5)",
-                rusqlite::params![cn, algorithm.name(), csr_der, blob, store::ts(store::now())],
+            tx.set_pending_ca(cn, algorithm.name(), &csr_der, &blob)?;
+            audit_append(
+                tx,
+                keys,
+                "ca",
+                cn,
+                "",
+                &serde_json::json!({"type": "sub-ca-request", "algorithm": algorithm}),
             )
-            .map_err(Error::db("recording the sub-CA request"))?;
-            audit_append(tx, keys, "ca", cn, "", &serde_json::json!({"type": "sub-ca-request", "algorithm": algorithm}))
         })?;
         Ok(crate::pem::encode("CERTIFICATE REQUEST", &csr_der))
     }
@@ -496,17 +494,9 @@ impl Store {
     ) -> Result<CertRecord> {
         self.check_no_ca()?;
         let keys = self.keys()?;
-        let (name, blob): (String, Vec<u8>) = self
-            .conn()
-            .query_row(
-                "SELECT name, key_blob FROM pending_ca WHERE id = 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .map_err(|_| Error::NotFound {
-                what: "no pending sub-CA request: run `vpnca ca --sub-ca --csr-out FILE` first"
-                    .into(),
-            })?;
+        let (name, blob) = self.pending_ca()?.ok_or_else(|| Error::NotFound {
+            what: "no pending sub-CA request: run `vpnca ca --sub-ca --csr-out FILE` first".into(),
+        })?;
         let key_der = keys
             .open(b"vpnca/pending-ca/v1", &blob)
             .ok_or_else(|| Error::Tampered {
@@ -581,15 +571,8 @@ impl Store {
                     key: Some(&key_der),
                 },
             )?;
-            for (i, c) in chain.iter().enumerate() {
-                tx.execute(
-                    "INSERT INTO chain (pos, der) VALUES (?1, ?2)",
-                    rusqlite::params![i as i64, c],
-                )
-                .map_err(Error::db("recording the chain"))?;
-            }
-            tx.execute("DELETE FROM pending_ca", [])
-                .map_err(Error::db("recording the sub-CA"))?;
+            tx.insert_chain(&chain)?;
+            tx.clear_pending_ca()?;
             audit_append(
                 tx,
                 keys,
@@ -679,7 +662,7 @@ impl Store {
     /// Signs and records a prepared certificate inside a write transaction.
     pub(crate) fn commit_prepared(
         &self,
-        tx: &rusqlite::Transaction<'_>,
+        tx: &store::Tx<'_>,
         keys: &crate::store::crypto::Keys,
         signer: &Signer,
         p: &Prepared,
@@ -699,7 +682,7 @@ impl Store {
     /// entry. Refuses a name that has a live certificate.
     pub(crate) fn record_signed(
         &self,
-        tx: &rusqlite::Transaction<'_>,
+        tx: &store::Tx<'_>,
         keys: &crate::store::crypto::Keys,
         s: &Signed,
         action: &str,
@@ -1021,7 +1004,7 @@ fn already_revoked(r: &CertRecord) -> Error {
 /// Marks a record revoked inside a write transaction: its state, the MAC'd revoked set and
 /// the audit entry (`by` names the command when it is not `revoke` itself).
 pub(crate) fn mark_revoked(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &store::Tx<'_>,
     keys: &crate::store::crypto::Keys,
     r: &mut CertRecord,
     reason: RevocationReason,

@@ -448,10 +448,7 @@ impl Store {
         // One snapshot for the CRL and the revoked set: a revocation another process commits
         // in between would otherwise look like a CRL that misses it. (Read-only: the
         // transaction is rolled back when it is dropped.)
-        let _snapshot = self
-            .conn()
-            .unchecked_transaction()
-            .map_err(Error::db("reading the CRL"))?;
+        let _snapshot = self.snapshot()?;
         let Some(crl) = self.latest_crl()? else {
             return Ok(None);
         };
@@ -489,7 +486,7 @@ impl Store {
             .iter_revoked_certificates()
             .map(|e| trim_zeros(e.raw_serial()).to_vec())
             .collect();
-        let revoked = store::check_revoked_set(self.conn(), keys).map_err(|e| e.to_string())?;
+        let revoked = self.revoked_set(keys).map_err(|e| e.to_string())?;
         let mut revoked_serials = std::collections::HashSet::new();
         for r in revoked.iter().map(|r| &r.rec) {
             let serial = trim_zeros(r.serial.as_bytes()).to_vec();
@@ -567,17 +564,7 @@ impl Store {
         let parents = self.parent_chain()?;
         let mut rep_problems = Vec::new();
         // SQLite's own structure first: a damaged page must not pass as "intact".
-        let quick: Vec<String> = {
-            let mut st = self
-                .conn()
-                .prepare("PRAGMA quick_check")
-                .map_err(Error::db("checking the database"))?;
-            let rows = st
-                .query_map([], |r| r.get::<_, String>(0))
-                .map_err(Error::db("checking the database"))?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(Error::db("checking the database"))?
-        };
+        let quick = self.engine_check()?;
         if quick != ["ok"] {
             rep_problems.push(format!(
                 "the database file is damaged: {}",
@@ -656,7 +643,7 @@ impl Store {
                     .push(format!("{n}: {c} valid certificates with the same name"));
             }
         }
-        if let Err(e) = store::check_revoked_set(self.conn(), keys) {
+        if let Err(e) = self.revoked_set(keys) {
             rep.problems.push(e.to_string());
         }
         rep.problems.extend(rep_problems);

@@ -106,7 +106,7 @@ pub fn crl_warnings(
 /// and the revoked-set checksum are checked first: a tampered store never yields a CRL.
 pub(crate) fn generate_in_tx(
     store: &Store,
-    tx: &rusqlite::Transaction<'_>,
+    tx: &store::Tx<'_>,
     keys: &Keys,
     signer: &Signer,
     opts: &CrlOptions,
@@ -121,7 +121,7 @@ pub(crate) fn generate_in_tx(
             ),
         ));
     }
-    let revoked = store::check_revoked_set(tx, keys)?;
+    let revoked = tx.revoked_set(keys)?;
     let now = store::now();
     // thisUpdate is back-dated like notBefore: a VPN server whose clock is a little behind
     // would otherwise reject a "not yet valid" CRL and with it every client. An entry's
@@ -149,11 +149,7 @@ pub(crate) fn generate_in_tx(
     }
     entries.sort_by(|a, b| a.serial_number.as_ref().cmp(b.serial_number.as_ref()));
     check_keeps_published(store, tx, signer, &revoked)?;
-    let last: i64 = tx
-        .query_row("SELECT COALESCE(MAX(number), 0) FROM crls", [], |r| {
-            r.get(0)
-        })
-        .map_err(Error::db("reading the CRL number"))?;
+    let last = tx.max_crl_number()?;
     let floor: i64 = store
         .meta("crl_number_floor")?
         .and_then(|v| v.parse().ok())
@@ -197,11 +193,7 @@ pub(crate) fn generate_in_tx(
     );
     let crl = params.signed_by(&signer.issuer)?;
     let der = crl.der().to_vec();
-    tx.execute(
-        "INSERT INTO crls (number, this_update, next_update, entries, der) VALUES (?1, ?2, ?3, ?4, ?5)",
-        rusqlite::params![number, store::ts(this_update), store::ts(next_update), count as i64, der],
-    )
-    .map_err(Error::db("recording the CRL"))?;
+    tx.insert_crl(number, this_update, next_update, count, &der)?;
     store::audit_append(
         tx,
         keys,
@@ -231,18 +223,18 @@ pub(crate) fn generate_in_tx(
 /// signing a CRL without that user: [`Error::Tampered`], nothing written.
 fn check_keeps_published(
     store: &Store,
-    tx: &rusqlite::Transaction<'_>,
+    tx: &store::Tx<'_>,
     signer: &Signer,
     revoked: &[store::RawRecord],
 ) -> Result<()> {
-    let Some((seq, number)) = store::last_crl_entry(tx)? else {
+    let Some((seq, number)) = tx.last_crl_entry()? else {
         return Ok(());
     };
-    store.check_audit_tail(tx, seq)?;
+    store.check_audit_tail_in(tx, seq)?;
     let bad = |what: String| Error::Tampered {
         what: format!("{what}: a revocation was undone or a CRL removed outside vpnca"),
     };
-    let der = store::crl_der(tx, number)?.ok_or_else(|| {
+    let der = tx.crl_der(number)?.ok_or_else(|| {
         bad(format!(
             "CRL #{number}, which the audit log records, is missing from the store"
         ))

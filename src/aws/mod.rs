@@ -10,14 +10,13 @@ pub mod acm;
 pub mod clientvpn;
 pub mod ec2;
 pub mod preflight;
-mod record;
 
 use aws_config::BehaviorVersion;
 use aws_credential_types::provider::ProvideCredentials;
 use aws_types::region::Region;
 
+pub use crate::store::aws::{AcmImport, KnownEndpoint};
 pub use preflight::{ImportBundle, ImportRole, Violation};
-pub use record::{AcmImport, KnownEndpoint};
 
 use crate::{Error, Result};
 

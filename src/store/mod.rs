@@ -8,6 +8,8 @@
 //! lock; a crash or SIGKILL rolls the transaction back), in rollback-journal mode with
 //! `synchronous=FULL`. Mirrors are rewritten after the commit and repaired by `verify`.
 
+#[cfg(feature = "aws")]
+pub(crate) mod aws;
 pub(crate) mod checkpoint;
 pub(crate) mod crypto;
 
@@ -421,6 +423,103 @@ pub(crate) struct NewRecord<'a> {
     pub key: Option<&'a SecretKeyDer>,
 }
 
+/// One write transaction as the PKI modules see it ([`Store::write`]): they change records,
+/// the revoked set, CRLs, the chain and the audit log through these methods and the `store`
+/// functions that take a `Tx`, never through SQL — the storage engine stays inside
+/// `src/store/`.
+pub(crate) struct Tx<'c>(Transaction<'c>);
+
+/// A read snapshot ([`Store::snapshot`]).
+pub(crate) struct Snapshot<'c>(#[allow(dead_code)] Transaction<'c>);
+
+impl Tx<'_> {
+    /// The engine underneath, for the store's own functions.
+    fn sql(&self) -> &Connection {
+        &self.0
+    }
+
+    /// The revoked records, proven against the MAC'd revoked set ([`check_revoked_set`]).
+    pub(crate) fn revoked_set(&self, keys: &Keys) -> Result<Vec<RawRecord>> {
+        check_revoked_set(self.sql(), keys)
+    }
+
+    /// The highest CRL number stored (0 for none).
+    pub(crate) fn max_crl_number(&self) -> Result<i64> {
+        self.sql()
+            .query_row("SELECT COALESCE(MAX(number), 0) FROM crls", [], |r| {
+                r.get(0)
+            })
+            .map_err(Error::db("reading the CRL number"))
+    }
+
+    /// Records a signed CRL.
+    pub(crate) fn insert_crl(
+        &self,
+        number: i64,
+        this_update: OffsetDateTime,
+        next_update: OffsetDateTime,
+        entries: usize,
+        der: &[u8],
+    ) -> Result<()> {
+        self.sql()
+            .execute(
+                "INSERT INTO crls (number, this_update, next_update, entries, der) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![number, ts(this_update), ts(next_update), entries as i64, der],
+            )
+            .map_err(Error::db("recording the CRL"))?;
+        Ok(())
+    }
+
+    /// The audit entry that records the last CRL made, and that CRL's number.
+    pub(crate) fn last_crl_entry(&self) -> Result<Option<(i64, u64)>> {
+        last_crl_entry(self.sql())
+    }
+
+    /// The DER of the CRL stored under `number`.
+    pub(crate) fn crl_der(&self, number: u64) -> Result<Option<Vec<u8>>> {
+        crl_der(self.sql(), number)
+    }
+
+    /// Records a sub-CA request (its CSR and sealed key), replacing an unfinished one.
+    pub(crate) fn set_pending_ca(
+        &self,
+        name: &str,
+        algorithm: &str,
+        csr_der: &[u8],
+        key_blob: &[u8],
+    ) -> Result<()> {
+        self.clear_pending_ca()?;
+        self.sql()
+            .execute(
+                "INSERT INTO pending_ca (id, name, algorithm, csr_der, key_blob, created_at) VALUES (1, ?1, ?2, ?3, ?4, ?5)",
+                params![name, algorithm, csr_der, key_blob, ts(now())],
+            )
+            .map_err(Error::db("recording the sub-CA request"))?;
+        Ok(())
+    }
+
+    /// Forgets the sub-CA request.
+    pub(crate) fn clear_pending_ca(&self) -> Result<()> {
+        self.sql()
+            .execute("DELETE FROM pending_ca", [])
+            .map_err(Error::db("recording the sub-CA request"))?;
+        Ok(())
+    }
+
+    /// Records the parent chain of a sub-CA (issuer first, root last).
+    pub(crate) fn insert_chain(&self, chain: &[Vec<u8>]) -> Result<()> {
+        for (i, c) in chain.iter().enumerate() {
+            self.sql()
+                .execute(
+                    "INSERT INTO chain (pos, der) VALUES (?1, ?2)",
+                    params![i as i64, c],
+                )
+                .map_err(Error::db("recording the chain"))?;
+        }
+        Ok(())
+    }
+}
+
 /// Which certificates [`Store::list`] returns.
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
@@ -507,8 +606,10 @@ impl Store {
                 .map_err(Error::db("creating the store"))?;
             let header_json =
                 serde_json::to_string(&header).map_err(|e| Error::Crypto(e.to_string()))?;
-            let tx = Transaction::new_unchecked(&conn, TransactionBehavior::Immediate)
-                .map_err(Error::db("creating the store"))?;
+            let tx = Tx(
+                Transaction::new_unchecked(&conn, TransactionBehavior::Immediate)
+                    .map_err(Error::db("creating the store"))?,
+            );
             let meta = [
                 ("format", FORMAT_VERSION.to_string()),
                 ("header", header_json),
@@ -518,7 +619,8 @@ impl Store {
                 ("audit_head", String::new()),
             ];
             for (k, v) in meta {
-                tx.execute("INSERT INTO meta (k, v) VALUES (?1, ?2)", params![k, v])
+                tx.sql()
+                    .execute("INSERT INTO meta (k, v) VALUES (?1, ?2)", params![k, v])
                     .map_err(Error::db("creating the store"))?;
             }
             let keys = Keys::from_data_key(dk.clone());
@@ -530,7 +632,7 @@ impl Store {
                 "",
                 &serde_json::json!({"kdf": header.kdf}),
             )?;
-            tx.commit().map_err(Error::db("creating the store"))?;
+            tx.0.commit().map_err(Error::db("creating the store"))?;
             Ok(())
         };
         if let Err(e) = build() {
@@ -655,32 +757,77 @@ impl Store {
         let header = Header::new_wrapped(new, kdf, &keys.data_key)?;
         let json = serde_json::to_string(&header).map_err(|e| Error::Crypto(e.to_string()))?;
         self.write(|tx, keys| {
-            tx.execute("UPDATE meta SET v = ?1 WHERE k = 'header'", params![json])
+            tx.sql()
+                .execute("UPDATE meta SET v = ?1 WHERE k = 'header'", params![json])
                 .map_err(Error::db("changing the passphrase"))?;
             audit_append(tx, keys, "passwd", "", "", &serde_json::json!({"kdf": kdf}))
         })
     }
 
     /// Runs `f` in one write transaction (`BEGIN IMMEDIATE`): all of it commits or none.
-    pub(crate) fn write<T>(
-        &self,
-        f: impl FnOnce(&Transaction<'_>, &Keys) -> Result<T>,
-    ) -> Result<T> {
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&Tx<'_>, &Keys) -> Result<T>) -> Result<T> {
         let keys = self.keys()?;
-        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
-            .map_err(Error::db("locking the store"))?;
-        self.check_checkpoint(&tx)?;
+        let tx = Tx(
+            Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
+                .map_err(Error::db("locking the store"))?,
+        );
+        self.check_checkpoint(&tx.0)?;
         // Every write ends in rewriting `ca.crt` from the chain: prove it first, so a planted
         // chain certificate stops the command before it changes anything.
         self.parent_chain()?;
         let out = f(&tx, keys)?;
-        tx.commit().map_err(Error::db("committing"))?;
+        tx.0.commit().map_err(Error::db("committing"))?;
         self.advance_checkpoint();
         Ok(out)
     }
 
-    pub(crate) fn conn(&self) -> &Connection {
+    /// The engine underneath: for the store's own modules only.
+    fn conn(&self) -> &Connection {
         &self.conn
+    }
+
+    /// A read snapshot: everything read until it is dropped comes from one consistent state
+    /// (another process's commit in between is not seen). Read-only: dropping it rolls back.
+    pub(crate) fn snapshot(&self) -> Result<Snapshot<'_>> {
+        self.conn
+            .unchecked_transaction()
+            .map(Snapshot)
+            .map_err(Error::db("reading the store"))
+    }
+
+    /// The revoked records, proven against the MAC'd revoked set ([`check_revoked_set`]).
+    pub(crate) fn revoked_set(&self, keys: &Keys) -> Result<Vec<RawRecord>> {
+        check_revoked_set(&self.conn, keys)
+    }
+
+    /// SQLite's own structural check of the file (`PRAGMA quick_check`): `["ok"]` when sound.
+    pub(crate) fn engine_check(&self) -> Result<Vec<String>> {
+        let mut st = self
+            .conn
+            .prepare("PRAGMA quick_check")
+            .map_err(Error::db("checking the database"))?;
+        let rows = st
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(Error::db("checking the database"))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(Error::db("checking the database"))
+    }
+
+    /// The unfinished sub-CA request: its name and sealed key.
+    pub(crate) fn pending_ca(&self) -> Result<Option<(String, Vec<u8>)>> {
+        self.conn
+            .query_row(
+                "SELECT name, key_blob FROM pending_ca WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(Error::db("reading the pending CA"))
+    }
+
+    /// [`Store::check_audit_tail`] inside a write transaction.
+    pub(crate) fn check_audit_tail_in(&self, tx: &Tx<'_>, from_seq: i64) -> Result<()> {
+        self.check_audit_tail(tx.sql(), from_seq)
     }
 
     pub(crate) fn meta(&self, k: &str) -> Result<Option<String>> {
@@ -1119,12 +1266,13 @@ pub(crate) fn meta_get(conn: &Connection, k: &str) -> Result<Option<String>> {
         .map_err(Error::db("reading the header"))
 }
 
-pub(crate) fn meta_set(tx: &Transaction<'_>, k: &str, v: &str) -> Result<()> {
-    tx.execute(
-        "INSERT INTO meta (k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
-        params![k, v],
-    )
-    .map_err(Error::db("writing the header"))?;
+pub(crate) fn meta_set(tx: &Tx<'_>, k: &str, v: &str) -> Result<()> {
+    tx.sql()
+        .execute(
+            "INSERT INTO meta (k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+            params![k, v],
+        )
+        .map_err(Error::db("writing the header"))?;
     Ok(())
 }
 
@@ -1255,11 +1403,7 @@ pub(crate) fn check_record_mac(keys: &Keys, raw: &RawRecord) -> Result<()> {
 }
 
 /// Inserts a new certificate record (inside a write transaction).
-pub(crate) fn insert_record(
-    tx: &Transaction<'_>,
-    keys: &Keys,
-    n: NewRecord<'_>,
-) -> Result<CertRecord> {
+pub(crate) fn insert_record(tx: &Tx<'_>, keys: &Keys, n: NewRecord<'_>) -> Result<CertRecord> {
     let key_blob = match n.key {
         Some(k) => Some(keys.seal(&key_aad(n.serial, n.der), k.expose())?),
         None => None,
@@ -1281,7 +1425,7 @@ pub(crate) fn insert_record(
         id: 0,
     };
     let mac = record_mac(keys, &rec, key_blob.as_deref());
-    tx.execute(
+    tx.sql().execute(
         "INSERT INTO certs (serial, name, kind, profile, state, not_before, not_after, created_at, cert_der, key_blob, mac)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
@@ -1304,28 +1448,29 @@ pub(crate) fn insert_record(
         }
         e => Error::db("recording the certificate")(e),
     })?;
-    rec.id = tx.last_insert_rowid();
+    rec.id = tx.sql().last_insert_rowid();
     Ok(rec)
 }
 
 /// Rewrites the mutable fields (state, revocation, superseded_by) of a record, with a new MAC.
 /// The existing MAC is checked first: a tampered record is never "laundered" by an update.
-pub(crate) fn update_record(tx: &Transaction<'_>, keys: &Keys, rec: &CertRecord) -> Result<()> {
-    let raw = raw_record(tx, &rec.serial)?;
+pub(crate) fn update_record(tx: &Tx<'_>, keys: &Keys, rec: &CertRecord) -> Result<()> {
+    let raw = raw_record(tx.sql(), &rec.serial)?;
     check_record_mac(keys, &raw)?;
     let mac = record_mac(keys, rec, raw.key_blob.as_deref());
-    tx.execute(
-        SQL_UPDATE_RECORD,
-        params![
-            rec.state.as_str(),
-            rec.revoked_at.map(ts),
-            rec.reason.map(|r| r.as_str()),
-            rec.superseded_by.as_ref().map(|s| s.hex()),
-            mac,
-            raw.rec.id
-        ],
-    )
-    .map_err(Error::db("updating the certificate"))?;
+    tx.sql()
+        .execute(
+            SQL_UPDATE_RECORD,
+            params![
+                rec.state.as_str(),
+                rec.revoked_at.map(ts),
+                rec.reason.map(|r| r.as_str()),
+                rec.superseded_by.as_ref().map(|s| s.hex()),
+                mac,
+                raw.rec.id
+            ],
+        )
+        .map_err(Error::db("updating the certificate"))?;
     Ok(())
 }
 
@@ -1335,14 +1480,14 @@ pub(crate) fn revocation_token(keys: &Keys, serial: &Serial) -> Vec<u8> {
 }
 
 /// Adds a serial to the MAC-protected set of revoked serials (digest and count).
-pub(crate) fn add_revoked(tx: &Transaction<'_>, keys: &Keys, serial: &Serial) -> Result<()> {
-    let mut digest = crypto::unhex(&meta_get(tx, "revocation_digest")?.unwrap_or_default())
+pub(crate) fn add_revoked(tx: &Tx<'_>, keys: &Keys, serial: &Serial) -> Result<()> {
+    let mut digest = crypto::unhex(&meta_get(tx.sql(), "revocation_digest")?.unwrap_or_default())
         .filter(|d| d.len() == 32)
         .ok_or_else(|| corrupt("the revocation digest is unreadable".into()))?;
     for (d, t) in digest.iter_mut().zip(revocation_token(keys, serial)) {
         *d ^= t;
     }
-    let count: u64 = meta_get(tx, "revoked_count")?
+    let count: u64 = meta_get(tx.sql(), "revoked_count")?
         .unwrap_or_default()
         .parse()
         .map_err(|_| corrupt("the revoked count is unreadable".into()))?;
@@ -1441,14 +1586,14 @@ fn audit_fields(prev: &[u8], e: &AuditEntry) -> Vec<Vec<u8>> {
 
 /// Appends an entry to the chained audit log (inside a write transaction).
 pub(crate) fn audit_append(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     keys: &Keys,
     action: &str,
     name: &str,
     serial: &str,
     detail: &serde_json::Value,
 ) -> Result<()> {
-    let head = meta_get(tx, "audit_head")?.unwrap_or_default();
+    let head = meta_get(tx.sql(), "audit_head")?.unwrap_or_default();
     let (prev_seq, prev_mac) = match head.split_once(':') {
         Some((s, m)) => (
             s.parse::<i64>()
@@ -1475,7 +1620,7 @@ pub(crate) fn audit_append(
     };
     let f = audit_fields(&prev_mac, &e);
     e.mac = keys.mac(&f.iter().map(|v| v.as_slice()).collect::<Vec<_>>());
-    tx.execute(
+    tx.sql().execute(
         "INSERT INTO audit (seq, time, user, action, name, serial, detail, mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![e.seq, ts(e.time), e.user, e.action, e.name, e.serial, e.detail_text, e.mac],
     )

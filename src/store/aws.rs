@@ -1,20 +1,20 @@
 //! What the store remembers of AWS: the ARNs it imported into (so a renewal re-imports into
 //! the same ARN) and the Client VPN endpoints it pushed CRLs to.
 //!
-//! Two tables, created by the first AWS write (stores made before them simply lack them).
+//! Two tables, created at `init` (stores made before them get them by their first AWS write).
 //! Each import row carries an HMAC under the store's key, checked whenever the store is
 //! unlocked: a swapped ARN would send the server key to another certificate.
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::ImportRole;
+use crate::aws::ImportRole;
 use crate::store::crypto::Keys;
 use crate::store::{self, Store};
 use crate::{Error, Result};
 
-use crate::store::AWS_SCHEMA as SCHEMA;
+use super::AWS_SCHEMA as SCHEMA;
 
 /// An ACM certificate this store imported into.
 #[derive(Debug, Clone, Serialize)]
@@ -172,9 +172,9 @@ impl Store {
     /// transaction.
     pub(crate) fn record_import(&self, imp: &AcmImport, detail: &serde_json::Value) -> Result<()> {
         self.write(|tx, keys| {
-            tx.execute_batch(SCHEMA)
+            tx.sql().execute_batch(SCHEMA)
                 .map_err(Error::db("creating the AWS tables"))?;
-            tx.execute(
+            tx.sql().execute(
                 "INSERT INTO aws_imports (arn, region, role, name, serial, imported_at, mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT(arn) DO UPDATE SET region = excluded.region, role = excluded.role, name = excluded.name,
                  serial = excluded.serial, imported_at = excluded.imported_at, mac = excluded.mac",
@@ -193,10 +193,10 @@ impl Store {
         crl_number: u64,
         detail: &serde_json::Value,
     ) -> Result<()> {
-        self.write(|tx: &Transaction<'_>, keys| {
-            tx.execute_batch(SCHEMA)
+        self.write(|tx, keys| {
+            tx.sql().execute_batch(SCHEMA)
                 .map_err(Error::db("creating the AWS tables"))?;
-            tx.execute(
+            tx.sql().execute(
                 "INSERT INTO aws_endpoints (id, region, crl_number, pushed_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(id, region) DO UPDATE SET crl_number = excluded.crl_number, pushed_at = excluded.pushed_at",
                 params![endpoint, region, crl_number as i64, store::ts(store::now())],
