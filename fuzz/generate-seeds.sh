@@ -26,7 +26,8 @@
 #   ovpn/           tests/data/ovpn, a plain OpenVPN client config (CRLF, IPv6 remote).
 #   store_open/     A store made by `vpnca init --kdf-memory-mib 8 --kdf-time 1` (passphrase
 #                   "vpnca-fuzz-passphrase"), with a CA, a client, a revocation and a CRL;
-#                   rewritten with 512-byte pages to keep it small. And an empty store.
+#                   rewritten with 512-byte pages to keep it small. And an empty store. And
+#                   the format-1 stores of tests/data/store-v1 (v1-*.db), which upgrade.
 set -euo pipefail
 fuzz=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$fuzz")
@@ -161,6 +162,8 @@ s=$work/store
 "$VPNCA" --pki "$s" client bob --algo p256 >/dev/null 2>&1
 "$VPNCA" --pki "$s" revoke alice >/dev/null
 small_db "$s" "$seeds/store_open/ca-client-revoked.db"
+# Format 1 (before the authenticated state): the first unlock upgrades them.
+for f in "$data"/store-v1/*.db; do cp "$f" "$seeds/store_open/v1-$(basename "$f")"; done
 
 du -sh --apparent-size "$seeds"
 for d in "$seeds"/*/; do printf '%-15s %3d files\n' "$(basename "$d")" "$(find "$d" -type f | wc -l)"; done

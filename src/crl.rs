@@ -40,10 +40,10 @@ impl CrlOptions {
     /// The store's CRL policy: the days and omit-expired setting of the last `vpnca crl`.
     pub fn from_store(store: &Store) -> Result<CrlOptions> {
         let days = store
-            .meta("crl_days")?
+            .setting("crl_days")?
             .and_then(|v| v.parse().ok())
             .unwrap_or(DEFAULT_CRL_DAYS);
-        let omit_expired = store.meta("crl_omit_expired")?.as_deref() == Some("1");
+        let omit_expired = store.setting("crl_omit_expired")?.as_deref() == Some("1");
         Ok(CrlOptions { days, omit_expired })
     }
 }
@@ -151,7 +151,7 @@ pub(crate) fn generate_in_tx(
     check_keeps_published(store, tx, signer, &revoked)?;
     let last = tx.max_crl_number()?;
     let floor: i64 = store
-        .meta("crl_number_floor")?
+        .setting("crl_number_floor")?
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let number = last

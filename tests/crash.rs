@@ -1148,3 +1148,57 @@ fn verify_removes_stale_temporary_files() {
     }
     assert!(fresh.exists(), "a fresh temporary file was removed");
 }
+
+/// The upgrade of a format-1 store (tests/data/legacy-names) to format 2 is one transaction:
+/// SIGKILLed at random instants of its first unlock, the store is left in format 1 or format 2,
+/// never between; the next unlock finishes (or finds done) the upgrade, `verify` passes, and a
+/// revocation reaches the CRL that openssl reads.
+///
+/// Fails when: the upgrade commits in more than one transaction (a kill between them leaves the
+/// tree without its head, or the format without its tree: verify then fails).
+#[test]
+fn sigkill_during_the_upgrade_leaves_format_1_or_2() {
+    let _heavy = heavy();
+    let format = |e: &Env| {
+        let o = Command::new("sqlite3")
+            .arg(e.pki.join("vpnca.db"))
+            .arg("SELECT v FROM meta WHERE k = 'format'")
+            .output()
+            .expect("sqlite3");
+        s(&o.stdout).trim().to_string()
+    };
+    // The duration of a whole upgrading `verify`, to aim the kills inside it.
+    let whole = {
+        let e = Env::new();
+        copy_dir(&fixture("legacy-names/pki"), &e.pki);
+        run_killing(e.cmd(&["verify"]), Duration::from_secs(600)).elapsed
+    };
+    let mut rng = XorShift::new(16);
+    let (mut killed_v1, mut killed_v2) = (0, 0);
+    for trial in 0..24 {
+        let e = Env::new();
+        copy_dir(&fixture("legacy-names/pki"), &e.pki);
+        let delay = Duration::from_micros(rng.below(whole.as_micros().max(1) as u64 + 1));
+        let run = run_killing(e.cmd(&["verify"]), delay);
+        run.assert_ok_unless_killed(&format!("trial {trial}"));
+        match format(&e).as_str() {
+            "1" => killed_v1 += 1,
+            "2" => killed_v2 += 1,
+            f => panic!("trial {trial}: format {f:?} after a kill at {delay:?}"),
+        }
+        let verified = e.run(&["--json", "verify"]);
+        assert_verify_clean(&format!("trial {trial}: verify after the kill"), &verified);
+        assert_eq!(format(&e), "2", "trial {trial}: the next unlock upgrades");
+        if trial % 8 == 0 {
+            let alice = pem_serial(&e.pki.join("issued/alice.crt"));
+            e.ok(&["revoke", "alice"]);
+            assert!(
+                crl_serials(&e).contains(&alice),
+                "trial {trial}: alice {alice} is not in the CRL"
+            );
+        }
+    }
+    eprintln!(
+        "upgrade kills: {killed_v1} left format 1, {killed_v2} format 2 (a whole upgrade took {whole:?})"
+    );
+}

@@ -537,9 +537,13 @@ fn verify_reports_a_bad_crl_signature() {
     let o = e.run(&["--json", "verify"]);
     let rep: Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(o.status.code(), Some(1));
+    // Format 2 also names the edited row against the authenticated state.
     assert_eq!(
         rep["problems"],
-        serde_json::json!(["CRL 1: its signature does not verify with the CA key"])
+        serde_json::json!([
+            "CRL number 1 in the database is not the one the store's authenticated state records (its content differs): it was edited, deleted or put back outside vpnca",
+            "CRL 1: its signature does not verify with the CA key"
+        ])
     );
 }
 
@@ -631,9 +635,15 @@ fn verify_reports_two_live_certificates_with_one_name() {
     let o = e.run(&["--json", "verify"]);
     assert_eq!(o.status.code(), Some(1), "{}", s(&o.stdout));
     let rep: Value = serde_json::from_slice(&o.stdout).expect("json");
+    // Format 2 also names the row put back against the authenticated state.
     assert_eq!(
         rep["problems"],
-        serde_json::json!(["alice: 2 valid certificates with the same name"])
+        serde_json::json!([
+            "alice: 2 valid certificates with the same name",
+            format!(
+                "the record of certificate {old} in the database is not the one the store's authenticated state records (its content differs): it was edited, deleted or put back outside vpnca"
+            )
+        ])
     );
     let out = s(&e.run(&["verify"]).stdout);
     assert!(

@@ -174,6 +174,7 @@ impl Store {
         self.write(|tx, keys| {
             tx.sql().execute_batch(SCHEMA)
                 .map_err(Error::db("creating the AWS tables"))?;
+            tx.touch(super::state::Item::AwsImport(imp.arn.clone()))?;
             tx.sql().execute(
                 "INSERT INTO aws_imports (arn, region, role, name, serial, imported_at, mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT(arn) DO UPDATE SET region = excluded.region, role = excluded.role, name = excluded.name,
@@ -196,6 +197,7 @@ impl Store {
         self.write(|tx, keys| {
             tx.sql().execute_batch(SCHEMA)
                 .map_err(Error::db("creating the AWS tables"))?;
+            tx.touch(super::state::Item::AwsEndpoint(endpoint.into(), region.into()))?;
             tx.sql().execute(
                 "INSERT INTO aws_endpoints (id, region, crl_number, pushed_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(id, region) DO UPDATE SET crl_number = excluded.crl_number, pushed_at = excluded.pushed_at",

@@ -60,10 +60,28 @@ fn read(dir: &Path) -> std::result::Result<Option<Head>, String> {
         .ok_or_else(|| format!("{} is damaged (no audit head)", path.display()))
 }
 
+/// The store format the checkpoint was written for (`format N`; absent before format 2).
+fn read_format(dir: &Path) -> Option<u32> {
+    let text = std::fs::read_to_string(dir.join(CHECKPOINT_FILE)).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("format "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// Compares the checkpoint with the database behind `conn`: `Some(problem)` when the database
 /// is older than the checkpoint or another history.
 pub(crate) fn problem(dir: &Path, conn: &Connection) -> Result<Option<String>> {
     let accept = "if you put this copy back on purpose (a restore from backup), `vpnca verify --accept-restore` accepts it and revokes again what the newer crl.pem revokes";
+    // No downgrade: a format-1 database beside the checkpoint of a format-2 store is a copy
+    // from before the upgrade.
+    let db_format: u32 = meta_get(conn, "format")?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if let Some(f) = read_format(dir).filter(|f| *f > db_format) {
+        return Ok(Some(format!(
+            "the database is an older copy: it is in store format {db_format}, but {CHECKPOINT_FILE} was written after the upgrade to format {f} (changes made since, revocations included, are missing); {accept}"
+        )));
+    }
     let (seq, mac) = match read(dir) {
         Ok(Some(h)) => h,
         Ok(None) => {
@@ -104,9 +122,16 @@ pub(crate) fn problem(dir: &Path, conn: &Connection) -> Result<Option<String>> {
     })
 }
 
-/// Writes the checkpoint for `head` (the `audit_head` meta value).
-fn write(dir: &Path, head: &str) -> Result<()> {
-    let text = format!("{MAGIC}\naudit-head {head}\n");
+/// Writes the checkpoint for `head` (the `audit_head` meta value), with the store format and
+/// the state head (format 2) read from `conn`.
+fn write(dir: &Path, head: &str, conn: &Connection) -> Result<()> {
+    let mut text = format!("{MAGIC}\naudit-head {head}\n");
+    if let Some(f) = meta_get(conn, "format")?.filter(|f| f != "1") {
+        text.push_str(&format!("format {f}\n"));
+    }
+    if let Some(h) = super::state::stored_head(conn)? {
+        text.push_str(&format!("state-head {}\n", h.text()));
+    }
     fsutil::write_atomic(&dir.join(CHECKPOINT_FILE), text.as_bytes(), 0o644)
 }
 
@@ -287,7 +312,7 @@ impl Store {
                         }
                     }
                     let floor = self
-                        .meta("crl_number_floor")?
+                        .setting("crl_number_floor")?
                         .and_then(|v| v.parse::<u64>().ok())
                         .unwrap_or(0)
                         .max(w.number);
@@ -374,7 +399,7 @@ impl Store {
         let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
             .map_err(Error::db("locking the store"))?;
         if let Some(head) = meta_get(&tx, "audit_head")? {
-            write(&self.dir, &head)?;
+            write(&self.dir, &head, &tx)?;
         }
         tx.commit().map_err(Error::db("committing"))
     }
@@ -390,7 +415,7 @@ impl Store {
                 let current = read(&self.dir).ok().flatten();
                 let ahead = parse_head(&head).map(|(s, _)| s);
                 if current.map(|(s, _)| s) < ahead {
-                    write(&self.dir, &head)?;
+                    write(&self.dir, &head, &tx)?;
                 }
             }
             tx.commit().map_err(Error::db("committing"))

@@ -12,6 +12,10 @@
 pub(crate) mod aws;
 pub(crate) mod checkpoint;
 pub(crate) mod crypto;
+pub(crate) mod smt;
+pub(crate) mod state;
+
+use state::STATE_SCHEMA;
 
 use std::path::{Path, PathBuf};
 
@@ -33,7 +37,7 @@ use crate::{Error, Result, fsutil};
 /// The database file inside the store directory.
 pub const DB_FILE: &str = "vpnca.db";
 /// The store format this version writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// How long a command waits for another vpnca process holding the write lock.
 pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
 
@@ -102,13 +106,18 @@ fn read_schema(conn: &Connection) -> Result<Vec<[Option<String>; 4]>> {
 /// AWS tables of [`AWS_SCHEMA`]): a trigger, a view, an index or a changed table definition
 /// planted by someone who can write the file. Triggers and views are disabled on every
 /// connection anyway ([`configure`]); this names the edit instead of ignoring it.
-fn check_schema(conn: &Connection, db: &Path) -> Result<()> {
+///
+/// Returns the format whose schema it is: 1 (with or without the AWS tables) or 2.
+fn check_schema(conn: &Connection, db: &Path) -> Result<u32> {
     let found = read_schema(conn)?;
     let core = schema_objects(SCHEMA)?;
     if found == core || found == schema_objects(&format!("{SCHEMA}{AWS_SCHEMA}"))? {
-        return Ok(());
+        return Ok(1);
     }
-    let all = schema_objects(&format!("{SCHEMA}{AWS_SCHEMA}"))?;
+    let all = schema_objects(&format!("{SCHEMA}{AWS_SCHEMA}{STATE_SCHEMA}"))?;
+    if found == all {
+        return Ok(2);
+    }
     let describe = |o: &[Option<String>; 4]| {
         format!(
             "{} {:?} on {:?}",
@@ -208,6 +217,15 @@ pub struct Store {
     /// The stored names not in NFC (from stores older than name normalization), read once:
     /// vpnca writes every new name in NFC, so this set never grows while the store is open.
     non_nfc_names: std::cell::OnceCell<Vec<String>>,
+    /// The store format: 1 until [`Store::unlock`] upgrades it, then 2.
+    format: std::cell::Cell<u32>,
+    /// Set while a [`Store::write`] transaction runs: reads then see its own changes, so they
+    /// are proven against the root it started from, and what it changed is not.
+    in_write: std::cell::Cell<bool>,
+    /// What the running write transaction changed ([`Tx`]), and the root it started from.
+    write_state: std::cell::RefCell<state::Touched>,
+    /// Set by [`Store::without_read_proofs`].
+    no_read_proofs: std::cell::Cell<bool>,
 }
 
 impl std::fmt::Debug for Store {
@@ -427,24 +445,82 @@ pub(crate) struct NewRecord<'a> {
 /// the revoked set, CRLs, the chain and the audit log through these methods and the `store`
 /// functions that take a `Tx`, never through SQL — the storage engine stays inside
 /// `src/store/`.
-pub(crate) struct Tx<'c>(Transaction<'c>);
+pub(crate) struct Tx<'c> {
+    t: Transaction<'c>,
+    /// The items this transaction changes (format 2), proven when first touched.
+    state: &'c std::cell::RefCell<state::Touched>,
+}
 
 /// A read snapshot ([`Store::snapshot`]).
 pub(crate) struct Snapshot<'c>(#[allow(dead_code)] Transaction<'c>);
 
-impl Tx<'_> {
+impl<'c> Tx<'c> {
+    /// `BEGIN IMMEDIATE` on `conn`; `root` is the trusted state root (format 2).
+    /// `BEGIN IMMEDIATE` on `conn`, tracking the state changes in `state` (reset here).
+    fn begin(
+        conn: &'c Connection,
+        state: &'c std::cell::RefCell<state::Touched>,
+        op: &'static str,
+    ) -> Result<Tx<'c>> {
+        let t = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
+            .map_err(Error::db(op))?;
+        *state.borrow_mut() = state::Touched::default();
+        Ok(Tx { t, state })
+    }
+
+    /// Starts tracking the state for this transaction from the trusted head.
+    fn track(&self, root: smt::Hash, seq: i64) {
+        let mut st = self.state.borrow_mut();
+        st.root = Some(root);
+        st.seq = seq;
+    }
+
+    fn commit(self) -> Result<()> {
+        self.t.commit().map_err(Error::db("committing"))
+    }
+
     /// The engine underneath, for the store's own functions.
     fn sql(&self) -> &Connection {
-        &self.0
+        &self.t
+    }
+
+    /// Marks `item` as changed by this transaction, first proving that its current value is
+    /// the one the trusted state holds (so a tampered row is never laundered into the new
+    /// state). Call it before changing the item. Format 1: nothing to do.
+    pub(crate) fn touch(&self, item: state::Item) -> Result<()> {
+        let mut st = self.state.borrow_mut();
+        let Some(root) = st.root else {
+            return Ok(());
+        };
+        if st.items.contains(&item) {
+            return Ok(());
+        }
+        state::prove(self.sql(), &root, &item)?;
+        st.items.insert(item);
+        Ok(())
+    }
+
+    /// Proves `item`'s current value against the trusted state, unless this transaction
+    /// changed it already (it was proven when touched).
+    pub(crate) fn prove(&self, item: &state::Item) -> Result<()> {
+        let st = self.state.borrow();
+        match st.root {
+            Some(root) if !st.items.contains(item) => {
+                state::prove(self.sql(), &root, item).map(|_| ())
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The revoked records, proven against the MAC'd revoked set ([`check_revoked_set`]).
     pub(crate) fn revoked_set(&self, keys: &Keys) -> Result<Vec<RawRecord>> {
+        self.prove(&state::Item::RevokedSet)?;
         check_revoked_set(self.sql(), keys)
     }
 
     /// The highest CRL number stored (0 for none).
     pub(crate) fn max_crl_number(&self) -> Result<i64> {
+        self.prove(&state::Item::CrlHead)?;
         self.sql()
             .query_row("SELECT COALESCE(MAX(number), 0) FROM crls", [], |r| {
                 r.get(0)
@@ -461,6 +537,8 @@ impl Tx<'_> {
         entries: usize,
         der: &[u8],
     ) -> Result<()> {
+        self.touch(state::Item::Crl(u64::try_from(number).unwrap_or(0)))?;
+        self.touch(state::Item::CrlHead)?;
         self.sql()
             .execute(
                 "INSERT INTO crls (number, this_update, next_update, entries, der) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -477,6 +555,7 @@ impl Tx<'_> {
 
     /// The DER of the CRL stored under `number`.
     pub(crate) fn crl_der(&self, number: u64) -> Result<Option<Vec<u8>>> {
+        self.prove(&state::Item::Crl(number))?;
         crl_der(self.sql(), number)
     }
 
@@ -500,6 +579,7 @@ impl Tx<'_> {
 
     /// Forgets the sub-CA request.
     pub(crate) fn clear_pending_ca(&self) -> Result<()> {
+        self.touch(state::Item::PendingCa)?;
         self.sql()
             .execute("DELETE FROM pending_ca", [])
             .map_err(Error::db("recording the sub-CA request"))?;
@@ -508,6 +588,7 @@ impl Tx<'_> {
 
     /// Records the parent chain of a sub-CA (issuer first, root last).
     pub(crate) fn insert_chain(&self, chain: &[Vec<u8>]) -> Result<()> {
+        self.touch(state::Item::Chain)?;
         for (i, c) in chain.iter().enumerate() {
             self.sql()
                 .execute(
@@ -602,14 +683,12 @@ impl Store {
             )
             .map_err(Error::db("creating the store"))?;
             configure(&conn)?;
-            conn.execute_batch(&format!("{SCHEMA}{AWS_SCHEMA}"))
+            conn.execute_batch(&format!("{SCHEMA}{AWS_SCHEMA}{STATE_SCHEMA}"))
                 .map_err(Error::db("creating the store"))?;
             let header_json =
                 serde_json::to_string(&header).map_err(|e| Error::Crypto(e.to_string()))?;
-            let tx = Tx(
-                Transaction::new_unchecked(&conn, TransactionBehavior::Immediate)
-                    .map_err(Error::db("creating the store"))?,
-            );
+            let touched = std::cell::RefCell::new(state::Touched::default());
+            let tx = Tx::begin(&conn, &touched, "creating the store")?;
             let meta = [
                 ("format", FORMAT_VERSION.to_string()),
                 ("header", header_json),
@@ -632,7 +711,8 @@ impl Store {
                 "",
                 &serde_json::json!({"kdf": header.kdf}),
             )?;
-            tx.0.commit().map_err(Error::db("creating the store"))?;
+            state::build(&tx, &keys)?;
+            tx.commit()?;
             Ok(())
         };
         if let Err(e) = build() {
@@ -675,13 +755,17 @@ impl Store {
         )
         .map_err(Error::db("opening the store"))?;
         configure(&conn)?;
-        check_schema(&conn, &db)?;
+        let schema = check_schema(&conn, &db)?;
         let store = Store {
             dir: dir.to_path_buf(),
             conn,
             keys: None,
             accepting_restore: std::cell::Cell::new(false),
             non_nfc_names: std::cell::OnceCell::new(),
+            format: std::cell::Cell::new(schema),
+            in_write: std::cell::Cell::new(false),
+            write_state: Default::default(),
+            no_read_proofs: std::cell::Cell::new(false),
         };
         let format: Option<String> = store
             .conn
@@ -692,10 +776,16 @@ impl Store {
                 reason: format!("not a readable vpnca database ({e})"),
             })?;
         match format.as_deref() {
-            Some("1") => Ok(store),
+            Some(v) if v == schema.to_string() => Ok(store),
+            Some(v @ ("1" | "2")) => Err(Error::ForeignSchema {
+                path: db,
+                what: format!("the tables of format {schema} in a store of format {v}"),
+            }),
             Some(v) => Err(Error::UnsupportedStore {
                 path: db,
-                reason: format!("format version {v}; this vpnca reads version {FORMAT_VERSION}"),
+                reason: format!(
+                    "format version {v}; this vpnca reads versions 1 (upgraded when unlocked) and {FORMAT_VERSION}"
+                ),
             }),
             None => Err(Error::UnsupportedStore {
                 path: db,
@@ -739,7 +829,78 @@ impl Store {
     pub fn unlock(&mut self, pass: &Passphrase) -> Result<()> {
         let dk = self.header()?.unwrap(pass)?;
         self.keys = Some(Keys::from_data_key(dk));
+        if self.format.get() == 1 {
+            self.upgrade_v1()?;
+        }
         Ok(())
+    }
+
+    /// Upgrades a format-1 store to format 2 in one transaction: the state tree is built from
+    /// the tables, its head recorded, `format` set to 2, and an `upgrade` audit entry written;
+    /// a crash leaves format 1 as it was. Only a store that passes every format-1 check is
+    /// upgraded (the checkpoint, the audit chain, each record's MAC, the revoked set, the CA
+    /// chain, the AWS records): building the state from tampered tables would vouch for them.
+    /// A store that fails stays format 1, where the same checks keep refusing what they
+    /// refuse (and `verify` names it); once repaired (`verify --accept-restore` after a
+    /// restore), the next unlock upgrades it.
+    fn upgrade_v1(&self) -> Result<()> {
+        let keys = self.keys()?;
+        let tx = Tx::begin(&self.conn, &self.write_state, "upgrading the store")?;
+        let intact = checkpoint::problem(&self.dir, tx.sql())?.is_none()
+            && self.check_audit_chain()?.is_empty()
+            && query_raw_records(tx.sql(), "1 = 1")?
+                .iter()
+                .all(|raw| check_record_mac(keys, raw).is_ok())
+            && check_revoked_set(tx.sql(), keys).is_ok()
+            && self.parent_chain().is_ok();
+        #[cfg(feature = "aws")]
+        let intact = intact && self.acm_imports().is_ok();
+        if !intact {
+            return Ok(());
+        }
+        tx.sql()
+            .execute_batch(&format!("{AWS_SCHEMA}{STATE_SCHEMA}"))
+            .map_err(Error::db("upgrading the store"))?;
+        tx.sql()
+            .execute(
+                "UPDATE meta SET v = ?1 WHERE k = 'format'",
+                [FORMAT_VERSION.to_string()],
+            )
+            .map_err(Error::db("upgrading the store"))?;
+        audit_append(
+            &tx,
+            keys,
+            "upgrade",
+            "",
+            "",
+            &serde_json::json!({"from": 1, "to": FORMAT_VERSION}),
+        )?;
+        state::build(&tx, keys)?;
+        tx.commit()?;
+        self.format.set(FORMAT_VERSION);
+        self.advance_checkpoint();
+        Ok(())
+    }
+
+    /// `verify`'s check of the whole state (format 2): every item the tables hold, re-derived,
+    /// against the trusted head, and the tree's nodes against the tree of those items.
+    pub(crate) fn state_problems(&self) -> Result<Vec<String>> {
+        if self.format.get() < 2 {
+            return Ok(Vec::new());
+        }
+        let _snapshot = self.snapshot()?;
+        state::check_all(&self.conn, self.keys()?)
+    }
+
+    /// The store format (1 until the first unlock upgrades it).
+    pub fn format(&self) -> u32 {
+        self.format.get()
+    }
+
+    /// The state head as the database records it (format 2): `seq:root`, what `--json` output
+    /// and the checkpoint carry. Unchecked here; [`Store::verify`] checks it.
+    pub fn state_head(&self) -> Result<Option<String>> {
+        Ok(state::stored_head(&self.conn)?.map(|h| h.text()))
     }
 
     pub(crate) fn keys(&self) -> Result<&Keys> {
@@ -767,16 +928,25 @@ impl Store {
     /// Runs `f` in one write transaction (`BEGIN IMMEDIATE`): all of it commits or none.
     pub(crate) fn write<T>(&self, f: impl FnOnce(&Tx<'_>, &Keys) -> Result<T>) -> Result<T> {
         let keys = self.keys()?;
-        let tx = Tx(
-            Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
-                .map_err(Error::db("locking the store"))?,
-        );
-        self.check_checkpoint(&tx.0)?;
+        let tx = Tx::begin(&self.conn, &self.write_state, "locking the store")?;
+        self.check_checkpoint(tx.sql())?;
+        if self.format.get() >= 2 {
+            let head = state::trusted_head(tx.sql(), keys)?;
+            tx.track(head.root, head.seq);
+        }
         // Every write ends in rewriting `ca.crt` from the chain: prove it first, so a planted
         // chain certificate stops the command before it changes anything.
         self.parent_chain()?;
-        let out = f(&tx, keys)?;
-        tx.0.commit().map_err(Error::db("committing"))?;
+        let out = {
+            // Reads inside the transaction see its own changes, not the state head's: the
+            // store's read proofs stand down, the transaction's touches prove instead.
+            self.in_write.set(true);
+            let out = f(&tx, keys);
+            self.in_write.set(false);
+            out?
+        };
+        state::seal(&tx, keys)?;
+        tx.commit()?;
         self.advance_checkpoint();
         Ok(out)
     }
@@ -797,6 +967,7 @@ impl Store {
 
     /// The revoked records, proven against the MAC'd revoked set ([`check_revoked_set`]).
     pub(crate) fn revoked_set(&self, keys: &Keys) -> Result<Vec<RawRecord>> {
+        self.proven(&[state::Item::RevokedSet])?;
         check_revoked_set(&self.conn, keys)
     }
 
@@ -846,11 +1017,62 @@ impl Store {
 
     /// The certificate with this serial.
     pub fn by_serial(&self, serial: &Serial) -> Result<CertRecord> {
+        self.proven(&[state::Item::Cert(serial.hex())])?;
         self.query_records(WHERE_SERIAL, &[&serial.hex()])?
             .pop()
             .ok_or_else(|| Error::NotFound {
                 what: format!("no certificate with serial {serial}"),
             })
+    }
+
+    /// Proves `items` (their values in the tables now) against the trusted state head, in one
+    /// read snapshot — when the store is unlocked (format 2). Locked, there is no key to check
+    /// the head with: readers such as `list` and `status` show what the tables hold. Inside a
+    /// write transaction, against the root it started from (what it changed itself was
+    /// proven when it was touched).
+    pub(crate) fn proven(&self, items: &[state::Item]) -> Result<()> {
+        if self.format.get() < 2 || items.is_empty() || self.no_read_proofs.get() {
+            return Ok(());
+        }
+        let Some(keys) = &self.keys else {
+            return Ok(());
+        };
+        if self.in_write.get() {
+            // Inside a write: against the root the transaction started from, except what it
+            // changed already (proven when it was touched).
+            let st = self.write_state.borrow();
+            if let Some(root) = st.root {
+                for item in items.iter().filter(|i| !st.items.contains(*i)) {
+                    state::prove(&self.conn, &root, item)?;
+                }
+            }
+            return Ok(());
+        }
+        let _snapshot = if self.conn.is_autocommit() {
+            Some(self.snapshot()?)
+        } else {
+            None
+        };
+        let head = state::trusted_head(&self.conn, keys)?;
+        for item in items {
+            state::prove(&self.conn, &head.root, item)?;
+        }
+        Ok(())
+    }
+
+    /// Runs `f` with [`Store::proven`] standing down: for `verify`, which checks the whole
+    /// state itself and reports every difference instead of stopping at the first.
+    pub(crate) fn without_read_proofs<T>(&self, f: impl FnOnce() -> T) -> T {
+        let was = self.no_read_proofs.replace(true);
+        let out = f();
+        self.no_read_proofs.set(was);
+        out
+    }
+
+    /// A store setting (CRL policy, CRL number floor), proven against the state.
+    pub(crate) fn setting(&self, k: &'static str) -> Result<Option<String>> {
+        self.proven(&[state::Item::Setting(k)])?;
+        self.meta(k)
     }
 
     /// Every certificate with this name, newest first. The name is compared in NFC: `Jose`
@@ -865,6 +1087,9 @@ impl Store {
             }
         };
         v.reverse();
+        let mut items: Vec<state::Item> = sp.into_iter().map(state::Item::Name).collect();
+        items.extend(v.iter().map(|r| state::Item::Cert(r.serial.hex())));
+        self.proven(&items)?;
         Ok(v)
     }
 
@@ -985,25 +1210,37 @@ impl Store {
     pub fn live(&self, name: &str) -> Result<Option<CertRecord>> {
         let t = ts(now());
         let sp = self.spellings(name)?;
-        Ok(match sp.as_slice() {
+        let live = match sp.as_slice() {
             [one] => self.query_records(WHERE_LIVE, &[one, &t])?,
             _ => {
                 let a = spelling_args(&sp);
                 self.query_records(WHERE_LIVE_NAMES, &[&a[0], &a[1], &a[2], &a[3], &t])?
             }
         }
-        .pop())
+        .pop();
+        let mut items: Vec<state::Item> = sp.into_iter().map(state::Item::Name).collect();
+        items.extend(live.iter().map(|r| state::Item::Cert(r.serial.hex())));
+        self.proven(&items)?;
+        Ok(live)
     }
 
     /// The live certificate of exactly this spelling of a name: each spelling has its own
     /// public mirror (`issued/NAME.crt`).
     pub(crate) fn live_spelled(&self, name: &str) -> Result<Option<CertRecord>> {
-        Ok(self.query_records(WHERE_LIVE, &[&name, &ts(now())])?.pop())
+        let live = self.query_records(WHERE_LIVE, &[&name, &ts(now())])?.pop();
+        let mut items = vec![state::Item::Name(name.to_string())];
+        items.extend(live.iter().map(|r| state::Item::Cert(r.serial.hex())));
+        self.proven(&items)?;
+        Ok(live)
     }
 
     /// The CA certificate record.
     pub fn ca(&self) -> Result<CertRecord> {
-        self.query_records(WHERE_CA, &[])?.pop().ok_or(Error::NoCa)
+        let ca = self.query_records(WHERE_CA, &[])?.pop();
+        let mut items = vec![state::Item::Ca];
+        items.extend(ca.iter().map(|r| state::Item::Cert(r.serial.hex())));
+        self.proven(&items)?;
+        ca.ok_or(Error::NoCa)
     }
 
     /// Whether the store has a CA.
@@ -1034,6 +1271,7 @@ impl Store {
             rows.collect::<rusqlite::Result<Vec<Vec<u8>>>>()
                 .map_err(Error::db("reading the chain"))?
         };
+        self.proven(&[state::Item::Chain])?;
         if chain.is_empty() {
             return Ok(chain);
         }
@@ -1139,6 +1377,7 @@ impl Store {
     /// Decrypts the private key of a certificate, checking the record's MAC first.
     pub(crate) fn private_key(&self, rec: &CertRecord) -> Result<SecretKeyDer> {
         self.check_checkpoint(&self.conn)?;
+        self.proven(&[state::Item::Cert(rec.serial.hex())])?;
         self.private_key_unguarded(rec)
     }
 
@@ -1267,6 +1506,11 @@ pub(crate) fn meta_get(conn: &Connection, k: &str) -> Result<Option<String>> {
 }
 
 pub(crate) fn meta_set(tx: &Tx<'_>, k: &str, v: &str) -> Result<()> {
+    if let Some(setting) = state::SETTINGS.iter().find(|s| **s == k) {
+        tx.touch(state::Item::Setting(setting))?;
+    } else if k == "revocation_digest" || k == "revoked_count" {
+        tx.touch(state::Item::RevokedSet)?;
+    }
     tx.sql()
         .execute(
             "INSERT INTO meta (k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
@@ -1425,6 +1669,12 @@ pub(crate) fn insert_record(tx: &Tx<'_>, keys: &Keys, n: NewRecord<'_>) -> Resul
         id: 0,
     };
     let mac = record_mac(keys, &rec, key_blob.as_deref());
+    tx.touch(state::Item::Cert(rec.serial.hex()))?;
+    tx.touch(if rec.kind == CertKind::Ca {
+        state::Item::Ca
+    } else {
+        state::Item::Name(rec.name.clone())
+    })?;
     tx.sql().execute(
         "INSERT INTO certs (serial, name, kind, profile, state, not_before, not_after, created_at, cert_der, key_blob, mac)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -1455,6 +1705,7 @@ pub(crate) fn insert_record(tx: &Tx<'_>, keys: &Keys, n: NewRecord<'_>) -> Resul
 /// Rewrites the mutable fields (state, revocation, superseded_by) of a record, with a new MAC.
 /// The existing MAC is checked first: a tampered record is never "laundered" by an update.
 pub(crate) fn update_record(tx: &Tx<'_>, keys: &Keys, rec: &CertRecord) -> Result<()> {
+    tx.touch(state::Item::Cert(rec.serial.hex()))?;
     let raw = raw_record(tx.sql(), &rec.serial)?;
     check_record_mac(keys, &raw)?;
     let mac = record_mac(keys, rec, raw.key_blob.as_deref());
@@ -1727,7 +1978,7 @@ pub(crate) fn last_crl_entry(conn: &Connection) -> Result<Option<(i64, u64)>> {
 }
 
 /// The audit entries with `seq >= from_seq`, in order.
-fn audit_entries_from(conn: &Connection, from_seq: i64) -> Result<Vec<AuditEntry>> {
+pub(crate) fn audit_entries_from(conn: &Connection, from_seq: i64) -> Result<Vec<AuditEntry>> {
     {
         let mut st = conn
             .prepare_cached(
@@ -1818,6 +2069,14 @@ pub struct StoredCrl {
 impl Store {
     /// The most recent CRL, if one was made.
     pub fn latest_crl(&self) -> Result<Option<StoredCrl>> {
+        let crl = self.latest_crl_unproven()?;
+        let mut items = vec![state::Item::CrlHead];
+        items.extend(crl.iter().map(|c| state::Item::Crl(c.number)));
+        self.proven(&items)?;
+        Ok(crl)
+    }
+
+    fn latest_crl_unproven(&self) -> Result<Option<StoredCrl>> {
         self.conn
             .query_row("SELECT number, this_update, next_update, entries, der FROM crls ORDER BY number DESC LIMIT 1", [], |r| {
                 Ok(StoredCrl {

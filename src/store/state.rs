@@ -1,0 +1,638 @@
+//! Store format 2: one authenticated state (docs/design/authenticated-state.md).
+//!
+//! Every value a decision reads — each certificate record, the serials of each name, the CA
+//! and its chain, each CRL and the highest CRL number, the revoked set, the CRL settings, the
+//! pending sub-CA and the AWS records — is an [`Item`] of one map, committed to by the root of
+//! a sparse Merkle tree ([`super::smt`]). The tables stay where the values live; the tree
+//! (`smt_nodes`) holds the hash of each item's canonical encoding ([`value`]). The root sits in
+//! the **state head** (`meta.state_head`: the audit sequence number, the root and a MAC under
+//! the store key over both and the audit head), so an old row, an old set of rows, an old tree
+//! or an old head put back by someone without the key all fail to match: a row against its
+//! proof, a tree against the head, a head against the audit log.
+//!
+//! A write transaction ([`super::Tx`]) *touches* each item before it changes it: the item's
+//! current value, read from the tables, must be the one the trusted root proves — so a
+//! tampered row is never laundered into a new root — and at the commit the touched items are
+//! read again and the tree and head are updated in the same transaction.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::crypto::{self, Keys};
+use super::smt::{self, Hash, Node, NodeKey, NodeSource};
+use super::{meta_get, meta_set};
+use crate::{Error, Result};
+
+/// The table of the tree, added by format 2.
+pub(crate) const STATE_SCHEMA: &str = "
+CREATE TABLE smt_nodes (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;
+";
+
+/// The store settings that are part of the state (CRL policy and the CRL number floor).
+pub(crate) const SETTINGS: [&str; 3] = ["crl_days", "crl_omit_expired", "crl_number_floor"];
+
+/// One value of the authenticated state.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Item {
+    /// A certificate record, by serial (hex, as stored).
+    Cert(String),
+    /// The serials (all states, CA excluded) recorded under one name.
+    Name(String),
+    /// The serial of the CA record.
+    Ca,
+    /// The parent chain of a sub-CA.
+    Chain,
+    /// The unfinished sub-CA request.
+    PendingCa,
+    /// One stored CRL, by number.
+    Crl(u64),
+    /// The highest CRL number stored.
+    CrlHead,
+    /// The revoked-set digest and count.
+    RevokedSet,
+    /// A store setting (one of [`SETTINGS`]).
+    Setting(&'static str),
+    /// An ACM import record, by ARN.
+    AwsImport(String),
+    /// A Client VPN endpoint record, by id and region.
+    AwsEndpoint(String, String),
+}
+
+/// Length-prefixed concatenation: the canonical encoding of a list of fields.
+fn enc(fields: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for f in fields {
+        out.extend_from_slice(&(f.len() as u32).to_be_bytes());
+        out.extend_from_slice(f);
+    }
+    out
+}
+
+impl Item {
+    /// The map key.
+    pub(crate) fn key(&self) -> Vec<u8> {
+        match self {
+            Item::Cert(s) => enc(&[b"cert", s.as_bytes()]),
+            Item::Name(n) => enc(&[b"name", n.as_bytes()]),
+            Item::Ca => enc(&[b"ca"]),
+            Item::Chain => enc(&[b"chain"]),
+            Item::PendingCa => enc(&[b"pending-ca"]),
+            Item::Crl(n) => enc(&[b"crl", n.to_string().as_bytes()]),
+            Item::CrlHead => enc(&[b"crl-head"]),
+            Item::RevokedSet => enc(&[b"revoked-set"]),
+            Item::Setting(k) => enc(&[b"setting", k.as_bytes()]),
+            Item::AwsImport(a) => enc(&[b"aws-import", a.as_bytes()]),
+            Item::AwsEndpoint(i, r) => enc(&[b"aws-endpoint", i.as_bytes(), r.as_bytes()]),
+        }
+    }
+
+    fn key_hash(&self) -> Hash {
+        smt::key_hash(&self.key())
+    }
+
+    /// For people: what this item is.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Item::Cert(s) => format!("the record of certificate {s}"),
+            Item::Name(n) => format!("the list of certificates named {}", crate::shell::quote(n)),
+            Item::Ca => "the CA record".into(),
+            Item::Chain => "the CA's parent chain".into(),
+            Item::PendingCa => "the pending sub-CA request".into(),
+            Item::Crl(n) => format!("CRL number {n}"),
+            Item::CrlHead => "the highest CRL number".into(),
+            Item::RevokedSet => "the set of revoked certificates".into(),
+            Item::Setting(k) => format!("the setting {k}"),
+            Item::AwsImport(a) => format!("the ACM import record of {a}"),
+            Item::AwsEndpoint(i, r) => format!("the record of endpoint {i} in {r}"),
+        }
+    }
+}
+
+fn db(op: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
+    Error::db(op)
+}
+
+fn has_table(conn: &Connection, name: &str) -> Result<bool> {
+    conn.query_row(
+        "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+        [name],
+        |_| Ok(()),
+    )
+    .optional()
+    .map(|r| r.is_some())
+    .map_err(db("reading the schema"))
+}
+
+fn opt_int(v: Option<i64>) -> Vec<u8> {
+    v.map(|v| v.to_string().into_bytes()).unwrap_or_default()
+}
+
+/// The canonical value of `item` as the tables hold it now (`None`: absent).
+pub(crate) fn value(conn: &Connection, item: &Item) -> Result<Option<Vec<u8>>> {
+    let op = "reading the store state";
+    Ok(match item {
+        Item::Cert(serial) => conn
+            .query_row(
+                "SELECT serial, name, kind, profile, state, not_before, not_after, revoked_at, reason, superseded_by, created_at, cert_der, key_blob FROM certs WHERE serial = ?1",
+                [serial],
+                |r| {
+                    let text = |i: usize| -> rusqlite::Result<Vec<u8>> {
+                        Ok(r.get::<_, Option<String>>(i)?.unwrap_or_default().into_bytes())
+                    };
+                    let int = |i: usize| -> rusqlite::Result<Vec<u8>> {
+                        Ok(opt_int(r.get::<_, Option<i64>>(i)?))
+                    };
+                    let der: Vec<u8> = r.get(11)?;
+                    let blob: Option<Vec<u8>> = r.get(12)?;
+                    Ok(enc(&[
+                        &text(0)?,
+                        &text(1)?,
+                        &text(2)?,
+                        &text(3)?,
+                        &text(4)?,
+                        &int(5)?,
+                        &int(6)?,
+                        &int(7)?,
+                        &text(8)?,
+                        &text(9)?,
+                        &int(10)?,
+                        &crypto::sha256(&der),
+                        &blob.map(|b| crypto::sha256(&b)).unwrap_or_default(),
+                    ]))
+                },
+            )
+            .optional()
+            .map_err(db(op))?,
+        Item::Name(name) => list(
+            conn,
+            "SELECT serial FROM certs WHERE name = ?1 AND kind != 'ca' ORDER BY serial",
+            params![name],
+        )?,
+        Item::Ca => list(
+            conn,
+            "SELECT serial FROM certs WHERE kind = 'ca' ORDER BY serial",
+            [],
+        )?,
+        Item::Chain => {
+            let mut st = conn
+                .prepare("SELECT der FROM chain ORDER BY pos")
+                .map_err(db(op))?;
+            let ders = st
+                .query_map([], |r| r.get::<_, Vec<u8>>(0))
+                .map_err(db(op))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(db(op))?;
+            let hashes: Vec<Vec<u8>> = ders.iter().map(|d| crypto::sha256(d)).collect();
+            let refs: Vec<&[u8]> = hashes.iter().map(Vec::as_slice).collect();
+            (!ders.is_empty()).then(|| enc(&refs))
+        }
+        Item::PendingCa => conn
+            .query_row(
+                "SELECT name, algorithm, csr_der, key_blob, created_at FROM pending_ca WHERE id = 1",
+                [],
+                |r| {
+                    Ok(enc(&[
+                        r.get::<_, String>(0)?.as_bytes(),
+                        r.get::<_, String>(1)?.as_bytes(),
+                        &crypto::sha256(&r.get::<_, Vec<u8>>(2)?),
+                        &crypto::sha256(&r.get::<_, Vec<u8>>(3)?),
+                        r.get::<_, i64>(4)?.to_string().as_bytes(),
+                    ]))
+                },
+            )
+            .optional()
+            .map_err(db(op))?,
+        Item::Crl(n) => conn
+            .query_row(
+                "SELECT this_update, next_update, entries, der FROM crls WHERE number = ?1",
+                [i64::try_from(*n).unwrap_or(i64::MAX)],
+                |r| {
+                    Ok(enc(&[
+                        r.get::<_, i64>(0)?.to_string().as_bytes(),
+                        r.get::<_, i64>(1)?.to_string().as_bytes(),
+                        r.get::<_, i64>(2)?.to_string().as_bytes(),
+                        &crypto::sha256(&r.get::<_, Vec<u8>>(3)?),
+                    ]))
+                },
+            )
+            .optional()
+            .map_err(db(op))?,
+        Item::CrlHead => conn
+            .query_row("SELECT MAX(number) FROM crls", [], |r| {
+                r.get::<_, Option<i64>>(0)
+            })
+            .map_err(db(op))?
+            .map(|n| enc(&[n.to_string().as_bytes()])),
+        Item::RevokedSet => {
+            let digest = meta_get(conn, "revocation_digest")?.unwrap_or_default();
+            let count = meta_get(conn, "revoked_count")?.unwrap_or_default();
+            Some(enc(&[digest.as_bytes(), count.as_bytes()]))
+        }
+        Item::Setting(k) => meta_get(conn, k)?.map(|v| enc(&[v.as_bytes()])),
+        Item::AwsImport(arn) => {
+            if !has_table(conn, "aws_imports")? {
+                return Ok(None);
+            }
+            conn.query_row(
+                "SELECT region, role, name, serial, imported_at, mac FROM aws_imports WHERE arn = ?1",
+                [arn],
+                |r| {
+                    Ok(enc(&[
+                        r.get::<_, String>(0)?.as_bytes(),
+                        r.get::<_, String>(1)?.as_bytes(),
+                        r.get::<_, String>(2)?.as_bytes(),
+                        r.get::<_, String>(3)?.as_bytes(),
+                        r.get::<_, i64>(4)?.to_string().as_bytes(),
+                        &r.get::<_, Vec<u8>>(5)?,
+                    ]))
+                },
+            )
+            .optional()
+            .map_err(db(op))?
+        }
+        Item::AwsEndpoint(id, region) => {
+            if !has_table(conn, "aws_endpoints")? {
+                return Ok(None);
+            }
+            conn.query_row(
+                "SELECT crl_number, pushed_at FROM aws_endpoints WHERE id = ?1 AND region = ?2",
+                [id, region],
+                |r| {
+                    Ok(enc(&[
+                        r.get::<_, i64>(0)?.to_string().as_bytes(),
+                        r.get::<_, i64>(1)?.to_string().as_bytes(),
+                    ]))
+                },
+            )
+            .optional()
+            .map_err(db(op))?
+        }
+    })
+}
+
+/// The first column of a query as a list value (`None` when empty).
+fn list(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> Result<Option<Vec<u8>>> {
+    let op = "reading the store state";
+    let mut st = conn.prepare(sql).map_err(db(op))?;
+    let rows = st
+        .query_map(args, |r| r.get::<_, String>(0))
+        .map_err(db(op))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db(op))?;
+    let refs: Vec<&[u8]> = rows.iter().map(|s| s.as_bytes()).collect();
+    Ok((!rows.is_empty()).then(|| enc(&refs)))
+}
+
+/// Every item the tables hold now: the whole state, for the upgrade and for `verify`.
+pub(crate) fn all_items(conn: &Connection) -> Result<BTreeMap<Item, Vec<u8>>> {
+    let op = "reading the store state";
+    let strings = |sql: &str| -> Result<Vec<String>> {
+        let mut st = conn.prepare(sql).map_err(db(op))?;
+        st.query_map([], |r| r.get::<_, String>(0))
+            .map_err(db(op))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(db(op))
+    };
+    let mut items: Vec<Item> = vec![
+        Item::Ca,
+        Item::Chain,
+        Item::PendingCa,
+        Item::CrlHead,
+        Item::RevokedSet,
+    ];
+    items.extend(SETTINGS.iter().map(|k| Item::Setting(k)));
+    items.extend(
+        strings("SELECT serial FROM certs")?
+            .into_iter()
+            .map(Item::Cert),
+    );
+    items.extend(
+        strings("SELECT DISTINCT name FROM certs WHERE kind != 'ca'")?
+            .into_iter()
+            .map(Item::Name),
+    );
+    let mut st = conn.prepare("SELECT number FROM crls").map_err(db(op))?;
+    let numbers = st
+        .query_map([], |r| r.get::<_, i64>(0))
+        .map_err(db(op))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db(op))?;
+    for n in numbers {
+        let n = u64::try_from(n).map_err(|_| Error::Tampered {
+            what: format!("a CRL is stored under the number {n}"),
+        })?;
+        items.push(Item::Crl(n));
+    }
+    if has_table(conn, "aws_imports")? {
+        items.extend(
+            strings("SELECT arn FROM aws_imports")?
+                .into_iter()
+                .map(Item::AwsImport),
+        );
+    }
+    if has_table(conn, "aws_endpoints")? {
+        let mut st = conn
+            .prepare("SELECT id, region FROM aws_endpoints")
+            .map_err(db(op))?;
+        let eps = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(db(op))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(db(op))?;
+        items.extend(eps.into_iter().map(|(i, r)| Item::AwsEndpoint(i, r)));
+    }
+    let mut out = BTreeMap::new();
+    for item in items {
+        if let Some(v) = value(conn, &item)? {
+            out.insert(item, v);
+        }
+    }
+    Ok(out)
+}
+
+/// The root of a map of items.
+pub(crate) fn root_of(items: &BTreeMap<Item, Vec<u8>>) -> Hash {
+    smt::root_of(
+        items
+            .iter()
+            .map(|(k, v)| (k.key_hash(), smt::value_hash(v))),
+    )
+}
+
+/// The tree's nodes in `smt_nodes`, read as one batch.
+pub(crate) struct SqlNodes<'c>(pub(crate) &'c Connection);
+
+impl NodeSource for SqlNodes<'_> {
+    fn get_many(&self, keys: &[NodeKey]) -> Result<Vec<Option<Node>>> {
+        let op = "reading the state tree";
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = vec!["?"; keys.len()].join(",");
+        let mut st = self
+            .0
+            .prepare(&format!("SELECT k, v FROM smt_nodes WHERE k IN ({marks})"))
+            .map_err(db(op))?;
+        let wanted: Vec<Vec<u8>> = keys.iter().map(|k| k.to_bytes()).collect();
+        let rows = st
+            .query_map(rusqlite::params_from_iter(wanted.iter()), |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })
+            .map_err(db(op))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(db(op))?;
+        let mut found: BTreeMap<Vec<u8>, Vec<u8>> = rows.into_iter().collect();
+        wanted
+            .iter()
+            .map(|k| found.remove(k).map(|v| Node::from_bytes(&v)).transpose())
+            .collect()
+    }
+}
+
+/// Writes a tree change (or a whole tree).
+pub(crate) fn write_nodes(
+    conn: &Connection,
+    writes: impl IntoIterator<Item = (NodeKey, Option<Node>)>,
+) -> Result<()> {
+    let op = "writing the state tree";
+    let mut put = conn
+        .prepare_cached("INSERT INTO smt_nodes (k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v = excluded.v")
+        .map_err(db(op))?;
+    let mut del = conn
+        .prepare_cached("DELETE FROM smt_nodes WHERE k = ?1")
+        .map_err(db(op))?;
+    for (k, n) in writes {
+        match n {
+            Some(n) => put
+                .execute(params![k.to_bytes(), n.to_bytes().to_vec()])
+                .map_err(db(op))?,
+            None => del.execute(params![k.to_bytes()]).map_err(db(op))?,
+        };
+    }
+    Ok(())
+}
+
+/// The state head: which audit entry produced which root.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Head {
+    /// The audit entry (its sequence number) of the write that made this state.
+    pub(crate) seq: i64,
+    /// The tree's root.
+    pub(crate) root: Hash,
+}
+
+impl Head {
+    /// `seq:root` in hex: how the head is shown and anchored outside the store.
+    pub(crate) fn text(&self) -> String {
+        format!("{}:{}", self.seq, crypto::hex(&self.root))
+    }
+
+    /// Reads [`Head::text`].
+    pub(crate) fn parse(s: &str) -> Option<Head> {
+        let (seq, root) = s.trim().split_once(':')?;
+        let seq = seq.parse::<i64>().ok().filter(|s| *s > 0)?;
+        let root: Hash = crypto::unhex(root)?.try_into().ok()?;
+        Some(Head { seq, root })
+    }
+}
+
+fn head_mac(keys: &Keys, head: &Head, audit_head: &str) -> Vec<u8> {
+    keys.mac(&[
+        b"state-head-v2",
+        head.seq.to_string().as_bytes(),
+        &head.root,
+        audit_head.as_bytes(),
+    ])
+}
+
+/// The head as the database records it, unchecked (readers without the key show it as is).
+pub(crate) fn stored_head(conn: &Connection) -> Result<Option<Head>> {
+    Ok(meta_get(conn, "state_head")?.and_then(|v| {
+        let (head, _mac) = v.rsplit_once(':')?;
+        Head::parse(head)
+    }))
+}
+
+/// The trusted head: the one in `meta`, whose MAC binds it to the audit head (the last audit
+/// entry, itself chained under the key). Anything else is [`Error::Tampered`].
+pub(crate) fn trusted_head(conn: &Connection, keys: &Keys) -> Result<Head> {
+    let bad = |what: &str| Error::Tampered {
+        what: format!("the state head {what} (the database was edited or put back outside vpnca)"),
+    };
+    let v = meta_get(conn, "state_head")?.ok_or_else(|| bad("is missing"))?;
+    let (head, mac) = v.rsplit_once(':').ok_or_else(|| bad("is unreadable"))?;
+    let head = Head::parse(head).ok_or_else(|| bad("is unreadable"))?;
+    let mac = crypto::unhex(mac).ok_or_else(|| bad("is unreadable"))?;
+    let audit_head = meta_get(conn, "audit_head")?.unwrap_or_default();
+    let audit_seq = audit_head
+        .split_once(':')
+        .and_then(|(s, _)| s.parse::<i64>().ok());
+    if audit_seq != Some(head.seq)
+        || !keys.mac_ok(
+            &[
+                b"state-head-v2",
+                head.seq.to_string().as_bytes(),
+                &head.root,
+                audit_head.as_bytes(),
+            ],
+            &mac,
+        )
+    {
+        return Err(bad("does not belong to the audit log's last entry"));
+    }
+    Ok(head)
+}
+
+/// Records a new head for `root` at the current audit head.
+pub(crate) fn set_head(tx: &super::Tx<'_>, keys: &Keys, root: Hash) -> Result<Head> {
+    let audit_head = meta_get(tx.sql(), "audit_head")?.unwrap_or_default();
+    let seq = audit_head
+        .split_once(':')
+        .and_then(|(s, _)| s.parse::<i64>().ok())
+        .ok_or_else(|| Error::Tampered {
+            what: "the audit head is unreadable".into(),
+        })?;
+    let head = Head { seq, root };
+    let mac = head_mac(keys, &head, &audit_head);
+    meta_set(
+        tx,
+        "state_head",
+        &format!("{}:{}", head.text(), crypto::hex(&mac)),
+    )?;
+    Ok(head)
+}
+
+/// Checks that `item`'s value in the tables is the one the tree of `root` holds.
+pub(crate) fn prove(conn: &Connection, root: &Hash, item: &Item) -> Result<Option<Vec<u8>>> {
+    let current = value(conn, item)?;
+    let proof = smt::prove(&SqlNodes(conn), root, &item.key_hash())?;
+    let proven = proof.verify(root, &item.key_hash())?;
+    if proven != current.as_deref().map(smt::value_hash) {
+        return Err(Error::Tampered {
+            what: format!(
+                "{} in the database is not the one the store's authenticated state records ({}): it was edited, deleted or put back outside vpnca",
+                item.describe(),
+                match (proven.is_some(), current.is_some()) {
+                    (true, false) => "it is missing",
+                    (false, true) => "the state has no such entry",
+                    _ => "its content differs",
+                }
+            ),
+        });
+    }
+    Ok(current)
+}
+
+/// The items a write transaction changes: each proven when first touched, re-read at the
+/// commit ([`super::Tx`]).
+#[derive(Default)]
+pub(crate) struct Touched {
+    /// The trusted root at the start of the transaction (format 2 only).
+    pub(crate) root: Option<Hash>,
+    /// The audit sequence number of that root's head.
+    pub(crate) seq: i64,
+    pub(crate) items: BTreeSet<Item>,
+}
+
+/// Applies the touched items to the tree and records the new head; `None` when nothing
+/// changed. A transaction that changes the state must also append to the audit log (the head
+/// is bound to the audit entry that made it): otherwise the old head would still match the
+/// audit log, and putting it back would undo the change unnoticed.
+pub(crate) fn seal(tx: &super::Tx<'_>, keys: &Keys) -> Result<Option<Head>> {
+    let touched = tx.state.borrow();
+    let Some(root) = touched.root else {
+        return Ok(None);
+    };
+    let audit_seq = meta_get(tx.sql(), "audit_head")?
+        .and_then(|h| h.split_once(':').and_then(|(s, _)| s.parse::<i64>().ok()))
+        .unwrap_or(0);
+    if audit_seq == touched.seq {
+        if touched.items.is_empty() {
+            return Ok(None);
+        }
+        return Err(Error::Tampered {
+            what: "a change to the store's state without an audit entry (a vpnca bug: nothing was written)".into(),
+        });
+    }
+    let mut changes = Vec::new();
+    for item in &touched.items {
+        let v = value(tx.sql(), item)?;
+        changes.push((item.key_hash(), v.as_deref().map(smt::value_hash)));
+    }
+    let cs = smt::update(&SqlNodes(tx.sql()), &root, &changes)?;
+    write_nodes(tx.sql(), cs.writes)?;
+    set_head(tx, keys, cs.root).map(Some)
+}
+
+/// Builds the whole tree from the tables (format 2's `init` and the upgrade): the nodes are
+/// written and the head recorded.
+pub(crate) fn build(tx: &super::Tx<'_>, keys: &Keys) -> Result<Head> {
+    let items = all_items(tx.sql())?;
+    tx.sql()
+        .execute("DELETE FROM smt_nodes", [])
+        .map_err(db("writing the state tree"))?;
+    let nodes = smt::nodes_of(
+        items
+            .iter()
+            .map(|(k, v)| (k.key_hash(), smt::value_hash(v))),
+    );
+    write_nodes(tx.sql(), nodes.into_iter().map(|(k, n)| (k, Some(n))))?;
+    set_head(tx, keys, root_of(&items))
+}
+
+/// `verify`'s whole-state check: the root of every item the tables hold equals the trusted
+/// head's, and the tree holds exactly the nodes of that map. Problems, for people.
+pub(crate) fn check_all(conn: &Connection, keys: &Keys) -> Result<Vec<String>> {
+    let head = match trusted_head(conn, keys) {
+        Ok(h) => h,
+        Err(Error::Tampered { what }) => return Ok(vec![what]),
+        Err(e) => return Err(e),
+    };
+    let items = all_items(conn)?;
+    let mut problems = Vec::new();
+    if root_of(&items) != head.root {
+        // Name the items that differ: each one's proof against the head — those the tables
+        // hold, and those the (chained) audit log names, which finds deleted ones.
+        let mut candidates: BTreeSet<Item> = items.keys().cloned().collect();
+        for e in super::audit_entries_from(conn, 0)? {
+            if !e.serial.is_empty() {
+                candidates.insert(Item::Cert(e.serial.clone()));
+            }
+            if !e.name.is_empty() && e.action != "ca" {
+                candidates.insert(Item::Name(e.name.clone()));
+            }
+        }
+        for item in &candidates {
+            match prove(conn, &head.root, item) {
+                Ok(_) => {}
+                Err(Error::Tampered { what }) => problems.push(what),
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
+        if problems.is_empty() {
+            problems.push("the store's state has entries the tables no longer hold (a record, CRL or setting was deleted outside vpnca)".into());
+        }
+        return Ok(problems);
+    }
+    let want: BTreeMap<Vec<u8>, Vec<u8>> = smt::nodes_of(
+        items
+            .iter()
+            .map(|(k, v)| (k.key_hash(), smt::value_hash(v))),
+    )
+    .into_iter()
+    .map(|(k, n)| (k.to_bytes(), n.to_bytes().to_vec()))
+    .collect();
+    let mut st = conn
+        .prepare("SELECT k, v FROM smt_nodes")
+        .map_err(db("reading the state tree"))?;
+    let have: BTreeMap<Vec<u8>, Vec<u8>> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(db("reading the state tree"))?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(db("reading the state tree"))?;
+    if have != want {
+        problems.push("the state tree holds nodes that are not the tree of the store's state (edited outside vpnca)".into());
+    }
+    Ok(problems)
+}

@@ -1,0 +1,231 @@
+//! Issue 16, store format 2: one authenticated state. Every value a decision reads is proven
+//! against the root of the state tree, whose head is MAC'd and bound to the audit log. Each test
+//! plays someone who can write the store's files but does not know the passphrase (the `sqlite3`
+//! CLI on `vpnca.db`, file copies) and judges vpnca by independent evidence: an exit-2 refusal
+//! that changed nothing, `verify`'s verdict, or the CRL read by `openssl crl`.
+mod common;
+use common::*;
+
+use std::process::Command;
+
+/// A store with a CA, alice and bob, and a first CRL.
+fn store() -> Env {
+    let e = Env::with_ca();
+    e.ok(&["client", "alice"]);
+    e.ok(&["client", "bob"]);
+    e.ok(&["crl"]);
+    e
+}
+
+fn query(e: &Env, sql: &str) -> String {
+    let o = Command::new("sqlite3")
+        .arg(e.pki.join("vpnca.db"))
+        .arg(sql)
+        .output()
+        .expect("sqlite3");
+    assert!(o.status.success(), "sqlite3 {sql}: {}", s(&o.stderr));
+    s(&o.stdout).trim().to_string()
+}
+
+/// `args` fails with exit 2, naming `what`, and leaves every file of the store as it was.
+fn refused(e: &Env, args: &[&str], what: &str) {
+    let before = e.snapshot();
+    let err = e.fails(args, 2);
+    assert!(err.contains(what), "{args:?}: {err}");
+    assert!(
+        e.snapshot() == before,
+        "{args:?} was refused but changed the store"
+    );
+}
+
+/// `verify` finds a problem (exit 1) and names `what`.
+fn verify_reports(e: &Env, what: &str) {
+    let o = e.run(&["verify"]);
+    let out = format!("{}{}", s(&o.stdout), s(&o.stderr));
+    assert_eq!(o.status.code(), Some(1), "verify: {out}");
+    assert!(out.contains(what), "verify: {out}");
+}
+
+/// A new store is format 2 and its state head is in the checkpoint.
+#[test]
+fn a_new_store_is_format_2_with_its_head_checkpointed() {
+    let e = store();
+    assert_eq!(query(&e, "SELECT v FROM meta WHERE k = 'format'"), "2");
+    let head = query(&e, "SELECT v FROM meta WHERE k = 'state_head'");
+    let checkpoint = std::fs::read_to_string(e.pki.join("vpnca.checkpoint")).expect("checkpoint");
+    let (seq_root, _mac) = head.rsplit_once(':').expect("SEQ:ROOT:MAC");
+    assert!(
+        checkpoint.contains(&format!("state-head {seq_root}\n"))
+            && checkpoint.contains("format 2\n"),
+        "{checkpoint} / {head}"
+    );
+    assert_verify_clean("verify", &e.run(&["--json", "verify"]));
+}
+
+/// The CRL policy in `meta` (`crl_omit_expired`, `crl_days`) carried no MAC: switched on from
+/// outside, it silently shaped the next CRL. It is part of the state now: `crl` refuses with
+/// exit 2 and changes nothing; `verify` names the setting.
+///
+/// Fails when: `crl::CrlOptions::from_store` reads the settings with `Store::meta` instead of
+/// the proven `Store::setting`.
+#[test]
+fn an_edited_crl_setting_is_refused() {
+    let e = store();
+    sqlite(&e, "UPDATE meta SET v = '1' WHERE k = 'crl_omit_expired'");
+    refused(&e, &["crl"], "the setting crl_omit_expired");
+    verify_reports(&e, "the setting crl_omit_expired");
+    sqlite(&e, "UPDATE meta SET v = '0' WHERE k = 'crl_omit_expired'");
+    e.ok(&["crl"]);
+}
+
+/// bob's row and the revoked-set values copied back from an older copy of the database (from
+/// before bob was revoked): every record MAC still checks, so format 1 let `renew bob` issue a
+/// fresh certificate to a revoked user and `export bob` hand out his certificate. Now bob's
+/// record is proven against the state: both refused, exit 2, nothing changed; the CRL (openssl)
+/// still lists bob.
+///
+/// Fails when: `Store::by_name` does not prove the records it returns.
+#[test]
+fn a_replayed_row_cannot_be_renewed_or_exported() {
+    let e = store();
+    let older = e.path("older.db");
+    std::fs::copy(e.pki.join("vpnca.db"), &older).expect("copy");
+    let bob = norm_serial(str_field(&e.json(&["show", "bob"]), "serial"));
+    e.ok(&["revoke", "bob"]);
+    sqlite(
+        &e,
+        &format!(
+            "ATTACH '{}' AS o; BEGIN; \
+             UPDATE certs SET state = (SELECT state FROM o.certs c WHERE c.serial = certs.serial), \
+               revoked_at = NULL, reason = NULL, \
+               mac = (SELECT mac FROM o.certs c WHERE c.serial = certs.serial) \
+             WHERE name = 'bob'; \
+             DELETE FROM meta WHERE k IN ('revocation_digest', 'revoked_count', 'revocation_mac'); \
+             INSERT INTO meta SELECT k, v FROM o.meta WHERE k IN ('revocation_digest', 'revoked_count', 'revocation_mac'); \
+             COMMIT;",
+            path_str(&older)
+        ),
+    );
+    assert_eq!(str_field(&e.json(&["show", "bob"]), "state"), "valid");
+    refused(&e, &["renew", "bob"], "the record of certificate");
+    refused(
+        &e,
+        &["export", "bob", "--out", "out"],
+        "the record of certificate",
+    );
+    refused(&e, &["crl"], "outside vpnca");
+    verify_reports(&e, "the record of certificate");
+    let (_, revoked) = crl_by_openssl(&e);
+    assert!(
+        revoked.contains_key(&bob),
+        "bob {bob} left the CRL: {revoked:?}"
+    );
+}
+
+/// A record deleted from the file (a certificate the VPN trusts that nobody could then
+/// revoke, or whose name could be given to someone else): every command that reads that name
+/// refuses it — `revoke alice`, `client alice` — and `verify` names the name's list.
+///
+/// Fails when: `Store::by_name` / `Store::live` do not prove the name's list (the deletion is
+/// then invisible: `client alice` issues a second alice).
+#[test]
+fn a_deleted_record_is_refused_where_its_name_is_read() {
+    let e = store();
+    sqlite(&e, "DELETE FROM certs WHERE name = 'alice'");
+    refused(
+        &e,
+        &["revoke", "alice"],
+        "the list of certificates named alice",
+    );
+    refused(
+        &e,
+        &["client", "alice"],
+        "the list of certificates named alice",
+    );
+    verify_reports(&e, "the list of certificates named alice");
+    e.ok(&["client", "carol"]);
+}
+
+/// The tree itself, and the head, are untrusted too: a node rewritten, or the state head put
+/// back from an older copy (whose tree would then match its old rows), is refused by the next
+/// write (exit 2, nothing changed) and reported by `verify`.
+///
+/// Fails when: `state::trusted_head` does not check the head's MAC against the audit head, or
+/// `smt::prove` does not check the nodes it reads against the root.
+#[test]
+fn an_edited_tree_or_an_old_head_is_refused() {
+    let e = store();
+    let db = e.pki.join("vpnca.db");
+    let good = std::fs::read(&db).expect("db");
+    sqlite(
+        &e,
+        "UPDATE smt_nodes SET v = randomblob(length(v)) WHERE k = (SELECT MIN(k) FROM smt_nodes)",
+    );
+    refused(&e, &["client", "carol"], "a stored tree node is malformed");
+    verify_reports(&e, "the state tree holds nodes that are not the tree");
+
+    std::fs::write(&db, &good).expect("restore");
+    let older = e.path("older.db");
+    std::fs::copy(&db, &older).expect("copy");
+    e.ok(&["revoke", "bob"]);
+    sqlite(
+        &e,
+        &format!(
+            "ATTACH '{}' AS o; BEGIN; DELETE FROM smt_nodes; INSERT INTO smt_nodes SELECT * FROM o.smt_nodes; \
+             UPDATE meta SET v = (SELECT v FROM o.meta WHERE k = 'state_head') WHERE k = 'state_head'; COMMIT;",
+            path_str(&older)
+        ),
+    );
+    refused(&e, &["client", "carol"], "the state head does not belong");
+    verify_reports(&e, "the state head does not belong");
+}
+
+/// A format-1 store (tests/data/legacy-names, made by vpnca before format 2) is upgraded by its
+/// first unlock, in one transaction, with an `upgrade` audit entry; it then works as format 2
+/// (a revocation reaches the CRL that openssl reads). The format-1 file put back afterwards,
+/// beside the checkpoint written after the upgrade, is refused as an older copy (no
+/// downgrade).
+///
+/// Fails when: `checkpoint::problem` ignores the checkpoint's `format` line.
+#[test]
+fn a_format_1_store_upgrades_once_and_cannot_come_back() {
+    let e = Env::new();
+    copy_dir(&fixture("legacy-names/pki"), &e.pki);
+    let v1 = std::fs::read(e.pki.join("vpnca.db")).expect("db");
+    assert_eq!(query(&e, "SELECT v FROM meta WHERE k = 'format'"), "1");
+    e.ok(&["verify"]);
+    assert_eq!(query(&e, "SELECT v FROM meta WHERE k = 'format'"), "2");
+    let log = e.json_lines(&["log"]);
+    assert_eq!(
+        log.iter()
+            .filter(|l| str_field(l, "action") == "upgrade")
+            .count(),
+        1,
+        "{log:?}"
+    );
+    let alice = norm_serial(str_field(&e.json(&["show", "alice"]), "serial"));
+    e.ok(&["revoke", "alice"]);
+    let (_, revoked) = crl_by_openssl(&e);
+    assert!(revoked.contains_key(&alice), "{revoked:?}");
+    e.ok(&["verify"]);
+
+    std::fs::write(e.pki.join("vpnca.db"), &v1).expect("put the format-1 file back");
+    refused(&e, &["client", "carol"], "store format 1");
+    refused(&e, &["revoke", "bob"], "store format 1");
+}
+
+/// A tampered format-1 store is not upgraded (building the state from edited tables would
+/// vouch for them): it stays format 1, where its checks refuse what they refuse, and `verify`
+/// names the edit.
+#[test]
+fn a_tampered_format_1_store_is_not_upgraded() {
+    let e = Env::new();
+    copy_dir(&fixture("legacy-names/pki"), &e.pki);
+    sqlite(
+        &e,
+        "UPDATE certs SET not_after = not_after + 86400 WHERE name = 'alice'",
+    );
+    let o = e.run(&["verify"]);
+    assert_eq!(o.status.code(), Some(1), "{}", s(&o.stdout));
+    assert_eq!(query(&e, "SELECT v FROM meta WHERE k = 'format'"), "1");
+}
