@@ -66,8 +66,8 @@ fn a_new_store_is_format_2_with_its_head_checkpointed() {
 /// outside, it silently shaped the next CRL. It is part of the state now: `crl` refuses with
 /// exit 2 and changes nothing; `verify` names the setting.
 ///
-/// Fails when: `crl::CrlOptions::from_store` reads the settings with `Store::meta` instead of
-/// the proven `Store::setting`.
+/// Fails when: neither `Store::setting` proves the settings it reads nor `store::meta_set`
+/// touches (proves) a setting before the new CRL rewrites it.
 #[test]
 fn an_edited_crl_setting_is_refused() {
     let e = store();
@@ -178,6 +178,15 @@ fn an_edited_tree_or_an_old_head_is_refused() {
     );
     refused(&e, &["client", "carol"], "the state head does not belong");
     verify_reports(&e, "the state head does not belong");
+    // The old root and MAC under the current sequence number: only the MAC can tell.
+    let seq = query(&e, "SELECT seq FROM audit ORDER BY seq DESC LIMIT 1");
+    let old_head = query(&e, "SELECT v FROM meta WHERE k = 'state_head'");
+    let (_, root_mac) = old_head.split_once(':').expect("SEQ:ROOT:MAC");
+    sqlite(
+        &e,
+        &format!("UPDATE meta SET v = '{seq}:{root_mac}' WHERE k = 'state_head'"),
+    );
+    refused(&e, &["client", "carol"], "the state head does not belong");
 }
 
 /// A format-1 store (tests/data/legacy-names, made by vpnca before format 2) is upgraded by its
