@@ -281,7 +281,9 @@ impl Aws {
     /// The endpoint's client configuration (ExportClientVpnClientConfiguration), parsed.
     pub fn endpoint_config(&self, endpoint: &str) -> Result<ClientConfig> {
         check_endpoint_id(endpoint)?;
-        let text = self.block_on(self.ec2.export_client_configuration(endpoint))?;
+        // Zeroized: the endpoint's <tls-crypt> key may be in it.
+        let text =
+            zeroize::Zeroizing::new(self.block_on(self.ec2.export_client_configuration(endpoint))?);
         ClientConfig::parse(
             text.as_bytes(),
             &format!("the client configuration of {endpoint}"),

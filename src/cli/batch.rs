@@ -262,7 +262,8 @@ fn run_issue(
 fn batch_options(opts: &BatchOpts) -> Result<BatchOptions> {
     let profile = match &opts.ovpn_config {
         Some(f) => {
-            let data = read_bounded(f, &InputLimit::OVPN_CONFIG)?;
+            // Zeroized: a <tls-crypt> key or another user's <key> may be in it.
+            let data = zeroize::Zeroizing::new(read_bounded(f, &InputLimit::OVPN_CONFIG)?);
             Some(vpnca::ovpn::ProfileBase::Endpoint {
                 config: vpnca::ovpn::ClientConfig::parse(&data, &f.display().to_string())?,
                 random_hostname_prefix: false,
