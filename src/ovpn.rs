@@ -835,6 +835,17 @@ impl ProfileContext {
         }
     }
 
+    /// The checks of `base` that do not depend on the user (an endpoint configuration's `<ca>`
+    /// block against the policy it was read with), so that a batch can refuse it before it
+    /// issues anything. Returns the warnings [`ProfileContext::compose`] will repeat.
+    pub fn check_base(&self, base: &ProfileBase) -> Result<Vec<String>> {
+        let mut warnings = Vec::new();
+        if let ProfileBase::Endpoint { config, .. } = base {
+            self.check_ca_block(config, &mut warnings)?;
+        }
+        Ok(warnings)
+    }
+
     /// The profile text for a certificate and key (PEM), and the warnings.
     pub fn compose(
         &self,
