@@ -166,6 +166,10 @@ pub struct InitArgs {
     /// Argon2id passes (default 3).
     #[arg(long, value_name = "N")]
     pub kdf_time: Option<u32>,
+    /// Accept a passphrase that vpnca's estimate calls weak (a common password, or under 40
+    /// bits; docs/commands-store.md#weak-passphrases).
+    #[arg(long)]
+    pub allow_weak_passphrase: bool,
     /// Ignored easy-rsa argument (e.g. `soft`).
     #[arg(hide = true)]
     pub extra: Vec<String>,
@@ -561,6 +565,10 @@ pub struct PasswdArgs {
     /// New Argon2id passes.
     #[arg(long, value_name = "N")]
     pub kdf_time: Option<u32>,
+    /// Accept a new passphrase that vpnca's estimate calls weak (a common password, or under
+    /// 40 bits; docs/commands-store.md#weak-passphrases).
+    #[arg(long)]
+    pub allow_weak_passphrase: bool,
 }
 
 /// The arguments of `vpnca quickstart` (src/cli/store.rs).
@@ -581,6 +589,10 @@ pub struct QuickstartArgs {
     /// Argon2id passes (default 3).
     #[arg(long, value_name = "N")]
     pub kdf_time: Option<u32>,
+    /// For a new store: accept a passphrase that vpnca's estimate calls weak (a common
+    /// password, or under 40 bits; docs/commands-store.md#weak-passphrases).
+    #[arg(long)]
+    pub allow_weak_passphrase: bool,
 }
 
 /// The arguments of `vpnca completions` (src/cli/reference.rs).
