@@ -915,7 +915,12 @@ impl Store {
         let items: Vec<BatchItem> = items.into_iter().map(Into::into).collect();
         let mut summary = BatchSummary::default();
         let profile_ctx = match &opts.profile {
-            Some(_) => Some(ProfileContext::new(self)?),
+            Some(base) => {
+                let ctx = ProfileContext::new(self)?;
+                // A configuration every profile would refuse stops the batch before it issues.
+                ctx.check_base(base)?;
+                Some(ctx)
+            }
             None => None,
         };
         if opts.profile.is_some() && opts.out_dir.is_none() {

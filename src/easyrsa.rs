@@ -642,7 +642,7 @@ impl<'a> KeySearch<'a> {
                 continue;
             }
             let bytes = match read_source(&c.path, &InputLimit::EASYRSA_FILE) {
-                Ok(b) => b,
+                Ok(b) => zeroize::Zeroizing::new(b),
                 Err(e) => {
                     problem_once(plan, rel(&c.path), e);
                     return None;
@@ -937,16 +937,31 @@ fn read_key(
     pass: Option<&Passphrase>,
 ) -> std::result::Result<SecretKeyDer, KeyError> {
     use pkcs8::der::{Decode, Encode};
-    let text = std::str::from_utf8(bytes)
-        .map_err(|_| KeyError::Unreadable("not a PEM text file".into()))?;
-    let block = ::pem::parse_many(text)
-        .map_err(|e| KeyError::Unreadable(format!("malformed PEM ({e})")))?
-        .into_iter()
-        .find(|p| p.tag().ends_with("PRIVATE KEY"))
+    if std::str::from_utf8(bytes).is_err() {
+        return Err(KeyError::Unreadable("not a PEM text file".into()));
+    }
+    // The crate's secret PEM decoder: the base64 and the DER only ever in zeroizing buffers
+    // (the `pem` crate leaves copies of both behind).
+    let mut blocks = crate::pem::decode_secret(bytes, "the key file").map_err(|e| {
+        KeyError::Unreadable(match e {
+            Error::InvalidInput { reason, .. } => reason,
+            e => e.to_string(),
+        })
+    })?;
+    let at = blocks
+        .iter()
+        .position(|p| p.label.ends_with("PRIVATE KEY"))
         .ok_or_else(|| KeyError::Unreadable("no PRIVATE KEY block".into()))?;
-    let body = zeroize::Zeroizing::new(block.contents().to_vec());
-    match block.tag() {
-        "PRIVATE KEY" => Ok(SecretKeyDer::new(body.to_vec())),
+    let block = blocks.swap_remove(at);
+    let proc_type = block.header("Proc-Type").map(str::to_owned);
+    let dek_info = block.header("DEK-Info").map(str::to_owned);
+    let crate::pem::SecretBlock {
+        label: tag,
+        der: mut body,
+        ..
+    } = block;
+    match tag.as_str() {
+        "PRIVATE KEY" => Ok(SecretKeyDer::new(std::mem::take(&mut *body))),
         "ENCRYPTED PRIVATE KEY" => {
             let pass = pass.ok_or(KeyError::NeedsPassphrase)?;
             let info = pkcs8::EncryptedPrivateKeyInfo::from_der(&body)
@@ -958,13 +973,9 @@ fn read_key(
             Ok(SecretKeyDer::new(doc.as_bytes().to_vec()))
         }
         tag @ ("RSA PRIVATE KEY" | "EC PRIVATE KEY") => {
-            let headers = block.headers();
-            let inner = if headers
-                .get("Proc-Type")
-                .is_some_and(|v| v.contains("ENCRYPTED"))
-            {
+            let inner = if proc_type.is_some_and(|v| v.contains("ENCRYPTED")) {
                 let pass = pass.ok_or(KeyError::NeedsPassphrase)?;
-                let dek = headers.get("DEK-Info").ok_or_else(|| {
+                let dek = dek_info.as_deref().ok_or_else(|| {
                     KeyError::Unreadable("encrypted, but no DEK-Info header".into())
                 })?;
                 decrypt_traditional(&body, dek, pass)?
@@ -1130,17 +1141,24 @@ fn decrypt_traditional(
     Ok(buf)
 }
 
+/// OpenSSL's EVP_BytesToKey with MD5 and one round: D_i = MD5(D_{i-1} || pass || salt), the
+/// key the first `len` bytes of D_1 || D_2 || …. Each D_i is key material: it is written
+/// straight into a zeroizing buffer, never into a temporary (the MD5 state itself, which
+/// md-5 0.10 cannot zeroize, still holds the passphrase until its memory is reused).
 fn evp_bytes_to_key(pass: &[u8], salt: &[u8], len: usize) -> zeroize::Zeroizing<Vec<u8>> {
     use md5::{Digest, Md5};
-    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(len + 16));
-    let mut prev: Vec<u8> = Vec::new();
-    while out.len() < len {
+    const MD5_LEN: usize = 16;
+    let rounds = len.div_ceil(MD5_LEN);
+    let mut out = zeroize::Zeroizing::new(vec![0u8; rounds * MD5_LEN]);
+    for i in 0..rounds {
+        let (done, rest) = out.split_at_mut(i * MD5_LEN);
         let mut h = Md5::new();
-        h.update(&prev);
+        h.update(&done[done.len().saturating_sub(MD5_LEN)..]);
         h.update(pass);
         h.update(salt);
-        prev = h.finalize().to_vec();
-        out.extend_from_slice(&prev);
+        h.finalize_into(md5::digest::generic_array::GenericArray::from_mut_slice(
+            &mut rest[..MD5_LEN],
+        ));
     }
     out.truncate(len);
     out

@@ -39,6 +39,7 @@ pub mod secret;
 pub mod serial;
 pub mod shell;
 pub mod store;
+pub mod strength;
 pub mod x509;
 
 pub use ca::{IssueRequest, RenewOptions, Renewed, Revoked, Target, Validity};

@@ -10,7 +10,7 @@
 //! ([`ALLOWED_DIRECTIVES`], [`ALLOWED_BLOCKS`]); anything else is refused unless named in a
 //! [`DirectivePolicy`]. See docs/commands-delivery.md.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -241,12 +241,36 @@ fn danger(name: &str) -> Option<&'static str> {
 }
 
 /// One piece of a configuration file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 enum Item {
     /// A line outside any inline block, kept as it was (without its line ending).
     Line(String),
-    /// An inline block `<tag>` … `</tag>`: its tag (lower case) and its lines.
-    Block { tag: String, lines: Vec<String> },
+    /// An inline block `<tag>` … `</tag>`: its tag (lower case) and its lines, zeroized on
+    /// drop: `<key>` holds a private key, `<tls-auth>`/`<tls-crypt>` the endpoint's shared
+    /// secret.
+    Block { tag: String, lines: BlockLines },
+}
+
+/// The lines of an inline block; every line is zeroized when the block is dropped.
+type BlockLines = Zeroizing<Vec<String>>;
+
+/// The lines of a block as [`BlockLines`], copied out of `text`.
+fn block_lines(text: &str) -> BlockLines {
+    Zeroizing::new(text.lines().map(str::to_owned).collect())
+}
+
+/// Blocks print their tag and line count only: `<key>` and `<tls-crypt>` hold secrets.
+impl fmt::Debug for Item {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Item::Line(l) => f.debug_tuple("Line").field(l).finish(),
+            Item::Block { tag, lines } => f
+                .debug_struct("Block")
+                .field("tag", tag)
+                .field("lines", &format_args!("<{} lines>", lines.len()))
+                .finish(),
+        }
+    }
 }
 
 /// A parsed OpenVPN client configuration.
@@ -293,7 +317,7 @@ impl ClientConfig {
             .map_err(|e| bad(format!("it is not UTF-8 text (byte {})", e.valid_up_to())))?;
         let crlf = text.contains("\r\n");
         let mut items = Vec::new();
-        let mut open: Option<(String, Vec<String>, usize)> = None;
+        let mut open: Option<(String, BlockLines, usize)> = None;
         let mut refused = Vec::new();
         let mut let_through = Vec::new();
         let mut judge = |line_no: usize, shown: &str, name: &str, why: Option<String>| {
@@ -352,7 +376,7 @@ impl ClientConfig {
                         .to_owned()
                 });
                 judge(i + 1, trimmed, &tag, why);
-                open = Some((tag, Vec::new(), i + 1));
+                open = Some((tag, Zeroizing::new(Vec::new()), i + 1));
                 continue;
             }
             if trimmed.starts_with("</") {
@@ -449,7 +473,22 @@ impl ClientConfig {
 
     fn render(&self) -> Zeroizing<String> {
         let eol = if self.crlf { "\r\n" } else { "\n" };
-        let mut out = Zeroizing::new(String::new());
+        // Sized up front: a growing String would leave copies of the key behind in the
+        // buffers it gives up.
+        let len: usize = self
+            .items
+            .iter()
+            .map(|it| match it {
+                Item::Line(l) => l.len() + eol.len(),
+                Item::Block { tag, lines } => {
+                    2 * tag.len()
+                        + 5
+                        + 2 * eol.len()
+                        + lines.iter().map(|l| l.len() + eol.len()).sum::<usize>()
+                }
+            })
+            .sum();
+        let mut out = Zeroizing::new(String::with_capacity(len));
         for it in &self.items {
             match it {
                 Item::Line(l) => {
@@ -458,7 +497,7 @@ impl ClientConfig {
                 }
                 Item::Block { tag, lines } => {
                     let _ = write!(out, "<{tag}>{eol}");
-                    for l in lines {
+                    for l in lines.iter() {
                         out.push_str(l);
                         out.push_str(eol);
                     }
@@ -796,6 +835,17 @@ impl ProfileContext {
         }
     }
 
+    /// The checks of `base` that do not depend on the user (an endpoint configuration's `<ca>`
+    /// block against the policy it was read with), so that a batch can refuse it before it
+    /// issues anything. Returns the warnings [`ProfileContext::compose`] will repeat.
+    pub fn check_base(&self, base: &ProfileBase) -> Result<Vec<String>> {
+        let mut warnings = Vec::new();
+        if let ProfileBase::Endpoint { config, .. } = base {
+            self.check_ca_block(config, &mut warnings)?;
+        }
+        Ok(warnings)
+    }
+
     /// The profile text for a certificate and key (PEM), and the warnings.
     pub fn compose(
         &self,
@@ -803,8 +853,8 @@ impl ProfileContext {
         cert_pem: &str,
         key_pem: &str,
     ) -> Result<(Zeroizing<String>, Vec<String>)> {
-        let cert_lines: Vec<String> = cert_pem.lines().map(str::to_owned).collect();
-        let key_lines: Vec<String> = key_pem.lines().map(str::to_owned).collect();
+        let cert_lines = block_lines(cert_pem);
+        let key_lines = block_lines(key_pem);
         let mut warnings = Vec::new();
         let config = match base {
             ProfileBase::Endpoint {
@@ -970,7 +1020,7 @@ fn replace_random_hostname(c: &mut ClientConfig, warnings: &mut Vec<String>) -> 
 }
 
 /// `<cert>` and `<key>` go right after `<ca>` (or at the end).
-fn insert_credentials(c: &mut ClientConfig, cert: Vec<String>, key: Vec<String>) {
+fn insert_credentials(c: &mut ClientConfig, cert: BlockLines, key: BlockLines) {
     let at = c
         .items
         .iter()
@@ -1025,8 +1075,8 @@ fn plain_config(
     proto: Proto,
     server_name: Option<&str>,
     chain_pem: &str,
-    cert: Vec<String>,
-    key: Vec<String>,
+    cert: BlockLines,
+    key: BlockLines,
 ) -> ClientConfig {
     let mut lines = vec![
         "# OpenVPN client profile written by vpnca".to_owned(),
@@ -1053,7 +1103,7 @@ fn plain_config(
     let mut items: Vec<Item> = lines.into_iter().map(Item::Line).collect();
     items.push(Item::Block {
         tag: "ca".into(),
-        lines: chain_pem.lines().map(str::to_owned).collect(),
+        lines: block_lines(chain_pem),
     });
     items.push(Item::Block {
         tag: "cert".into(),
@@ -1084,6 +1134,33 @@ mod tests {
         let crlf = text.replace('\n', "\r\n");
         let c = ClientConfig::parse(crlf.as_bytes(), "t").expect("parse");
         assert_eq!(c.render().as_str(), crlf);
+    }
+
+    /// The key lines are held in zeroizing buffers, `Debug` does not show them, and the
+    /// rendered profile is written into one buffer of its final size (a growing `String`
+    /// leaves copies of the key in the buffers it gives up).
+    ///
+    /// Fails when: the size estimate is off (seen with the closing tag's `</` left out: the
+    /// buffer grew), or blocks are printed by `Debug`.
+    #[test]
+    fn key_lines_are_zeroizing_and_not_printed() {
+        let text = "client\nremote a.example 443\n<ca>\nCA-LINE\n</ca>\n<key>\nKEY-LINE-1\nKEY-LINE-2\n</key>\n";
+        for t in [text.to_owned(), text.replace('\n', "\r\n")] {
+            let c = ClientConfig::parse(t.as_bytes(), "t").expect("parse");
+            let lines: &BlockLines = match &c.items[2] {
+                Item::Block { lines, .. } => lines,
+                Item::Line(_) => panic!("not a block"),
+            };
+            assert_eq!(lines.len(), 1);
+            let debug = format!("{c:?}");
+            assert!(
+                !debug.contains("KEY-LINE") && debug.contains("<2 lines>"),
+                "{debug}"
+            );
+            let r = c.render();
+            assert_eq!(r.as_str(), t);
+            assert_eq!(r.capacity(), r.len(), "the profile buffer grew");
+        }
     }
 
     #[test]

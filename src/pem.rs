@@ -77,8 +77,22 @@ pub fn encode_secret(label: &str, der: &[u8]) -> Result<Zeroizing<String>> {
 pub struct SecretBlock {
     /// The label, e.g. `PRIVATE KEY`.
     pub label: String,
+    /// The RFC 1421 headers before the base64 (`Proc-Type`, `DEK-Info` of a traditional
+    /// encrypted OpenSSL key), name and value trimmed, in order. Not secret: the `DEK-Info`
+    /// IV is public.
+    pub headers: Vec<(String, String)>,
     /// The DER contents.
     pub der: Zeroizing<Vec<u8>>,
+}
+
+impl SecretBlock {
+    /// The value of the header `name`, if the block has it.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 impl fmt::Debug for SecretBlock {
@@ -123,17 +137,22 @@ pub fn decode_secret(text: &[u8], source: &str) -> Result<Vec<SecretBlock>> {
         let (headers, data) = split_at_marker(payload, b"\n\n")
             .or_else(|| split_at_marker(payload, b"\r\n\r\n"))
             .unwrap_or((&[], payload));
-        let headers_ok =
-            std::str::from_utf8(headers).is_ok_and(|h| h.lines().all(|l| l.contains(':')));
-        if !headers_ok {
-            return Err(malformed(&format!(
-                "the {label} block has a bad header line"
-            )));
+        let headers: Vec<(String, String)> = match std::str::from_utf8(headers) {
+            Ok(h) => h
+                .lines()
+                .map(|l| {
+                    l.split_once(':')
+                        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+                })
+                .collect::<Option<_>>(),
+            Err(_) => None,
         }
+        .ok_or_else(|| malformed(&format!("the {label} block has a bad header line")))?;
         let der = decode_base64_secret(data)
             .ok_or_else(|| malformed(&format!("the {label} block is not valid base64")))?;
         blocks.push(SecretBlock {
             label: label.to_owned(),
+            headers,
             der,
         });
     }

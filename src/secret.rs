@@ -47,6 +47,17 @@ impl Passphrase {
         Ok(())
     }
 
+    /// Refuses an obviously weak passphrase for a store ([`crate::strength::estimate`]: a
+    /// common password, or under [`crate::strength::MIN_BITS`] bits by the estimate). The
+    /// error says why, never what the passphrase is. `init` and `passwd` call it unless told
+    /// to accept a weak passphrase; [`Passphrase::check_new`] is checked separately.
+    pub fn check_strength(&self) -> crate::Result<()> {
+        match crate::strength::estimate(&self.0).weakness() {
+            Some(reason) => Err(crate::Error::BadPassphrase { reason }),
+            None => Ok(()),
+        }
+    }
+
     /// Constant-time equality (for confirmation prompts).
     pub fn ct_eq(&self, other: &Passphrase) -> bool {
         let (a, b) = (self.expose(), other.expose());

@@ -4,6 +4,8 @@
 //! refused naming it and its line (exit 2, nothing written) unless `--allow-directive NAME`; a
 //! `<ca>` block with certificates besides the store's CA chain needs `--allow-foreign-ca`; and
 //! `verify-x509-name` is added when the remote host is a live server certificate of the store.
+//! `client --batch --ovpn-config` and `clientvpn profile` (the endpoint's downloaded
+//! configuration) apply the same policy and take the same two flags.
 //!
 //! Whether a profile works, and whether a directive that was let through is live, is judged
 //! by a real OpenVPN client and server (tests/common/openvpn.rs), not by vpnca's own parser.
@@ -182,6 +184,49 @@ const REFUSED: &[(&str, &str)] = &[
     ),
 ];
 
+/// Runs `attempt` (the configuration text with one line of REFUSED inserted, and the case's
+/// index) for every case of REFUSED; returns what went wrong: an exit other than 2, an error
+/// that does not name the line, the directive or `source(i)`, a panic, or any file written
+/// under the test's directory.
+fn refusal_problems(
+    e: &Env,
+    base: &str,
+    source: impl Fn(usize) -> String,
+    attempt: impl Fn(&str, usize) -> std::process::Output,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (i, (line, name)) in REFUSED.iter().enumerate() {
+        let (text, line_no) = insert_after_verb(base, line);
+        let before = snapshot_of(e.dir.path());
+        let o = attempt(&text, i);
+        let err = s(&o.stderr);
+        let case = format!("{line:?}");
+        if o.status.code() != Some(2) {
+            problems.push(format!("{case}: exit {:?}, not 2:\n{err}", o.status.code()));
+        }
+        let first = line.lines().next().unwrap_or_default().trim();
+        for want in [
+            format!("line {line_no}: `{first}`"),
+            name.to_string(),
+            source(i),
+        ] {
+            if !err.contains(&want) {
+                problems.push(format!("{case}: the error lacks {want:?}:\n{err}"));
+            }
+        }
+        if err.contains("panicked") {
+            problems.push(format!("{case}: panic:\n{err}"));
+        }
+        // The configuration file the attempt wrote is the only change allowed.
+        let mut after = snapshot_of(e.dir.path());
+        after.retain(|p, _| before.contains_key(p) || !p.ends_with(format!("foreign-{i}.ovpn")));
+        if after != before {
+            problems.push(format!("{case}: the store or the output directory changed"));
+        }
+    }
+    problems
+}
+
 /// Fails when: a directive of REFUSED reaches a profile (seen with `up` put on the allow-list:
 /// the `up` and `--up` cases were written, exit 0), when the error does not name the
 /// directive, its line or the file, when anything is written, or when the file without the
@@ -194,36 +239,48 @@ fn each_dangerous_directive_is_refused_naming_it_and_its_line() {
     // The control: without the line, the file makes a profile.
     write(e, "base.ovpn", &base);
     pki.profile_ok(&["--config", "base.ovpn"], "base-alice.ovpn");
-    let mut problems = Vec::new();
-    for (i, (line, name)) in REFUSED.iter().enumerate() {
-        let (text, line_no) = insert_after_verb(&base, line);
-        let file = format!("foreign-{i}.ovpn");
-        write(e, &file, &text);
-        let before = snapshot_of(e.dir.path());
-        let out = format!("out/alice-{i}.ovpn");
-        let o = pki.profile(&["--config", &file], &out);
-        let err = s(&o.stderr);
-        let case = format!("{line:?}");
-        if o.status.code() != Some(2) {
-            problems.push(format!("{case}: exit {:?}, not 2:\n{err}", o.status.code()));
-        }
-        let first = line.lines().next().unwrap_or_default().trim();
-        for want in [
-            format!("line {line_no}: `{first}`"),
-            name.to_string(),
-            file.clone(),
-        ] {
-            if !err.contains(&want) {
-                problems.push(format!("{case}: the error lacks {want:?}:\n{err}"));
-            }
-        }
-        if err.contains("panicked") {
-            problems.push(format!("{case}: panic:\n{err}"));
-        }
-        if snapshot_of(e.dir.path()) != before {
-            problems.push(format!("{case}: the store or the output directory changed"));
-        }
-    }
+    let problems = refusal_problems(
+        e,
+        &base,
+        |i| format!("foreign-{i}.ovpn"),
+        |text, i| {
+            let file = format!("foreign-{i}.ovpn");
+            write(e, &file, text);
+            pki.profile(&["--config", &file], &format!("out/alice-{i}.ovpn"))
+        },
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+}
+
+/// `client --batch --ovpn-config` refuses each directive of REFUSED as `vpnca profile` does,
+/// before any key is made or anything written.
+///
+/// Fails when: the batch lets a directive through that nobody named (seen with `batch_options`
+/// building a policy that allows `up` whatever the flags: the `up` cases issued carol and
+/// dave, exit 0).
+#[test]
+fn client_batch_refuses_each_dangerous_directive() {
+    let pki = Pki::new();
+    let e = &pki.e;
+    write(e, "new-users.csv", "name\ncarol\ndave\n");
+    let problems = refusal_problems(
+        e,
+        &pki.endpoint(),
+        |i| format!("foreign-{i}.ovpn"),
+        |text, i| {
+            let file = format!("foreign-{i}.ovpn");
+            write(e, &file, text);
+            e.run(&[
+                "client",
+                "--batch",
+                "new-users.csv",
+                "--out",
+                &format!("out-{i}"),
+                "--ovpn-config",
+                &file,
+            ])
+        },
+    );
     assert!(problems.is_empty(), "{}", problems.join("\n\n"));
 }
 
@@ -395,6 +452,267 @@ fn allow_directive_lets_the_named_directive_through_and_openvpn_runs_it() {
     );
     assert!(err.contains("--allow-directive"), "{err}");
     assert!(!e.path("bad.ovpn").exists() && !e.path("alice.ovpn").exists());
+}
+
+/// The configuration with `script-security 2` and an `up` script that writes `marker`, and the
+/// line number of `up`.
+fn scripted(pki: &Pki, marker: &std::path::Path) -> (String, String, usize) {
+    let up = format!("up \"/bin/sh -c 'echo ran > {}'\"", marker.display());
+    let (text, line_no) = insert_after_verb(&pki.endpoint(), &format!("script-security 2\n{up}"));
+    (text, up, line_no + 1)
+}
+
+/// Asserts a run was refused (exit 2) because of `up` on line `line_no` only, naming `source`.
+fn assert_up_refused(o: &std::process::Output, line_no: usize, source: &str) {
+    let err = s(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("line {line_no}: `up ")) && err.contains(source),
+        "`up` not refused, or the configuration not named: {err}"
+    );
+    assert!(
+        !err.contains("`script-security 2`"),
+        "script-security refused although allowed: {err}"
+    );
+}
+
+/// Asserts the run let both directives through with a warning each, that `profile` holds
+/// them as they were, and that OpenVPN connects with it and runs the `up` script.
+fn assert_let_through_and_live(
+    pki: &Pki,
+    o: &std::process::Output,
+    profile: &str,
+    up: &str,
+    marker: &std::path::Path,
+) {
+    assert_eq!(o.status.code(), Some(0), "{}", s(&o.stderr));
+    let w = warnings(o);
+    for name in ["--allow-directive script-security", "--allow-directive up"] {
+        assert!(
+            w.iter().any(|l| l.contains(name)),
+            "no warning for {name}: {w:#?}"
+        );
+    }
+    assert!(
+        profile.lines().any(|l| l == "script-security 2") && profile.lines().any(|l| l == up),
+        "the allowed lines are not in the profile as they were:\n{profile}"
+    );
+    let _ = std::fs::remove_file(marker);
+    let hs = pki.server.connect(profile);
+    assert!(
+        hs.ok,
+        "the profile with the allowed directives must connect:\n{hs}"
+    );
+    let ran = std::fs::read_to_string(marker).unwrap_or_default();
+    assert_eq!(
+        ran.trim(),
+        "ran",
+        "OpenVPN did not run the up script:\n{hs}"
+    );
+}
+
+/// `client --batch --ovpn-config` takes `--allow-directive` and `--allow-foreign-ca` with the
+/// semantics of `vpnca profile`: a directive that is not named is still refused with nothing
+/// issued; named ones reach every profile with a warning, and OpenVPN runs them; an extra
+/// `<ca>` certificate needs `--allow-foreign-ca`; neither flag is accepted without
+/// `--ovpn-config`.
+///
+/// Fails when: the batch ignores the flags or lets more than the named directive through
+/// (seen with `batch_options` building a policy that allows `up` whatever the flags:
+/// `script-security` refused although named, `up` let through although not), or checks the
+/// `<ca>` block only per profile (seen before `check_base`: dave issued, exit 0, a warning
+/// that his files could not be written).
+#[test]
+fn client_batch_takes_allow_directive_and_allow_foreign_ca() {
+    let pki = Pki::new();
+    let e = &pki.e;
+    let marker = e.path("up-ran");
+    let (text, up, line_no) = scripted(&pki, &marker);
+    write(e, "scripted.ovpn", &text);
+    write(e, "users.csv", "name\ncarol\n");
+    let batch = |out: &str, config: &str, extra: &[&str]| {
+        let mut a = vec![
+            "client",
+            "--batch",
+            "users.csv",
+            "--out",
+            out,
+            "--ovpn-config",
+            config,
+        ];
+        a.extend_from_slice(extra);
+        e.run(&a)
+    };
+
+    let before = snapshot_of(e.dir.path());
+    let o = batch(
+        "one",
+        "scripted.ovpn",
+        &["--allow-directive", "script-security"],
+    );
+    assert_up_refused(&o, line_no, "scripted.ovpn");
+    assert_eq!(snapshot_of(e.dir.path()), before, "something was written");
+
+    let o = batch(
+        "both",
+        "scripted.ovpn",
+        &[
+            "--allow-directive",
+            "script-security",
+            "--allow-directive",
+            "up",
+        ],
+    );
+    let profile = std::fs::read_to_string(e.path("both/carol.ovpn")).unwrap_or_default();
+    assert_let_through_and_live(&pki, &o, &profile, &up, &marker);
+
+    // An extra CA in <ca>: refused, then let through by the flag; still connects.
+    let foreign = block(&endpoint_fixture(), "ca");
+    write(
+        e,
+        "extra-ca.ovpn",
+        &with_ca(&endpoint_fixture(), &format!("{}{foreign}", pki.ca)),
+    );
+    write(e, "users.csv", "name\ndave\n");
+    let before = snapshot_of(e.dir.path());
+    let o = batch("ca-refused", "extra-ca.ovpn", &[]);
+    let err = s(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("Example Client VPN CA") && err.contains("--allow-foreign-ca"),
+        "{err}"
+    );
+    assert_eq!(snapshot_of(e.dir.path()), before, "something was written");
+    let o = batch("ca-ok", "extra-ca.ovpn", &["--allow-foreign-ca"]);
+    assert_eq!(o.status.code(), Some(0), "{}", s(&o.stderr));
+    assert!(
+        warnings(&o)
+            .iter()
+            .any(|l| l.contains("--allow-foreign-ca")),
+        "{}",
+        s(&o.stderr)
+    );
+    let profile = std::fs::read_to_string(e.path("ca-ok/dave.ovpn")).expect("profile");
+    let hs = pki.server.connect(&profile);
+    assert!(hs.ok, "the profile must still connect:\n{hs}");
+
+    // Neither flag without --ovpn-config; a name that is no directive name.
+    for extra in [&["--allow-directive", "up"][..], &["--allow-foreign-ca"]] {
+        let mut a = vec!["client", "--batch", "users.csv", "--out", "x"];
+        a.extend_from_slice(extra);
+        let err = e.fails(&a, 2);
+        assert!(err.contains("--ovpn-config"), "{extra:?}: {err}");
+    }
+    let err = s(&batch("bad", "scripted.ovpn", &["--allow-directive=--up"]).stderr);
+    assert!(err.contains("--allow-directive"), "{err}");
+    assert!(!e.path("x").exists() && !e.path("bad").exists());
+}
+
+/// `clientvpn profile` reads the endpoint's downloaded configuration with the same policy:
+/// each directive of REFUSED is refused (exit 2, nothing written), `--allow-directive` lets
+/// the named ones through and OpenVPN runs them, and an extra `<ca>` certificate needs
+/// `--allow-foreign-ca`. The endpoint is tests/aws/ec2_server.py (tests/common/aws.rs).
+///
+/// Fails when: the endpoint's configuration is read without the policy the flags make (seen
+/// with `endpoint_config` using the default policy: `script-security` refused although
+/// named, exit 2), or without any policy.
+#[test]
+fn clientvpn_profile_applies_the_policy_to_the_endpoint_configuration() {
+    use common::aws::Ec2Server;
+    const EP: &str = "cvpn-endpoint-0123456789abcdef0";
+    let pki = Pki::new();
+    let e = &pki.e;
+    let ec2 = Ec2Server::start();
+    let serve = |config: &str| {
+        ec2.control(
+            "state",
+            &serde_json::json!({"endpoints": [{"id": EP}], "clientConfiguration": {EP: config}}),
+        );
+    };
+    let profile = |out: &str, extra: &[&str]| {
+        let mut a = vec![
+            "clientvpn",
+            "profile",
+            "alice",
+            "--endpoint",
+            EP,
+            "--out",
+            out,
+        ];
+        a.extend_from_slice(extra);
+        e.aws_run(None, Some(&ec2), &a)
+    };
+    let source = format!("the client configuration of {EP}");
+
+    // The control, then every refused directive.
+    serve(&pki.endpoint());
+    let o = profile("control.ovpn", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", s(&o.stderr));
+    let problems = refusal_problems(
+        e,
+        &pki.endpoint(),
+        |_| source.clone(),
+        |text, i| {
+            serve(text);
+            profile(&format!("out/alice-{i}.ovpn"), &[])
+        },
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+
+    // --allow-directive: only the named directive passes; both named, the profile is live.
+    let marker = e.path("up-ran");
+    let (text, up, line_no) = scripted(&pki, &marker);
+    serve(&text);
+    let before = snapshot_of(e.dir.path());
+    let o = profile("one.ovpn", &["--allow-directive", "script-security"]);
+    assert_up_refused(&o, line_no, &source);
+    assert_eq!(snapshot_of(e.dir.path()), before, "something was written");
+    let o = profile(
+        "both.ovpn",
+        &[
+            "--allow-directive",
+            "script-security",
+            "--allow-directive",
+            "up",
+        ],
+    );
+    let written = std::fs::read_to_string(e.path("both.ovpn")).unwrap_or_default();
+    assert_let_through_and_live(&pki, &o, &written, &up, &marker);
+
+    // --allow-foreign-ca.
+    let foreign = block(&endpoint_fixture(), "ca");
+    serve(&with_ca(
+        &endpoint_fixture(),
+        &format!("{}{foreign}", pki.ca),
+    ));
+    let before = snapshot_of(e.dir.path());
+    let o = profile("ca-refused.ovpn", &[]);
+    let err = s(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("Example Client VPN CA") && err.contains("--allow-foreign-ca"),
+        "{err}"
+    );
+    assert_eq!(snapshot_of(e.dir.path()), before, "something was written");
+    let o = profile("ca-ok.ovpn", &["--allow-foreign-ca"]);
+    assert_eq!(o.status.code(), Some(0), "{}", s(&o.stderr));
+    assert!(
+        warnings(&o)
+            .iter()
+            .any(|l| l.contains("--allow-foreign-ca")),
+        "{}",
+        s(&o.stderr)
+    );
+    let written = std::fs::read_to_string(e.path("ca-ok.ovpn")).expect("profile");
+    let hs = pki.server.connect(&written);
+    assert!(hs.ok, "the profile must still connect:\n{hs}");
+
+    // A name that is no directive name: refused before AWS is asked.
+    let n = ec2.requests().len();
+    let err = s(&profile("bad.ovpn", &["--allow-directive=--up"]).stderr);
+    assert!(err.contains("--allow-directive"), "{err}");
+    assert_eq!(ec2.requests().len(), n, "AWS was asked");
+    ec2.assert_all_signed();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ use super::{AcmImport, Aws};
 use crate::cert::CertRecord;
 use crate::check::Finding;
 use crate::crl::CrlOptions;
-use crate::ovpn::{ClientConfig, ProfileBase, ProfileReport};
+use crate::ovpn::{ClientConfig, DirectivePolicy, ProfileBase, ProfileReport};
 use crate::secret::Passphrase;
 use crate::store::{self, Store, StoredCrl};
 use crate::{Error, Result};
@@ -278,28 +278,39 @@ impl Aws {
         })
     }
 
-    /// The endpoint's client configuration (ExportClientVpnClientConfiguration), parsed.
-    pub fn endpoint_config(&self, endpoint: &str) -> Result<ClientConfig> {
+    /// The endpoint's client configuration (ExportClientVpnClientConfiguration), parsed with
+    /// `policy`: a directive that is not on the allow-list, or an extra `<ca>` certificate,
+    /// is refused unless the policy lets it through (as for `vpnca profile --config`).
+    pub fn endpoint_config(
+        &self,
+        endpoint: &str,
+        policy: &DirectivePolicy,
+    ) -> Result<ClientConfig> {
         check_endpoint_id(endpoint)?;
-        let text = self.block_on(self.ec2.export_client_configuration(endpoint))?;
-        ClientConfig::parse(
+        // Zeroized: the endpoint's <tls-crypt> key may be in it.
+        let text =
+            zeroize::Zeroizing::new(self.block_on(self.ec2.export_client_configuration(endpoint))?);
+        ClientConfig::parse_with(
             text.as_bytes(),
             &format!("the client configuration of {endpoint}"),
+            policy,
         )
     }
 
-    /// Writes a user's profile from the endpoint's client configuration (mode 0600, never
-    /// over an existing file, audited).
+    /// Writes a user's profile from the endpoint's client configuration, read with `policy`
+    /// ([`Aws::endpoint_config`]) (mode 0600, never over an existing file, audited).
+    #[allow(clippy::too_many_arguments)]
     pub fn write_endpoint_profile(
         &self,
         store: &Store,
         rec: &CertRecord,
         endpoint: &str,
+        policy: &DirectivePolicy,
         random_hostname_prefix: bool,
         key_pass: Option<&Passphrase>,
         out: &std::path::Path,
     ) -> Result<ProfileReport> {
-        let config = self.endpoint_config(endpoint)?;
+        let config = self.endpoint_config(endpoint, policy)?;
         let base = ProfileBase::Endpoint {
             config,
             random_hostname_prefix,

@@ -166,6 +166,10 @@ pub struct InitArgs {
     /// Argon2id passes (default 3).
     #[arg(long, value_name = "N")]
     pub kdf_time: Option<u32>,
+    /// Accept a passphrase that vpnca's estimate calls weak (a common password, or under 40
+    /// bits; docs/commands-store.md#weak-passphrases).
+    #[arg(long)]
+    pub allow_weak_passphrase: bool,
     /// Ignored easy-rsa argument (e.g. `soft`).
     #[arg(hide = true)]
     pub extra: Vec<String>,
@@ -561,6 +565,10 @@ pub struct PasswdArgs {
     /// New Argon2id passes.
     #[arg(long, value_name = "N")]
     pub kdf_time: Option<u32>,
+    /// Accept a new passphrase that vpnca's estimate calls weak (a common password, or under
+    /// 40 bits; docs/commands-store.md#weak-passphrases).
+    #[arg(long)]
+    pub allow_weak_passphrase: bool,
 }
 
 /// The arguments of `vpnca quickstart` (src/cli/store.rs).
@@ -581,6 +589,10 @@ pub struct QuickstartArgs {
     /// Argon2id passes (default 3).
     #[arg(long, value_name = "N")]
     pub kdf_time: Option<u32>,
+    /// For a new store: accept a passphrase that vpnca's estimate calls weak (a common
+    /// password, or under 40 bits; docs/commands-store.md#weak-passphrases).
+    #[arg(long)]
+    pub allow_weak_passphrase: bool,
 }
 
 /// The arguments of `vpnca completions` (src/cli/reference.rs).
@@ -678,6 +690,15 @@ pub struct BatchOpts {
     /// With --out: also write NAME.ovpn from this Client VPN endpoint configuration.
     #[arg(long, value_name = "FILE", requires = "out")]
     pub ovpn_config: Option<PathBuf>,
+    /// With --ovpn-config: let the directive (or inline block) NAME of the configuration into
+    /// the profiles although it is not on vpnca's allow-list (repeatable; see
+    /// docs/commands-delivery.md#allowed-directives).
+    #[arg(long, value_name = "NAME", requires = "ovpn_config")]
+    pub allow_directive: Vec<String>,
+    /// With --ovpn-config: accept a <ca> block that holds certificates besides this PKI's CA
+    /// chain (a warning instead of an error).
+    #[arg(long, requires = "ovpn_config")]
+    pub allow_foreign_ca: bool,
 }
 
 /// Where and as whom to call AWS (otherwise the standard AWS environment, config and
@@ -779,6 +800,15 @@ pub enum ClientVpnCommand {
         /// lack the directive).
         #[arg(long)]
         random_hostname_prefix: bool,
+        /// Let the directive (or inline block) NAME of the endpoint's configuration into the
+        /// profile although it is not on vpnca's allow-list (repeatable; see
+        /// docs/commands-delivery.md#allowed-directives).
+        #[arg(long, value_name = "NAME")]
+        allow_directive: Vec<String>,
+        /// Accept a <ca> block in the endpoint's configuration that holds certificates
+        /// besides this PKI's CA chain (a warning instead of an error).
+        #[arg(long)]
+        allow_foreign_ca: bool,
         /// Encrypt the key inside the profile with the passphrase in FILE.
         #[arg(long, value_name = "FILE")]
         key_passphrase_file: Option<PathBuf>,

@@ -142,10 +142,13 @@ pub(super) fn clientvpn(cli: &Cli, out: &Out, cmd: &ClientVpnCommand) -> Result<
             endpoint,
             out: out_file,
             random_hostname_prefix,
+            allow_directive,
+            allow_foreign_ca,
             key_passphrase_file,
             aws,
         } => {
             check_endpoint_id(endpoint)?;
+            let policy = vpnca::ovpn::DirectivePolicy::new(allow_directive, *allow_foreign_ca)?;
             let key_pass = key_passphrase_file
                 .as_ref()
                 .map(|f| read_new_secret_file(f))
@@ -165,6 +168,7 @@ pub(super) fn clientvpn(cli: &Cli, out: &Out, cmd: &ClientVpnCommand) -> Result<
                 &store,
                 &rec,
                 endpoint,
+                &policy,
                 *random_hostname_prefix,
                 key_pass.as_ref(),
                 &path,

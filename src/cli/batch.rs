@@ -262,9 +262,16 @@ fn run_issue(
 fn batch_options(opts: &BatchOpts) -> Result<BatchOptions> {
     let profile = match &opts.ovpn_config {
         Some(f) => {
-            let data = read_bounded(f, &InputLimit::OVPN_CONFIG)?;
+            let policy =
+                vpnca::ovpn::DirectivePolicy::new(&opts.allow_directive, opts.allow_foreign_ca)?;
+            // Zeroized: a <tls-crypt> key or another user's <key> may be in it.
+            let data = zeroize::Zeroizing::new(read_bounded(f, &InputLimit::OVPN_CONFIG)?);
             Some(vpnca::ovpn::ProfileBase::Endpoint {
-                config: vpnca::ovpn::ClientConfig::parse(&data, &f.display().to_string())?,
+                config: vpnca::ovpn::ClientConfig::parse_with(
+                    &data,
+                    &f.display().to_string(),
+                    &policy,
+                )?,
                 random_hostname_prefix: false,
             })
         }

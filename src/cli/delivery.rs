@@ -43,7 +43,8 @@ pub(super) fn profile(cli: &Cli, out: &Out, args: &ProfileArgs) -> Result<u8> {
     check_output(&target, how)?;
     let base = match (config, remote) {
         (Some(f), _) => {
-            let data = read_bounded(f, &InputLimit::OVPN_CONFIG)?;
+            // Zeroized: a <tls-crypt> key or another user's <key> may be in it.
+            let data = zeroize::Zeroizing::new(read_bounded(f, &InputLimit::OVPN_CONFIG)?);
             let policy = vpnca::ovpn::DirectivePolicy::new(allow_directive, *allow_foreign_ca)?;
             vpnca::ovpn::ProfileBase::Endpoint {
                 config: vpnca::ovpn::ClientConfig::parse_with(

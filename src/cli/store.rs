@@ -18,6 +18,7 @@ pub(super) fn init(cli: &Cli, out: &Out, args: &InitArgs) -> Result<u8> {
     let InitArgs {
         kdf_memory_mib,
         kdf_time,
+        allow_weak_passphrase,
         extra,
     } = args;
     if !extra.is_empty() {
@@ -28,6 +29,7 @@ pub(super) fn init(cli: &Cli, out: &Out, args: &InitArgs) -> Result<u8> {
     // content is refused.
     Store::check_new_dir(&cli.pki)?;
     let pass = store_passphrase(cli, true)?;
+    check_strength(&pass, *allow_weak_passphrase)?;
     Store::init(&cli.pki, &pass, k)?;
     out.doc(&json!({"pki": cli.pki, "kdf": k}), || {
         outln!(
@@ -39,12 +41,26 @@ pub(super) fn init(cli: &Cli, out: &Out, args: &InitArgs) -> Result<u8> {
     Ok(0)
 }
 
+/// Refuses a weak new store passphrase unless `allow_weak` (`--allow-weak-passphrase`); the
+/// error names the flag. The length rule ([`vpnca::Passphrase::check_new`]) holds either way.
+fn check_strength(pass: &vpnca::Passphrase, allow_weak: bool) -> Result<()> {
+    pass.check_new()?;
+    if !allow_weak && let Err(e) = pass.check_strength() {
+        anyhow::bail!(
+            "{e}. Choose a stronger passphrase, or pass \
+             --allow-weak-passphrase to use this one anyway"
+        );
+    }
+    Ok(())
+}
+
 /// `vpnca passwd`: a new store passphrase, and new Argon2id parameters when given.
 pub(super) fn passwd(cli: &Cli, out: &Out, args: &PasswdArgs) -> Result<u8> {
     let PasswdArgs {
         new_passphrase_file,
         kdf_memory_mib,
         kdf_time,
+        allow_weak_passphrase,
     } = args;
     let mut store = open_unlocked(cli)?;
     let k = match (kdf_memory_mib, kdf_time) {
@@ -67,6 +83,7 @@ pub(super) fn passwd(cli: &Cli, out: &Out, args: &PasswdArgs) -> Result<u8> {
         true,
         "new store passphrase",
     )?;
+    check_strength(&new, *allow_weak_passphrase)?;
     store.change_passphrase(&new, k)?;
     out.doc(&json!({"ok": true}), || outln!("Passphrase changed."));
     Ok(0)
@@ -262,6 +279,7 @@ pub(super) fn quickstart(cli: &Cli, out: &Out, args: &QuickstartArgs) -> Result<
         cn,
         kdf_memory_mib,
         kdf_time,
+        allow_weak_passphrase,
     } = args;
     let k = kdf(*kdf_memory_mib, *kdf_time)?;
     let server = server.as_str();
@@ -279,6 +297,7 @@ pub(super) fn quickstart(cli: &Cli, out: &Out, args: &QuickstartArgs) -> Result<
         Err(vpnca::Error::NotInitialized { .. }) => {
             Store::check_new_dir(&cli.pki)?;
             let pass = store_passphrase(cli, true)?;
+            check_strength(&pass, *allow_weak_passphrase)?;
             Store::init(&cli.pki, &pass, k)?
         }
         Err(e) => return Err(e.into()),
