@@ -339,6 +339,14 @@ impl InputLimit {
         max: MIB,
         hint: "a certificate or key is a few KiB; check that this is the file easy-rsa wrote",
     };
+    /// An easy-rsa `vars` file (`--vars=FILE`, `$EASYRSA_VARS_FILE`, `pki/vars`, `./vars`):
+    /// easy-rsa's own example is about 9 KiB.
+    pub const EASYRSA_VARS: InputLimit = InputLimit {
+        what: "the easy-rsa vars file",
+        reading: "reading",
+        max: 256 * KIB,
+        hint: "a vars file is a few KiB of set_var lines; check that you named easy-rsa's vars file",
+    };
     /// An easy-rsa `crl.pem`: a CRL lists every revoked certificate, about 50 bytes each.
     pub const EASYRSA_CRL: InputLimit = InputLimit {
         what: "the easy-rsa CRL",

@@ -456,6 +456,30 @@ fn easyrsa_files_are_bounded() {
     assert!(listed.contains("alice"), "alice not imported:\n{listed}");
 }
 
+/// An easy-rsa vars file (src/cli/easyrsa_compat/vars.rs) is bounded to 256 KiB: a huge one
+/// and /dev/zero are refused before anything runs; easy-rsa's own vars.example is read.
+// Fails when: vars::read uses std::fs::read (seen: killed under the ulimit instead of exit 2).
+#[test]
+fn easyrsa_vars_files_are_bounded_to_256_kib() {
+    let e = Env::with_ca();
+    let big = huge(&e, "vars-huge");
+    for (vars, names) in [
+        (big.as_str(), &["vars file", "256 KiB"][..]),
+        ("/dev/zero", &["vars file", "/dev/zero"]),
+    ] {
+        let arg = format!("--vars={vars}");
+        refused(
+            &e,
+            &[&arg, "build-client-full", "alice", "nopass"],
+            None,
+            names,
+        );
+    }
+    let example = fixture("easy-rsa-3.2.6/vars.example");
+    let arg = format!("--vars={}", example.to_str().expect("utf-8"));
+    works(&e, &[&arg, "build-client-full", "alice", "nopass"], None);
+}
+
 /// The limits are what docs/security.md says.
 #[test]
 fn the_limits_are_documented() {
@@ -467,7 +491,7 @@ fn the_limits_are_documented() {
         .nth(1)
         .expect("docs/security.md has no \"### Files read as input\"");
     // Fails when: a limit is missing from that section.
-    for l in ["4 KiB", "1 MiB", "64 MiB", "16 MiB"] {
+    for l in ["4 KiB", "1 MiB", "64 MiB", "16 MiB", "256 KiB"] {
         assert!(section.contains(l), "docs/security.md does not name {l}");
     }
 }

@@ -49,6 +49,12 @@ const EASYRSA_VERBS: &[&str] = &[
     "renew",
     "gen-crl",
     "show-cert",
+    // Translated before parsing (src/cli/easyrsa_compat), offered by the completions only.
+    "export-p12",
+    "show-crl",
+    "revoke-renewed",
+    "update-db",
+    "set-pass",
 ];
 
 /// Writes the pages into `<tmp>/man` and returns the directory.

@@ -322,6 +322,10 @@ pub struct RevokeArgs {
     /// Revoke by serial number (hex).
     #[arg(long, value_name = "HEX")]
     pub serial: Option<String>,
+    /// easy-rsa's `revoke-renewed NAME` (src/cli/easyrsa_compat): only NAME's superseded
+    /// certificates, not its current one.
+    #[arg(long, hide = true, requires = "name")]
+    pub renewed_only: bool,
     /// keyCompromise, superseded, cessationOfOperation, affiliationChanged, caCompromise,
     /// certificateHold, unspecified (default).
     #[arg(

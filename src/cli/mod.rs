@@ -18,6 +18,7 @@ mod batch;
 mod certificates;
 mod delivery;
 mod easyrsa;
+mod easyrsa_compat;
 mod options;
 mod passphrase;
 mod reference;
@@ -44,7 +45,12 @@ const EXIT_ERROR: u8 = 2;
 const EXIT_AWS: u8 = 3;
 
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let argv = match easyrsa_command_line() {
+        Ok(Some(argv)) => argv,
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(code) => return code,
+    };
+    let cli = match Cli::try_parse_from(argv) {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
@@ -84,6 +90,32 @@ pub fn main() -> ExitCode {
             ExitCode::from(if code == 0 { EXIT_ERROR } else { code })
         }
         None => ExitCode::from(code),
+    }
+}
+
+/// The command line, with easy-rsa's options and verbs translated into vpnca's
+/// (easyrsa_compat); its notes printed. `Ok(None)`: nothing to run (exit 0); `Err`: the exit
+/// code of a refused easy-rsa command line, its message printed.
+fn easyrsa_command_line() -> Result<Option<Vec<std::ffi::OsString>>, ExitCode> {
+    let env: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| k.starts_with("EASYRSA") || k == "VPNCA_PKI")
+        .collect();
+    let pwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
+    let t = easyrsa_compat::translate(std::env::args_os().collect(), &env, &pwd);
+    for n in &t.notes {
+        errln!("note: {n}");
+    }
+    match t.plan {
+        Ok(easyrsa_compat::Plan::Run(argv)) => Ok(Some(argv)),
+        Ok(easyrsa_compat::Plan::Done) => Ok(None),
+        Err(msg) => {
+            if std::env::args_os().any(|a| a == "--json") {
+                outln!("{}", json!({"error": msg}));
+            }
+            errln!("error: {msg}");
+            Err(ExitCode::from(EXIT_ERROR))
+        }
     }
 }
 

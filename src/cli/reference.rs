@@ -13,7 +13,13 @@ use super::args::{Cli, CompletionsArgs, ManArgs};
 pub(super) fn completions(args: &CompletionsArgs) -> Result<u8> {
     let CompletionsArgs { shell } = args;
     let mut buf = Vec::new();
-    clap_complete::generate(*shell, &mut Cli::command(), "vpnca", &mut buf);
+    // The easy-rsa verbs that are not command names or aliases: translated before clap
+    // parses (src/cli/easyrsa_compat), offered here so that scripts complete too.
+    let mut cmd = Cli::command();
+    for (verb, about) in super::easyrsa_compat::VERBS {
+        cmd = cmd.subcommand(clap::Command::new(*verb).about(*about));
+    }
+    clap_complete::generate(*shell, &mut cmd, "vpnca", &mut buf);
     outp!("{}", String::from_utf8_lossy(&buf));
     Ok(0)
 }

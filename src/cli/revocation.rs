@@ -24,6 +24,7 @@ pub(super) fn revoke(cli: &Cli, out: &Out, args: &RevokeArgs) -> Result<u8> {
         format,
         strict,
         column,
+        renewed_only,
     } = args;
     let reason: RevocationReason = match (reason, reason_arg) {
         (Some(r), None) | (None, Some(r)) => r.parse()?,
@@ -47,7 +48,10 @@ pub(super) fn revoke(cli: &Cli, out: &Out, args: &RevokeArgs) -> Result<u8> {
         (None, None) => bail!("give a NAME or --serial HEX"),
     };
     let store = open_unlocked(cli)?;
-    let res = store.revoke(&target, reason)?;
+    let res = match (&target, renewed_only) {
+        (Target::Name(n), true) => revoke_renewed(&store, n, reason)?,
+        _ => store.revoke(&target, reason)?,
+    };
     let v = json!({"revoked": res.revoked.iter().map(record_json).collect::<Vec<_>>(), "crl": crl_json(&res.crl, &store.crl_path())});
     out.doc(&v, || {
         for r in &res.revoked {
@@ -70,6 +74,37 @@ pub(super) fn revoke(cli: &Cli, out: &Out, args: &RevokeArgs) -> Result<u8> {
     });
     crl_warnings(&res.crl);
     Ok(0)
+}
+
+/// easy-rsa's `revoke-renewed NAME`: revokes NAME's superseded certificates (the ones `renew`
+/// replaced), one by serial, and not its current one; the last revocation's CRL lists them all.
+fn revoke_renewed(
+    store: &vpnca::Store,
+    name: &str,
+    reason: RevocationReason,
+) -> Result<vpnca::Revoked> {
+    let now = time::OffsetDateTime::now_utc();
+    let old: Vec<_> = store
+        .by_name(name)?
+        .into_iter()
+        .filter(|r| r.status(now) == vpnca::Status::Superseded)
+        .collect();
+    if old.is_empty() {
+        bail!(
+            "{name} has no renewed (superseded, unexpired, unrevoked) certificate; `vpnca list` shows its certificates"
+        );
+    }
+    let mut revoked = Vec::new();
+    let mut crl = None;
+    for r in old {
+        let res = store
+            .revoke(&Target::Serial(r.serial.clone()), reason)
+            .with_context(|| format!("revoking {name}'s serial {}", r.serial))?;
+        revoked.extend(res.revoked);
+        crl = Some(res.crl);
+    }
+    let crl = crl.context("no CRL written")?;
+    Ok(vpnca::Revoked { revoked, crl })
 }
 
 /// `warning: …` for each of a new CRL's warnings (it expires soon: see

@@ -103,3 +103,37 @@ pub fn easyrsa_pki(pki: &Path, clients: &[&str], revoked: &[&str]) {
     }
     easyrsa(pki, &["gen-crl"]);
 }
+
+/// One command line of a provisioning script: the arguments after the program name.
+pub type ScriptLine<'a> = &'a [&'a str];
+
+/// Runs `program` once per line of `script` in `dir` (the script's working folder, where
+/// `./pki` and `./vars` are), with `env` added and the caller's easy-rsa and vpnca settings
+/// removed; returns each line's output. Used to run the same script through the real
+/// easy-rsa and through vpnca (tests/easyrsa_script.rs).
+pub fn run_script(
+    program: &Path,
+    dir: &Path,
+    env: &[(&str, &str)],
+    script: &[ScriptLine<'_>],
+) -> Vec<std::process::Output> {
+    script
+        .iter()
+        .map(|args| {
+            let mut c = Command::new(program);
+            for (k, _) in std::env::vars_os() {
+                if k.to_str()
+                    .is_some_and(|k| k.starts_with("EASYRSA") || k.starts_with("VPNCA_"))
+                {
+                    c.env_remove(k);
+                }
+            }
+            c.args(*args)
+                .envs(env.iter().copied())
+                .current_dir(dir)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap_or_else(|e| panic!("run {} {args:?}: {e}", program.display()))
+        })
+        .collect()
+}

@@ -394,7 +394,14 @@ pub fn crl_verified_text(cwd: &Path, crl: &str, ca: &str) -> String {
 /// (see [`crl_verified_text`]): its number and each revoked serial (normalized) with the
 /// reason openssl prints ("" if none).
 pub fn crl_by_openssl(e: &Env) -> (u64, BTreeMap<String, String>) {
-    let out = crl_verified_text(e.dir.path(), "pki/crl.pem", "pki/ca.crt");
+    let (number, entries) = crl_by_openssl_in(e.dir.path());
+    (number.expect("the CRL has a number"), entries)
+}
+
+/// [`crl_by_openssl`] for the `pki/` folder in `dir` (a vpnca store or an easy-rsa PKI,
+/// whose CRL may have no number).
+pub fn crl_by_openssl_in(dir: &Path) -> (Option<u64>, BTreeMap<String, String>) {
+    let out = crl_verified_text(dir, "pki/crl.pem", "pki/ca.crt");
     let mut number = None;
     let mut entries = BTreeMap::new();
     let mut current: Option<String> = None;
@@ -415,7 +422,7 @@ pub fn crl_by_openssl(e: &Env) -> (u64, BTreeMap<String, String>) {
             entries.insert(sn, reason);
         }
     }
-    (number.expect("the CRL has a number"), entries)
+    (number, entries)
 }
 
 /// Runs GnuTLS's `certtool` (panics if it is missing: tests never skip silently).
