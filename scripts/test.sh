@@ -4,7 +4,8 @@
 # failed set-up stops everything):
 #
 #   setup         installs what the tests need when missing or at another version: openssl,
-#                 openvpn, easy-rsa, jq, sqlite3, gnutls-bin (Debian); tests/aws/requirements.txt
+#                 openvpn, easy-rsa, jq, sqlite3, gnutls-bin, groff-base, man-db (Debian);
+#                 tests/aws/requirements.txt
 #                 (PyPI: moto[server] and what tests/aws/ec2_server.py uses) and
 #                 tests/requirements-lint.txt (pkilint); fetches every crate (cargo fetch)
 #   fmt           cargo fmt --check
@@ -101,6 +102,8 @@ setup() {
     command -v certtool >/dev/null 2>&1 || need_apt+=(gnutls-bin)
     # groff renders every man page `vpnca man --out` writes, warnings on (tests/reference.rs).
     command -v groff >/dev/null 2>&1 || need_apt+=(groff-base)
+    # man reads a page `vpnca man --out` wrote, as README.md shows (tests/docs_commands.rs).
+    command -v man >/dev/null 2>&1 || need_apt+=(man-db)
     if [ ${#need_apt[@]} -gt 0 ]; then
         echo "installing: ${need_apt[*]} (Debian)"
         $SUDO apt-get update -qq || return 1
