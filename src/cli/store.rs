@@ -329,22 +329,66 @@ pub(super) fn quickstart(cli: &Cli, out: &Out, args: &QuickstartArgs) -> Result<
         outln!("PKI ready in {pki} (every private key is encrypted in {pki}/vpnca.db)");
         outln!("  CA:      {} -> {pki}/ca.crt", printable(&ca.name));
         for r in &issued {
-            outln!("  {:<7}  {} -> {}", r.kind.as_str(), printable(&r.name), store.issued_path(&r.name).display());
+            outln!(
+                "  {:<7}  {} -> {}",
+                r.kind.as_str(),
+                printable(&r.name),
+                store.issued_path(&r.name).display()
+            );
         }
-        outln!("  CRL:     #{} -> {pki}/crl.pem (nextUpdate {})", crl.number, vpnca::fmt_time(crl.next_update));
+        outln!(
+            "  CRL:     #{} -> {pki}/crl.pem (nextUpdate {})",
+            crl.number,
+            vpnca::fmt_time(crl.next_update)
+        );
         outln!();
         outln!("Next steps:");
-        outln!("  1. Server certificate and key for ACM:  vpnca export {} --out ./acm --key", sh(server));
-        outln!(
-            "     aws acm import-certificate --certificate {} --private-key {} --certificate-chain fileb://acm/ca.crt",
-            sh(&format!("fileb://acm/{server}.crt")),
-            sh(&format!("fileb://acm/{server}.key"))
-        );
-        outln!("     then delete {}", sh(&format!("./acm/{server}.key")));
-        outln!("  2. Create the Client VPN endpoint with that certificate (mutual authentication, client root chain = the same ARN).");
-        outln!("  3. Per user: vpnca export NAME --out ./NAME --key   (then build the .ovpn profile)");
-        outln!("  4. Offboarding: vpnca revoke NAME, then upload {pki}/crl.pem to the endpoint.");
-        outln!("  5. Monitoring: vpnca status (exit 1 when something needs attention).");
+        next_steps(server, &pki.to_string());
     });
     Ok(0)
+}
+
+/// The quickstart's next steps, AWS Client VPN first: the route on which no key file is ever
+/// written (docs/commands-store.md#quickstart).
+#[cfg(feature = "aws")]
+fn next_steps(server: &str, _pki: &str) {
+    let sh = vpnca::shell::quote;
+    outln!("  1. Server certificate into ACM (its key goes from the store to ACM in memory only):");
+    outln!(
+        "     vpnca acm import --server {}   (prints the ARN; after `vpnca renew`, run it again: same ARN)",
+        sh(server)
+    );
+    outln!(
+        "  2. Create the Client VPN endpoint with that ARN as server certificate and client root chain (mutual authentication)."
+    );
+    outln!(
+        "  3. Per user: vpnca clientvpn profile NAME --endpoint cvpn-endpoint-…   (writes NAME.ovpn, mode 0600)"
+    );
+    outln!(
+        "  4. Offboarding: vpnca revoke NAME, then vpnca clientvpn push-crl --endpoint cvpn-endpoint-…"
+    );
+    outln!("  5. Monitoring: vpnca status --aws (exit 1 when something needs attention).");
+    outln!("  Without AWS access from here: docs/aws.md, \"Without the aws feature, or by hand\".");
+}
+
+/// The quickstart's next steps by hand (a vpnca built without the `aws` feature).
+#[cfg(not(feature = "aws"))]
+fn next_steps(server: &str, pki: &str) {
+    let sh = vpnca::shell::quote;
+    outln!(
+        "  1. Server certificate and key for ACM:  vpnca export {} --out ./acm --key",
+        sh(server)
+    );
+    outln!(
+        "     aws acm import-certificate --certificate {} --private-key {} --certificate-chain fileb://acm/ca.crt",
+        sh(&format!("fileb://acm/{server}.crt")),
+        sh(&format!("fileb://acm/{server}.key"))
+    );
+    outln!("     then delete {}", sh(&format!("./acm/{server}.key")));
+    outln!(
+        "  2. Create the Client VPN endpoint with that certificate (mutual authentication, client root chain = the same ARN)."
+    );
+    outln!("  3. Per user: vpnca export NAME --out ./NAME --key   (then build the .ovpn profile)");
+    outln!("  4. Offboarding: vpnca revoke NAME, then upload {pki}/crl.pem to the endpoint.");
+    outln!("  5. Monitoring: vpnca status (exit 1 when something needs attention).");
 }
