@@ -6,8 +6,6 @@
 mod common;
 use common::*;
 
-use std::process::Command;
-
 /// A store with a CA, alice and bob, and a first CRL.
 fn store() -> Env {
     let e = Env::with_ca();
@@ -15,16 +13,6 @@ fn store() -> Env {
     e.ok(&["client", "bob"]);
     e.ok(&["crl"]);
     e
-}
-
-fn query(e: &Env, sql: &str) -> String {
-    let o = Command::new("sqlite3")
-        .arg(e.pki.join("vpnca.db"))
-        .arg(sql)
-        .output()
-        .expect("sqlite3");
-    assert!(o.status.success(), "sqlite3 {sql}: {}", s(&o.stderr));
-    s(&o.stdout).trim().to_string()
 }
 
 /// `args` fails with exit 2, naming `what`, and leaves every file of the store as it was.
@@ -50,8 +38,11 @@ fn verify_reports(e: &Env, what: &str) {
 #[test]
 fn a_new_store_is_format_2_with_its_head_checkpointed() {
     let e = store();
-    assert_eq!(query(&e, "SELECT v FROM meta WHERE k = 'format'"), "2");
-    let head = query(&e, "SELECT v FROM meta WHERE k = 'state_head'");
+    assert_eq!(
+        sqlite_query(&e, "SELECT v FROM meta WHERE k = 'format'"),
+        "2"
+    );
+    let head = sqlite_query(&e, "SELECT v FROM meta WHERE k = 'state_head'");
     let checkpoint = std::fs::read_to_string(e.pki.join("vpnca.checkpoint")).expect("checkpoint");
     let (seq_root, _mac) = head.rsplit_once(':').expect("SEQ:ROOT:MAC");
     assert!(
@@ -179,8 +170,8 @@ fn an_edited_tree_or_an_old_head_is_refused() {
     refused(&e, &["client", "carol"], "the state head does not belong");
     verify_reports(&e, "the state head does not belong");
     // The old root and MAC under the current sequence number: only the MAC can tell.
-    let seq = query(&e, "SELECT seq FROM audit ORDER BY seq DESC LIMIT 1");
-    let old_head = query(&e, "SELECT v FROM meta WHERE k = 'state_head'");
+    let seq = sqlite_query(&e, "SELECT seq FROM audit ORDER BY seq DESC LIMIT 1");
+    let old_head = sqlite_query(&e, "SELECT v FROM meta WHERE k = 'state_head'");
     let (_, root_mac) = old_head.split_once(':').expect("SEQ:ROOT:MAC");
     sqlite(
         &e,
@@ -201,9 +192,15 @@ fn a_format_1_store_upgrades_once_and_cannot_come_back() {
     let e = Env::new();
     copy_dir(&fixture("legacy-names/pki"), &e.pki);
     let v1 = std::fs::read(e.pki.join("vpnca.db")).expect("db");
-    assert_eq!(query(&e, "SELECT v FROM meta WHERE k = 'format'"), "1");
+    assert_eq!(
+        sqlite_query(&e, "SELECT v FROM meta WHERE k = 'format'"),
+        "1"
+    );
     e.ok(&["verify"]);
-    assert_eq!(query(&e, "SELECT v FROM meta WHERE k = 'format'"), "2");
+    assert_eq!(
+        sqlite_query(&e, "SELECT v FROM meta WHERE k = 'format'"),
+        "2"
+    );
     let log = e.json_lines(&["log"]);
     assert_eq!(
         log.iter()
@@ -236,5 +233,8 @@ fn a_tampered_format_1_store_is_not_upgraded() {
     );
     let o = e.run(&["verify"]);
     assert_eq!(o.status.code(), Some(1), "{}", s(&o.stdout));
-    assert_eq!(query(&e, "SELECT v FROM meta WHERE k = 'format'"), "1");
+    assert_eq!(
+        sqlite_query(&e, "SELECT v FROM meta WHERE k = 'format'"),
+        "1"
+    );
 }

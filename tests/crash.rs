@@ -1159,14 +1159,7 @@ fn verify_removes_stale_temporary_files() {
 #[test]
 fn sigkill_during_the_upgrade_leaves_format_1_or_2() {
     let _heavy = heavy();
-    let format = |e: &Env| {
-        let o = Command::new("sqlite3")
-            .arg(e.pki.join("vpnca.db"))
-            .arg("SELECT v FROM meta WHERE k = 'format'")
-            .output()
-            .expect("sqlite3");
-        s(&o.stdout).trim().to_string()
-    };
+    let format = |e: &Env| sqlite_query(e, "SELECT v FROM meta WHERE k = 'format'");
     // The duration of a whole upgrading `verify`, to aim the kills inside it.
     let whole = {
         let e = Env::new();

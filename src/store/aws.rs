@@ -5,7 +5,7 @@
 //! Each import row carries an HMAC under the store's key, checked whenever the store is
 //! unlocked: a swapped ARN would send the server key to another certificate.
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -66,22 +66,11 @@ fn mac_of(keys: &Keys, i: &AcmImport) -> Vec<u8> {
     keys.mac(&refs)
 }
 
-fn has_table(conn: &rusqlite::Connection, name: &str) -> Result<bool> {
-    conn.query_row(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
-        [name],
-        |_| Ok(()),
-    )
-    .optional()
-    .map(|r| r.is_some())
-    .map_err(Error::db("reading the AWS records"))
-}
-
 impl Store {
     /// The ACM imports this store recorded, newest first. When the store is unlocked every
     /// row's MAC is checked ([`Error::Tampered`] otherwise); locked, they are read as is.
     pub fn acm_imports(&self) -> Result<Vec<AcmImport>> {
-        if !has_table(self.conn(), "aws_imports")? {
+        if !super::state::has_table(self.conn(), "aws_imports")? {
             return Ok(Vec::new());
         }
         let mut stmt = self
@@ -145,7 +134,7 @@ impl Store {
 
     /// The endpoints this store pushed CRLs to.
     pub fn known_endpoints(&self) -> Result<Vec<KnownEndpoint>> {
-        if !has_table(self.conn(), "aws_endpoints")? {
+        if !super::state::has_table(self.conn(), "aws_endpoints")? {
             return Ok(Vec::new());
         }
         let mut stmt = self

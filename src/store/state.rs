@@ -113,7 +113,8 @@ fn db(op: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
     Error::db(op)
 }
 
-fn has_table(conn: &Connection, name: &str) -> Result<bool> {
+/// Whether the database has the table `name` (format 1 may lack the AWS tables).
+pub(super) fn has_table(conn: &Connection, name: &str) -> Result<bool> {
     conn.query_row(
         "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1",
         [name],

@@ -96,12 +96,18 @@ impl Env {
 /// Runs SQL on the store's database with the `sqlite3` CLI: the tool of someone who can write
 /// the store's files but does not know the passphrase (tests/untrusted_storage.rs).
 pub fn sqlite(e: &Env, sql: &str) {
+    sqlite_query(e, sql);
+}
+
+/// Runs a query on the store's database with the `sqlite3` CLI; its output, trimmed.
+pub fn sqlite_query(e: &Env, sql: &str) -> String {
     let o = Command::new("sqlite3")
         .arg(e.pki.join("vpnca.db"))
         .arg(sql)
         .output()
         .expect("the sqlite3 CLI is required (apt-get install sqlite3)");
     assert!(o.status.success(), "sqlite3 {sql}: {}", s(&o.stderr));
+    s(&o.stdout).trim().to_string()
 }
 
 /// Every file under `dir` with its bytes (empty if `dir` does not exist): to prove a command
