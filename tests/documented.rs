@@ -641,7 +641,7 @@ fn verify_reports_two_live_certificates_with_one_name() {
         serde_json::json!([
             "alice: 2 valid certificates with the same name",
             format!(
-                "the record of certificate {old} in the database is not the one the store's authenticated state records (its content differs): it was edited, deleted or put back outside vpnca"
+                "the record of certificate {old} (alice) in the database is not the one the store's authenticated state records (its content differs): it was edited, deleted or put back outside vpnca"
             )
         ])
     );

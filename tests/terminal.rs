@@ -230,8 +230,8 @@ fn verify_and_errors_show_planted_fields_escaped() {
             &["export", "--serial", &bob, "--out", path_str(&out_dir)],
             BOB_SHOWN,
         ),
-        // The audit entry with the planted name is found first.
-        (&["--json", "revoke", "--serial", &bob], ALICE_SHOWN),
+        // Format 2: the CA record (its name planted too) is proven first, and named.
+        (&["--json", "revoke", "--serial", &bob], CA_SHOWN),
     ] {
         let o = e.run(args);
         let what = format!("vpnca {args:?}");

@@ -510,10 +510,22 @@ pub(crate) fn prove(conn: &Connection, root: &Hash, item: &Item) -> Result<Optio
     let proof = smt::prove(&SqlNodes(conn), root, &item.key_hash())?;
     let proven = proof.verify(root, &item.key_hash())?;
     if proven != current.as_deref().map(smt::value_hash) {
+        // A record is also named by the name its row holds now (escaped: it is outside input).
+        let name: Option<String> = match item {
+            Item::Cert(serial) => conn
+                .query_row("SELECT name FROM certs WHERE serial = ?1", [serial], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(db("reading the store state"))?,
+            _ => None,
+        };
         return Err(Error::Tampered {
             what: format!(
-                "{} in the database is not the one the store's authenticated state records ({}): it was edited, deleted or put back outside vpnca",
+                "{}{} in the database is not the one the store's authenticated state records ({}): it was edited, deleted or put back outside vpnca",
                 item.describe(),
+                name.map(|n| format!(" ({})", crate::shell::printable(&n)))
+                    .unwrap_or_default(),
                 match (proven.is_some(), current.is_some()) {
                     (true, false) => "it is missing",
                     (false, true) => "the state has no such entry",
