@@ -70,11 +70,11 @@ impl Store {
     /// The ACM imports this store recorded, newest first. When the store is unlocked every
     /// row's MAC is checked ([`Error::Tampered`] otherwise); locked, they are read as is.
     pub fn acm_imports(&self) -> Result<Vec<AcmImport>> {
-        if !super::state::has_table(self.conn(), "aws_imports")? {
+        if !super::state::has_table(&self.conn, "aws_imports")? {
             return Ok(Vec::new());
         }
         let mut stmt = self
-            .conn()
+            .conn
             .prepare("SELECT arn, region, role, name, serial, imported_at, mac FROM aws_imports ORDER BY imported_at DESC, arn")
             .map_err(Error::db("reading the AWS records"))?;
         let rows = stmt
@@ -134,11 +134,11 @@ impl Store {
 
     /// The endpoints this store pushed CRLs to.
     pub fn known_endpoints(&self) -> Result<Vec<KnownEndpoint>> {
-        if !super::state::has_table(self.conn(), "aws_endpoints")? {
+        if !super::state::has_table(&self.conn, "aws_endpoints")? {
             return Ok(Vec::new());
         }
         let mut stmt = self
-            .conn()
+            .conn
             .prepare(
                 "SELECT id, region, crl_number, pushed_at FROM aws_endpoints ORDER BY region, id",
             )

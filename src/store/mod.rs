@@ -951,11 +951,6 @@ impl Store {
         Ok(out)
     }
 
-    /// The engine underneath: for the store's own modules only.
-    fn conn(&self) -> &Connection {
-        &self.conn
-    }
-
     /// A read snapshot: everything read until it is dropped comes from one consistent state
     /// (another process's commit in between is not seen). Read-only: dropping it rolls back.
     pub(crate) fn snapshot(&self) -> Result<Snapshot<'_>> {
