@@ -546,6 +546,11 @@ pub struct VerifyReport {
     /// What needs a person's eye but is no integrity problem (exit code 0): names with valid
     /// certificates that look alike.
     pub warnings: Vec<String>,
+    /// The store format (2; 1 only for a store that could not be upgraded).
+    pub format: u32,
+    /// The state head the store was checked against (format 2), `SEQ:ROOT`: a value to note
+    /// outside the store and give back to `verify --head` later.
+    pub state_head: Option<String>,
 }
 
 impl Store {
@@ -556,6 +561,48 @@ impl Store {
         // verify re-derives the whole state and reports each difference (`state_problems`):
         // the reads on the way do not stop at the first one.
         self.without_read_proofs(|| self.verify_report())
+    }
+
+    /// Compares the store with a state head noted outside it (`SEQ:ROOT`, `verify --head`):
+    /// `Ok(None)` when it is the store's head, or an older one (only the newest root is kept,
+    /// so an older head's root cannot be compared: the answer says so); a problem when the
+    /// database ends before that sequence number (an older copy) or holds another root at it
+    /// (another history). A text that is not `SEQ:ROOT` is [`Error::InvalidInput`].
+    pub fn check_anchor(&self, anchor: &str) -> Result<Result<Option<String>, String>> {
+        let bad = || {
+            Error::input(
+                "--head",
+                format!("{anchor:?} is not a state head SEQ:ROOT (as `vpnca verify` prints it)"),
+            )
+        };
+        let (seq, root) = anchor.trim().split_once(':').ok_or_else(bad)?;
+        let seq: i64 = seq.parse().ok().filter(|s| *s > 0).ok_or_else(bad)?;
+        let root = root.to_ascii_lowercase();
+        if root.len() != 64 || !root.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        let Some(head) = self.state_head()? else {
+            return Ok(Err(
+                "the store has no state head (format 1): it cannot be checked against one".into(),
+            ));
+        };
+        let (cur_seq, cur_root) = head.split_once(':').unwrap_or_default();
+        let cur_seq: i64 = cur_seq.parse().unwrap_or(0);
+        Ok(if seq > cur_seq {
+            Err(format!(
+                "the database is an older copy: the head you noted is {seq}, but the store's state ends at {cur_seq} (changes made since, revocations included, are missing)"
+            ))
+        } else if seq == cur_seq && root != cur_root {
+            Err(format!(
+                "the store is another history than the one you noted: its head {cur_seq} has another root"
+            ))
+        } else if seq < cur_seq {
+            Ok(Some(format!(
+                "the head you noted ({seq}) is older than the store's ({head}); only the newest root is kept, so the store is only known not to be older"
+            )))
+        } else {
+            Ok(None)
+        })
     }
 
     fn verify_report(&self) -> Result<VerifyReport> {
@@ -671,6 +718,8 @@ impl Store {
             }
         }
         rep.problems.extend(self.check_audit_chain()?);
+        rep.format = self.format();
+        rep.state_head = self.state_head()?;
         // Format 2: the whole state, re-derived from the tables, against the trusted head.
         for p in self.state_problems()? {
             if !rep.problems.contains(&p) {

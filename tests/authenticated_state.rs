@@ -238,3 +238,45 @@ fn a_tampered_format_1_store_is_not_upgraded() {
         "1"
     );
 }
+
+/// The state head as an outside anchor: `verify` prints it (and `--json` carries it);
+/// `verify --head SEQ:ROOT` passes on that store and later ones (an older anchor is a warning:
+/// only the newest root is kept), and finds the **whole folder** put back from before the anchor
+/// — database and checkpoint together, which no local witness can catch — an older copy
+/// (exit 1). A malformed anchor is exit 2.
+///
+/// Fails when: `Store::check_anchor` does not compare the anchor's sequence number with the
+/// store's head (the old folder then passes).
+#[test]
+fn verify_head_checks_against_an_anchor_noted_elsewhere() {
+    let e = store();
+    let old_folder = e.path("old-folder");
+    copy_dir(&e.pki, &old_folder);
+    e.ok(&["revoke", "bob"]);
+    let rep = e.json(&["verify"]);
+    let anchor = str_field(&rep, "state_head").to_string();
+    assert_eq!(rep["format"], 2);
+    assert!(e.ok(&["verify"]).contains(&format!("state head {anchor}")));
+    e.ok(&["verify", "--head", &anchor]);
+    e.ok(&["client", "carol"]);
+    let o = e.run(&["verify", "--head", &anchor]);
+    assert_eq!(o.status.code(), Some(0), "{}", s(&o.stderr));
+    assert!(
+        s(&o.stdout).contains("WARNING: the head you noted"),
+        "{}",
+        s(&o.stdout)
+    );
+
+    std::fs::remove_dir_all(&e.pki).expect("rm");
+    copy_dir(&old_folder, &e.pki);
+    let o = e.run(&["verify", "--head", &anchor]);
+    assert_eq!(o.status.code(), Some(1), "{}", s(&o.stdout));
+    assert!(
+        s(&o.stdout).contains("PROBLEM: the database is an older copy: the head you noted is"),
+        "{}",
+        s(&o.stdout)
+    );
+    e.ok(&["verify"]);
+    let err = e.fails(&["verify", "--head", "12:xyz"], 2);
+    assert!(err.contains("is not a state head SEQ:ROOT"), "{err}");
+}

@@ -555,6 +555,11 @@ pub struct VerifyArgs {
     /// move the checkpoint. Refused while verify finds any other problem.
     #[arg(long)]
     pub accept_restore: bool,
+    /// Check the store against a state head noted earlier outside it (`SEQ:ROOT`, as
+    /// `verify` prints it): a database older than that head, or another history at its
+    /// sequence number, is a problem.
+    #[arg(long, value_name = "SEQ:ROOT")]
+    pub head: Option<String>,
 }
 
 /// The arguments of `vpnca passwd` (src/cli/store.rs).

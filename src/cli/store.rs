@@ -92,9 +92,19 @@ pub(super) fn passwd(cli: &Cli, out: &Out, args: &PasswdArgs) -> Result<u8> {
 /// `vpnca verify`: check the whole store; with `--accept-restore`, accept a database put back
 /// from an older copy.
 pub(super) fn verify(cli: &Cli, out: &Out, args: &VerifyArgs) -> Result<u8> {
-    let VerifyArgs { accept_restore } = args;
+    let VerifyArgs {
+        accept_restore,
+        head,
+    } = args;
     let store = open_unlocked(cli)?;
-    let rep = store.verify()?;
+    let mut rep = store.verify()?;
+    if let Some(anchor) = head {
+        match store.check_anchor(anchor)? {
+            Ok(None) => {}
+            Ok(Some(note)) => rep.warnings.push(note),
+            Err(problem) => rep.problems.push(problem),
+        }
+    }
     let print_report = |rep: &vpnca::VerifyReport| {
         outln!(
             "checked {} certificates, {} keys, {} audit entries",
@@ -102,6 +112,11 @@ pub(super) fn verify(cli: &Cli, out: &Out, args: &VerifyArgs) -> Result<u8> {
             rep.keys,
             rep.audit_entries
         );
+        if let Some(h) = &rep.state_head {
+            outln!(
+                "state head {h} (note it elsewhere; `vpnca verify --head {h}` checks against it)"
+            );
+        }
         for r in &rep.repaired {
             outln!("repaired public mirror {}", printable(r));
         }
