@@ -167,6 +167,8 @@ pub(crate) struct Signed {
     pub name: String,
     pub kind: CertKind,
     pub profile_name: String,
+    /// SHA-256 of the adopted profile text it was made with (`None`: built-in).
+    pub profile_sha256: Option<String>,
     pub sans: Vec<San>,
     pub serial: Serial,
     pub der: Vec<u8>,
@@ -215,6 +217,7 @@ pub(crate) fn sign_prepared(signer: &Signer, p: &Prepared) -> Result<Signed> {
         name: p.name.clone(),
         kind: p.kind,
         profile_name: p.profile_name.clone(),
+        profile_sha256: p.profile.adopted_sha256().map(str::to_string),
         sans: p.sans.clone(),
         serial,
         der: cert.der().to_vec(),
@@ -352,8 +355,73 @@ impl Subject {
 }
 
 impl Store {
-    fn pki_profile(&self, name: &str) -> Result<Profile> {
-        Profile::load(Some(self.dir()), name)
+    /// The profile `name` in effect: the one the store adopted (`vpnca template adopt`), else
+    /// the built-in one. A `<pki>/templates/NAME.toml` that is not exactly what was adopted
+    /// stops the command (exit 2): a file in the store folder is never used silently, since
+    /// anyone who can write the folder can plant one (docs/security.md).
+    pub(crate) fn pki_profile(&self, name: &str) -> Result<Profile> {
+        let name = Profile::builtin_name(name)?;
+        let adopted = self.adopted_template(name)?;
+        let file = Profile::read_override(self.dir(), name)?;
+        let path = || {
+            Profile::override_path(self.dir(), name)
+                .display()
+                .to_string()
+        };
+        let sha = |t: &str| crate::store::crypto::hex(&crate::store::crypto::sha256(t.as_bytes()));
+        match (adopted, file) {
+            (None, Some(f)) => Err(Error::Template {
+                source_name: path(),
+                reason: format!(
+                    "this file is not adopted (sha256 {}): vpnca does not use a profile from the store folder until it is adopted into the store. Review it and run `vpnca template adopt {name}`, or remove it to use the built-in {name} profile",
+                    sha(&f)
+                ),
+            }),
+            (Some(a), Some(f)) if a != f => Err(Error::Template {
+                source_name: path(),
+                reason: format!(
+                    "this file (sha256 {}) differs from the adopted {name} profile (sha256 {}): review it and run `vpnca template adopt {name}` to use it, or remove it (or put back the adopted text: `vpnca template show {name}`) to keep the adopted one",
+                    sha(&f),
+                    sha(&a)
+                ),
+            }),
+            _ => self.effective_profile(name),
+        }
+    }
+
+    /// The profile `name` the store holds: the adopted one, else the built-in one, whatever
+    /// `<pki>/templates` holds (see [`Store::pki_profile`] and [`Store::template_findings`]).
+    pub(crate) fn effective_profile(&self, name: &str) -> Result<Profile> {
+        let name = Profile::builtin_name(name)?;
+        match self.adopted_template(name)? {
+            Some(a) => Profile::parse_adopted(name, &a),
+            None => Profile::builtin(name),
+        }
+    }
+
+    /// What `status` reports about `<pki>/templates`: each file that is not adopted, or
+    /// differs from the adopted text (issuing with that profile stops until it is adopted or
+    /// removed), as (profile, `not-adopted` | `differs`, message).
+    pub fn template_findings(&self) -> Result<Vec<(&'static str, &'static str, String)>> {
+        let mut out = Vec::new();
+        for (name, _) in crate::profile::BUILTIN {
+            let Some(f) = Profile::read_override(self.dir(), name)? else {
+                continue;
+            };
+            let path = Profile::override_path(self.dir(), name);
+            match self.adopted_template(name)? {
+                Some(a) if a == f => {}
+                Some(_) => out.push((name, "differs", format!(
+                    "{} differs from the adopted {name} profile: certificates of that profile cannot be issued until it is adopted (`vpnca template adopt {name}`) or removed",
+                    path.display()
+                ))),
+                None => out.push((name, "not-adopted", format!(
+                    "{} is not adopted: certificates of the {name} profile cannot be issued until it is adopted (`vpnca template adopt {name}`) or removed",
+                    path.display()
+                ))),
+            }
+        }
+        Ok(out)
     }
 
     /// Loads the CA key for signing. Refuses an expired CA.
@@ -713,7 +781,7 @@ impl Store {
             action,
             &s.name,
             &s.serial.hex(),
-            &serde_json::json!({"kind": s.kind, "profile": s.profile_name, "not_after": crate::fmt_time(s.not_after),
+            &serde_json::json!({"kind": s.kind, "profile": s.profile_name, "profile_sha256": s.profile_sha256, "not_after": crate::fmt_time(s.not_after),
                 "sans": s.sans.iter().map(|s| s.to_string()).collect::<Vec<_>>(), "key_stored": rec.has_key}),
         )?;
         Ok(rec)

@@ -311,6 +311,16 @@ impl Store {
                 date: None,
             });
         }
+        for (name, problem, message) in self.template_findings()? {
+            findings.push(Finding {
+                subject: "template".into(),
+                problem: problem.into(),
+                message,
+                name: Some(name.into()),
+                serial: None,
+                date: None,
+            });
+        }
         Ok(StatusReport {
             ca: ca.as_ref().map(|c| c.name.clone()),
             ca_not_after: ca.as_ref().map(|c| c.not_after),
@@ -348,7 +358,7 @@ impl Store {
     pub fn ca_warnings(&self, ca: &CertRecord) -> Result<Vec<String>> {
         let mut leaf_days = u32::MAX;
         for kind in [CertKind::Client, CertKind::Server] {
-            let p = crate::profile::Profile::load(Some(self.dir()), kind.default_profile())?;
+            let p = self.effective_profile(kind.default_profile())?;
             leaf_days = leaf_days.min(p.days);
         }
         let lifetime = ca.not_after - ca.not_before;

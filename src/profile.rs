@@ -1,7 +1,9 @@
 //! Certificate profiles: what a certificate of each kind looks like.
 //!
-//! The defaults live in `pki-templates/*.toml`, compiled into the binary. A PKI can override
-//! any of them with `<pki>/templates/<name>.toml` (same format; see docs/profiles.md).
+//! The defaults live in `pki-templates/*.toml`, compiled into the binary. A store can replace
+//! any of them with a profile it *adopts* (`vpnca template adopt NAME`, from
+//! `<pki>/templates/NAME.toml`): the text becomes part of the store's authenticated state, so a
+//! file planted in the store folder is never used silently (docs/profiles.md).
 
 use std::path::Path;
 
@@ -71,14 +73,19 @@ pub struct Profile {
     /// errors.
     #[serde(skip)]
     source: String,
+    /// SHA-256 (hex) of the adopted text this profile was read from; `None`: built-in.
+    #[serde(skip)]
+    adopted_sha256: Option<String>,
 }
 
 impl Profile {
-    /// Loads profile `name`: `<pki>/templates/<name>.toml` when present, else the built-in one.
-    pub fn load(pki: Option<&Path>, name: &str) -> Result<Profile> {
-        let builtin = BUILTIN
+    /// The built-in name `name` is (the `&'static str` the state keys adopted profiles by), or
+    /// an error listing the known ones.
+    pub fn builtin_name(name: &str) -> Result<&'static str> {
+        BUILTIN
             .iter()
-            .find(|(n, _)| *n == name)
+            .map(|(n, _)| *n)
+            .find(|n| *n == name)
             .ok_or_else(|| Error::Template {
                 source_name: name.to_string(),
                 reason: format!(
@@ -89,38 +96,60 @@ impl Profile {
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
-            })?;
-        if let Some(dir) = pki {
-            let path = dir.join("templates").join(format!("{name}.toml"));
-            // A file in the store folder is outside input: bounded, and read only if present.
-            let read = match std::fs::symlink_metadata(&path) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(e),
-                _ => Ok(crate::fsutil::read_bounded(
-                    &path,
-                    &crate::fsutil::InputLimit::TEMPLATE,
-                )?),
-            };
-            match read.map(|b| String::from_utf8(b).map_err(|_| path.clone())) {
-                Ok(Err(p)) => {
-                    return Err(Error::Template {
-                        source_name: p.display().to_string(),
-                        reason: "it is not UTF-8 text".into(),
-                    });
-                }
-                Ok(Ok(text)) => {
-                    let source = path.display().to_string();
-                    let p = Profile::parse(&text, &source)?;
-                    p.check_kind(name).map_err(|reason| Error::Template {
-                        source_name: source,
-                        reason,
-                    })?;
-                    return Ok(p);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("reading profile", path)(e)),
-            }
+            })
+    }
+
+    /// The built-in profile `name`.
+    pub fn builtin(name: &str) -> Result<Profile> {
+        let name = Profile::builtin_name(name)?;
+        let text = BUILTIN
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| *t)
+            .unwrap_or_default();
+        Profile::parse(text, &format!("built-in profile {name}"))
+    }
+
+    /// Parses `text` as the profile `name`: [`Profile::parse`], and what a profile of that
+    /// name may grant whatever the text says (a `client` profile only clientAuth, no end-entity
+    /// profile CA:TRUE; see `check_kind`).
+    pub fn parse_named(name: &str, text: &str, source: &str) -> Result<Profile> {
+        let p = Profile::parse(text, source)?;
+        p.check_kind(name).map_err(|reason| Error::Template {
+            source_name: source.to_string(),
+            reason,
+        })?;
+        Ok(p)
+    }
+
+    /// [`Profile::parse_named`] for the text the store adopted as profile `name`.
+    pub(crate) fn parse_adopted(name: &str, text: &str) -> Result<Profile> {
+        let mut p = Profile::parse_named(name, text, &format!("adopted profile {name}"))?;
+        p.adopted_sha256 = Some(text_sha256(text));
+        Ok(p)
+    }
+
+    /// The path of the file that may override profile `name`: `<pki>/templates/NAME.toml`.
+    /// vpnca never uses it as it is: `vpnca template adopt NAME` puts it into the store's
+    /// authenticated state, and a file that differs from what was adopted stops issuing.
+    pub fn override_path(pki: &Path, name: &str) -> std::path::PathBuf {
+        pki.join("templates").join(format!("{name}.toml"))
+    }
+
+    /// The text of `<pki>/templates/NAME.toml` (bounded, UTF-8), if the file exists.
+    pub fn read_override(pki: &Path, name: &str) -> Result<Option<String>> {
+        let path = Profile::override_path(pki, name);
+        match std::fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            _ => {}
         }
-        Profile::parse(builtin.1, &format!("built-in profile {name}"))
+        let bytes = crate::fsutil::read_bounded(&path, &crate::fsutil::InputLimit::TEMPLATE)?;
+        String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| Error::Template {
+                source_name: path.display().to_string(),
+                reason: "it is not UTF-8 text".into(),
+            })
     }
 
     /// Parses and checks a profile.
@@ -222,6 +251,12 @@ impl Profile {
         canon(&mut self.san.allow, &["dns", "ip", "email"]);
     }
 
+    /// SHA-256 (hex) of the adopted text this profile came from (`None`: the built-in one);
+    /// the audit entry of each certificate issued with it records it.
+    pub fn adopted_sha256(&self) -> Option<&str> {
+        self.adopted_sha256.as_deref()
+    }
+
     /// Where the profile was read from: `built-in profile NAME`, or the path of the PKI's
     /// override (what [`Error::Template`] names).
     pub fn source(&self) -> &str {
@@ -295,6 +330,117 @@ impl Profile {
     }
 }
 
+/// What `vpnca template adopt` or `reset` did to one profile.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TemplateChange {
+    /// The profile's name (`client`, `server`, …).
+    pub name: String,
+    /// Whether the state changed (adopting the text already adopted, or resetting a profile
+    /// that is built-in, changes nothing and writes no audit entry).
+    pub changed: bool,
+    /// SHA-256 (hex) of the text adopted now; `None`: the built-in profile is in effect.
+    pub sha256: Option<String>,
+    /// SHA-256 (hex) of the text adopted before; `None`: it was the built-in one.
+    pub previous_sha256: Option<String>,
+    /// The profile in effect now.
+    pub profile: Profile,
+}
+
+fn text_sha256(text: &str) -> String {
+    crate::store::crypto::hex(&crate::store::crypto::sha256(text.as_bytes()))
+}
+
+impl crate::Store {
+    /// Adopts `text` as the store's profile `name` (`vpnca template adopt`): checked like
+    /// every profile (and what a profile of that name may grant: [`Profile::parse_named`]),
+    /// then made part of the authenticated state, with an audit entry naming its SHA-256,
+    /// where it came from (`source`), and what it grants.
+    pub fn adopt_template(&self, name: &str, text: &str, source: &str) -> Result<TemplateChange> {
+        let name = Profile::builtin_name(name)?;
+        let profile = Profile::parse_named(name, text, source)?;
+        let sha = text_sha256(text);
+        self.write(|tx, keys| {
+            let before = tx.set_template(name, Some(text))?;
+            let changed = before.as_deref() != Some(text);
+            let previous = before.as_deref().map(text_sha256);
+            if changed {
+                crate::store::audit_append(
+                    tx,
+                    keys,
+                    "template-adopt",
+                    name,
+                    "",
+                    &serde_json::json!({
+                        "sha256": sha,
+                        "previous_sha256": previous,
+                        "source": source,
+                        "ca": profile.ca,
+                        "days": profile.days,
+                        "key_usage": profile.key_usage,
+                        "extended_key_usage": profile.extended_key_usage,
+                        "san_allow": profile.san.allow,
+                        "dns_from_name": profile.san.dns_from_name,
+                    }),
+                )?;
+            }
+            Ok(TemplateChange {
+                name: name.to_string(),
+                changed,
+                sha256: Some(sha.clone()),
+                previous_sha256: previous,
+                profile: profile.clone(),
+            })
+        })
+    }
+
+    /// Goes back to the built-in profile `name` (`vpnca template reset`), audited.
+    pub fn reset_template(&self, name: &str) -> Result<TemplateChange> {
+        let name = Profile::builtin_name(name)?;
+        let profile = Profile::builtin(name)?;
+        self.write(|tx, keys| {
+            let before = tx.set_template(name, None)?;
+            let previous = before.as_deref().map(text_sha256);
+            if let Some(prev) = &previous {
+                crate::store::audit_append(
+                    tx,
+                    keys,
+                    "template-reset",
+                    name,
+                    "",
+                    &serde_json::json!({ "previous_sha256": prev }),
+                )?;
+            }
+            Ok(TemplateChange {
+                name: name.to_string(),
+                changed: previous.is_some(),
+                sha256: None,
+                previous_sha256: previous,
+                profile: profile.clone(),
+            })
+        })
+    }
+
+    /// The text of profile `name` in effect (the adopted one, else the built-in one), and the
+    /// SHA-256 of the adopted text (`None`: built-in).
+    pub fn template_text(&self, name: &str) -> Result<(String, Option<String>)> {
+        let name = Profile::builtin_name(name)?;
+        Ok(match self.adopted_template(name)? {
+            Some(t) => {
+                let sha = text_sha256(&t);
+                (t, Some(sha))
+            }
+            None => (
+                BUILTIN
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, t)| (*t).to_string())
+                    .unwrap_or_default(),
+                None,
+            ),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,7 +448,7 @@ mod tests {
     #[test]
     fn builtins_parse() {
         for (name, text) in BUILTIN {
-            Profile::load(None, name).expect(name);
+            Profile::builtin(name).expect(name);
             Profile::parse(text, "t")
                 .expect(name)
                 .check_kind(name)

@@ -434,6 +434,7 @@ pages! {
     commands_delivery => "docs/commands-delivery.md",
     commands_revocation => "docs/commands-revocation.md",
     commands_store => "docs/commands-store.md",
+    commands_templates => "docs/commands-templates.md",
     profiles => "docs/profiles.md",
 }
 

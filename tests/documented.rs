@@ -407,25 +407,24 @@ fn renew_reuse_key_keeps_the_public_key() {
 // 6. A per-PKI profile override (profiles.md, "Per-PKI overrides")
 // ---------------------------------------------------------------------------------------------
 
-/// `pki/templates/client.toml` replaces the built-in client profile: 90 days, keyUsage
+/// `pki/templates/client.toml`, adopted, replaces the built-in client profile: 90 days, keyUsage
 /// digitalSignature + keyAgreement, DNS SANs allowed, all visible in
 /// `openssl x509 -text`; after the file is removed, the next client is built-in again (825
-/// days, digitalSignature only, clientAuth only, DNS SANs refused).
+/// days, digitalSignature only, clientAuth only, DNS SANs refused) once it is reset.
 ///
 /// Fails when: the override's `days = 90` is changed to `days = 825` (openssl then says the
 /// certificate will not expire within 91 days).
 #[test]
 fn profile_override_takes_effect() {
     let e = p256_ca(None);
-    std::fs::create_dir_all(e.pki.join("templates")).expect("mkdir templates");
-    std::fs::write(
-        e.pki.join("templates/client.toml"),
+    adopt_template(
+        &e,
+        "client",
         "description = \"Short-lived VPN user\"\nca = false\ndays = 90\n\
          key_usage = [\"digitalSignature\", \"keyAgreement\"]\n\
          extended_key_usage = [\"clientAuth\"]\n\
          [san]\ndns_from_name = false\nallow = [\"email\", \"dns\"]\n",
-    )
-    .expect("write override");
+    );
     client(&e, "yan", &["--san", "DNS:yan.example.com"]);
     let text = openssl_ok(
         &["x509", "-in", "pki/issued/yan.crt", "-noout", "-text"],
@@ -456,6 +455,7 @@ fn profile_override_takes_effect() {
     assert_openssl_verifies(&e, "pki/issued/yan.crt");
 
     std::fs::remove_file(e.pki.join("templates/client.toml")).expect("rm override");
+    e.ok(&["template", "reset", "client"]);
     let err = e.fails(
         &[
             "client",

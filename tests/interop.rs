@@ -703,16 +703,15 @@ fn requests_and_sub_ca_certificates_lint_clean() {
 fn user_templates_keep_the_key_usage_bits_the_key_may_carry() {
     let e = Env::with_ca();
     let dir = e.dir.path();
-    std::fs::create_dir_all(e.pki.join("templates")).expect("templates");
-    std::fs::write(
-        e.pki.join("templates/server.toml"),
+    adopt_template(
+        &e,
+        "server",
         "description = \"Everything\"\nca = false\ndays = 90\n\
          key_usage = [\"digitalSignature\", \"nonRepudiation\", \"keyEncipherment\", \
          \"dataEncipherment\", \"keyAgreement\"]\n\
          extended_key_usage = [\"serverAuth\"]\n\
          [san]\ndns_from_name = true\nallow = [\"dns\"]\n",
-    )
-    .expect("server.toml");
+    );
     for (algo, want) in [
         (
             "rsa2048",
@@ -740,15 +739,15 @@ fn user_templates_keep_the_key_usage_bits_the_key_may_carry() {
             ("p256", "Key Agreement"),
         ),
     ] {
-        std::fs::write(
-            e.pki.join("templates/client.toml"),
-            format!(
+        adopt_template(
+            &e,
+            "client",
+            &format!(
                 "description = \"Odd\"\nca = false\ndays = 90\nkey_usage = [{bits}]\n\
                  extended_key_usage = [\"clientAuth\"]\n\
                  [san]\ndns_from_name = false\nallow = []\n"
             ),
-        )
-        .expect("client.toml");
+        );
         for algo in refused {
             let before = e.snapshot();
             let err = e.fails(&["client", &format!("u-{algo}"), "--algo", algo], 2);
@@ -759,7 +758,7 @@ fn user_templates_keep_the_key_usage_bits_the_key_may_carry() {
             };
             assert!(
                 err.contains("bad certificate profile")
-                    && err.contains("templates/client.toml")
+                    && err.contains("adopted profile client")
                     && err.contains(&format!(
                         "key_usage = [{}] leaves no bit that a certificate for an {key_type} key may carry",
                         bits.trim_matches('"')

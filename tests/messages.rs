@@ -551,15 +551,14 @@ fn revoke_batch_says_why_there_is_nothing_to_revoke() {
 #[test]
 fn profile_keywords_are_case_insensitive() {
     let e = Env::with_ca();
-    std::fs::create_dir_all(e.pki.join("templates")).expect("mkdir");
-    std::fs::write(
-        e.pki.join("templates/client.toml"),
+    adopt_template(
+        &e,
+        "client",
         "description = \"shouted\"\nca = false\ndays = 90\n\
          key_usage = [\"DIGITALSIGNATURE\", \"KeyEncipherment\"]\n\
          extended_key_usage = [\"ClientAuth\"]\n\
          [san]\ndns_from_name = false\nallow = [\"EMAIL\"]\n",
-    )
-    .expect("override");
+    );
     e.ok(&["client", "carol", "--email", "carol@example.com"]);
     e.ok(&["export", "carol", "--out", "out"]);
     let text = openssl_ok(

@@ -881,13 +881,20 @@ fn bad_profile_override_names_the_file() {
         client.replace("days = 825", "days = 0"),
     )
     .expect("write");
+    let err = refused(
+        &e,
+        &["template", "adopt", "client"],
+        "templates/client.toml",
+    );
+    assert!(err.contains("days = 0"), "{err}");
+    // Not adopted, the file stops issuing with that profile (it is never used silently).
     for args in [
         &["client", "zed"][..],
         &["renew", "alice"],
         &["client", "zed", "--days", "10"],
     ] {
         let err = refused(&e, args, "templates/client.toml");
-        assert!(err.contains("days = 0"), "{err}");
+        assert!(err.contains("this file is not adopted"), "{err}");
     }
     let server = builtin("server");
     for (what, text, phrase) in [
@@ -917,7 +924,7 @@ fn bad_profile_override_names_the_file() {
         refused_cmd(
             &e,
             &format!("server profile {what}"),
-            &mut e.cmd(&["server", "zed.example.com"]),
+            &mut e.cmd(&["template", "adopt", "server"]),
             phrase,
         );
     }

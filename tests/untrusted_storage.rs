@@ -295,20 +295,19 @@ fn an_old_crl_on_top_is_not_published() {
     }
 }
 
-/// Writes `<pki>/templates/NAME.toml`: what anyone who can write the store folder can plant.
-fn plant_template(e: &Env, name: &str, text: &str) {
-    std::fs::create_dir_all(e.pki.join("templates")).expect("mkdir");
-    std::fs::write(e.pki.join(format!("templates/{name}.toml")), text).expect("template");
-}
-
 /// A `templates/client.toml` planted in the store folder gave client certificates serverAuth
-/// (a user could then pose as the VPN server to other users) and CA:TRUE. A profile's name
-/// now bounds what it may grant: `client` only clientAuth, `server` only serverAuth (both is
-/// `server-client`, chosen explicitly), only `root-ca`/`sub-ca` CA:TRUE and always. Refused with
-/// exit 2, nothing issued; openssl reads only clientAuth in what the built-in profile issues.
+/// (a user could then pose as the VPN server to other users), CA:TRUE or a 10-year life, and
+/// was used silently. Now a profile file is used only once an admin adopts it into the store's
+/// authenticated state (`vpnca template adopt`, audited), and a profile's name bounds what it
+/// may grant even then: `client` only clientAuth, `server` only serverAuth (both is
+/// `server-client`, chosen explicitly), only `root-ca`/`sub-ca` CA:TRUE and always.
+/// Each case: refused with exit 2, nothing issued; openssl reads only clientAuth in what the
+/// built-in profile issues after.
 ///
-/// Fails when: `Profile::check_kind` is not called for overrides (the client certificate then
-/// carries TLS Web Server Authentication).
+/// Fails when: `Store::pki_profile` uses an unadopted file (seen: carol issued with a 10-year
+/// life), when `Profile::check_kind` is not called on adoption (the widened profile is
+/// adopted), and when the adopted text is read without its proof (the SQL edit of
+/// `template.client` is used).
 #[test]
 fn a_planted_template_cannot_widen_a_profile() {
     let e = store();
@@ -323,6 +322,24 @@ fn a_planted_template_cannot_widen_a_profile() {
             }
         )
     };
+    // A well-formed client profile with a 10-year life, planted: not used, not even valid.
+    plant_template(&e, "client", &client_with("\"clientAuth\"", false));
+    let before = e.snapshot();
+    let err = e.fails(&["client", "carol"], 2);
+    assert!(
+        err.contains("templates/client.toml: this file is not adopted"),
+        "{err}"
+    );
+    assert!(
+        e.snapshot() == before,
+        "a planted template changed the store"
+    );
+    let status = e.run(&["status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(status.status.code(), Some(1), "{text}");
+    assert!(text.contains("client.toml is not adopted"), "{text}");
+
+    // Adopting a widened profile is refused for what it grants.
     for (text, why) in [
         (
             client_with("\"clientAuth\", \"serverAuth\"", false),
@@ -335,13 +352,12 @@ fn a_planted_template_cannot_widen_a_profile() {
     ] {
         plant_template(&e, "client", &text);
         let before = e.snapshot();
-        let err = e.fails(&["client", "carol"], 2);
+        let err = e.fails(&["template", "adopt", "client"], 2);
         assert!(err.contains(why), "{err}");
         assert!(
             e.snapshot() == before,
             "a refused template changed the store"
         );
-        std::fs::remove_dir_all(e.pki.join("templates")).expect("rm templates");
     }
     plant_template(
         &e,
@@ -349,12 +365,40 @@ fn a_planted_template_cannot_widen_a_profile() {
         "description = \"x\"\nca = false\ndays = 825\nkey_usage = [\"digitalSignature\"]\n\
          extended_key_usage = [\"serverAuth\", \"clientAuth\"]\n[san]\ndns_from_name = true\nallow = [\"dns\"]\n",
     );
-    let err = e.fails(&["server", "vpn.example.com"], 2);
+    let err = e.fails(&["template", "adopt", "server"], 2);
     assert!(
         err.contains("the server profile may grant only serverAuth, not clientAuth"),
         "{err}"
     );
     std::fs::remove_dir_all(e.pki.join("templates")).expect("rm templates");
+
+    // An adopted profile edited in the database (no passphrase: the proof fails).
+    plant_template(
+        &e,
+        "client",
+        &client_with("\"clientAuth\"", false).replace("3650", "90"),
+    );
+    e.ok(&["template", "adopt", "client"]);
+    std::fs::remove_dir_all(e.pki.join("templates")).expect("rm templates");
+    sqlite(
+        &e,
+        "UPDATE meta SET v = replace(v, 'days = 90', 'days = 3650') WHERE k = 'template.client'",
+    );
+    let before = e.snapshot();
+    let err = e.fails(&["client", "carol"], 2);
+    assert!(
+        err.contains("store integrity check failed") && err.contains("the adopted client profile"),
+        "{err}"
+    );
+    assert!(
+        e.snapshot() == before,
+        "a tampered adopted profile changed the store"
+    );
+    sqlite(
+        &e,
+        "UPDATE meta SET v = replace(v, 'days = 3650', 'days = 90') WHERE k = 'template.client'",
+    );
+    e.ok(&["template", "reset", "client"]);
 
     e.ok(&["client", "carol"]);
     e.ok(&["export", "carol", "--out", "out"]);

@@ -143,6 +143,10 @@ pub enum Command {
     #[command(name = "clientvpn")]
     #[command(subcommand)]
     ClientVpn(ClientVpnCommand),
+    /// Certificate profiles: list them, print one, adopt `<pki>/templates/NAME.toml` into the
+    /// store (checked, hashed, audited), or go back to the built-in one.
+    #[command(subcommand)]
+    Template(TemplateCommand),
     /// Print the audit log.
     Log,
     /// Check the whole store: record MACs, keys, signatures, audit chain (exit 1 on problems).
@@ -641,6 +645,11 @@ impl Keywords {
         Keywords::new(["server", "client", "server-client"])
     }
 
+    /// Every profile name (`vpnca template`).
+    fn profiles() -> Self {
+        Keywords::new(vpnca::profile::BUILTIN.map(|(n, _)| n))
+    }
+
     fn reasons() -> Self {
         Keywords::new(RevocationReason::ALL.map(RevocationReason::as_str))
     }
@@ -730,6 +739,36 @@ pub struct AwsOpts {
     /// $AWS_ENDPOINT_URL_ACM, $AWS_ENDPOINT_URL_EC2.
     #[arg(long, value_name = "URL", help_heading = "AWS options")]
     pub endpoint_url: Option<String>,
+}
+
+/// `vpnca template …` (src/cli/templates.rs, docs/commands-templates.md).
+#[derive(Debug, Subcommand)]
+pub enum TemplateCommand {
+    /// Each profile: built-in or adopted, and whether `<pki>/templates` holds a file for it
+    /// that is not adopted.
+    List,
+    /// Print the profile NAME in effect, as TOML (a start for `<pki>/templates/NAME.toml`).
+    Show {
+        /// The profile.
+        #[arg(value_name = "NAME", value_parser = Keywords::profiles())]
+        name: String,
+    },
+    /// Check `<pki>/templates/NAME.toml` (or --file) and make it the store's profile NAME:
+    /// its text becomes part of the store's authenticated state, with an audit entry.
+    Adopt {
+        /// The profile.
+        #[arg(value_name = "NAME", value_parser = Keywords::profiles())]
+        name: String,
+        /// Read the profile from FILE instead of `<pki>/templates/NAME.toml`.
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+    /// Go back to the built-in profile NAME (audited).
+    Reset {
+        /// The profile.
+        #[arg(value_name = "NAME", value_parser = Keywords::profiles())]
+        name: String,
+    },
 }
 
 /// `vpnca acm …`

@@ -2,7 +2,8 @@
 //!
 //! One module per command group, as the docs group the commands: store.rs
 //! (docs/commands-store.md), certificates.rs (docs/commands-certificates.md), revocation.rs
-//! (docs/commands-revocation.md), delivery.rs (docs/commands-delivery.md), batch.rs (the
+//! (docs/commands-revocation.md), delivery.rs (docs/commands-delivery.md), templates.rs
+//! (docs/commands-templates.md), batch.rs (the
 //! `--batch` forms, docs/commands-batch.md), aws.rs (docs/aws.md), easyrsa.rs
 //! (docs/easy-rsa.md), reference.rs (`completions`, `man`). Each command is one function over
 //! its arguments, defined in args.rs; `run()` dispatches. Shared helpers: output.rs (printing),
@@ -24,6 +25,7 @@ mod passphrase;
 mod reference;
 mod revocation;
 mod store;
+mod templates;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -174,6 +176,7 @@ fn run(cli: &Cli) -> Result<u8> {
         Command::Acm(command) => aws::acm(cli, out, command),
         #[cfg(feature = "aws")]
         Command::ClientVpn(command) => aws::clientvpn(cli, out, command),
+        Command::Template(command) => templates::template(cli, out, command),
         Command::Log => store::log(cli, out),
         Command::Verify(args) => store::verify(cli, out, args),
         Command::Passwd(args) => store::passwd(cli, out, args),

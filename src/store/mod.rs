@@ -586,6 +586,28 @@ impl<'c> Tx<'c> {
         Ok(())
     }
 
+    /// Adopts `text` (TOML, already checked) as the profile `name`, or with `None` goes back
+    /// to the built-in one.
+    /// Returns the text adopted before.
+    pub(crate) fn set_template(
+        &self,
+        name: &'static str,
+        text: Option<&str>,
+    ) -> Result<Option<String>> {
+        self.touch(state::Item::Template(name))?;
+        let k = state::template_key(name);
+        let before = meta_get(self.sql(), &k)?;
+        match text {
+            Some(t) => meta_set(self, &k, t)?,
+            None => {
+                self.sql()
+                    .execute("DELETE FROM meta WHERE k = ?1", [&k])
+                    .map_err(Error::db("writing the header"))?;
+            }
+        }
+        Ok(before)
+    }
+
     /// Records the parent chain of a sub-CA (issuer first, root last).
     pub(crate) fn insert_chain(&self, chain: &[Vec<u8>]) -> Result<()> {
         self.touch(state::Item::Chain)?;
@@ -1068,6 +1090,13 @@ impl Store {
     pub(crate) fn setting(&self, k: &'static str) -> Result<Option<String>> {
         self.proven(&[state::Item::Setting(k)])?;
         self.meta(k)
+    }
+
+    /// The TOML text of the adopted profile `name` (`vpnca template adopt`), if any: proven
+    /// against the state like every value a decision reads.
+    pub(crate) fn adopted_template(&self, name: &'static str) -> Result<Option<String>> {
+        self.proven(&[state::Item::Template(name)])?;
+        self.meta(&state::template_key(name))
     }
 
     /// Every certificate with this name, newest first. The name is compared in NFC: `Jose`

@@ -32,6 +32,11 @@ CREATE TABLE smt_nodes (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;
 /// The store settings that are part of the state (CRL policy and the CRL number floor).
 pub(crate) const SETTINGS: [&str; 3] = ["crl_days", "crl_omit_expired", "crl_number_floor"];
 
+/// The `meta` key that holds the adopted profile `name`'s TOML text.
+pub(crate) fn template_key(name: &str) -> String {
+    format!("template.{name}")
+}
+
 /// One value of the authenticated state.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Item {
@@ -57,6 +62,9 @@ pub(crate) enum Item {
     AwsImport(String),
     /// A Client VPN endpoint record, by id and region.
     AwsEndpoint(String, String),
+    /// An adopted certificate profile (`vpnca template adopt`), by built-in name: its TOML
+    /// text, which replaces the built-in profile of that name.
+    Template(&'static str),
 }
 
 /// Length-prefixed concatenation: the canonical encoding of a list of fields.
@@ -84,6 +92,7 @@ impl Item {
             Item::Setting(k) => enc(&[b"setting", k.as_bytes()]),
             Item::AwsImport(a) => enc(&[b"aws-import", a.as_bytes()]),
             Item::AwsEndpoint(i, r) => enc(&[b"aws-endpoint", i.as_bytes(), r.as_bytes()]),
+            Item::Template(n) => enc(&[b"template", n.as_bytes()]),
         }
     }
 
@@ -105,6 +114,7 @@ impl Item {
             Item::Setting(k) => format!("the setting {k}"),
             Item::AwsImport(a) => format!("the ACM import record of {a}"),
             Item::AwsEndpoint(i, r) => format!("the record of endpoint {i} in {r}"),
+            Item::Template(n) => format!("the adopted {n} profile"),
         }
     }
 }
@@ -231,6 +241,7 @@ pub(crate) fn value(conn: &Connection, item: &Item) -> Result<Option<Vec<u8>>> {
             Some(enc(&[digest.as_bytes(), count.as_bytes()]))
         }
         Item::Setting(k) => meta_get(conn, k)?.map(|v| enc(&[v.as_bytes()])),
+        Item::Template(n) => meta_get(conn, &template_key(n))?.map(|v| enc(&[v.as_bytes()])),
         Item::AwsImport(arn) => {
             if !has_table(conn, "aws_imports")? {
                 return Ok(None);
@@ -303,6 +314,11 @@ pub(crate) fn all_items(conn: &Connection) -> Result<BTreeMap<Item, Vec<u8>>> {
         Item::RevokedSet,
     ];
     items.extend(SETTINGS.iter().map(|k| Item::Setting(k)));
+    items.extend(
+        crate::profile::BUILTIN
+            .iter()
+            .map(|(n, _)| Item::Template(n)),
+    );
     items.extend(
         strings("SELECT serial FROM certs")?
             .into_iter()

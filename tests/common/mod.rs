@@ -99,6 +99,20 @@ pub fn sqlite(e: &Env, sql: &str) {
     sqlite_query(e, sql);
 }
 
+/// Writes `<pki>/templates/NAME.toml`: what anyone who can write the store folder can plant
+/// (vpnca uses it only once adopted: [`adopt_template`]).
+pub fn plant_template(e: &Env, name: &str, text: &str) {
+    std::fs::create_dir_all(e.pki.join("templates")).expect("mkdir templates");
+    std::fs::write(e.pki.join(format!("templates/{name}.toml")), text).expect("write template");
+}
+
+/// Writes `<pki>/templates/NAME.toml` and adopts it (`vpnca template adopt NAME`): the profile
+/// NAME of the store from now on.
+pub fn adopt_template(e: &Env, name: &str, text: &str) {
+    plant_template(e, name, text);
+    e.ok(&["template", "adopt", name]);
+}
+
 /// Runs a query on the store's database with the `sqlite3` CLI; its output, trimmed.
 pub fn sqlite_query(e: &Env, sql: &str) -> String {
     let o = Command::new("sqlite3")
