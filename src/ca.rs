@@ -227,6 +227,41 @@ pub(crate) fn sign_prepared(signer: &Signer, p: &Prepared) -> Result<Signed> {
     })
 }
 
+/// The common name of the state-signing key's certificate.
+pub(crate) const STATE_KEY_CN: &str = "vpnca state-signing key";
+
+/// Certifies the store's state-signing public key (Ed25519, 32 bytes) with the CA: a
+/// certificate (CN [`STATE_KEY_CN`], keyUsage digitalSignature, CA:FALSE, no
+/// extendedKeyUsage, valid until the CA's notAfter) that lets anyone holding the CA
+/// certificate check the state heads the key signs (docs/store-format.md#the-state-signing-key).
+/// It authenticates to no VPN: AWS Client VPN takes only RSA keys, and OpenVPN's
+/// `remote-cert-tls client` requires clientAuth.
+pub(crate) fn certify_state_key(signer: &Signer, public_key: &[u8]) -> Result<Vec<u8>> {
+    const ED25519_SPKI_PREFIX: [u8; 12] = [
+        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+    ];
+    let mut spki = ED25519_SPKI_PREFIX.to_vec();
+    spki.extend_from_slice(public_key);
+    let profile = Profile::parse(
+        "description = \"state-signing key\"\nca = false\ndays = 1\nkey_usage = [\"digitalSignature\"]\nextended_key_usage = []\n[san]\ndns_from_name = false\nallow = []\n",
+        "the state-signing key's profile",
+    )?;
+    let serial = Serial::random()?;
+    let nb = store::now() - BACKDATE;
+    let mut params = base_params(
+        STATE_KEY_CN,
+        &serial,
+        nb,
+        signer.rec.not_after,
+        &profile,
+        KeyType::of_spki(&spki)?,
+    )?;
+    params.use_authority_key_identifier_extension = true;
+    let pk = rcgen::SubjectPublicKeyInfo::from_der(&spki)
+        .map_err(|e| Error::Crypto(format!("state-signing public key: {e}")))?;
+    Ok(params.signed_by(&pk, &signer.issuer)?.der().to_vec())
+}
+
 /// Builds the parameters every certificate shares; the keyUsage bits are those of the profile
 /// that a key of type `key_type` may carry.
 fn base_params(

@@ -29,6 +29,10 @@ pub struct Finding {
 /// What `status` reports.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusReport {
+    /// The state head the report was checked against (`SEQ:ROOT`): the one the state-signing
+    /// key signed, when run without the passphrase. `None`: read unverified (a `store`
+    /// `unverified` finding says why) or format 1.
+    pub state_head: Option<String>,
     /// CA name.
     pub ca: Option<String>,
     /// CA notAfter.
@@ -193,6 +197,30 @@ impl Store {
         let now = store::now();
         let horizon = now + Duration::days(i64::from(warn_days.min(crate::profile::MAX_DAYS)));
         let mut findings = Vec::new();
+        // Without the passphrase, what follows is checked against the head the state-signing
+        // key signed (a tampered one stops here, exit 2); a store without that key is read as
+        // it is, and says so.
+        let state_head = if self.is_unlocked() {
+            self.state_head()?
+        } else {
+            // The counts and findings below come from every record: the whole state is checked
+            // against the signed head first.
+            match self.check_public_state()? {
+                Some(head) => Some(head),
+                None => {
+                    if self.has_ca()? {
+                        findings.push(finding(
+                            "store",
+                            "unverified",
+                            "this report is read from the database unverified: the store has no state-signing key yet (a store made by an older vpnca, or a format-1 store); run `vpnca verify` once with the passphrase to certify one".into(),
+                            None,
+                            None,
+                        ));
+                    }
+                    None
+                }
+            }
+        };
         let ca = self.ca().ok();
         match &ca {
             None => findings.push(finding(
@@ -322,6 +350,7 @@ impl Store {
             });
         }
         Ok(StatusReport {
+            state_head,
             ca: ca.as_ref().map(|c| c.name.clone()),
             ca_not_after: ca.as_ref().map(|c| c.not_after),
             crl_number: crl.as_ref().map(|c| c.number),
@@ -561,6 +590,23 @@ pub struct VerifyReport {
     /// The state head the store was checked against (format 2), `SEQ:ROOT`: a value to note
     /// outside the store and give back to `verify --head` later.
     pub state_head: Option<String>,
+    /// Whether this run certified the state-signing key (a store made before it existed).
+    pub state_key_certified: bool,
+}
+
+/// What `vpnca verify --ca-cert` found ([`Store::verify_public`]).
+#[derive(Debug, Default, Serialize)]
+pub struct PublicVerifyReport {
+    /// The store format.
+    pub format: u32,
+    /// SHA-256 (hex) of the CA certificate the store was checked against.
+    pub ca_sha256: String,
+    /// The signed state head checked, `SEQ:ROOT`.
+    pub state_head: Option<String>,
+    /// Certificates in the store (all covered by the state check).
+    pub certificates: u64,
+    /// Integrity problems (exit code 1 when not empty).
+    pub problems: Vec<String>,
 }
 
 impl Store {
@@ -570,7 +616,65 @@ impl Store {
     pub fn verify(&self) -> Result<VerifyReport> {
         // verify re-derives the whole state and reports each difference (`state_problems`):
         // the reads on the way do not stop at the first one.
-        self.without_read_proofs(|| self.verify_report())
+        let mut rep = self.without_read_proofs(|| self.verify_report())?;
+        // An intact store without a state-signing key (made before it existed) gets one, so
+        // that `verify --ca-cert` and the readers without the passphrase can check it.
+        if rep.problems.is_empty() && self.certify_state_key()? {
+            rep.state_key_certified = true;
+            rep.state_head = self.state_head()?;
+        }
+        Ok(rep)
+    }
+
+    /// For readers without the passphrase that show every record (`list`, `status`): the
+    /// whole state checked against the head the state-signing key signed (as
+    /// `verify --ca-cert` does, against the store's own CA). `Ok(Some(head))`: checked;
+    /// `Ok(None)`: the store has no state-signing key yet (read unverified);
+    /// [`Error::Tampered`] naming the first difference otherwise.
+    pub fn check_public_state(&self) -> Result<Option<String>> {
+        let Some((head, _)) = self.public_state()? else {
+            return Ok(None);
+        };
+        match self.public_state_problems()?.into_iter().next() {
+            Some(what) => Err(Error::Tampered { what }),
+            None => Ok(Some(head)),
+        }
+    }
+
+    /// Checks the store **without the passphrase**, against `ca_der` (a CA certificate the
+    /// auditor holds, DER): the state head's signature by the state-signing key, that key's
+    /// certificate (recorded in the state, signed by the store's CA), the store's CA being
+    /// exactly `ca_der`, and every item the tables hold re-derived against the head
+    /// (`vpnca verify --ca-cert`). Record MACs, key blobs and the audit chain need the
+    /// passphrase: [`Store::verify`].
+    pub fn verify_public(&self, ca_der: &[u8]) -> Result<PublicVerifyReport> {
+        let mut rep = PublicVerifyReport {
+            format: self.format(),
+            ca_sha256: crate::store::crypto::hex(&crate::store::crypto::sha256(ca_der)),
+            ..Default::default()
+        };
+        match self.public_state() {
+            Ok(Some((head, store_ca))) => {
+                if store_ca != ca_der {
+                    rep.problems.push(format!(
+                        "the store's CA (sha256 {}) is not the CA certificate given (sha256 {}): the store was replaced, or the wrong CA file was given",
+                        crate::store::crypto::hex(&crate::store::crypto::sha256(&store_ca)),
+                        rep.ca_sha256
+                    ));
+                    return Ok(rep);
+                }
+                rep.state_head = Some(head);
+            }
+            Ok(None) => {}
+            Err(Error::Tampered { what }) => {
+                rep.problems.push(what);
+                return Ok(rep);
+            }
+            Err(e) => return Err(e),
+        }
+        rep.problems.extend(self.public_state_problems()?);
+        rep.certificates = self.count()?;
+        Ok(rep)
     }
 
     /// Compares the store with a state head noted outside it (`SEQ:ROOT`, `verify --head`):

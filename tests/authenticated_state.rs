@@ -97,7 +97,12 @@ fn a_replayed_row_cannot_be_renewed_or_exported() {
             path_str(&older)
         ),
     );
-    assert_eq!(str_field(&e.json(&["show", "bob"]), "state"), "valid");
+    assert_eq!(
+        sqlite_query(&e, "SELECT state FROM certs WHERE name = 'bob'"),
+        "valid"
+    );
+    // The readers without the passphrase too: the head is signed by the state-signing key.
+    refused(&e, &["show", "bob"], "the record of certificate");
     refused(&e, &["renew", "bob"], "the record of certificate");
     refused(
         &e,
@@ -279,4 +284,173 @@ fn verify_head_checks_against_an_anchor_noted_elsewhere() {
     e.ok(&["verify"]);
     let err = e.fails(&["verify", "--head", "12:xyz"], 2);
     assert!(err.contains("is not a state head SEQ:ROOT"), "{err}");
+}
+
+/// `vpnca ARGS` without the passphrase (a read-only auditor, a cron job).
+fn locked(e: &Env, args: &[&str]) -> std::process::Output {
+    e.cmd(args)
+        .env_remove("VPNCA_PASSPHRASE")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run vpnca")
+}
+
+/// Readers without the passphrase (`list`, `show`, `status` and the auditor's
+/// `verify --ca-cert`) read what the tables hold, so an edit of the file fooled them. Each state
+/// head is now also signed by the store's state-signing key (Ed25519, derived from the data
+/// key), which the CA certified once: `openssl verify` accepts that certificate against
+/// `ca.crt` (CN `vpnca state-signing key`, CA:FALSE, digitalSignature, no extendedKeyUsage).
+/// Judged by exit codes and messages, each attack applied with file edits only:
+/// - bob un-revoked by SQL: `show bob`, `list` and `status` refuse (exit 2); `verify
+///   --ca-cert` names bob's record (exit 1);
+/// - the head's signature replaced: refused as not signed by the state-signing key;
+/// - another store (another CA) put in its place: `verify --ca-cert` with the auditor's own copy
+///   of the CA certificate says the CA is not the one given (exit 1);
+/// - the state-signing key's certificate deleted (to make the readers fall back to reading
+///   unverified): `status` says so (exit 1) and the next write refuses (exit 2), since the
+///   state records the certificate.
+///
+/// Fails when: `state::public_head` does not verify the signature (the forged signature
+/// passes), and when `Store::status` does not check the whole state (status says all is well
+/// with bob un-revoked).
+#[test]
+fn readers_without_the_passphrase_check_the_signed_head() {
+    let e = store();
+    e.ok(&["revoke", "bob"]);
+    std::fs::copy(e.pki.join("ca.crt"), e.path("trusted-ca.crt")).expect("copy ca.crt");
+    let der = sqlite_query(&e, "SELECT v FROM meta WHERE k = 'state_key_cert'");
+    assert_eq!(der.len() % 2, 0, "state_key_cert: {der}");
+    let bytes: Vec<u8> = (0..der.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&der[i..i + 2], 16).expect("hex"))
+        .collect();
+    std::fs::write(e.path("state-key.der"), bytes).expect("write");
+    openssl_ok(
+        &[
+            "x509",
+            "-inform",
+            "der",
+            "-in",
+            "state-key.der",
+            "-out",
+            "state-key.pem",
+        ],
+        e.dir.path(),
+    );
+    let v = openssl_ok(
+        &["verify", "-CAfile", "trusted-ca.crt", "state-key.pem"],
+        e.dir.path(),
+    );
+    assert_eq!(v.trim(), "state-key.pem: OK");
+    let text = openssl_ok(
+        &[
+            "x509",
+            "-in",
+            "state-key.pem",
+            "-noout",
+            "-subject",
+            "-text",
+        ],
+        e.dir.path(),
+    );
+    assert!(
+        text.contains("subject=CN = vpnca state-signing key")
+            && text.contains("ED25519")
+            && text.contains("CA:FALSE")
+            && text.contains("Digital Signature")
+            && !text.contains("Extended Key Usage"),
+        "{text}"
+    );
+
+    let o = locked(&e, &["verify", "--ca-cert", "trusted-ca.crt"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", s(&o.stdout), s(&o.stderr));
+    assert!(
+        s(&o.stdout).contains("OK: the store's state is intact"),
+        "{}",
+        s(&o.stdout)
+    );
+    let o = locked(&e, &["status"]);
+    assert!(
+        s(&o.stdout).contains("state: checked against the signed head"),
+        "{}",
+        s(&o.stdout)
+    );
+
+    // bob un-revoked in the file.
+    let saved = std::fs::read(e.pki.join("vpnca.db")).expect("db");
+    sqlite(
+        &e,
+        "UPDATE certs SET state = 'valid', revoked_at = NULL, reason = NULL WHERE name = 'bob'",
+    );
+    for args in [&["show", "bob"][..], &["list"], &["status"]] {
+        let o = locked(&e, args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", s(&o.stdout));
+        assert!(
+            s(&o.stderr).contains("the record of certificate") && s(&o.stderr).contains("(bob)"),
+            "{args:?}: {}",
+            s(&o.stderr)
+        );
+    }
+    let o = locked(&e, &["verify", "--ca-cert", "trusted-ca.crt"]);
+    assert_eq!(o.status.code(), Some(1), "{}", s(&o.stdout));
+    assert!(
+        s(&o.stdout).contains("PROBLEM: the record of certificate"),
+        "{}",
+        s(&o.stdout)
+    );
+    std::fs::write(e.pki.join("vpnca.db"), &saved).expect("restore");
+
+    // A forged signature of the head.
+    sqlite(
+        &e,
+        &format!(
+            "UPDATE meta SET v = '{}' WHERE k = 'state_sig'",
+            "ab".repeat(64)
+        ),
+    );
+    for args in [&["status"][..], &["show", "alice"]] {
+        let o = locked(&e, args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", s(&o.stdout));
+        assert!(
+            s(&o.stderr).contains("is not signed by the store's state-signing key"),
+            "{args:?}: {}",
+            s(&o.stderr)
+        );
+    }
+    std::fs::write(e.pki.join("vpnca.db"), &saved).expect("restore");
+
+    // Another store in its place: intact in itself, but not under the auditor's CA.
+    let other = Env::with_ca();
+    std::fs::copy(other.pki.join("vpnca.db"), e.pki.join("vpnca.db")).expect("swap");
+    let o = locked(&e, &["verify", "--ca-cert", "trusted-ca.crt"]);
+    assert_eq!(o.status.code(), Some(1), "{}", s(&o.stdout));
+    assert!(
+        s(&o.stdout).contains("is not the CA certificate given"),
+        "{}",
+        s(&o.stdout)
+    );
+    std::fs::write(e.pki.join("vpnca.db"), &saved).expect("restore");
+
+    // The state-signing key's certificate deleted: the readers say they are unverified, and
+    // the next write refuses.
+    sqlite(
+        &e,
+        "DELETE FROM meta WHERE k IN ('state_key_cert', 'state_sig')",
+    );
+    let o = locked(&e, &["status"]);
+    assert_eq!(o.status.code(), Some(1), "{}", s(&o.stdout));
+    assert!(
+        s(&o.stdout).contains("read from the database unverified"),
+        "{}",
+        s(&o.stdout)
+    );
+    let o = locked(&e, &["list"]);
+    assert!(
+        s(&o.stderr).contains("read from the database unverified"),
+        "{}",
+        s(&o.stderr)
+    );
+    refused(&e, &["crl"], "the state-signing key's certificate");
+    std::fs::write(e.pki.join("vpnca.db"), &saved).expect("restore");
+    e.ok(&["verify"]);
 }

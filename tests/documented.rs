@@ -623,10 +623,33 @@ fn verify_reports_two_live_certificates_with_one_name() {
     )
     .expect("put the old row back");
     drop(db);
-    let st = statuses(&e);
-    assert_eq!((st[&old].as_str(), st[&new].as_str()), ("valid", "valid"));
+    // (`list` refuses the row put back: the readers check the signed state head.)
+    let state_of = |serial: &str| {
+        sqlite_query(
+            &e,
+            &format!("SELECT state FROM certs WHERE serial = '{serial}'"),
+        )
+    };
+    assert_eq!(
+        (state_of(&old), state_of(&new)),
+        ("valid".into(), "valid".into())
+    );
+    let o = e.run(&["list"]);
+    assert_eq!(o.status.code(), Some(2), "{}", s(&o.stdout));
     for (serial, file) in [(&old, "old.pem"), (&new, "new.pem")] {
-        pem_of(&e, serial, file);
+        let der: Vec<u8> = rusqlite::Connection::open(&db_path)
+            .expect("open db")
+            .query_row(
+                "SELECT cert_der FROM certs WHERE serial = ?1",
+                [serial],
+                |r| r.get(0),
+            )
+            .expect("certificate");
+        std::fs::write(e.path("c.der"), der).expect("write der");
+        openssl_ok(
+            &["x509", "-inform", "der", "-in", "c.der", "-out", file],
+            e.dir.path(),
+        );
         assert_openssl_verifies(&e, file);
         assert_eq!(x509_field(&e, file, "-subject"), "CN = alice");
         assert!(!expires_within(&e, file, DAY));
@@ -807,6 +830,8 @@ fn audit_log_records_the_os_user() {
     run(&["client", "alice", "--algo", "p256"], None, None);
     let mut expected = vec![
         format!("ops-user (uid {uid})"),
+        // `ca`, and the certification of the state-signing key in the same transaction.
+        format!("login-name (uid {uid})"),
         format!("login-name (uid {uid})"),
         format!("uid {uid}"),
     ];

@@ -47,7 +47,7 @@ fn invocation(e: &Env, args: &[&str], env: &[(&str, &str)]) -> String {
 }
 
 /// Replaces what differs between runs and machines: the temp directory (→ `[TMP]`), RFC 3339
-/// times (→ `[DATE]`) and 128-bit serials (→ `[SERIAL]`).
+/// times (→ `[DATE]`), 128-bit serials (→ `[SERIAL]`) and state heads (→ `[HEAD]`).
 fn normalise(text: &str, e: &Env) -> String {
     let mut t = text.to_owned();
     let tmp = e.dir.path();
@@ -55,7 +55,33 @@ fn normalise(text: &str, e: &Env) -> String {
         t = t.replace(canon.to_str().expect("utf8"), "[TMP]");
     }
     t = t.replace(tmp.to_str().expect("utf8"), "[TMP]");
-    serials(&dates(&t))
+    serials(&dates(&heads(&t)))
+}
+
+/// A state head `SEQ:ROOT` (64 lower-case hex digits after the colon) → `[HEAD]`.
+fn heads(t: &str) -> String {
+    let b = t.as_bytes();
+    let mut out: Vec<u8> = Vec::with_capacity(t.len());
+    let mut i = 0;
+    while i < b.len() {
+        let digits = b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+        let start_ok = i == 0 || !b[i - 1].is_ascii_alphanumeric();
+        let j = i + digits;
+        let root = b.get(j + 1..j + 65);
+        if digits > 0
+            && start_ok
+            && b.get(j) == Some(&b':')
+            && root.is_some_and(|r| r.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')))
+            && !b.get(j + 65).is_some_and(u8::is_ascii_alphanumeric)
+        {
+            out.extend_from_slice(b"[HEAD]");
+            i = j + 65;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).expect("only ASCII was replaced")
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` with optional fraction and `Z`/`±HH:MM` → `[DATE]`.

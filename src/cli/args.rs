@@ -564,6 +564,11 @@ pub struct VerifyArgs {
     /// sequence number, is a problem.
     #[arg(long, value_name = "SEQ:ROOT")]
     pub head: Option<String>,
+    /// Check without the passphrase, against FILE, the CA certificate (PEM or DER) you hold:
+    /// the state head signed by the store's state-signing key, that key certified by this CA,
+    /// and every record, CRL and setting against the head. For read-only auditors and cron.
+    #[arg(long, value_name = "FILE", conflicts_with = "accept_restore")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// The arguments of `vpnca passwd` (src/cli/store.rs).

@@ -22,8 +22,8 @@ use super::options::{
     PublicOut, algorithm, issue_request, public_out, sans, validity, warn_client_vpn,
 };
 use super::output::{
-    Out, crl_json, human_record, print_issued, printable, record_json, sh, stdout_failed, terminal,
-    warn,
+    Out, UNVERIFIED, crl_json, human_record, print_issued, printable, record_json, sh,
+    stdout_failed, terminal, warn,
 };
 use super::passphrase::{export_passphrase, note_nopass, open_unlocked, read_new_secret_file};
 use super::revocation::{crl_warnings, print_upload_steps};
@@ -372,6 +372,11 @@ pub(super) fn list(cli: &Cli, out: &Out, args: &ListArgs) -> Result<u8> {
         expiring_within,
     } = args;
     let store = Store::open(&cli.pki)?;
+    // Every record is shown: the whole state is checked first against the signed head (a
+    // store without a state-signing key yet is shown as it is; `status` says so).
+    if store.check_public_state()?.is_none() && store.has_ca()? {
+        warn(UNVERIFIED);
+    }
     let filter = ListFilter {
         status: status.as_deref().map(str::parse).transpose()?,
         kind: kind.as_deref().map(str::parse).transpose()?,

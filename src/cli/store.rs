@@ -1,6 +1,8 @@
 //! Store commands (docs/commands-store.md): `init`, `passwd`, `verify`, `status`, `log`,
 //! `quickstart`. `status --aws` asks AWS through aws.rs; the arguments are defined in args.rs.
 
+use std::path::Path;
+
 use anyhow::Result;
 use serde_json::json;
 use vpnca::{CertKind, CrlOptions, IssueRequest, KeyAlgorithm, Store, Validity};
@@ -54,6 +56,58 @@ fn check_strength(pass: &vpnca::Passphrase, allow_weak: bool) -> Result<()> {
     Ok(())
 }
 
+/// `vpnca verify --ca-cert FILE`: the whole state checked without the passphrase, against a
+/// CA certificate the auditor holds.
+fn verify_public(cli: &Cli, out: &Out, file: &Path, anchor: Option<&str>) -> Result<u8> {
+    let store = Store::open(&cli.pki)?;
+    let bytes = vpnca::fsutil::read_bounded_or_pipe(file, &vpnca::fsutil::InputLimit::CERTIFICATE)?;
+    // The first certificate: `ca.crt` of a sub-CA holds its parents after it.
+    let der = vpnca::pem::decode_certificates(&bytes, &file.display().to_string())?
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    let mut rep = store.verify_public(&der)?;
+    let mut warnings = Vec::new();
+    if let Some(anchor) = anchor {
+        match store.check_anchor(anchor)? {
+            Ok(None) => {}
+            Ok(Some(note)) => warnings.push(note),
+            Err(problem) => rep.problems.push(problem),
+        }
+    }
+    let mut v = serde_json::to_value(&rep)?;
+    if let Some(m) = v.as_object_mut() {
+        m.insert("warnings".into(), serde_json::json!(warnings));
+    }
+    out.doc(&v, || {
+        outln!(
+            "checked without the passphrase, against the CA certificate {} (sha256 {}): {} certificates",
+            file.display(),
+            rep.ca_sha256,
+            rep.certificates
+        );
+        if let Some(h) = &rep.state_head {
+            outln!("state head {h}, signed by the state-signing key this CA certified");
+        }
+        for p in &rep.problems {
+            outln!("PROBLEM: {}", printable(p));
+        }
+        for w in &warnings {
+            outln!("WARNING: {}", printable(w));
+        }
+        if rep.problems.is_empty() {
+            outln!(
+                "OK: the store's state is intact (record MACs, keys and the audit chain need the passphrase: `vpnca verify`)"
+            );
+        }
+    });
+    Ok(if rep.problems.is_empty() {
+        0
+    } else {
+        EXIT_PROBLEM
+    })
+}
+
 /// `vpnca passwd`: a new store passphrase, and new Argon2id parameters when given.
 pub(super) fn passwd(cli: &Cli, out: &Out, args: &PasswdArgs) -> Result<u8> {
     let PasswdArgs {
@@ -95,7 +149,11 @@ pub(super) fn verify(cli: &Cli, out: &Out, args: &VerifyArgs) -> Result<u8> {
     let VerifyArgs {
         accept_restore,
         head,
+        ca_cert,
     } = args;
+    if let Some(file) = ca_cert {
+        return verify_public(cli, out, file, head.as_deref());
+    }
     let store = open_unlocked(cli)?;
     let mut rep = store.verify()?;
     if let Some(anchor) = head {
@@ -115,6 +173,11 @@ pub(super) fn verify(cli: &Cli, out: &Out, args: &VerifyArgs) -> Result<u8> {
         if let Some(h) = &rep.state_head {
             outln!(
                 "state head {h} (note it elsewhere; `vpnca verify --head {h}` checks against it)"
+            );
+        }
+        if rep.state_key_certified {
+            outln!(
+                "certified the store's state-signing key: `vpnca verify --ca-cert ca.crt` and `status` now check the store without the passphrase"
             );
         }
         for r in &rep.repaired {
@@ -256,6 +319,9 @@ fn print_status(rep: &vpnca::StatusReport, warn_days: u32) {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+    }
+    if let Some(h) = &rep.state_head {
+        outln!("state: checked against the signed head {h}");
     }
     if rep.findings.is_empty() {
         outln!("OK: nothing needs attention within {warn_days} days");

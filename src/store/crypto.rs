@@ -142,10 +142,17 @@ pub(crate) fn open(key: &[u8; 32], aad: &[u8], blob: &[u8]) -> Option<Zeroizing<
 }
 
 /// The unwrapped keys of an open store.
+///
+/// Each capability has its own key, derived from the data key with its own label, so that a
+/// role can later be given one without the others: `enc` opens the private keys, `mac`
+/// authenticates the header, records and audit log, and the **state-signing key** (Ed25519)
+/// signs each state head, which anyone holding only its public key — certified by the CA —
+/// can check (docs/store-format.md#the-state-signing-key).
 pub(crate) struct Keys {
     pub data_key: Zeroizing<[u8; 32]>,
     enc: Zeroizing<[u8; 32]>,
     mac: hmac::Key,
+    state_seed: Zeroizing<[u8; 32]>,
 }
 
 impl Keys {
@@ -158,11 +165,30 @@ impl Keys {
         };
         let enc = sub(b"vpnca/v1/encryption-key");
         let mac_bytes = sub(b"vpnca/v1/mac-key");
+        let state_seed = sub(b"vpnca/v2/state-signing-key");
         Keys {
             data_key: dk,
             enc,
             mac: hmac::Key::new(hmac::HMAC_SHA256, mac_bytes.as_ref()),
+            state_seed,
         }
+    }
+
+    /// The state-signing key pair (Ed25519), derived from the data key.
+    fn state_key(&self) -> Result<aws_lc_rs::signature::Ed25519KeyPair> {
+        aws_lc_rs::signature::Ed25519KeyPair::from_seed_unchecked(self.state_seed.as_ref())
+            .map_err(|_| Error::Crypto("deriving the state-signing key".into()))
+    }
+
+    /// The state-signing public key (32 bytes, Ed25519).
+    pub fn state_public_key(&self) -> Result<Vec<u8>> {
+        use aws_lc_rs::signature::KeyPair;
+        Ok(self.state_key()?.public_key().as_ref().to_vec())
+    }
+
+    /// Signs `msg` with the state-signing key.
+    pub fn state_sign(&self, msg: &[u8]) -> Result<Vec<u8>> {
+        Ok(self.state_key()?.sign(msg).as_ref().to_vec())
     }
 
     pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {

@@ -963,7 +963,10 @@ impl Store {
             // Reads inside the transaction see its own changes, not the state head's: the
             // store's read proofs stand down, the transaction's touches prove instead.
             self.in_write.set(true);
-            let out = f(&tx, keys);
+            let out = f(&tx, keys).and_then(|out| {
+                self.ensure_state_key(&tx, keys)?;
+                Ok(out)
+            });
             self.in_write.set(false);
             out?
         };
@@ -971,6 +974,84 @@ impl Store {
         tx.commit()?;
         self.advance_checkpoint();
         Ok(out)
+    }
+
+    /// Certifies the state-signing key with the CA when the store has none yet and has a CA
+    /// that can sign (not expired, not a pending sub-CA): inside every write, so the `ca`
+    /// command's own transaction makes it, and an older store gets it at its next write (or
+    /// `verify`). Audited (`state-key`).
+    fn ensure_state_key(&self, tx: &Tx<'_>, keys: &Keys) -> Result<()> {
+        if self.format.get() < 2 || meta_get(tx.sql(), state::STATE_KEY_CERT)?.is_some() {
+            return Ok(());
+        }
+        if !self.has_ca()? {
+            return Ok(());
+        }
+        let ca = self.ca()?;
+        if ca.not_after <= now() {
+            return Ok(());
+        }
+        let signer = self.signer()?;
+        let der = crate::ca::certify_state_key(&signer, &keys.state_public_key()?)?;
+        tx.touch(state::Item::StateKey)?;
+        meta_set(tx, state::STATE_KEY_CERT, &crypto::hex(&der))?;
+        audit_append(
+            tx,
+            keys,
+            "state-key",
+            "",
+            "",
+            &serde_json::json!({
+                "certificate_sha256": crypto::hex(&crypto::sha256(&der)),
+                "ca": ca.serial.hex(),
+            }),
+        )
+    }
+
+    /// Gives the store its state-signing key now if it has none (see `ensure_state_key`):
+    /// `verify` calls it once the store checked out intact.
+    pub(crate) fn certify_state_key(&self) -> Result<bool> {
+        if self.format.get() < 2 || self.meta(state::STATE_KEY_CERT)?.is_some() {
+            return Ok(false);
+        }
+        self.write(|_, _| Ok(()))?;
+        Ok(self.meta(state::STATE_KEY_CERT)?.is_some())
+    }
+
+    /// The state-signing key's certificate (DER), if the store has one. Unchecked: see
+    /// [`Store::public_state`].
+    pub fn state_key_certificate(&self) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .meta(state::STATE_KEY_CERT)?
+            .and_then(|h| crypto::unhex(&h)))
+    }
+
+    /// The state as anyone without the passphrase can check it: `Ok(None)` when the store has
+    /// no state-signing key yet (format 1, or no write since this version), else the head
+    /// `SEQ:ROOT` and the CA certificate (DER) that vouches for it; [`Error::Tampered`] when
+    /// the head's signature or its key's certificate does not check.
+    pub fn public_state(&self) -> Result<Option<(String, Vec<u8>)>> {
+        if self.format.get() < 2 {
+            return Ok(None);
+        }
+        let _snapshot = if self.conn.is_autocommit() {
+            Some(self.snapshot()?)
+        } else {
+            None
+        };
+        Ok(state::public_head(&self.conn)?.map(|p| (p.head.text(), p.ca_der)))
+    }
+
+    /// `verify --ca-cert`'s whole-state check without the passphrase: the signed head, then
+    /// every item the tables hold re-derived against it. Problems, for people.
+    pub(crate) fn public_state_problems(&self) -> Result<Vec<String>> {
+        let _snapshot = self.snapshot()?;
+        match state::public_head(&self.conn) {
+            Ok(Some(p)) => state::check_all_against(&self.conn, &p.head),
+            Ok(None) => Ok(vec!["the store has no state-signing key yet, so it cannot be checked without the passphrase: run `vpnca verify` with the passphrase once (it certifies the key)".into()]),
+            Err(Error::Tampered { what }) => Ok(vec![what]),
+            Err(e) => Err(e),
+        }
     }
 
     /// A read snapshot: everything read until it is dropped comes from one consistent state
@@ -1043,8 +1124,9 @@ impl Store {
     }
 
     /// Proves `items` (their values in the tables now) against the trusted state head, in one
-    /// read snapshot — when the store is unlocked (format 2). Locked, there is no key to check
-    /// the head with: readers such as `list` and `status` show what the tables hold. Inside a
+    /// read snapshot (format 2): unlocked, the MAC'd head; locked, the head signed by the
+    /// state-signing key ([`Store::public_state`]; a store without one yet is read as it is,
+    /// and `status` says so). Inside a
     /// write transaction, against the root it started from (what it changed itself was
     /// proven when it was touched).
     pub(crate) fn proven(&self, items: &[state::Item]) -> Result<()> {
@@ -1052,6 +1134,18 @@ impl Store {
             return Ok(());
         }
         let Some(keys) = &self.keys else {
+            // Locked: against the head the state-signing key signed, if the store has one
+            // (without one, readers show what the tables hold; `status` says so).
+            let _snapshot = if self.conn.is_autocommit() {
+                Some(self.snapshot()?)
+            } else {
+                None
+            };
+            if let Some(p) = state::public_head(&self.conn)? {
+                for item in items {
+                    state::prove(&self.conn, &p.head.root, item)?;
+                }
+            }
             return Ok(());
         };
         if self.in_write.get() {
@@ -1399,8 +1493,12 @@ impl Store {
     }
 
     /// Decrypts the private key of a certificate, checking the record's MAC first.
+    /// Inside a write the checkpoint was checked when the transaction began, before it changed
+    /// anything (checking it again would compare the checkpoint with uncommitted entries).
     pub(crate) fn private_key(&self, rec: &CertRecord) -> Result<SecretKeyDer> {
-        self.check_checkpoint(&self.conn)?;
+        if !self.in_write.get() {
+            self.check_checkpoint(&self.conn)?;
+        }
         self.proven(&[state::Item::Cert(rec.serial.hex())])?;
         self.private_key_unguarded(rec)
     }

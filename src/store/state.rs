@@ -32,6 +32,12 @@ CREATE TABLE smt_nodes (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;
 /// The store settings that are part of the state (CRL policy and the CRL number floor).
 pub(crate) const SETTINGS: [&str; 3] = ["crl_days", "crl_omit_expired", "crl_number_floor"];
 
+/// The `meta` key of the state-signing key's certificate (DER, hex).
+pub(crate) const STATE_KEY_CERT: &str = "state_key_cert";
+
+/// The `meta` key of the state head's signature (Ed25519, hex) by the state-signing key.
+pub(crate) const STATE_SIG: &str = "state_sig";
+
 /// The `meta` key that holds the adopted profile `name`'s TOML text.
 pub(crate) fn template_key(name: &str) -> String {
     format!("template.{name}")
@@ -65,6 +71,8 @@ pub(crate) enum Item {
     /// An adopted certificate profile (`vpnca template adopt`), by built-in name: its TOML
     /// text, which replaces the built-in profile of that name.
     Template(&'static str),
+    /// The certificate of the state-signing key (its SHA-256).
+    StateKey,
 }
 
 /// Length-prefixed concatenation: the canonical encoding of a list of fields.
@@ -93,6 +101,7 @@ impl Item {
             Item::AwsImport(a) => enc(&[b"aws-import", a.as_bytes()]),
             Item::AwsEndpoint(i, r) => enc(&[b"aws-endpoint", i.as_bytes(), r.as_bytes()]),
             Item::Template(n) => enc(&[b"template", n.as_bytes()]),
+            Item::StateKey => enc(&[b"state-key"]),
         }
     }
 
@@ -115,6 +124,7 @@ impl Item {
             Item::AwsImport(a) => format!("the ACM import record of {a}"),
             Item::AwsEndpoint(i, r) => format!("the record of endpoint {i} in {r}"),
             Item::Template(n) => format!("the adopted {n} profile"),
+            Item::StateKey => "the state-signing key's certificate".into(),
         }
     }
 }
@@ -242,6 +252,7 @@ pub(crate) fn value(conn: &Connection, item: &Item) -> Result<Option<Vec<u8>>> {
         }
         Item::Setting(k) => meta_get(conn, k)?.map(|v| enc(&[v.as_bytes()])),
         Item::Template(n) => meta_get(conn, &template_key(n))?.map(|v| enc(&[v.as_bytes()])),
+        Item::StateKey => meta_get(conn, STATE_KEY_CERT)?.map(|v| enc(&[&crypto::sha256(v.as_bytes())])),
         Item::AwsImport(arn) => {
             if !has_table(conn, "aws_imports")? {
                 return Ok(None);
@@ -312,6 +323,7 @@ pub(crate) fn all_items(conn: &Connection) -> Result<BTreeMap<Item, Vec<u8>>> {
         Item::PendingCa,
         Item::CrlHead,
         Item::RevokedSet,
+        Item::StateKey,
     ];
     items.extend(SETTINGS.iter().map(|k| Item::Setting(k)));
     items.extend(
@@ -454,6 +466,16 @@ impl Head {
     }
 }
 
+/// What the state-signing key signs: the head and the audit head it belongs to.
+fn head_message(head: &Head, audit_head: &str) -> Vec<u8> {
+    enc(&[
+        b"vpnca state head v2",
+        head.seq.to_string().as_bytes(),
+        &head.root,
+        audit_head.as_bytes(),
+    ])
+}
+
 fn head_mac(keys: &Keys, head: &Head, audit_head: &str) -> Vec<u8> {
     keys.mac(&[
         b"state-head-v2",
@@ -501,6 +523,78 @@ pub(crate) fn trusted_head(conn: &Connection, keys: &Keys) -> Result<Head> {
     Ok(head)
 }
 
+/// A state head checked without the passphrase: signed by the state-signing key, whose
+/// certificate the state itself commits to and the CA the state records has signed.
+pub(crate) struct PublicHead {
+    pub(crate) head: Head,
+    /// The CA certificate (DER) that certified the state-signing key.
+    pub(crate) ca_der: Vec<u8>,
+}
+
+/// The state head as anyone without the passphrase can check it (docs/store-format.md#the-state-signing-key):
+/// `None` when the store has no state-signing key yet; [`Error::Tampered`] when the head is
+/// not signed by it, or its certificate is not the one the state records, or not signed by the
+/// CA the state records.
+pub(crate) fn public_head(conn: &Connection) -> Result<Option<PublicHead>> {
+    use x509_parser::prelude::FromDer;
+    let Some(cert_hex) = meta_get(conn, STATE_KEY_CERT)? else {
+        return Ok(None);
+    };
+    let bad = |what: &str| Error::Tampered {
+        what: format!("the state head {what} (the database was edited or put back outside vpnca)"),
+    };
+    let cert_der = crypto::unhex(&cert_hex)
+        .ok_or_else(|| bad("has an unreadable state-signing key certificate"))?;
+    let head = stored_head(conn)?.ok_or_else(|| bad("is missing"))?;
+    let sig = meta_get(conn, STATE_SIG)?
+        .and_then(|h| crypto::unhex(&h))
+        .ok_or_else(|| bad("is not signed"))?;
+    let audit_head = meta_get(conn, "audit_head")?.unwrap_or_default();
+    let audit_seq = audit_head
+        .split_once(':')
+        .and_then(|(s, _)| s.parse::<i64>().ok());
+    if audit_seq != Some(head.seq) {
+        return Err(bad("does not belong to the audit log's last entry"));
+    }
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(&cert_der)
+        .map_err(|_| bad("has an unreadable state-signing key certificate"))?;
+    let spki = cert.public_key();
+    if spki.algorithm.algorithm.to_id_string() != "1.3.101.112" {
+        return Err(bad(
+            "has a state-signing key certificate for a key that is not Ed25519",
+        ));
+    }
+    aws_lc_rs::signature::UnparsedPublicKey::new(
+        &aws_lc_rs::signature::ED25519,
+        spki.subject_public_key.data.as_ref(),
+    )
+    .verify(&head_message(&head, &audit_head), &sig)
+    .map_err(|_| bad("is not signed by the store's state-signing key"))?;
+    // The certificate is the one the state records, signed by the CA the state records.
+    prove(conn, &head.root, &Item::StateKey)?;
+    let ca: Option<(String, Vec<u8>)> = conn
+        .query_row(
+            "SELECT serial, cert_der FROM certs WHERE kind = 'ca'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(db("reading the store state"))?;
+    prove(conn, &head.root, &Item::Ca)?;
+    let (serial, ca_der) = ca.ok_or_else(|| bad("names a CA the database does not hold"))?;
+    prove(conn, &head.root, &Item::Cert(serial))?;
+    let (_, ca_cert) = x509_parser::certificate::X509Certificate::from_der(&ca_der)
+        .map_err(|_| bad("names an unreadable CA certificate"))?;
+    if cert.issuer() != ca_cert.subject()
+        || cert.verify_signature(Some(ca_cert.public_key())).is_err()
+    {
+        return Err(bad(
+            "has a state-signing key certificate the store's CA did not sign",
+        ));
+    }
+    Ok(Some(PublicHead { head, ca_der }))
+}
+
 /// Records a new head for `root` at the current audit head.
 pub(crate) fn set_head(tx: &super::Tx<'_>, keys: &Keys, root: Hash) -> Result<Head> {
     let audit_head = meta_get(tx.sql(), "audit_head")?.unwrap_or_default();
@@ -517,6 +611,8 @@ pub(crate) fn set_head(tx: &super::Tx<'_>, keys: &Keys, root: Hash) -> Result<He
         "state_head",
         &format!("{}:{}", head.text(), crypto::hex(&mac)),
     )?;
+    let sig = keys.state_sign(&head_message(&head, &audit_head))?;
+    meta_set(tx, STATE_SIG, &crypto::hex(&sig))?;
     Ok(head)
 }
 
@@ -613,11 +709,15 @@ pub(crate) fn build(tx: &super::Tx<'_>, keys: &Keys) -> Result<Head> {
 /// `verify`'s whole-state check: the root of every item the tables hold equals the trusted
 /// head's, and the tree holds exactly the nodes of that map. Problems, for people.
 pub(crate) fn check_all(conn: &Connection, keys: &Keys) -> Result<Vec<String>> {
-    let head = match trusted_head(conn, keys) {
-        Ok(h) => h,
-        Err(Error::Tampered { what }) => return Ok(vec![what]),
-        Err(e) => return Err(e),
-    };
+    match trusted_head(conn, keys) {
+        Ok(head) => check_all_against(conn, &head),
+        Err(Error::Tampered { what }) => Ok(vec![what]),
+        Err(e) => Err(e),
+    }
+}
+
+/// [`check_all`] against a head already trusted (the MAC'd one, or a [`public_head`]).
+pub(crate) fn check_all_against(conn: &Connection, head: &Head) -> Result<Vec<String>> {
     let items = all_items(conn)?;
     let mut problems = Vec::new();
     if root_of(&items) != head.root {
