@@ -132,9 +132,9 @@ fn sign_requests(server: &KmsServer) -> Vec<(String, usize, Option<String>)> {
         .collect()
 }
 
-// Fails when: the signer's algorithm does not match the key (planted: P-256 announced as
-// ECDSA_P384_SHA384, RSA as PKCS_RSA_SHA384) — openssl's verify then reports a signature
-// failure; or the public key is not KMS's (checked against the server's private key).
+// Fails when: the signer's algorithm does not match the key (planted: RSA announced as
+// PKCS_RSA_SHA384) — openssl's verify reports a signature failure; or the public key is not
+// KMS's (planted: P-256 announced as P-384, the certificate's key does not decode).
 #[test]
 fn ca_leaf_and_crl_signed_in_kms_verify_with_openssl() {
     for (spec, sig_name, digest_len) in [
@@ -167,9 +167,7 @@ fn ca_leaf_and_crl_signed_in_kms_verify_with_openssl() {
         assert_eq!(cert_pubkey(d, "ca.crt"), from_key, "{spec}: CA public key");
 
         // openssl's verdicts, read as text.
-        let text = openssl_ok(&["x509", "-in", "ca.crt", "-noout", "-text"], d);
-        assert!(text.contains(sig_name), "{spec}: {text}");
-        let (ok, out) = openssl_verify(d, &["-CAfile", "ca.crt", "ca.crt"]);
+        let (ok, out) = openssl_verify(d, &["-check_ss_sig", "-CAfile", "ca.crt", "ca.crt"]);
         assert!(ok && out.contains("ca.crt: OK"), "{spec}: {out}");
         let (ok, out) = openssl_verify(d, &["-CAfile", "ca.crt", "leaf.crt"]);
         assert!(ok && out.contains("leaf.crt: OK"), "{spec}: {out}");
@@ -190,6 +188,8 @@ fn ca_leaf_and_crl_signed_in_kms_verify_with_openssl() {
             !ok && out.contains("certificate revoked"),
             "{spec}: openssl should refuse the revoked leaf: {out}"
         );
+        let text = openssl_ok(&["x509", "-in", "ca.crt", "-noout", "-text"], d);
+        assert!(text.contains(sig_name), "{spec}: {text}");
 
         // One DescribeKey, one GetPublicKey, three Signs, each with a DIGEST of the hash's
         // length, all signed requests for the test region.

@@ -806,7 +806,8 @@ impl Kms {
 }
 
 /// Signs certificates and CRLs through rcgen with a CA key held in KMS: its public key and
-/// algorithm come from the checked [`KmsKey`], its [`rcgen::SigningKey::sign`] is
+/// algorithm come from the checked [`KmsKey`] (rcgen writes the SubjectPublicKeyInfo from
+/// them, which [`KmsKey::from_parts`] checked to equal KMS's), its [`rcgen::SigningKey::sign`] is
 /// [`Kms::sign_digest`] (one KMS call, the signature verified locally).
 ///
 /// rcgen's error type cannot carry ours: a failed signature reaches the caller as
@@ -868,10 +869,6 @@ impl rcgen::PublicKeyData for KmsSigner<'_> {
     fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
         self.key.spec.rcgen_algorithm()
     }
-
-    fn subject_public_key_info(&self) -> Vec<u8> {
-        self.key.spki_der.clone()
-    }
 }
 
 impl rcgen::SigningKey for KmsSigner<'_> {
@@ -921,7 +918,24 @@ fn public_key_bits(arn: &str, spec: KeySpec, spki_der: &[u8]) -> Result<Vec<u8>>
             spec.kms_name()
         )));
     }
-    Ok(spki.subject_public_key.data.to_vec())
+    let raw = spki.subject_public_key.data.to_vec();
+    // rcgen writes the certificate's SubjectPublicKeyInfo itself, from the algorithm and
+    // these bits: it must come out as KMS's, byte for byte.
+    struct Written<'a>(&'a [u8], KeySpec);
+    impl rcgen::PublicKeyData for Written<'_> {
+        fn der_bytes(&self) -> &[u8] {
+            self.0
+        }
+        fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+            self.1.rcgen_algorithm()
+        }
+    }
+    if rcgen::PublicKeyData::subject_public_key_info(&Written(&raw, spec)) != spki_der {
+        return Err(bad(
+            "its SubjectPublicKeyInfo is not encoded as certificates carry it".into(),
+        ));
+    }
+    Ok(raw)
 }
 
 fn key_state_error(arn: &str, what: &str, code: &str) -> Error {
