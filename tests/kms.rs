@@ -443,7 +443,14 @@ fn digest_of_the_wrong_length_is_never_sent() {
 }
 
 /// Runs a boto3 script against the KMS server (an independent client); it prints JSON.
+/// `code(f)` in the script calls `f` and gives `OK` or the AWS error code.
 fn boto3_kms(server: &KmsServer, script: &str) -> Value {
+    let dir = tempfile::tempdir().expect("tempdir");
+    boto3_kms_in(server, script, dir.path())
+}
+
+/// [`boto3_kms`] run in `dir`.
+fn boto3_kms_in(server: &KmsServer, script: &str, dir: &Path) -> Value {
     let prelude = format!(
         "import boto3, json, botocore\n\
          kms = boto3.client('kms', region_name='{REGION}', endpoint_url='{}', aws_access_key_id='{ACCESS_KEY}', aws_secret_access_key='{SECRET_KEY}', config=botocore.config.Config(retries={{'max_attempts': 1}}))\n\
@@ -453,6 +460,7 @@ fn boto3_kms(server: &KmsServer, script: &str) -> Value {
     let o = Command::new("python3")
         .arg("-c")
         .arg(format!("{prelude}{script}"))
+        .current_dir(dir)
         .output()
         .expect("python3");
     assert!(
@@ -558,4 +566,133 @@ fn server_checks_the_signature() {
         "{e}"
     );
     assert_eq!(server.requests()[0]["signature_ok"], false);
+}
+
+// Fails when: the per-attempt timeout is not applied (planted: `tokio::time::timeout`
+// removed) — the call waits out the server's 3 s and succeeds, or is not retried.
+#[test]
+fn slow_kms_times_out_and_is_retried() {
+    let server = KmsServer::start();
+    let key = server.add_key(&json!({"spec": "ECC_NIST_P256"}));
+    let slow = RetryPolicy {
+        max_attempts: 2,
+        call_timeout: Duration::from_millis(400),
+        ..FAST
+    };
+    let kms = client(&server).with_policy(slow);
+    let signer = kms
+        .signer(key["Arn"].as_str().expect("arn"))
+        .expect("signer");
+    // One slow answer: the retry gets the signature.
+    server.control("delay", &json!({"seconds": 3, "times": 1}));
+    kms.sign_digest(signer.key(), b"tbs")
+        .expect("the retry answers");
+    // Two slow answers: both attempts time out.
+    server.control("delay", &json!({"seconds": 3, "times": 2}));
+    let started = std::time::Instant::now();
+    let e = kms.sign_digest(signer.key(), b"tbs").expect_err("too slow");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the timeout did not cut the wait"
+    );
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "KMS key {} did not answer in time (Timeout from Sign): no answer from {}/ within 400 ms (after 2 attempts)",
+            signer.key().arn(),
+            server.url()
+        )
+    );
+    assert_eq!(kms.stats().signatures, 1);
+}
+
+// Fails when: the server imports key material it should refuse (planted: the spec check of
+// ImportKeyMaterial removed — a P-256 key imported into an RSA_2048 key), or signs with the
+// wrong key after an import. The import is what `vpnca ca --move-to-kms` will do.
+#[test]
+fn imported_key_material_signs_what_the_old_key_verifies() {
+    let server = KmsServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    // The "old" CA key, made by openssl, imported into a new EXTERNAL key by boto3.
+    openssl_ok(
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            "old.key",
+        ],
+        d,
+    );
+    openssl_ok(
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            "ec.key",
+        ],
+        d,
+    );
+    let script = format!(
+        "import os\n\
+         from cryptography.hazmat.primitives import hashes, serialization\n\
+         from cryptography.hazmat.primitives.asymmetric import padding\n\
+         from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding\n\
+         def wrapped(pem_path, params):\n    \
+             key = serialization.load_pem_private_key(open(pem_path, 'rb').read(), None)\n    \
+             der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())\n    \
+             aes = os.urandom(32)\n    \
+             pub = serialization.load_der_public_key(params['PublicKey'])\n    \
+             return pub.encrypt(aes, padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)) + aes_key_wrap_with_padding(aes, der)\n\
+         out = {{}}\n\
+         out['bad_policy'] = code(lambda: kms.create_key(KeySpec='RSA_2048', KeyUsage='SIGN_VERIFY', Policy='not json'))\n\
+         md = kms.create_key(KeySpec='RSA_2048', KeyUsage='SIGN_VERIFY', Origin='EXTERNAL', Description='vpnca CA', Policy=json.dumps({{'Version': '2012-10-17', 'Statement': []}}))['KeyMetadata']\n\
+         out['state'] = md['KeyState']\n\
+         out['sign_before_import'] = code(lambda: kms.sign(KeyId=md['Arn'], Message=bytes(32), MessageType='DIGEST', SigningAlgorithm='RSASSA_PKCS1_V1_5_SHA_256'))\n\
+         kms.create_alias(AliasName='alias/vpnca-moved', TargetKeyId=md['KeyId'])\n\
+         out['alias_taken'] = code(lambda: kms.create_alias(AliasName='alias/vpnca-moved', TargetKeyId=md['KeyId']))\n\
+         out['alias_reserved'] = code(lambda: kms.create_alias(AliasName='alias/aws/vpnca', TargetKeyId=md['KeyId']))\n\
+         out['oaep_for_rsa'] = code(lambda: kms.get_parameters_for_import(KeyId=md['KeyId'], WrappingAlgorithm='RSAES_OAEP_SHA_256', WrappingKeySpec='RSA_4096'))\n\
+         p = kms.get_parameters_for_import(KeyId='alias/vpnca-moved', WrappingAlgorithm='RSA_AES_KEY_WRAP_SHA_256', WrappingKeySpec='RSA_4096')\n\
+         imp = lambda pem, **kw: (lambda: kms.import_key_material(KeyId=md['KeyId'], ImportToken=p['ImportToken'], EncryptedKeyMaterial=wrapped(pem, p), **kw))\n\
+         out['expiring'] = code(imp('old.key', ExpirationModel='KEY_MATERIAL_EXPIRES', ValidTo=2000000000))\n\
+         out['wrong_spec'] = code(imp('ec.key', ExpirationModel='KEY_MATERIAL_DOES_NOT_EXPIRE'))\n\
+         out['import'] = code(imp('old.key', ExpirationModel='KEY_MATERIAL_DOES_NOT_EXPIRE'))\n\
+         out['token_reused'] = code(imp('old.key', ExpirationModel='KEY_MATERIAL_DOES_NOT_EXPIRE'))\n\
+         out['state_after'] = kms.describe_key(KeyId='alias/vpnca-moved')['KeyMetadata']['KeyState']\n\
+         print(json.dumps(out))\n"
+    );
+    let got = boto3_kms_in(&server, &script, d);
+    assert_eq!(
+        got,
+        json!({
+            "bad_policy": "MalformedPolicyDocumentException",
+            "state": "PendingImport",
+            "sign_before_import": "KMSInvalidStateException",
+            "alias_taken": "AlreadyExistsException",
+            "alias_reserved": "InvalidAliasNameException",
+            "oaep_for_rsa": "ValidationException",
+            "expiring": "ValidationException",
+            "wrong_spec": "IncorrectKeyMaterialException",
+            "import": "OK",
+            "token_reused": "InvalidImportTokenException",
+            "state_after": "Enabled",
+        })
+    );
+    // vpnca signs with the imported key through the alias; the certificate carries the old
+    // key, and verifies.
+    let kms = client(&server);
+    let signer = kms.signer("alias/vpnca-moved").expect("signer");
+    ca_leaf_crl(&signer, d).expect("signed with the imported key");
+    let old = openssl_ok(&["pkey", "-in", "old.key", "-pubout"], d);
+    assert_eq!(cert_pubkey(d, "ca.crt"), old);
+    let (ok, out) = openssl_verify(d, &["-check_ss_sig", "-CAfile", "ca.crt", "leaf.crt"]);
+    assert!(ok && out.contains("leaf.crt: OK"), "{out}");
+    server.assert_all_signed();
 }

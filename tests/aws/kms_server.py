@@ -101,6 +101,8 @@ Control (plain HTTP, unsigned, JSON):
   POST /_test/fail      {"op":"Sign","code":"KMSInternalException","status":500,
                          "message":"..","times":1}  the next `times` calls of the
                         operation fail so, after the signature check.
+  POST /_test/delay     {"seconds":2.5,"times":1}  the next `times` AWS calls are answered
+                        only after that long (a client's timeout; the call still happens).
   GET  /_test/requests  every AWS request: [{"op","body","signature_ok","region",
                         "headers","status","error","message"}] (body: the JSON sent).
   DELETE /_test/requests  clears that log.
@@ -254,6 +256,7 @@ class State:
         self.imports = {}  # token -> (key id, wrapping private key, expiry, algorithm)
         self.fails = {}
         self.corrupt = 0
+        self.delay, self.delay_times = 0.0, 0
         self.throttle_every, self.throttle_ops, self.throttle_count = 0, None, 0
 
     def add_key(self, cfg):
@@ -445,6 +448,9 @@ class Handler(BaseHTTPRequestHandler):
                     if ops is not None and any(o not in OPS for o in ops):
                         raise ValueError(f"unknown op in {ops}")
                     STATE.throttle_every, STATE.throttle_ops, STATE.throttle_count = every, ops, 0
+                elif self.path == "/_test/delay":
+                    STATE.delay = float(cfg.get("seconds", 1))
+                    STATE.delay_times = int(cfg.get("times", 1))
                 elif self.path == "/_test/corrupt":
                     STATE.corrupt = int(cfg.get("times", 1))
                 elif self.path == "/_test/fail":
@@ -479,11 +485,19 @@ class Handler(BaseHTTPRequestHandler):
             self._verify_signature(body, rec)
             rec["signature_ok"] = True
             answer = self._dispatch(target, body, rec["region"])
+            with STATE.lock:
+                delay = STATE.delay if STATE.delay_times > 0 else 0
+                STATE.delay_times = max(0, STATE.delay_times - 1)
+            if delay:
+                rec["delayed"] = delay
+                time.sleep(delay)  # outside the lock: other calls go on meanwhile
             self._send(200, json.dumps(answer), JSON_TYPE, [("x-amzn-RequestId", request_id)])
         except ApiError as e:
             rec["status"], rec["error"], rec["message"] = e.status, e.code, e.message
             self._send(e.status, json.dumps({"__type": e.code, "message": e.message}), JSON_TYPE,
                        [("x-amzn-RequestId", request_id)])
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (its timeout)
+            rec["status"], self.close_connection = "client-gone", True
         except Exception as e:  # a bug of this server: say so, as KMS's internal error
             rec["status"], rec["error"], rec["message"] = 500, "KMSInternalException", repr(e)
             self._send(500, json.dumps({"__type": "KMSInternalException",
