@@ -108,7 +108,7 @@ Control (plain HTTP, unsigned, JSON):
   DELETE /_test/requests  clears that log.
 Logging to stderr only with VPNCA_TEST_KMS_VERBOSE=1.
 """
-import base64, hashlib, hmac, json, os, re, stat, sys, threading, time, uuid
+import base64, hashlib, hmac, json, os, re, stat, sys, threading, time, traceback, uuid
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -476,6 +476,7 @@ class Handler(BaseHTTPRequestHandler):
         rec = {"op": target.removeprefix("TrentService."), "body": None, "signature_ok": False,
                "region": None, "headers": {k.lower(): v for k, v in self.headers.items()},
                "status": 200, "error": None, "message": None}
+        status, delay = 200, 0
         try:
             body = self._body()
             try:
@@ -484,28 +485,31 @@ class Handler(BaseHTTPRequestHandler):
                 rec["body"] = body.decode("utf-8", "replace")
             self._verify_signature(body, rec)
             rec["signature_ok"] = True
-            answer = self._dispatch(target, body, rec["region"])
+            payload = json.dumps(self._dispatch(target, body, rec["region"]))
             with STATE.lock:
                 delay = STATE.delay if STATE.delay_times > 0 else 0
                 STATE.delay_times = max(0, STATE.delay_times - 1)
-            if delay:
-                rec["delayed"] = delay
-                time.sleep(delay)  # outside the lock: other calls go on meanwhile
-            self._send(200, json.dumps(answer), JSON_TYPE, [("x-amzn-RequestId", request_id)])
         except ApiError as e:
-            rec["status"], rec["error"], rec["message"] = e.status, e.code, e.message
-            self._send(e.status, json.dumps({"__type": e.code, "message": e.message}), JSON_TYPE,
-                       [("x-amzn-RequestId", request_id)])
+            status = rec["status"] = e.status
+            rec["error"], rec["message"] = e.code, e.message
+            payload = json.dumps({"__type": e.code, "message": e.message})
+        except Exception as e:  # a bug of this server: say so, as KMS's internal error
+            status = rec["status"] = 500
+            rec["error"], rec["message"] = "KMSInternalException", repr(e)
+            payload = json.dumps({"__type": "KMSInternalException",
+                                  "message": f"kms_server.py failed: {e!r}"})
+            traceback.print_exc()
+        # Logged before the answer leaves, so a client that reads /_test/requests right
+        # after its call always finds it.
+        with STATE.lock:
+            STATE.requests.append(rec)
+        if delay:
+            rec["delayed"] = delay
+            time.sleep(delay)  # outside the lock: other calls go on meanwhile
+        try:
+            self._send(status, payload, JSON_TYPE, [("x-amzn-RequestId", request_id)])
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (its timeout)
             rec["status"], self.close_connection = "client-gone", True
-        except Exception as e:  # a bug of this server: say so, as KMS's internal error
-            rec["status"], rec["error"], rec["message"] = 500, "KMSInternalException", repr(e)
-            self._send(500, json.dumps({"__type": "KMSInternalException",
-                                        "message": f"kms_server.py failed: {e!r}"}), JSON_TYPE)
-            raise
-        finally:
-            with STATE.lock:
-                STATE.requests.append(rec)
 
     def _verify_signature(self, body, rec):
         auth = self.headers.get("Authorization")
