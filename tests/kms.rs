@@ -321,8 +321,9 @@ fn key_pending_deletion_is_refused() {
     assert!(matches!(e, Error::Kms { .. }), "{e:?}");
 }
 
-// Fails when: the usage check of `Kms::signing_key` is removed (planted) — a signer is made
-// for an ENCRYPT_DECRYPT key; or the server signs with it (planted in kms_server.py).
+// Fails when: the usage check of `Kms::signing_key` is removed (planted: the key is then
+// refused by the signing-algorithm check, with another message); or the server signs with
+// an ENCRYPT_DECRYPT key (planted in kms_server.py).
 #[test]
 fn key_of_the_wrong_usage_is_refused() {
     let server = KmsServer::start();
