@@ -309,7 +309,7 @@ fn key_pending_deletion_is_refused() {
     assert_eq!(
         msg,
         format!(
-            "KMS key {arn} is not in a state that allows this (pending deletion or import?) (KMSInvalidStateException from Sign): {arn} is PendingDeletion (operation Sign)."
+            "KMS key {arn} is in a key state that does not allow this (KMSInvalidStateException from Sign): {arn} is PendingDeletion (operation Sign)."
         )
     );
     let e = client(&server).signer(&arn).expect_err("pending deletion");
@@ -640,8 +640,7 @@ fn imported_key_material_signs_what_the_old_key_verifies() {
         ],
         d,
     );
-    let script = format!(
-        "import os\n\
+    let script = "import os\n\
          from cryptography.hazmat.primitives import hashes, serialization\n\
          from cryptography.hazmat.primitives.asymmetric import padding\n\
          from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding\n\
@@ -651,9 +650,9 @@ fn imported_key_material_signs_what_the_old_key_verifies() {
              aes = os.urandom(32)\n    \
              pub = serialization.load_der_public_key(params['PublicKey'])\n    \
              return pub.encrypt(aes, padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)) + aes_key_wrap_with_padding(aes, der)\n\
-         out = {{}}\n\
+         out = {}\n\
          out['bad_policy'] = code(lambda: kms.create_key(KeySpec='RSA_2048', KeyUsage='SIGN_VERIFY', Policy='not json'))\n\
-         md = kms.create_key(KeySpec='RSA_2048', KeyUsage='SIGN_VERIFY', Origin='EXTERNAL', Description='vpnca CA', Policy=json.dumps({{'Version': '2012-10-17', 'Statement': []}}))['KeyMetadata']\n\
+         md = kms.create_key(KeySpec='RSA_2048', KeyUsage='SIGN_VERIFY', Origin='EXTERNAL', Description='vpnca CA', Policy=json.dumps({'Version': '2012-10-17', 'Statement': []}))['KeyMetadata']\n\
          out['state'] = md['KeyState']\n\
          out['sign_before_import'] = code(lambda: kms.sign(KeyId=md['Arn'], Message=bytes(32), MessageType='DIGEST', SigningAlgorithm='RSASSA_PKCS1_V1_5_SHA_256'))\n\
          kms.create_alias(AliasName='alias/vpnca-moved', TargetKeyId=md['KeyId'])\n\
@@ -667,9 +666,8 @@ fn imported_key_material_signs_what_the_old_key_verifies() {
          out['import'] = code(imp('old.key', ExpirationModel='KEY_MATERIAL_DOES_NOT_EXPIRE'))\n\
          out['token_reused'] = code(imp('old.key', ExpirationModel='KEY_MATERIAL_DOES_NOT_EXPIRE'))\n\
          out['state_after'] = kms.describe_key(KeyId='alias/vpnca-moved')['KeyMetadata']['KeyState']\n\
-         print(json.dumps(out))\n"
-    );
-    let got = boto3_kms_in(&server, &script, d);
+         print(json.dumps(out))\n";
+    let got = boto3_kms_in(&server, script, d);
     assert_eq!(
         got,
         json!({
@@ -696,4 +694,42 @@ fn imported_key_material_signs_what_the_old_key_verifies() {
     let (ok, out) = openssl_verify(d, &["-check_ss_sig", "-CAfile", "ca.crt", "leaf.crt"]);
     assert!(ok && out.contains("leaf.crt: OK"), "{out}");
     server.assert_all_signed();
+}
+
+// Fails when: every error is retried (planted: `retry` true for every code) — the refused
+// Sign is sent again and succeeds; or a KMS internal error is not retried.
+#[test]
+fn internal_errors_are_retried_refusals_are_not() {
+    let server = KmsServer::start();
+    let key = server.add_key(&json!({"spec": "RSA_2048"}));
+    let arn = key["Arn"].as_str().expect("arn");
+    let kms = client(&server);
+    let signer = kms.signer(arn).expect("signer");
+    server.control(
+        "fail",
+        &json!({"op": "Sign", "code": "KMSInternalException", "status": 500, "times": 2}),
+    );
+    kms.sign_digest(signer.key(), b"tbs")
+        .expect("the third attempt");
+    server.control(
+        "fail",
+        &json!({"op": "Sign", "code": "AccessDeniedException", "message": "not allowed: kms:Sign"}),
+    );
+    let e = kms.sign_digest(signer.key(), b"tbs").expect_err("denied");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "KMS key {arn} may not be used with these credentials (access denied) (AccessDeniedException from Sign): not allowed: kms:Sign"
+        )
+    );
+    let errors: Vec<_> = sign_requests(&server).into_iter().map(|r| r.2).collect();
+    assert_eq!(
+        errors,
+        [
+            Some("KMSInternalException".to_owned()),
+            Some("KMSInternalException".to_owned()),
+            None,
+            Some("AccessDeniedException".to_owned()),
+        ]
+    );
 }

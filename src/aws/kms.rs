@@ -45,6 +45,8 @@ use super::{AwsOptions, error_chain};
 use crate::{Error, Result};
 
 const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+/// The largest answer read (KMS's are a few kilobytes).
+const MAX_ANSWER: usize = 1 << 20;
 
 /// The key specs vpnca can use for a CA key in KMS, and how each one signs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,7 +243,8 @@ impl RetryPolicy {
         let bound = self
             .base_delay
             .saturating_mul(1u32 << retry.saturating_sub(1).min(20))
-            .min(self.max_delay);
+            .min(self.max_delay)
+            .min(Duration::from_secs(3600));
         let mut r = [0u8; 8];
         // An RNG failure only loses the jitter: the bound itself is a correct back-off.
         if aws_lc_rs::rand::fill(&mut r).is_err() {
@@ -719,11 +722,17 @@ impl Kms {
                 )
             })?;
             let status = resp.status();
-            let bytes = resp
-                .into_body()
+            let bytes = http_body_util::Limited::new(resp.into_body(), MAX_ANSWER)
                 .collect()
                 .await
-                .map_err(|e| fail("Network", format!("reading the answer: {e}"), true))?
+                .map_err(|e| {
+                    if e.is::<http_body_util::LengthLimitError>() {
+                        let m = format!("the answer is larger than {MAX_ANSWER} bytes");
+                        fail("UnexpectedResponse", m, false)
+                    } else {
+                        fail("Network", format!("reading the answer: {e}"), true)
+                    }
+                })?
                 .to_bytes();
             Ok::<_, Failure>((status, bytes))
         };
@@ -962,9 +971,7 @@ fn unexpected(key: &str, op: &str, message: &str) -> Error {
 fn what_for(code: &str) -> &'static str {
     match code {
         "DisabledException" => "is disabled",
-        "KMSInvalidStateException" => {
-            "is not in a state that allows this (pending deletion or import?)"
-        }
+        "KMSInvalidStateException" => "is in a key state that does not allow this",
         "NotFoundException" => "was not found in this account and region",
         "InvalidArnException" => "is not a valid ARN",
         "InvalidKeyUsageException" => {
