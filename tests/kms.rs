@@ -733,3 +733,33 @@ fn internal_errors_are_retried_refusals_are_not() {
         ]
     );
 }
+
+// Fails when: a `Kms` shared by threads serializes their calls (the four slow answers would
+// take 4 s), or loses one.
+#[test]
+fn threads_sharing_one_client_sign_concurrently() {
+    let server = KmsServer::start();
+    let key = server.add_key(&json!({"spec": "ECC_NIST_P256"}));
+    let kms = client(&server);
+    let signer = kms
+        .signer(key["Arn"].as_str().expect("arn"))
+        .expect("signer");
+    server.control("delay", &json!({"seconds": 1, "times": 4}));
+    let started = std::time::Instant::now();
+    std::thread::scope(|scope| {
+        for t in 0..4u8 {
+            let (kms, key) = (&kms, signer.key());
+            scope.spawn(move || {
+                for i in 0..3u8 {
+                    kms.sign_digest(key, &[t, i]).expect("sign");
+                }
+            });
+        }
+    });
+    let took = started.elapsed();
+    assert_eq!(kms.stats().signatures, 12);
+    assert!(
+        took < Duration::from_millis(2500),
+        "four 1 s answers took {took:?}: the calls did not overlap"
+    );
+}

@@ -22,9 +22,10 @@
 //! blocks on that runtime for each signature: one KMS call per certificate or CRL, nothing
 //! spawned, no runtime of the caller's needed. Do not call it from inside another async
 //! runtime: that is refused with an error (tokio would panic). Several threads may share one
-//! [`Kms`] (it is `Sync`); on a current-thread runtime their calls then take turns driving
-//! the I/O, which is correct but not parallel — parallel batch signing is left to the batch
-//! code (docs/design/kms-ca.md).
+//! [`Kms`] (it is `Sync`) and sign concurrently: on a current-thread runtime the first
+//! `block_on` drives the I/O for all of them (tokio's documented behaviour; tests/kms.rs
+//! checks that four slow answers overlap). A batch can so sign with bounded concurrency by
+//! running N threads over one client.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
