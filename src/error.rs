@@ -309,6 +309,45 @@ pub enum Error {
         /// The AWS error message.
         message: String,
     },
+    /// A KMS call about a key failed, or a key cannot sign in its current state: disabled,
+    /// pending deletion or import, not found, throttled past the retries, KMS unreachable or
+    /// too slow. `what` says it in words after the key, `code` is KMS's error code (or
+    /// `Network`, `Timeout`, `UnexpectedResponse`). Nothing was signed. An AWS error, like
+    /// [`Error::Aws`] (exit 3 in the CLI).
+    #[error("KMS key {key} {what} ({code} from {operation}): {message}")]
+    Kms {
+        /// The key as the call named it (ARN, id or alias).
+        key: String,
+        /// The KMS operation (`Sign`, `GetPublicKey`, `DescribeKey`).
+        operation: String,
+        /// KMS's error code, or `Network`, `Timeout`, `UnexpectedResponse`.
+        code: String,
+        /// The problem in words ("is disabled", "cannot be reached", …).
+        what: String,
+        /// KMS's message, or what failed.
+        message: String,
+    },
+    /// KMS returned a signature that does not verify with the key's public key. It was not
+    /// used: nothing was stored or published with it. An AWS error (exit 3 in the CLI).
+    #[error(
+        "KMS key {key} returned a {algorithm} signature that does not verify with the key's public key; it was refused and nothing was signed with it"
+    )]
+    KmsBadSignature {
+        /// The key ARN.
+        key: String,
+        /// The KMS signing algorithm.
+        algorithm: &'static str,
+    },
+    /// A KMS key answers but cannot be a vpnca CA key: its usage is not SIGN_VERIFY, its spec
+    /// is not RSA_2048/3072/4096 or ECC_NIST_P256/P384, or its public key does not match its
+    /// spec. Bad input (exit 2): another key must be named. Nothing was signed.
+    #[error("KMS key {key} cannot sign for vpnca: {reason}")]
+    KmsKeyUnsuitable {
+        /// The key ARN.
+        key: String,
+        /// Why.
+        reason: String,
+    },
     /// An ACM import would break rules that real ACM or Client VPN enforce. Nothing was sent.
     #[error("refusing to import (nothing was sent to AWS): {}", .problems.join("; "))]
     Preflight {

@@ -1,5 +1,6 @@
-//! AWS test doubles: moto (ACM) and tests/aws/ec2_server.py (the four Client VPN calls,
-//! with an independent SigV4 check by botocore). Both run on loopback only.
+//! AWS test doubles: moto (ACM), tests/aws/ec2_server.py (the four Client VPN calls) and
+//! tests/aws/kms_server.py (KMS), the last two with an independent SigV4 check by botocore.
+//! All run on loopback only.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -117,25 +118,34 @@ pub struct Ec2Server {
     _stdin: ChildStdin,
 }
 
+/// Starts `tests/aws/<script>` (a wire-level test server): it prints `PORT n` and exits when
+/// its standard input closes, so a crashed test never leaves it behind.
+fn start_script(script: &str) -> (u16, Child, ChildStdin) {
+    let path = format!("{}/tests/aws/{script}", env!("CARGO_MANIFEST_DIR"));
+    let mut child = Command::new("python3")
+        .arg(&path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python3 is required");
+    let stdin = child.stdin.take().expect("stdin");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read PORT line");
+    let port = line
+        .strip_prefix("PORT ")
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| {
+            panic!("{script} printed {line:?}, not PORT n (botocore and cryptography installed?)")
+        });
+    (port, child, stdin)
+}
+
 impl Ec2Server {
     pub fn start() -> Ec2Server {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/aws/ec2_server.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3 is required");
-        let stdin = child.stdin.take().expect("stdin");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read PORT line");
-        let port = line
-            .strip_prefix("PORT ")
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("ec2_server.py printed {line:?}, not PORT n (botocore and cryptography installed?)"));
+        let (port, child, stdin) = start_script("ec2_server.py");
         Ec2Server {
             port,
             child,
@@ -202,6 +212,90 @@ impl Ec2Server {
 }
 
 impl Drop for Ec2Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The KMS wire-level server (tests/aws/kms_server.py), one per test; it exits when dropped.
+pub struct KmsServer {
+    pub port: u16,
+    child: Child,
+    _stdin: ChildStdin,
+}
+
+impl KmsServer {
+    pub fn start() -> KmsServer {
+        let (port, child, stdin) = start_script("kms_server.py");
+        KmsServer {
+            port,
+            child,
+            _stdin: stdin,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// POST /_test/<what> with a JSON body; asserts 200 and returns the answer.
+    pub fn control(&self, what: &str, body: &serde_json::Value) -> serde_json::Value {
+        let (st, resp) = http(
+            self.port,
+            "POST",
+            &format!("/_test/{what}"),
+            &body.to_string(),
+        );
+        assert_eq!(st, 200, "/_test/{what}: {resp}");
+        serde_json::from_str(&resp).expect("control answer JSON")
+    }
+
+    /// A new key (`{"spec": "ECC_NIST_P256", "state": "Disabled", "aliases": [...]}`, see the
+    /// server's docstring); returns `{"KeyId", "Arn", "privateKeyPem"}`.
+    pub fn add_key(&self, key: &serde_json::Value) -> serde_json::Value {
+        self.control("key", key)
+    }
+
+    /// Sets a key's KeyState (`Disabled`, `PendingDeletion`, …).
+    pub fn set_state(&self, key: &str, state: &str) {
+        self.control(
+            "key/state",
+            &serde_json::json!({"key": key, "state": state}),
+        );
+    }
+
+    /// Every AWS request the server received.
+    pub fn requests(&self) -> Vec<serde_json::Value> {
+        let (st, body) = http(self.port, "GET", "/_test/requests", "");
+        assert_eq!(st, 200);
+        serde_json::from_str(&body).expect("requests JSON")
+    }
+
+    /// The operations received, in order.
+    pub fn ops(&self) -> Vec<String> {
+        self.requests()
+            .iter()
+            .map(|r| r["op"].as_str().unwrap_or("").to_owned())
+            .collect()
+    }
+
+    /// Asserts every request reached the server correctly signed (botocore's check), for
+    /// the test region, with the operation's X-Amz-Target among the signed headers.
+    pub fn assert_all_signed(&self) {
+        for r in self.requests() {
+            assert_eq!(r["signature_ok"], true, "badly signed request: {r}");
+            assert_eq!(r["region"], REGION, "{r}");
+            let auth = r["headers"]["authorization"].as_str().unwrap_or("");
+            assert!(
+                auth.contains("SignedHeaders=") && auth.contains("x-amz-target"),
+                "X-Amz-Target not signed: {auth}"
+            );
+        }
+    }
+}
+
+impl Drop for KmsServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
