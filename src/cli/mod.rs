@@ -123,8 +123,12 @@ fn easyrsa_command_line() -> Result<Option<Vec<std::ffi::OsString>>, ExitCode> {
 
 fn exit_code(e: &anyhow::Error) -> u8 {
     #[cfg(feature = "aws")]
-    if let Some(vpnca::Error::Aws { .. } | vpnca::Error::RemoteMismatch { .. }) =
-        e.downcast_ref::<vpnca::Error>()
+    if let Some(
+        vpnca::Error::Aws { .. }
+        | vpnca::Error::RemoteMismatch { .. }
+        | vpnca::Error::Kms { .. }
+        | vpnca::Error::KmsBadSignature { .. },
+    ) = e.downcast_ref::<vpnca::Error>()
     {
         return EXIT_AWS;
     }

@@ -256,16 +256,18 @@ class Handler(BaseHTTPRequestHandler):
             rec["params"] = params
             rec["action"] = params.get("Action")
             xml = self._dispatch(params, rec["region"], request_id)
-            self._send(200, xml, "text/xml;charset=UTF-8", [("x-amzn-RequestId", request_id)])
+            status = 200
         except ApiError as e:
             rec["status"], rec["error"] = e.status, e.code
             xml = ('<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error>'
                    f"{el('Code', text(e.code))}{el('Message', text(e.message))}</Error></Errors>"
                    f"{el('RequestID', request_id)}</Response>")
-            self._send(e.status, xml, "text/xml;charset=UTF-8", [("x-amzn-RequestId", request_id)])
-        finally:
-            with STATE.lock:
-                STATE.requests.append(rec)
+            status = e.status
+        # Logged before the answer is sent: a client that reads /_test/requests right after
+        # its call returned must find the call there (it once did not: a flaky test).
+        with STATE.lock:
+            STATE.requests.append(rec)
+        self._send(status, xml, "text/xml;charset=UTF-8", [("x-amzn-RequestId", request_id)])
 
     def _verify_signature(self, body, rec):
         auth = self.headers.get("Authorization")
