@@ -592,6 +592,8 @@ pub struct VerifyReport {
     pub state_head: Option<String>,
     /// Whether this run certified the state-signing key (a store made before it existed).
     pub state_key_certified: bool,
+    /// Whether this run upgraded a format-1 store to format 2.
+    pub upgraded: bool,
 }
 
 /// What `vpnca verify --ca-cert` found ([`Store::verify_public`]).
@@ -618,10 +620,17 @@ impl Store {
         // the reads on the way do not stop at the first one.
         let mut rep = self.without_read_proofs(|| self.verify_report())?;
         // An intact store without a state-signing key (made before it existed) gets one, so
-        // that `verify --ca-cert` and the readers without the passphrase can check it.
-        if rep.problems.is_empty() && self.certify_state_key()? {
-            rep.state_key_certified = true;
-            rep.state_head = self.state_head()?;
+        // that `verify --ca-cert` and the readers without the passphrase can check it, and a
+        // format-1 store is upgraded, in one write.
+        // A format-1 store is upgraded in the same write.
+        if rep.problems.is_empty() {
+            let format = self.format();
+            rep.state_key_certified = self.certify_state_key()?;
+            rep.upgraded = self.format() > format;
+            if rep.upgraded || rep.state_key_certified {
+                rep.format = self.format();
+                rep.state_head = self.state_head()?;
+            }
         }
         Ok(rep)
     }

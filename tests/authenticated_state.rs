@@ -186,12 +186,15 @@ fn an_edited_tree_or_an_old_head_is_refused() {
 }
 
 /// A format-1 store (tests/data/legacy-names, made by vpnca before format 2) is upgraded by its
-/// first unlock, in one transaction, with an `upgrade` audit entry; it then works as format 2
+/// first write (here `verify`), in that write's transaction, with an `upgrade` audit entry — a
+/// command refused with exit 2 leaves it exactly as it was, format 1; it then works as format 2
 /// (a revocation reaches the CRL that openssl reads). The format-1 file put back afterwards,
 /// beside the checkpoint written after the upgrade, is refused as an older copy (no
 /// downgrade).
 ///
-/// Fails when: `checkpoint::problem` ignores the checkpoint's `format` line.
+/// Fails when: `checkpoint::problem` ignores the checkpoint's `format` line; and when the
+/// upgrade commits in its own transaction at unlock (as it did: the refused `client alice`
+/// upgraded the store).
 #[test]
 fn a_format_1_store_upgrades_once_and_cannot_come_back() {
     let e = Env::new();
@@ -201,6 +204,8 @@ fn a_format_1_store_upgrades_once_and_cannot_come_back() {
         sqlite_query(&e, "SELECT v FROM meta WHERE k = 'format'"),
         "1"
     );
+    // A refused command (alice has a valid certificate) changes nothing, the format included.
+    refused(&e, &["client", "alice"], "alice");
     e.ok(&["verify"]);
     assert_eq!(
         sqlite_query(&e, "SELECT v FROM meta WHERE k = 'format'"),

@@ -712,7 +712,8 @@ fn listing(e: &Env) -> BTreeSet<(String, String, String, String, bool)> {
 }
 
 /// A store after a complete import: exactly the expected certificates, verify passes and
-/// checked the audit chain (init, import-easyrsa, crl), crl.pem lists the revoked ones, the
+/// checked the audit chain (init, import-easyrsa, crl, and the certification of the state-signing
+/// key in the same transaction), crl.pem lists the revoked ones, the
 /// mirrors are written, and a second import is refused without changing anything.
 fn check_imported(
     e: &Env,
@@ -730,7 +731,11 @@ fn check_imported(
         .map(|a| str_field(a, "action"))
         .filter(|a| *a != "import")
         .collect();
-    assert_eq!(actions, ["init", "import-easyrsa", "crl"], "{what}");
+    assert_eq!(
+        actions,
+        ["init", "import-easyrsa", "crl", "state-key"],
+        "{what}"
+    );
     let per_cert = log
         .iter()
         .filter(|a| str_field(a, "action") == "import")
@@ -1150,8 +1155,9 @@ fn verify_removes_stale_temporary_files() {
 }
 
 /// The upgrade of a format-1 store (tests/data/legacy-names) to format 2 is one transaction:
-/// SIGKILLed at random instants of its first unlock, the store is left in format 1 or format 2,
-/// never between; the next unlock finishes (or finds done) the upgrade, `verify` passes, and a
+/// SIGKILLed at random instants of its first `verify` (which upgrades it in one write), the
+/// store is left in format 1 or format 2, never between; the next `verify` finishes (or finds
+/// done) the upgrade, `verify` passes, and a
 /// revocation reaches the CRL that openssl reads.
 ///
 /// Fails when: the upgrade commits in more than one transaction (a kill between them leaves the
@@ -1181,7 +1187,7 @@ fn sigkill_during_the_upgrade_leaves_format_1_or_2() {
         }
         let verified = e.run(&["--json", "verify"]);
         assert_verify_clean(&format!("trial {trial}: verify after the kill"), &verified);
-        assert_eq!(format(&e), "2", "trial {trial}: the next unlock upgrades");
+        assert_eq!(format(&e), "2", "trial {trial}: the next verify upgrades");
         if trial % 8 == 0 {
             let alice = pem_serial(&e.pki.join("issued/alice.crt"));
             e.ok(&["revoke", "alice"]);

@@ -254,7 +254,7 @@ fn a_legacy_store_reports_its_pairs_and_revokes_both_spellings() {
         "{alike:?}"
     );
 
-    // The first unlock upgrades the store to format 2 (tests/authenticated_state.rs); after
+    // The first `verify` upgrades the store to format 2 (tests/authenticated_state.rs); after
     // that, verify changes nothing: no name is renamed.
     e.ok(&["verify"]);
     let before = e.snapshot();

@@ -217,7 +217,7 @@ pub struct Store {
     /// The stored names not in NFC (from stores older than name normalization), read once:
     /// vpnca writes every new name in NFC, so this set never grows while the store is open.
     non_nfc_names: std::cell::OnceCell<Vec<String>>,
-    /// The store format: 1 until [`Store::unlock`] upgrades it, then 2.
+    /// The store format: 1 until the first write upgrades it, then 2.
     format: std::cell::Cell<u32>,
     /// Set while a [`Store::write`] transaction runs: reads then see its own changes, so they
     /// are proven against the root it started from, and what it changed is not.
@@ -806,7 +806,7 @@ impl Store {
             Some(v) => Err(Error::UnsupportedStore {
                 path: db,
                 reason: format!(
-                    "format version {v}; this vpnca reads versions 1 (upgraded when unlocked) and {FORMAT_VERSION}"
+                    "format version {v}; this vpnca reads versions 1 (upgraded by the first write) and {FORMAT_VERSION}"
                 ),
             }),
             None => Err(Error::UnsupportedStore {
@@ -851,23 +851,20 @@ impl Store {
     pub fn unlock(&mut self, pass: &Passphrase) -> Result<()> {
         let dk = self.header()?.unwrap(pass)?;
         self.keys = Some(Keys::from_data_key(dk));
-        if self.format.get() == 1 {
-            self.upgrade_v1()?;
-        }
         Ok(())
     }
 
-    /// Upgrades a format-1 store to format 2 in one transaction: the state tree is built from
-    /// the tables, its head recorded, `format` set to 2, and an `upgrade` audit entry written;
-    /// a crash leaves format 1 as it was. Only a store that passes every format-1 check is
-    /// upgraded (the checkpoint, the audit chain, each record's MAC, the revoked set, the CA
-    /// chain, the AWS records): building the state from tampered tables would vouch for them.
-    /// A store that fails stays format 1, where the same checks keep refusing what they
-    /// refuse (and `verify` names it); once repaired (`verify --accept-restore` after a
-    /// restore), the next unlock upgrades it.
-    fn upgrade_v1(&self) -> Result<()> {
-        let keys = self.keys()?;
-        let tx = Tx::begin(&self.conn, &self.write_state, "upgrading the store")?;
+    /// Upgrades a format-1 store to format 2 inside the transaction of its first write (any
+    /// command that changes the store, or `verify`): the state tree is built from the tables,
+    /// its head recorded, `format` set to 2, and an `upgrade` audit entry written — committed
+    /// with the write or not at all, so a command that fails (exit 2) leaves format 1 as it was,
+    /// and so does a crash. Only a store that passes every format-1 check is upgraded (the
+    /// checkpoint, the audit chain, each record's MAC, the revoked set, the CA chain, the AWS
+    /// records): building the state from tampered tables would vouch for them. A store that
+    /// fails stays format 1, where the same checks keep refusing what they refuse (and
+    /// `verify` names it); once repaired (`verify --accept-restore` after a restore), the next
+    /// write upgrades it. Returns whether it upgraded.
+    fn upgrade_v1(&self, tx: &Tx<'_>, keys: &Keys) -> Result<bool> {
         let intact = checkpoint::problem(&self.dir, tx.sql())?.is_none()
             && self.check_audit_chain()?.is_empty()
             && query_raw_records(tx.sql(), "1 = 1")?
@@ -878,7 +875,7 @@ impl Store {
         #[cfg(feature = "aws")]
         let intact = intact && self.acm_imports().is_ok();
         if !intact {
-            return Ok(());
+            return Ok(false);
         }
         tx.sql()
             .execute_batch(&format!("{AWS_SCHEMA}{STATE_SCHEMA}"))
@@ -890,18 +887,16 @@ impl Store {
             )
             .map_err(Error::db("upgrading the store"))?;
         audit_append(
-            &tx,
+            tx,
             keys,
             "upgrade",
             "",
             "",
             &serde_json::json!({"from": 1, "to": FORMAT_VERSION}),
         )?;
-        state::build(&tx, keys)?;
-        tx.commit()?;
+        state::build(tx, keys)?;
         self.format.set(FORMAT_VERSION);
-        self.advance_checkpoint();
-        Ok(())
+        Ok(true)
     }
 
     /// `verify`'s check of the whole state (format 2): every item the tables hold, re-derived,
@@ -914,7 +909,7 @@ impl Store {
         state::check_all(&self.conn, self.keys()?)
     }
 
-    /// The store format (1 until the first unlock upgrades it).
+    /// The store format (1 until the first write, or `verify`, upgrades it).
     pub fn format(&self) -> u32 {
         self.format.get()
     }
@@ -952,6 +947,22 @@ impl Store {
         let keys = self.keys()?;
         let tx = Tx::begin(&self.conn, &self.write_state, "locking the store")?;
         self.check_checkpoint(tx.sql())?;
+        let upgraded = self.format.get() == 1 && self.upgrade_v1(&tx, keys)?;
+        let out = self.write_in(tx, keys, f);
+        if out.is_err() && upgraded {
+            // Rolled back with the write: the store is format 1 as it was.
+            self.format.set(1);
+        }
+        out
+    }
+
+    /// [`Store::write`] once the transaction is open, checked and (if it was due) upgraded.
+    fn write_in<T>(
+        &self,
+        tx: Tx<'_>,
+        keys: &Keys,
+        f: impl FnOnce(&Tx<'_>, &Keys) -> Result<T>,
+    ) -> Result<T> {
         if self.format.get() >= 2 {
             let head = state::trusted_head(tx.sql(), keys)?;
             tx.track(head.root, head.seq);
@@ -1008,10 +1019,10 @@ impl Store {
         )
     }
 
-    /// Gives the store its state-signing key now if it has none (see `ensure_state_key`):
-    /// `verify` calls it once the store checked out intact.
+    /// Gives the store its state-signing key now if it has none (see `ensure_state_key`), and
+    /// upgrades a format-1 store: `verify` calls it once the store checked out intact.
     pub(crate) fn certify_state_key(&self) -> Result<bool> {
-        if self.format.get() < 2 || self.meta(state::STATE_KEY_CERT)?.is_some() {
+        if self.format.get() >= 2 && self.meta(state::STATE_KEY_CERT)?.is_some() {
             return Ok(false);
         }
         self.write(|_, _| Ok(()))?;
