@@ -30,8 +30,8 @@ pub(super) fn init(cli: &Cli, out: &Out, args: &InitArgs) -> Result<u8> {
     Store::check_new_dir(&cli.pki)?;
     let pass = store_passphrase(cli, true)?;
     check_strength(&pass, *allow_weak_passphrase)?;
-    Store::init(&cli.pki, &pass, k)?;
-    out.doc(&json!({"pki": cli.pki, "kdf": k}), || {
+    let store = Store::init(&cli.pki, &pass, k)?;
+    out.changed(&store, json!({"pki": cli.pki, "kdf": k}), || {
         outln!(
             "Initialised an encrypted vpnca store in {}",
             cli.pki.display()
@@ -85,7 +85,9 @@ pub(super) fn passwd(cli: &Cli, out: &Out, args: &PasswdArgs) -> Result<u8> {
     )?;
     check_strength(&new, *allow_weak_passphrase)?;
     store.change_passphrase(&new, k)?;
-    out.doc(&json!({"ok": true}), || outln!("Passphrase changed."));
+    out.changed(&store, json!({"ok": true}), || {
+        outln!("Passphrase changed.")
+    });
     Ok(0)
 }
 
@@ -152,8 +154,9 @@ pub(super) fn verify(cli: &Cli, out: &Out, args: &VerifyArgs) -> Result<u8> {
     })?;
     let after = store.verify()?;
     let attention = !after.problems.is_empty() || !restore.lost_revocations.is_empty();
-    out.doc(
-        &serde_json::json!({"restore": restore, "verify": after}),
+    out.changed(
+        &store,
+        serde_json::json!({"restore": restore, "verify": after}),
         || {
             for p in &rep.rollback {
                 outln!("accepted: {}", printable(p));
@@ -339,7 +342,7 @@ pub(super) fn quickstart(cli: &Cli, out: &Out, args: &QuickstartArgs) -> Result<
     let crl = store.generate_crl(&CrlOptions::from_store(&store)?)?;
     super::revocation::crl_warnings(&crl);
     let v = json!({"pki": cli.pki, "ca": record_json(&ca), "certificates": issued.iter().map(record_json).collect::<Vec<_>>(), "crl": crl_json(&crl, &store.crl_path())});
-    out.doc(&v, || {
+    out.changed(&store, v, || {
         let pki = cli.pki.display();
         outln!("PKI ready in {pki} (every private key is encrypted in {pki}/vpnca.db)");
         outln!("  CA:      {} -> {pki}/ca.crt", printable(&ca.name));
