@@ -11,7 +11,7 @@ use super::args::{Cli, InitArgs, PasswdArgs, QuickstartArgs, StatusArgs, VerifyA
 use super::aws;
 use super::options::kdf;
 use super::output::{Out, crl_json, printable, record_json, sh};
-use super::passphrase::{open_unlocked, passphrase, store_passphrase};
+use super::passphrase::{open_unlocked, passphrase, store_passphrase, use_checkpoint};
 
 /// `vpnca init`: a new, empty store.
 pub(super) fn init(cli: &Cli, out: &Out, args: &InitArgs) -> Result<u8> {
@@ -28,9 +28,14 @@ pub(super) fn init(cli: &Cli, out: &Out, args: &InitArgs) -> Result<u8> {
     // Before the passphrase is asked for: an existing store, an easy-rsa PKI or any other
     // content is refused.
     Store::check_new_dir(&cli.pki)?;
+    if let Some(f) = &cli.checkpoint {
+        Store::check_outside_checkpoint(&cli.pki, f)?;
+    }
     let pass = store_passphrase(cli, true)?;
     check_strength(&pass, *allow_weak_passphrase)?;
-    let store = Store::init(&cli.pki, &pass, k)?;
+    let mut store = Store::init(&cli.pki, &pass, k)?;
+    use_checkpoint(cli, &mut store)?;
+    store.start_outside_checkpoint()?;
     out.changed(&store, json!({"pki": cli.pki, "kdf": k}), || {
         outln!(
             "Initialised an encrypted vpnca store in {}",
@@ -308,15 +313,21 @@ pub(super) fn quickstart(cli: &Cli, out: &Out, args: &QuickstartArgs) -> Result<
     // An existing store is unlocked (one prompt); a new one asks for a confirmed passphrase.
     let store = match Store::open(&cli.pki) {
         Ok(mut s) => {
+            use_checkpoint(cli, &mut s)?;
             let pass = store_passphrase(cli, false)?;
             s.unlock(&pass)?;
             s
         }
         Err(vpnca::Error::NotInitialized { .. }) => {
             Store::check_new_dir(&cli.pki)?;
+            if let Some(f) = &cli.checkpoint {
+                Store::check_outside_checkpoint(&cli.pki, f)?;
+            }
             let pass = store_passphrase(cli, true)?;
             check_strength(&pass, *allow_weak_passphrase)?;
-            Store::init(&cli.pki, &pass, k)?
+            let mut s = Store::init(&cli.pki, &pass, k)?;
+            use_checkpoint(cli, &mut s)?;
+            s
         }
         Err(e) => return Err(e.into()),
     };
