@@ -72,7 +72,7 @@ struct Found {
 }
 
 /// Why a checkpoint file was not read.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 enum Unread {
     /// It cannot be read (permissions, a directory, …).
     Io(String),
@@ -803,5 +803,31 @@ mod tests {
         )
         .expect("write");
         assert_eq!(read(d.path()), Ok(Some((7, vec![1]))));
+    }
+
+    #[test]
+    fn the_store_line_is_read_and_a_foreign_file_told_apart() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let p = d.path().join("x.checkpoint");
+        std::fs::write(&p, "vpnca-checkpoint v1\naudit-head 7:01\nstore abcd\n").expect("write");
+        let c = read_file(&p).expect("read").expect("a checkpoint");
+        assert_eq!((c.head, c.store.as_deref()), ((7, vec![1]), Some("abcd")));
+        std::fs::write(&p, "my notes\n").expect("write");
+        assert!(matches!(read_file(&p), Err(Unread::Foreign(_))));
+        std::fs::write(&p, "vpnca-checkpoint v1\nstore abcd\n").expect("write");
+        assert!(matches!(read_file(&p), Err(Unread::Damaged(_))));
+    }
+
+    #[test]
+    fn a_second_checkpoint_inside_the_store_folder_is_refused() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let store = d.path().join("pki");
+        std::fs::create_dir_all(store.join("sub")).expect("mkdir");
+        for inside in [store.join("w"), store.join("sub/w"), store.join("../pki/w")] {
+            let e = outside_path(&store, &inside).expect_err("inside");
+            assert!(e.to_string().contains("is inside the store folder"), "{e}");
+        }
+        assert!(outside_path(&store, &d.path().join("w")).is_ok());
+        assert!(outside_path(&store, &d.path().join("no-such-dir/w")).is_err());
     }
 }
