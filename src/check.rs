@@ -851,6 +851,9 @@ impl Store {
         }
         rep.rollback = self.rollback_problems(ca_der.as_deref())?;
         rep.problems.extend(rep.rollback.iter().cloned());
+        let (outside_problems, outside_warnings) = self.outside_checkpoint_report()?;
+        rep.problems.extend(outside_problems);
+        rep.warnings.extend(outside_warnings);
         let live_names = self.live_names()?;
         rep.warnings.extend(
             look_alike_pairs(live_names.iter().map(String::as_str))

@@ -170,6 +170,16 @@ pub enum Error {
         /// What failed.
         what: String,
     },
+    /// The store keeps a second checkpoint outside its folder (`--checkpoint FILE` /
+    /// `VPNCA_CHECKPOINT`), recorded in its authenticated state, and none was given: every
+    /// write and every use of a private key is refused until it is. Nothing was changed.
+    #[error(
+        "this store keeps a second checkpoint outside its folder (last used at {recorded}), and none was given: pass --checkpoint FILE or set VPNCA_CHECKPOINT (if that file is lost, `vpnca --checkpoint NEWFILE verify --accept-restore` starts a new one; see docs/security.md) (nothing was changed)"
+    )]
+    CheckpointNotGiven {
+        /// The path the second checkpoint was last used at, as recorded in the store.
+        recorded: String,
+    },
     /// The store's database holds a schema object vpnca never creates (a trigger, a view, an
     /// index, a changed table): someone wrote the file outside vpnca. Nothing was run or changed.
     #[error(

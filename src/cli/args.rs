@@ -45,6 +45,16 @@ pub struct Cli {
         help_heading = "Global options"
     )]
     pub passphrase_file: Option<PathBuf>,
+    /// A second checkpoint FILE outside the store folder, written and checked like
+    /// <pki>/vpnca.checkpoint: catches the whole folder put back. Once used, it is required.
+    #[arg(
+        long,
+        global = true,
+        env = "VPNCA_CHECKPOINT",
+        value_name = "FILE",
+        help_heading = "Global options"
+    )]
+    pub checkpoint: Option<PathBuf>,
     /// The command.
     #[command(subcommand)]
     pub command: Command,

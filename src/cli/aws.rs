@@ -7,7 +7,7 @@ use anyhow::{Result, bail};
 use serde_json::json;
 
 use super::args::{AcmCommand, AwsOpts, Cli, ClientVpnCommand};
-use super::output::{Out, sh, warn};
+use super::output::{Out, sh, warn, with_head};
 use super::passphrase::{open_unlocked, read_new_secret_file};
 use super::{EXIT_AWS, EXIT_ERROR};
 use vpnca::Store;
@@ -71,7 +71,7 @@ pub(super) fn acm(cli: &Cli, out: &Out, cmd: &AcmCommand) -> Result<u8> {
             for w in &rep.warnings {
                 warn(w);
             }
-            out.doc(&serde_json::to_value(&rep)?, || {
+            out.changed(&store, serde_json::to_value(&rep)?, || {
                 outln!("{}", rep.arn);
                 if rep.reimported {
                     errln!(
@@ -176,7 +176,7 @@ pub(super) fn clientvpn(cli: &Cli, out: &Out, cmd: &ClientVpnCommand) -> Result<
             for w in &rep.warnings {
                 warn(w);
             }
-            out.doc(&serde_json::to_value(&rep)?, || {
+            out.changed(&store, serde_json::to_value(&rep)?, || {
                 outln!(
                     "wrote {} (mode 0600): {}'s certificate and {} key inline, for {endpoint}",
                     rep.path.display(),
@@ -306,16 +306,15 @@ fn push_crl(
         }
     }
     if out.json {
-        outln!(
-            "{}",
-            json!({
-                "region": aws.region(),
-                "crl": {"number": crl.number, "entries": crl.entries, "next_update": vpnca::fmt_time(crl.next_update), "regenerated": regenerated},
-                "pushed": results,
-                "failed": failed,
-                "skipped": skipped,
-            })
-        );
+        let mut v = json!({
+            "region": aws.region(),
+            "crl": {"number": crl.number, "entries": crl.entries, "next_update": vpnca::fmt_time(crl.next_update), "regenerated": regenerated},
+            "pushed": results,
+            "failed": failed,
+            "skipped": skipped,
+        });
+        with_head(&store, &mut v);
+        outln!("{v}");
     }
     Ok(if refused {
         EXIT_ERROR

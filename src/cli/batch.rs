@@ -17,7 +17,7 @@ use vpnca::{CertKind, Csr, IssueRequest, RevocationReason, Store};
 
 use super::EXIT_ERROR;
 use super::args::BatchOpts;
-use super::output::{Out, crl_json, warn};
+use super::output::{Out, crl_json, warn, with_head};
 
 /// Reads a batch file (or a pipe: `--batch <(cmd)`), or standard input for `-`: at most
 /// 64 MiB ([`InputLimit::BATCH`]).
@@ -180,7 +180,9 @@ fn run_issue(
     let summary = store.issue_stream(items, opts, &mut |r: &BatchResult| {
         let label = labels.get(r.index);
         if out.json {
-            outln!("{}", result_line(label, r));
+            let mut v = result_line(label, r);
+            with_head(store, &mut v);
+            outln!("{v}");
             return;
         }
         let label = label.map(Label::to_string).unwrap_or_default();
@@ -503,6 +505,7 @@ pub(super) fn revoke_mapped(
             if let Value::Object(m) = &mut v {
                 m.insert("line".into(), json!(line));
             }
+            with_head(&store, &mut v);
             outln!("{v}");
         } else {
             let status = serde_json::to_value(r.status)?;
@@ -544,6 +547,7 @@ pub(super) fn revoke_mapped(
             if !columns.is_empty() {
                 last["columns"] = serde_json::to_value(&columns)?;
             }
+            with_head(&store, &mut last);
             outln!("{last}");
         }
         errln!("{summary}");
@@ -593,10 +597,10 @@ pub(super) fn profile(
         let path = dir.join(format!("{name}.ovpn"));
         if path.symlink_metadata().is_ok() {
             if out.json {
-                outln!(
-                    "{}",
-                    json!({"line": row.line, "name": name, "status": "exists", "path": path})
-                );
+                let mut v =
+                    json!({"line": row.line, "name": name, "status": "exists", "path": path});
+                with_head(&store, &mut v);
+                outln!("{v}");
             } else {
                 outln!("exists   {name}  {} (left as it is)", path.display());
             }
@@ -611,10 +615,9 @@ pub(super) fn profile(
                 written += 1;
                 warnings.extend(rep.warnings.iter().cloned());
                 if out.json {
-                    outln!(
-                        "{}",
-                        json!({"line": row.line, "name": name, "status": "written", "path": rep.path})
-                    );
+                    let mut v = json!({"line": row.line, "name": name, "status": "written", "path": rep.path});
+                    with_head(&store, &mut v);
+                    outln!("{v}");
                 } else {
                     outln!("written  {name}  {}", rep.path.display());
                 }
@@ -622,10 +625,9 @@ pub(super) fn profile(
             Err(e) => {
                 failed += 1;
                 if out.json {
-                    outln!(
-                        "{}",
-                        json!({"line": row.line, "name": name, "status": "failed", "error": e.to_string()})
-                    );
+                    let mut v = json!({"line": row.line, "name": name, "status": "failed", "error": e.to_string()});
+                    with_head(&store, &mut v);
+                    outln!("{v}");
                 } else {
                     outln!("failed   {name} (line {}): {e}", row.line);
                 }

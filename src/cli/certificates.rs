@@ -59,7 +59,7 @@ pub(super) fn ca(cli: &Cli, out: &Out, args: &CaArgs) -> Result<u8> {
             &chain.display().to_string(),
         )?;
         let warnings = ca_warnings(&store, &rec);
-        out.doc(&with_warnings(record_json(&rec), &warnings), || {
+        out.changed(&store, with_warnings(record_json(&rec), &warnings), || {
             outln!(
                 "Sub-CA {} imported (serial {}); its chain is in {}",
                 printable(&rec.name),
@@ -87,7 +87,7 @@ pub(super) fn ca(cli: &Cli, out: &Out, args: &CaArgs) -> Result<u8> {
                 path.display()
             )
         })?;
-        out.doc(&json!({"csr": path, "name": cn}), || {
+        out.changed(&store, json!({"csr": path, "name": cn}), || {
             outln!("Wrote the sub-CA request to {}.", path.display());
             outln!("{next}");
         });
@@ -98,7 +98,7 @@ pub(super) fn ca(cli: &Cli, out: &Out, args: &CaArgs) -> Result<u8> {
             days.map(Validity::Days).unwrap_or(Validity::Default),
         )?;
         let warnings = ca_warnings(&store, &rec);
-        out.doc(&with_warnings(record_json(&rec), &warnings), || {
+        out.changed(&store, with_warnings(record_json(&rec), &warnings), || {
             outln!(
                 "Created root CA {} (serial {}), valid until {}",
                 sh(&rec.name),
@@ -310,7 +310,7 @@ pub(super) fn renew(cli: &Cli, out: &Out, args: &RenewArgs) -> Result<u8> {
         json!({"old": record_json(&r.old), "new": record_json(&r.new), "crl": r.crl.as_ref().map(|c| crl_json(c, &store.crl_path()))}),
         &warnings,
     );
-    out.doc(&v, || {
+    out.changed(&store, v, || {
         outln!(
             "Renewed {}: new serial {} valid until {}",
             name,
@@ -484,7 +484,7 @@ pub(super) fn export(cli: &Cli, out: &Out, args: &ExportArgs) -> Result<u8> {
     if let (Some(p), Value::Object(m)) = (&generated, &mut v) {
         m.insert("passphrase".into(), json!(p.expose_str()));
     }
-    out.doc(&v, || {
+    out.changed(&store, v, || {
         for f in &rep.files {
             let how = if rep.replaced.contains(f) { "replaced" } else { "wrote" };
             outln!("{how} {}", f.display());

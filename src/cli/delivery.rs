@@ -94,7 +94,7 @@ pub(super) fn profile(cli: &Cli, out: &Out, args: &ProfileArgs) -> Result<u8> {
     for w in &rep.warnings {
         warn(w);
     }
-    out.doc(&serde_json::to_value(&rep)?, || {
+    out.changed(&store, serde_json::to_value(&rep)?, || {
         outln!(
             "wrote {} (mode 0600): {}'s certificate and {} key inline",
             rep.path.display(),

@@ -98,7 +98,7 @@ pub(super) fn import_easyrsa(cli: &Cli, out: &Out, args: &ImportEasyrsaArgs) -> 
     drop(store);
     let store = open_unlocked(cli)?;
     let rep = store.import_easyrsa(&plan)?;
-    out.doc(&report(Some(&rep)), || {
+    out.changed(&store, report(Some(&rep)), || {
         human(true);
         outln!(
             "imported {} certificate(s) ({} revoked) and {} key(s) into {}; wrote CRL #{} ({} entries) to {}",

@@ -101,6 +101,29 @@ impl Out {
             human();
         }
     }
+
+    /// [`Out::doc`] for a command that changed the store: the document carries the store's
+    /// new head ([`with_head`]).
+    pub(super) fn changed(&self, store: &Store, mut v: Value, human: impl FnOnce()) {
+        if self.json {
+            with_head(store, &mut v);
+        }
+        self.doc(&v, human);
+    }
+}
+
+/// Adds `state_head` to the JSON object `v`: the store's head now, `SEQ:ROOT` as `vpnca
+/// verify` prints it, for a script to note outside the store and check later with
+/// `vpnca verify --head` (docs/json.md#the-state-head); null for a format-1 store. Every
+/// command that changes the store prints it (JSON lines: in each line printed after the store
+/// was opened, the last one holding the head after the whole batch).
+pub(super) fn with_head(store: &Store, v: &mut Value) {
+    if let Value::Object(m) = v {
+        m.insert(
+            "state_head".into(),
+            json!(store.state_head().ok().flatten()),
+        );
+    }
 }
 
 /// A name or argument as one shell word, quoted only when needed (`alice`, `'Hans Peter'`):
@@ -149,7 +172,7 @@ pub(super) fn human_record(r: &CertRecord) -> String {
 }
 
 pub(super) fn print_issued(out: &Out, store: &Store, r: &CertRecord) {
-    out.doc(&record_json(r), || {
+    out.changed(store, record_json(r), || {
         outln!("Issued {} certificate {} (serial {}), valid until {}", r.kind.as_str(), sh(&r.name), r.serial, vpnca::fmt_time(r.not_after));
         outln!("Certificate: {}", store.issued_path(&r.name).display());
         if r.has_key {

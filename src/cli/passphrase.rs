@@ -178,10 +178,20 @@ pub(super) fn store_passphrase(cli: &Cli, new: bool) -> Result<Passphrase> {
     passphrase(&cli.passphrase_file, "VPNCA_PASSPHRASE", new, what)
 }
 
-/// Opens the store at `--pki` and unlocks it with the store passphrase.
+/// Opens the store at `--pki` and unlocks it with the store passphrase, with the second
+/// checkpoint (`--checkpoint`, `VPNCA_CHECKPOINT`) when one is given.
 pub(super) fn open_unlocked(cli: &Cli) -> Result<Store> {
     let mut store = Store::open(&cli.pki)?;
+    use_checkpoint(cli, &mut store)?;
     let pass = store_passphrase(cli, false)?;
     store.unlock(&pass)?;
     Ok(store)
+}
+
+/// Gives the store the second checkpoint of `--checkpoint` / `VPNCA_CHECKPOINT`, if any.
+pub(super) fn use_checkpoint(cli: &Cli, store: &mut Store) -> Result<()> {
+    if let Some(f) = &cli.checkpoint {
+        store.use_outside_checkpoint(f)?;
+    }
+    Ok(())
 }

@@ -53,7 +53,7 @@ pub(super) fn revoke(cli: &Cli, out: &Out, args: &RevokeArgs) -> Result<u8> {
         _ => store.revoke(&target, reason)?,
     };
     let v = json!({"revoked": res.revoked.iter().map(record_json).collect::<Vec<_>>(), "crl": crl_json(&res.crl, &store.crl_path())});
-    out.doc(&v, || {
+    out.changed(&store, v, || {
         for r in &res.revoked {
             outln!(
                 "Revoked {} {} (serial {}), reason {}",
@@ -249,7 +249,9 @@ pub(super) fn crl(cli: &Cli, out: &Out, args: &CrlArgs) -> Result<u8> {
         crl_warnings(&info);
         return Ok(0);
     }
-    out.doc(&crl_json(&info, &store.crl_path()), || outln!("{line}"));
+    out.changed(&store, crl_json(&info, &store.crl_path()), || {
+        outln!("{line}")
+    });
     crl_warnings(&info);
     Ok(0)
 }

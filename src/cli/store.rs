@@ -13,7 +13,7 @@ use super::args::{Cli, InitArgs, PasswdArgs, QuickstartArgs, StatusArgs, VerifyA
 use super::aws;
 use super::options::kdf;
 use super::output::{Out, crl_json, printable, record_json, sh};
-use super::passphrase::{open_unlocked, passphrase, store_passphrase};
+use super::passphrase::{open_unlocked, passphrase, store_passphrase, use_checkpoint};
 
 /// `vpnca init`: a new, empty store.
 pub(super) fn init(cli: &Cli, out: &Out, args: &InitArgs) -> Result<u8> {
@@ -30,10 +30,15 @@ pub(super) fn init(cli: &Cli, out: &Out, args: &InitArgs) -> Result<u8> {
     // Before the passphrase is asked for: an existing store, an easy-rsa PKI or any other
     // content is refused.
     Store::check_new_dir(&cli.pki)?;
+    if let Some(f) = &cli.checkpoint {
+        Store::check_outside_checkpoint(&cli.pki, f)?;
+    }
     let pass = store_passphrase(cli, true)?;
     check_strength(&pass, *allow_weak_passphrase)?;
-    Store::init(&cli.pki, &pass, k)?;
-    out.doc(&json!({"pki": cli.pki, "kdf": k}), || {
+    let mut store = Store::init(&cli.pki, &pass, k)?;
+    use_checkpoint(cli, &mut store)?;
+    store.start_outside_checkpoint()?;
+    out.changed(&store, json!({"pki": cli.pki, "kdf": k}), || {
         outln!(
             "Initialised an encrypted vpnca store in {}",
             cli.pki.display()
@@ -139,7 +144,9 @@ pub(super) fn passwd(cli: &Cli, out: &Out, args: &PasswdArgs) -> Result<u8> {
     )?;
     check_strength(&new, *allow_weak_passphrase)?;
     store.change_passphrase(&new, k)?;
-    out.doc(&json!({"ok": true}), || outln!("Passphrase changed."));
+    out.changed(&store, json!({"ok": true}), || {
+        outln!("Passphrase changed.")
+    });
     Ok(0)
 }
 
@@ -215,8 +222,9 @@ pub(super) fn verify(cli: &Cli, out: &Out, args: &VerifyArgs) -> Result<u8> {
     })?;
     let after = store.verify()?;
     let attention = !after.problems.is_empty() || !restore.lost_revocations.is_empty();
-    out.doc(
-        &serde_json::json!({"restore": restore, "verify": after}),
+    out.changed(
+        &store,
+        serde_json::json!({"restore": restore, "verify": after}),
         || {
             for p in &rep.rollback {
                 outln!("accepted: {}", printable(p));
@@ -371,15 +379,21 @@ pub(super) fn quickstart(cli: &Cli, out: &Out, args: &QuickstartArgs) -> Result<
     // An existing store is unlocked (one prompt); a new one asks for a confirmed passphrase.
     let store = match Store::open(&cli.pki) {
         Ok(mut s) => {
+            use_checkpoint(cli, &mut s)?;
             let pass = store_passphrase(cli, false)?;
             s.unlock(&pass)?;
             s
         }
         Err(vpnca::Error::NotInitialized { .. }) => {
             Store::check_new_dir(&cli.pki)?;
+            if let Some(f) = &cli.checkpoint {
+                Store::check_outside_checkpoint(&cli.pki, f)?;
+            }
             let pass = store_passphrase(cli, true)?;
             check_strength(&pass, *allow_weak_passphrase)?;
-            Store::init(&cli.pki, &pass, k)?
+            let mut s = Store::init(&cli.pki, &pass, k)?;
+            use_checkpoint(cli, &mut s)?;
+            s
         }
         Err(e) => return Err(e.into()),
     };
@@ -405,7 +419,7 @@ pub(super) fn quickstart(cli: &Cli, out: &Out, args: &QuickstartArgs) -> Result<
     let crl = store.generate_crl(&CrlOptions::from_store(&store)?)?;
     super::revocation::crl_warnings(&crl);
     let v = json!({"pki": cli.pki, "ca": record_json(&ca), "certificates": issued.iter().map(record_json).collect::<Vec<_>>(), "crl": crl_json(&crl, &store.crl_path())});
-    out.doc(&v, || {
+    out.changed(&store, v, || {
         let pki = cli.pki.display();
         outln!("PKI ready in {pki} (every private key is encrypted in {pki}/vpnca.db)");
         outln!("  CA:      {} -> {pki}/ca.crt", printable(&ca.name));

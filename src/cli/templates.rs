@@ -146,7 +146,7 @@ fn adopt(cli: &Cli, out: &Out, name: &str, file: Option<&std::path::Path>) -> Re
             default_path.display()
         ));
     }
-    print_change(out, &change, Some(&source));
+    print_change(out, &store, &change, Some(&source));
     Ok(0)
 }
 
@@ -161,17 +161,17 @@ fn reset(cli: &Cli, out: &Out, name: &str) -> Result<u8> {
             path.display()
         ));
     }
-    print_change(out, &change, None);
+    print_change(out, &store, &change, None);
     Ok(0)
 }
 
-fn print_change(out: &Out, change: &TemplateChange, source: Option<&str>) {
+fn print_change(out: &Out, store: &Store, change: &TemplateChange, source: Option<&str>) {
     let p = &change.profile;
     let mut v = serde_json::to_value(change).unwrap_or_default();
     if let Some(m) = v.as_object_mut() {
         m.insert("source".into(), json!(source));
     }
-    out.doc(&v, || {
+    out.changed(store, v, || {
         let name = &change.name;
         match (&change.sha256, change.changed) {
             (Some(sha), true) => outln!(

@@ -13,7 +13,16 @@
 //! It holds no secret: the audit MAC cannot be forged without the store key, so an edited
 //! checkpoint can only name an entry that exists. Replacing the database *and* the checkpoint
 //! (the whole directory) is not detectable locally; see docs/security.md.
+//!
+//! A **second checkpoint** outside the store folder (`--checkpoint FILE` / `VPNCA_CHECKPOINT`,
+//! [`Store::use_outside_checkpoint`]: another disk, a config repository) is the same file,
+//! written and checked the same way, so that the whole folder put back is caught too. The first
+//! write that runs with one records it in the authenticated state (the setting
+//! [`OUTSIDE_SETTING`], audited as `checkpoint`); from then on the store refuses writes and key
+//! use without it ([`Error::CheckpointNotGiven`]). Both files name their store (`store ID`, from
+//! the MAC of its first audit entry), so another store's file is refused, never overwritten.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
@@ -31,6 +40,13 @@ pub const CHECKPOINT_FILE: &str = "vpnca.checkpoint";
 
 const MAGIC: &str = "vpnca-checkpoint v1";
 
+/// The setting (an item of the authenticated state, see `state::SETTINGS`) that records a
+/// second checkpoint: the absolute path it was last used at. Once set, it is never removed.
+pub(crate) const OUTSIDE_SETTING: &str = "outside_checkpoint";
+
+/// At most this much of a checkpoint file is read (one is under 300 bytes).
+const MAX_LEN: u64 = 4096;
+
 /// An audit-log head: `(seq, mac)`.
 type Head = (i64, Vec<u8>);
 
@@ -43,21 +59,76 @@ fn parse_head(s: &str) -> Option<Head> {
 
 /// Reads the checkpoint: `Ok(None)` when there is none, an unreadable one is an error text.
 fn read(dir: &Path) -> std::result::Result<Option<Head>, String> {
-    let path = dir.join(CHECKPOINT_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
+    read_file(&dir.join(CHECKPOINT_FILE))
+        .map(|c| c.map(|c| c.head))
+        .map_err(|e| e.to_string())
+}
+
+/// A checkpoint file as read.
+struct Found {
+    head: Head,
+    /// The `store ID` line (absent in files written before it was added).
+    store: Option<String>,
+}
+
+/// Why a checkpoint file was not read.
+#[derive(Debug)]
+enum Unread {
+    /// It cannot be read (permissions, a directory, …).
+    Io(String),
+    /// It is not a vpnca checkpoint at all (never overwritten).
+    Foreign(String),
+    /// It is one, but its audit head is missing or unreadable.
+    Damaged(String),
+}
+
+impl std::fmt::Display for Unread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unread::Io(s) | Unread::Foreign(s) | Unread::Damaged(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Reads a checkpoint file: `Ok(None)` when there is none.
+fn read_file(path: &Path) -> std::result::Result<Option<Found>, Unread> {
+    let mut bytes = Vec::new();
+    match std::fs::File::open(path).and_then(|f| f.take(MAX_LEN).read_to_end(&mut bytes)) {
+        Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("{} cannot be read ({e})", path.display())),
-    };
+        Err(e) => {
+            return Err(Unread::Io(format!(
+                "{} cannot be read ({e})",
+                path.display()
+            )));
+        }
+    }
+    let text = String::from_utf8_lossy(&bytes);
     let mut lines = text.lines();
     if lines.next() != Some(MAGIC) {
-        return Err(format!("{} is not a vpnca checkpoint", path.display()));
+        return Err(Unread::Foreign(format!(
+            "{} is not a vpnca checkpoint",
+            path.display()
+        )));
     }
-    lines
-        .find_map(|l| l.strip_prefix("audit-head "))
+    let field = |k: &str| text.lines().find_map(|l| l.strip_prefix(k)).map(str::trim);
+    let head = field("audit-head ")
         .and_then(parse_head)
-        .map(Some)
-        .ok_or_else(|| format!("{} is damaged (no audit head)", path.display()))
+        .ok_or_else(|| Unread::Damaged(format!("{} is damaged (no audit head)", path.display())))?;
+    Ok(Some(Found {
+        head,
+        store: field("store ").map(str::to_owned),
+    }))
+}
+
+/// The store's identity in its checkpoints: the first 16 bytes of its first audit entry's
+/// MAC, in hex (unique per store: the MAC key is random). Not secret, like the audit head.
+fn store_id(conn: &Connection) -> Result<Option<String>> {
+    let mac: Option<Vec<u8>> = conn
+        .query_row("SELECT mac FROM audit WHERE seq = 1", [], |r| r.get(0))
+        .optional()
+        .map_err(Error::db("reading the audit log"))?;
+    Ok(mac.map(|m| crypto::hex(&m[..m.len().min(16)])))
 }
 
 /// The store format the checkpoint was written for (`format N`; absent before format 2).
@@ -103,6 +174,17 @@ pub(crate) fn problem(dir: &Path, conn: &Connection) -> Result<Option<String>> {
             )));
         }
     };
+    head_problem(conn, &(seq, mac), CHECKPOINT_FILE, accept)
+}
+
+/// Compares a checkpointed audit head (from the file `label` names) with the database: `Some`
+/// when the database ends before it or holds another entry there; `accept` says what to do.
+fn head_problem(
+    conn: &Connection,
+    (seq, mac): &Head,
+    label: &str,
+    accept: &str,
+) -> Result<Option<String>> {
     let head = meta_get(conn, "audit_head")?
         .as_deref()
         .and_then(parse_head)
@@ -112,19 +194,50 @@ pub(crate) fn problem(dir: &Path, conn: &Connection) -> Result<Option<String>> {
         .optional()
         .map_err(Error::db("reading the audit log"))?;
     Ok(match at {
-        Some(m) if m == mac => None,
+        Some(m) if m == *mac => None,
         Some(_) => Some(format!(
-            "the database is another history than the one checkpointed: its audit entry {seq} is not the one {CHECKPOINT_FILE} records (a copy of another store, or of an older copy that was then changed); {accept}"
+            "the database is another history than the one checkpointed: its audit entry {seq} is not the one {label} records (a copy of another store, or of an older copy that was then changed); {accept}"
         )),
         None => Some(format!(
-            "the database is an older copy: {CHECKPOINT_FILE} records audit entry {seq}, but the database ends at entry {head} (changes made since, revocations included, are missing); {accept}"
+            "the database is an older copy: {label} records audit entry {seq}, but the database ends at entry {head} (changes made since, revocations included, are missing); {accept}"
         )),
     })
 }
 
-/// Writes the checkpoint for `head` (the `audit_head` meta value), with the store format and
-/// the state head (format 2) read from `conn`.
-fn write(dir: &Path, head: &str, conn: &Connection) -> Result<()> {
+/// What `verify --accept-restore` does about a database older than the second checkpoint: the
+/// whole store folder was put back, so the newer `crl.pem` went with it.
+const ACCEPT_OUTSIDE: &str = "if you put the whole store folder back on purpose (a restore from backup), put the newest crl.pem you published (the one on the VPN server) into the store folder first, then `vpnca --checkpoint FILE verify --accept-restore` accepts the copy, revokes again what that crl.pem revokes and moves both checkpoints to it (docs/security.md)";
+
+/// The absolute path as the store records it.
+fn path_text(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+/// `path` made absolute and checked as a second checkpoint for the store in `dir`: a regular
+/// file or nothing yet, in an existing directory, outside the store folder (a file inside it
+/// would be put back with the database).
+pub(crate) fn outside_path(dir: &Path, path: &Path) -> Result<PathBuf> {
+    let abs = std::path::absolute(path).map_err(Error::io("resolving", path))?;
+    fsutil::check_output(&abs, fsutil::Output::Replace)?;
+    let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let store = real(&std::path::absolute(dir).map_err(Error::io("resolving", dir))?);
+    let parent = real(abs.parent().unwrap_or(&abs));
+    if parent.starts_with(&store) {
+        return Err(Error::input(
+            "--checkpoint",
+            format!(
+                "{} is inside the store folder {}: a second checkpoint is put back together with the database there, and catches nothing; keep it elsewhere (another disk, a config repository)",
+                abs.display(),
+                store.display()
+            ),
+        ));
+    }
+    Ok(abs)
+}
+
+/// The checkpoint's text for `head` (the `audit_head` meta value), with the store format, the
+/// state head (format 2) and the store's identity read from `conn`.
+fn text(head: &str, conn: &Connection) -> Result<String> {
     let mut text = format!("{MAGIC}\naudit-head {head}\n");
     if let Some(f) = meta_get(conn, "format")?.filter(|f| f != "1") {
         text.push_str(&format!("format {f}\n"));
@@ -132,7 +245,63 @@ fn write(dir: &Path, head: &str, conn: &Connection) -> Result<()> {
     if let Some(h) = super::state::stored_head(conn)? {
         text.push_str(&format!("state-head {}\n", h.text()));
     }
-    fsutil::write_atomic(&dir.join(CHECKPOINT_FILE), text.as_bytes(), 0o644)
+    if let Some(id) = store_id(conn)? {
+        text.push_str(&format!("store {id}\n"));
+    }
+    Ok(text)
+}
+
+/// Writes the checkpoint for `head` (the `audit_head` meta value).
+fn write(dir: &Path, head: &str, conn: &Connection) -> Result<()> {
+    fsutil::write_atomic(
+        &dir.join(CHECKPOINT_FILE),
+        text(head, conn)?.as_bytes(),
+        0o644,
+    )
+}
+
+/// Writes the second checkpoint at `path` for `head`: replaced atomically, never through a
+/// symbolic link, never over something that is not a regular file.
+fn write_outside(path: &Path, head: &str, conn: &Connection) -> Result<()> {
+    fsutil::replace_output(path, text(head, conn)?.as_bytes(), 0o644)
+}
+
+/// Whether the file at `path` may be (re)written as this store's second checkpoint: there is
+/// none, or it is a checkpoint (damaged or not) that names no other store. A file that is not
+/// a checkpoint, or is another store's, is never overwritten.
+fn outside_writable(path: &Path, conn: &Connection) -> Result<bool> {
+    Ok(match read_file(path) {
+        Ok(None) | Err(Unread::Damaged(_)) => true,
+        Ok(Some(c)) => c.store.is_none() || c.store == store_id(conn)?,
+        Err(Unread::Io(_) | Unread::Foreign(_)) => false,
+    })
+}
+
+/// What the second checkpoint says about the database behind `conn`.
+#[derive(Debug)]
+pub(crate) enum Outside {
+    /// Nothing to say: none given and none recorded; or it holds this database's audit entry
+    /// (or an earlier one).
+    Fine,
+    /// Given for the first time and not there yet: the next write starts it.
+    NotStarted(PathBuf),
+    /// The database is older than it or another history, or it is missing or damaged although
+    /// the store recorded it: what `verify --accept-restore` accepts (then rewriting it).
+    Rollback(String),
+    /// None given, although the store recorded one (the path it was last used at). Never
+    /// accepted.
+    NotGiven(String),
+    /// Never accepted: the file given is not a checkpoint, cannot be read, or belongs to
+    /// another store.
+    Refused(String),
+}
+
+/// The message of an unusable second checkpoint file.
+fn not_ours(path: &Path, what: &str) -> String {
+    format!(
+        "{what}: vpnca never overwrites it; give --checkpoint (or VPNCA_CHECKPOINT) the path of this store's second checkpoint, or a path where none exists yet to start one ({} is not it)",
+        path.display()
+    )
 }
 
 /// What [`Store::accept_restore`] did.
@@ -261,6 +430,134 @@ impl Store {
         Ok(out)
     }
 
+    /// Keeps a second checkpoint at `path`, outside the store folder (`--checkpoint FILE`):
+    /// written after every commit like `vpnca.checkpoint`, and checked like it before every
+    /// write and key use, and by `verify`. The first write with it records it in the store
+    /// (audited); from then on the store refuses to work without one
+    /// ([`Error::CheckpointNotGiven`]). `path` must be outside the store folder, and a regular
+    /// file or nothing yet in an existing directory ([`Error::InvalidInput`],
+    /// [`Error::OutputPath`]). Nothing is written here.
+    pub fn use_outside_checkpoint(&mut self, path: &Path) -> Result<()> {
+        self.outside_checkpoint = Some(outside_path(&self.dir, path)?);
+        Ok(())
+    }
+
+    /// Checks `path` as [`Store::use_outside_checkpoint`] does, for a store in `dir` that may
+    /// not exist yet (`init` checks before it creates anything).
+    pub fn check_outside_checkpoint(dir: &Path, path: &Path) -> Result<()> {
+        outside_path(dir, path).map(|_| ())
+    }
+
+    /// The second checkpoint given to [`Store::use_outside_checkpoint`], made absolute.
+    pub fn outside_checkpoint(&self) -> Option<&Path> {
+        self.outside_checkpoint.as_deref()
+    }
+
+    /// Records the second checkpoint now, if it is not yet: one audited write (for `init`, whose
+    /// first change comes before the option is applied). Returns whether it wrote.
+    pub fn start_outside_checkpoint(&self) -> Result<bool> {
+        let Some(path) = &self.outside_checkpoint else {
+            return Ok(false);
+        };
+        if self.setting(OUTSIDE_SETTING)?.as_deref() == Some(path_text(path).as_str()) {
+            return Ok(false);
+        }
+        self.write(|_, _| Ok(()))?;
+        Ok(true)
+    }
+
+    /// Inside a write, before it is sealed: records the second checkpoint in the state when it
+    /// is new or its path changed (setting [`OUTSIDE_SETTING`], audit entry `checkpoint` with
+    /// the path and the one before). The file itself is written after the commit.
+    pub(crate) fn record_outside_checkpoint(
+        &self,
+        tx: &super::Tx<'_>,
+        keys: &crypto::Keys,
+    ) -> Result<()> {
+        let Some(path) = &self.outside_checkpoint else {
+            return Ok(());
+        };
+        let now = path_text(path);
+        let was = meta_get(tx.sql(), OUTSIDE_SETTING)?;
+        if was.as_deref() == Some(now.as_str()) {
+            return Ok(());
+        }
+        super::meta_set(tx, OUTSIDE_SETTING, &now)?;
+        super::audit_append(
+            tx,
+            keys,
+            "checkpoint",
+            "",
+            "",
+            &serde_json::json!({"path": now, "was": was}),
+        )
+    }
+
+    /// What the second checkpoint says about the database behind `conn` (see [`Outside`]).
+    pub(crate) fn outside(&self, conn: &Connection) -> Result<Outside> {
+        let recorded = self.setting(OUTSIDE_SETTING)?;
+        let Some(path) = &self.outside_checkpoint else {
+            return Ok(recorded.map_or(Outside::Fine, Outside::NotGiven));
+        };
+        let shown = path.display();
+        Ok(match read_file(path) {
+            Err(Unread::Io(e)) => Outside::Refused(format!(
+                "the second checkpoint {e}: vpnca needs to read and write it"
+            )),
+            Err(Unread::Foreign(e)) => Outside::Refused(not_ours(path, &e)),
+            Err(Unread::Damaged(e)) => Outside::Rollback(format!(
+                "the second checkpoint {e}; if nothing else is wrong, `vpnca --checkpoint FILE verify --accept-restore` writes it again"
+            )),
+            Ok(None) => match recorded {
+                None => Outside::NotStarted(path.clone()),
+                Some(r) => Outside::Rollback(format!(
+                    "the second checkpoint {shown} is missing (the store last used it at {r}): if it was moved, give its new path; if it is lost, `vpnca --checkpoint FILE verify --accept-restore` writes a new one (check first that the store folder was not put back: docs/security.md)"
+                )),
+            },
+            Ok(Some(c)) => {
+                let id = store_id(conn)?;
+                match (&c.store, &id) {
+                    (Some(theirs), Some(ours)) if theirs != ours => Outside::Refused(not_ours(
+                        path,
+                        &format!(
+                            "{shown} is the second checkpoint of another store (store {theirs}; this one is store {ours})"
+                        ),
+                    )),
+                    _ => head_problem(
+                        conn,
+                        &c.head,
+                        &format!("the second checkpoint {shown}"),
+                        ACCEPT_OUTSIDE,
+                    )?
+                    .map_or(Outside::Fine, Outside::Rollback),
+                }
+            }
+        })
+    }
+
+    /// `verify`'s findings about the second checkpoint that `--accept-restore` does not accept
+    /// (problems), and what only needs saying (warnings). The accepted ones are in
+    /// [`Store::rollback_problems`].
+    pub(crate) fn outside_checkpoint_report(&self) -> Result<(Vec<String>, Vec<String>)> {
+        Ok(match self.outside(&self.conn)? {
+            Outside::NotGiven(r) => (
+                vec![format!(
+                    "this store keeps a second checkpoint outside its folder (last used at {r}), and none was given: run verify with --checkpoint FILE or VPNCA_CHECKPOINT to check against it"
+                )],
+                Vec::new(),
+            ),
+            Outside::Refused(w) => (vec![w], Vec::new()),
+            Outside::NotStarted(p) => (
+                Vec::new(),
+                vec![format!(
+                    "the second checkpoint {} does not exist yet: the next change writes it and records it in the store, which from then on refuses to work without it",
+                    p.display()
+                )],
+            ),
+            Outside::Fine | Outside::Rollback(_) => (Vec::new(), Vec::new()),
+        })
+    }
+
     /// Accepts a database put back from an older copy (`verify --accept-restore`), keeping
     /// what the newer copy left outside it: every certificate the newer `crl.pem` revokes is
     /// revoked again (with its date and reason), the CRL numbers continue above it, a new CRL
@@ -275,7 +572,8 @@ impl Store {
             Some(ca) => self.newer_mirror_crl(&ca.der)?,
             None => None,
         };
-        if problem(&self.dir, &self.conn)?.is_none() && witness.is_none() {
+        let outside = matches!(self.outside(&self.conn)?, Outside::Rollback(_));
+        if problem(&self.dir, &self.conn)?.is_none() && witness.is_none() && !outside {
             return Ok(None);
         }
         let database_seq = meta_get(&self.conn, "audit_head")?
@@ -331,6 +629,7 @@ impl Store {
                         "revoked_again": again.iter().map(|r| r.serial.hex()).collect::<Vec<_>>(),
                         "lost_revocations": lost,
                         "unknown_certificates": unknown,
+                        "outside_checkpoint": self.outside_checkpoint.as_deref().map(path_text),
                     }),
                 )?;
                 let crl = match &signer {
@@ -363,6 +662,9 @@ impl Store {
     /// back without the newer mirror).
     pub(crate) fn rollback_problems(&self, ca_der: Option<&[u8]>) -> Result<Vec<String>> {
         let mut out: Vec<String> = problem(&self.dir, &self.conn)?.into_iter().collect();
+        if let Outside::Rollback(w) = self.outside(&self.conn)? {
+            out.push(w);
+        }
         if let Some(ca) = ca_der
             && let Some(w) = self.newer_mirror_crl(ca)?
         {
@@ -384,12 +686,24 @@ impl Store {
         if let Some(what) = problem(&self.dir, conn)? {
             return Err(Error::Tampered { what });
         }
+        match self.outside(conn)? {
+            Outside::Fine | Outside::NotStarted(_) => {}
+            Outside::NotGiven(recorded) => return Err(Error::CheckpointNotGiven { recorded }),
+            Outside::Rollback(what) | Outside::Refused(what) => {
+                return Err(Error::Tampered { what });
+            }
+        }
         // The entries from the checkpointed one to the head must chain under the store's key:
-        // an entry forged on an older database to match the checkpoint (whose MAC the
+        // an entry forged on an older database to match a checkpoint (whose MAC the
         // checkpoint file shows) does not.
         if self.is_unlocked() {
-            let from = read(&self.dir).ok().flatten().map_or(1, |(s, _)| s);
-            self.check_audit_tail(conn, from)?;
+            let local = read(&self.dir).ok().flatten().map_or(1, |(s, _)| s);
+            let outside = self
+                .outside_checkpoint
+                .as_deref()
+                .and_then(|p| read_file(p).ok().flatten())
+                .map_or(local, |c| c.head.0);
+            self.check_audit_tail(conn, local.min(outside))?;
         }
         Ok(())
     }
@@ -400,6 +714,11 @@ impl Store {
             .map_err(Error::db("locking the store"))?;
         if let Some(head) = meta_get(&tx, "audit_head")? {
             write(&self.dir, &head, &tx)?;
+            if let Some(p) = &self.outside_checkpoint
+                && outside_writable(p, &tx)?
+            {
+                write_outside(p, &head, &tx)?;
+            }
         }
         tx.commit().map_err(Error::db("committing"))
     }
@@ -417,10 +736,39 @@ impl Store {
                 if current.map(|(s, _)| s) < ahead {
                     write(&self.dir, &head, &tx)?;
                 }
+                if let Some(p) = &self.outside_checkpoint {
+                    self.advance_outside(p, &head, ahead, &tx)?;
+                }
             }
             tx.commit().map_err(Error::db("committing"))
         };
         let _ = advance();
+    }
+
+    /// The second checkpoint moved to `head` (sequence number `ahead`) when it is this store's
+    /// and behind, or written first when the store records it at this path and it is not
+    /// there yet (the commit that recorded it). Anything else is left alone: the next check
+    /// names it.
+    fn advance_outside(
+        &self,
+        path: &Path,
+        head: &str,
+        ahead: Option<i64>,
+        conn: &Connection,
+    ) -> Result<()> {
+        let write = match read_file(path) {
+            Ok(Some(c)) => {
+                (c.store.is_none() || c.store == store_id(conn)?) && Some(c.head.0) < ahead
+            }
+            Ok(None) => {
+                meta_get(conn, OUTSIDE_SETTING)?.as_deref() == Some(path_text(path).as_str())
+            }
+            Err(_) => false,
+        };
+        if write {
+            write_outside(path, head, conn)?;
+        }
+        Ok(())
     }
 }
 
@@ -455,5 +803,31 @@ mod tests {
         )
         .expect("write");
         assert_eq!(read(d.path()), Ok(Some((7, vec![1]))));
+    }
+
+    #[test]
+    fn the_store_line_is_read_and_a_foreign_file_told_apart() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let p = d.path().join("x.checkpoint");
+        std::fs::write(&p, "vpnca-checkpoint v1\naudit-head 7:01\nstore abcd\n").expect("write");
+        let c = read_file(&p).expect("read").expect("a checkpoint");
+        assert_eq!((c.head, c.store.as_deref()), ((7, vec![1]), Some("abcd")));
+        std::fs::write(&p, "my notes\n").expect("write");
+        assert!(matches!(read_file(&p), Err(Unread::Foreign(_))));
+        std::fs::write(&p, "vpnca-checkpoint v1\nstore abcd\n").expect("write");
+        assert!(matches!(read_file(&p), Err(Unread::Damaged(_))));
+    }
+
+    #[test]
+    fn a_second_checkpoint_inside_the_store_folder_is_refused() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let store = d.path().join("pki");
+        std::fs::create_dir_all(store.join("sub")).expect("mkdir");
+        for inside in [store.join("w"), store.join("sub/w"), store.join("../pki/w")] {
+            let e = outside_path(&store, &inside).expect_err("inside");
+            assert!(e.to_string().contains("is inside the store folder"), "{e}");
+        }
+        assert!(outside_path(&store, &d.path().join("w")).is_ok());
+        assert!(outside_path(&store, &d.path().join("no-such-dir/w")).is_err());
     }
 }

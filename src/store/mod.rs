@@ -226,6 +226,8 @@ pub struct Store {
     write_state: std::cell::RefCell<state::Touched>,
     /// Set by [`Store::without_read_proofs`].
     no_read_proofs: std::cell::Cell<bool>,
+    /// The second checkpoint, outside the store folder ([`Store::use_outside_checkpoint`]).
+    outside_checkpoint: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Store {
@@ -788,6 +790,7 @@ impl Store {
             in_write: std::cell::Cell::new(false),
             write_state: Default::default(),
             no_read_proofs: std::cell::Cell::new(false),
+            outside_checkpoint: None,
         };
         let format: Option<String> = store
             .conn
@@ -981,6 +984,7 @@ impl Store {
             self.in_write.set(false);
             out?
         };
+        self.record_outside_checkpoint(&tx, keys)?;
         state::seal(&tx, keys)?;
         tx.commit()?;
         self.advance_checkpoint();

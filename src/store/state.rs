@@ -29,8 +29,14 @@ pub(crate) const STATE_SCHEMA: &str = "
 CREATE TABLE smt_nodes (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;
 ";
 
-/// The store settings that are part of the state (CRL policy and the CRL number floor).
-pub(crate) const SETTINGS: [&str; 3] = ["crl_days", "crl_omit_expired", "crl_number_floor"];
+/// The store settings that are part of the state (CRL policy, the CRL number floor, the second
+/// checkpoint: `checkpoint::OUTSIDE_SETTING`).
+pub(crate) const SETTINGS: [&str; 4] = [
+    "crl_days",
+    "crl_omit_expired",
+    "crl_number_floor",
+    super::checkpoint::OUTSIDE_SETTING,
+];
 
 /// The `meta` key of the state-signing key's certificate (DER, hex).
 pub(crate) const STATE_KEY_CERT: &str = "state_key_cert";

@@ -53,6 +53,7 @@ impl Env {
         c.arg("--pki").arg(&self.pki).args(args);
         c.env("VPNCA_PASSPHRASE", PASS)
             .env_remove("VPNCA_PKI")
+            .env_remove("VPNCA_CHECKPOINT")
             .env_remove("VPNCA_NEW_PASSPHRASE");
         c.current_dir(self.dir.path());
         c

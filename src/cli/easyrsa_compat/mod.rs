@@ -246,7 +246,7 @@ fn plan(
             i += 1;
             continue;
         }
-        if name == "--passphrase-file" {
+        if name == "--passphrase-file" || name == "--checkpoint" {
             native.push(argv[i].clone());
             if inline.is_none() {
                 if let Some(v) = argv.get(i + 1) {
