@@ -821,6 +821,42 @@ fn an_extra_ca_certificate_needs_allow_foreign_ca() {
     assert!(hs.ok, "the profile must still connect:\n{hs}");
 }
 
+/// `profile --batch` with a configuration whose `<ca>` holds another CA failed every line with
+/// the same error ("failed alice …", "failed bob …") and exit 2 at the end: the check that does
+/// not depend on the user now runs once, before any profile — one error naming the file and
+/// `--allow-foreign-ca`, no per-line outcome, nothing written.
+///
+/// Fails when: `cli::batch::profile` does not call `ProfileContext::check_base` first (seen:
+/// one `failed` line per user on standard output).
+#[test]
+fn profile_batch_refuses_a_foreign_ca_once_before_any_line() {
+    let pki = Pki::new();
+    let e = &pki.e;
+    e.ok(&["client", "bob"]);
+    let foreign = block(&endpoint_fixture(), "ca");
+    let text = with_ca(&endpoint_fixture(), &format!("{}{foreign}", pki.ca));
+    write(e, "extra-ca.ovpn", &text);
+    write(e, "users.csv", "name\nalice\nbob\n");
+    let before = snapshot_of(e.dir.path());
+    let o = e.run(&[
+        "profile",
+        "--batch",
+        "users.csv",
+        "--config",
+        "extra-ca.ovpn",
+        "--out",
+        "out",
+    ]);
+    let (out, err) = (s(&o.stdout), s(&o.stderr));
+    assert_eq!(o.status.code(), Some(2), "{out}{err}");
+    assert!(
+        err.contains("extra-ca.ovpn") && err.contains("--allow-foreign-ca"),
+        "{err}"
+    );
+    assert!(!out.contains("failed"), "a per-line failure was reported: {out}");
+    assert_eq!(snapshot_of(e.dir.path()), before, "something was written");
+}
+
 // ---------------------------------------------------------------------------------------------
 // 5. verify-x509-name when the server is known
 // ---------------------------------------------------------------------------------------------

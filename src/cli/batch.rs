@@ -590,6 +590,9 @@ pub(super) fn profile(
     );
     report_invalid(out, &errors, false, ("written", ""))?;
     let store = store_open()?;
+    // A configuration every profile would refuse (a foreign <ca>) stops the batch once, before
+    // any profile is written, instead of failing every line with the same error.
+    vpnca::ovpn::ProfileContext::new(&store)?.check_base(base)?;
     let (mut written, mut exists, mut failed) = (0, 0, 0);
     let mut warnings = Vec::new();
     for row in &rows {
