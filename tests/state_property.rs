@@ -12,24 +12,6 @@ use common::*;
 
 use std::collections::BTreeSet;
 
-/// xorshift64, seeded per sequence.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        (x % n as u64) as usize
-    }
-}
-
 const NAMES: [&str; 4] = ["ann", "ben", "cat", "dan"];
 
 /// The classes of storage edits (each refused somewhere in the other test files).
@@ -46,7 +28,7 @@ const EDITS: [&str; 8] = [
 
 struct Seq {
     e: Env,
-    rng: Rng,
+    rng: XorShift,
     /// The model: the live serial of each name, and every serial truly revoked.
     live: std::collections::BTreeMap<String, String>,
     revoked: BTreeSet<String>,
@@ -61,7 +43,7 @@ impl Seq {
         e.ok(&["crl"]);
         Seq {
             e,
-            rng: Rng::new(seed),
+            rng: XorShift::new(seed),
             live: Default::default(),
             revoked: BTreeSet::new(),
             older: None,
@@ -76,8 +58,8 @@ impl Seq {
     /// One random command. `Ok(())` when it ran, `Err(stderr)` when it was refused with exit 2
     /// (having changed nothing); any other outcome fails the test.
     fn op(&mut self) -> Result<(), String> {
-        let name = NAMES[self.rng.below(NAMES.len())].to_string();
-        let pick = self.rng.below(5);
+        let name = NAMES[self.rng.index(NAMES.len())].to_string();
+        let pick = self.rng.index(5);
         self.run(name, pick)
     }
 

@@ -100,6 +100,35 @@ pub fn sqlite(e: &Env, sql: &str) {
     sqlite_query(e, sql);
 }
 
+/// A tiny deterministic PRNG (xorshift64), seeded per trial: the random instants, operations
+/// and edits of the crash, batch and property tests, reproducible from the seed.
+pub struct XorShift(u64);
+
+impl XorShift {
+    pub fn new(seed: u64) -> XorShift {
+        XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    /// Uniform in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    /// An index into a collection of `n` elements (`n` > 0).
+    pub fn index(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
 /// Writes `<pki>/templates/NAME.toml`: what anyone who can write the store folder can plant
 /// (vpnca uses it only once adopted: [`adopt_template`]).
 pub fn plant_template(e: &Env, name: &str, text: &str) {
