@@ -228,7 +228,7 @@ pub(crate) fn sign_prepared(signer: &Signer, p: &Prepared) -> Result<Signed> {
 }
 
 /// The common name of the state-signing key's certificate.
-pub(crate) const STATE_KEY_CN: &str = "vpnca state-signing key";
+pub const STATE_KEY_CN: &str = "vpnca state-signing key";
 
 /// Certifies the store's state-signing public key (Ed25519, 32 bytes) with the CA: a
 /// certificate (CN [`STATE_KEY_CN`], keyUsage digitalSignature, CA:FALSE, no

@@ -208,7 +208,7 @@ impl Store {
             match self.check_public_state()? {
                 Some(head) => Some(head),
                 None => {
-                    if self.has_ca()? {
+                    if self.reads_unverified()? {
                         findings.push(finding(
                             "store",
                             "unverified",

@@ -79,6 +79,14 @@ pub fn is_nfc(name: &str) -> bool {
 pub fn normalize_name(name: &str) -> Result<String> {
     let n = nfc(name);
     validate_name(&n)?;
+    if n.eq_ignore_ascii_case(crate::ca::STATE_KEY_CN) {
+        // Readers without the passphrase accept a state head signed by the certificate of
+        // that name (docs/store-format.md#the-state-signing-key): no other may carry it.
+        return Err(Error::input(
+            "name",
+            format!("{n:?} is reserved for the store's state-signing key"),
+        ));
+    }
     Ok(n)
 }
 

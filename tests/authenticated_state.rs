@@ -424,9 +424,19 @@ fn readers_without_the_passphrase_check_the_signed_head() {
     }
     std::fs::write(e.pki.join("vpnca.db"), &saved).expect("restore");
 
-    // Another store in its place: intact in itself, but not under the auditor's CA.
+    // Another store in its place (its database and checkpoint): intact in itself, but not
+    // under the auditor's CA. (Its database alone, beside this store's checkpoint, is already
+    // refused as another history.)
     let other = Env::with_ca();
+    let checkpoint = std::fs::read(e.pki.join("vpnca.checkpoint")).expect("checkpoint");
     std::fs::copy(other.pki.join("vpnca.db"), e.pki.join("vpnca.db")).expect("swap");
+    let o = locked(&e, &["verify", "--ca-cert", "trusted-ca.crt"]);
+    assert_eq!(o.status.code(), Some(1), "{}", s(&o.stdout));
+    std::fs::copy(
+        other.pki.join("vpnca.checkpoint"),
+        e.pki.join("vpnca.checkpoint"),
+    )
+    .expect("swap");
     let o = locked(&e, &["verify", "--ca-cert", "trusted-ca.crt"]);
     assert_eq!(o.status.code(), Some(1), "{}", s(&o.stdout));
     assert!(
@@ -435,6 +445,7 @@ fn readers_without_the_passphrase_check_the_signed_head() {
         s(&o.stdout)
     );
     std::fs::write(e.pki.join("vpnca.db"), &saved).expect("restore");
+    std::fs::write(e.pki.join("vpnca.checkpoint"), &checkpoint).expect("restore");
 
     // The state-signing key's certificate deleted: the readers say they are unverified, and
     // the next write refuses.
@@ -458,4 +469,98 @@ fn readers_without_the_passphrase_check_the_signed_head() {
     refused(&e, &["crl"], "the state-signing key's certificate");
     std::fs::write(e.pki.join("vpnca.db"), &saved).expect("restore");
     e.ok(&["verify"]);
+}
+
+/// Four ways found by an attack review of the readers without the passphrase and the upgrade
+/// (session 8), each now refused or said:
+/// 1. any Ed25519 certificate the CA issued (a user's) put in as the state-signing key's: it
+///    could sign a forged head. Only the exact certificate `certify_state_key` makes is taken
+///    (its name is reserved: no certificate vpnca issues may carry it);
+/// 2. the state-key certificate deleted and the CA row renamed, so that `list` did not warn
+///    and `show` never did: both now say they read unverified;
+/// 3. an older `vpnca.db` put back beside the newer checkpoint: the readers compare the
+///    database with the public checkpoint, as every write does (exit 2, "older copy");
+/// 4. a format-1 store given an adopted profile by SQL: it was used to issue and then vouched
+///    for by the upgrade. A format-1 store holding a key only format 2 writes is refused, not
+///    upgraded, and `verify` names the key.
+///
+/// Fails when: `state::is_state_key_shape` accepts any certificate (1: status says all is
+/// well), `Store::reads_unverified` is not asked by `show` (2), `Store::public_head` skips the
+/// checkpoint (3: status exit 0 on the older copy), and `v2_only_meta_keys` is left out of the
+/// upgrade's checks (4: carol is issued and the store upgraded).
+#[test]
+fn the_attack_review_findings_are_refused() {
+    // 1.
+    let e = store();
+    e.ok(&["client", "mallory", "--algo", "ed25519"]);
+    let err = e.fails(
+        &["client", "vpnca state-signing key", "--algo", "ed25519"],
+        2,
+    );
+    assert!(
+        err.contains("is reserved for the store's state-signing key"),
+        "{err}"
+    );
+    let mallory = sqlite_query(&e, "SELECT hex(cert_der) FROM certs WHERE name = 'mallory'");
+    let saved = std::fs::read(e.pki.join("vpnca.db")).expect("db");
+    sqlite(
+        &e,
+        &format!("UPDATE meta SET v = lower('{mallory}') WHERE k = 'state_key_cert'"),
+    );
+    let o = locked(&e, &["status"]);
+    assert_eq!(o.status.code(), Some(2), "{}", s(&o.stdout));
+    assert!(
+        s(&o.stderr)
+            .contains("is signed by a certificate that is not a state-signing key certificate"),
+        "{}",
+        s(&o.stderr)
+    );
+    std::fs::write(e.pki.join("vpnca.db"), &saved).expect("restore");
+
+    // 2.
+    sqlite(
+        &e,
+        "DELETE FROM meta WHERE k IN ('state_key_cert', 'state_sig'); \
+         UPDATE certs SET kind = 'server' WHERE kind = 'ca'",
+    );
+    for args in [&["show", "bob"][..], &["list"], &["template", "list"]] {
+        let o = locked(&e, args);
+        assert!(
+            s(&o.stderr).contains("read from the database unverified"),
+            "{args:?}: {}",
+            s(&o.stderr)
+        );
+    }
+    std::fs::write(e.pki.join("vpnca.db"), &saved).expect("restore");
+
+    // 3.
+    e.ok(&["revoke", "bob"]);
+    std::fs::write(e.pki.join("vpnca.db"), &saved).expect("the older copy");
+    for args in [&["status"][..], &["show", "bob"], &["list"]] {
+        let o = locked(&e, args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", s(&o.stdout));
+        assert!(
+            s(&o.stderr).contains("older copy"),
+            "{args:?}: {}",
+            s(&o.stderr)
+        );
+    }
+
+    // 4.
+    let v1 = Env::new();
+    copy_dir(&fixture("legacy-names/pki"), &v1.pki);
+    sqlite(
+        &v1,
+        "INSERT INTO meta (k, v) VALUES ('template.client', 'description = \"x\"\nca = false\ndays = 36500\nkey_usage = [\"digitalSignature\"]\nextended_key_usage = [\"clientAuth\"]\n[san]\ndns_from_name = false\nallow = [\"email\"]\n')",
+    );
+    refused(&v1, &["client", "carol"], "template.client");
+    assert_eq!(
+        sqlite_query(&v1, "SELECT v FROM meta WHERE k = 'format'"),
+        "1"
+    );
+    verify_reports(&v1, "template.client");
+    assert_eq!(
+        sqlite_query(&v1, "SELECT v FROM meta WHERE k = 'format'"),
+        "1"
+    );
 }

@@ -374,7 +374,7 @@ pub(super) fn list(cli: &Cli, out: &Out, args: &ListArgs) -> Result<u8> {
     let store = Store::open(&cli.pki)?;
     // Every record is shown: the whole state is checked first against the signed head (a
     // store without a state-signing key yet is shown as it is; `status` says so).
-    if store.check_public_state()?.is_none() && store.has_ca()? {
+    if store.check_public_state()?.is_none() && store.reads_unverified()? {
         warn(UNVERIFIED);
     }
     let filter = ListFilter {
@@ -402,6 +402,10 @@ pub(super) fn list(cli: &Cli, out: &Out, args: &ListArgs) -> Result<u8> {
 pub(super) fn show(cli: &Cli, out: &Out, args: &ShowArgs) -> Result<u8> {
     let ShowArgs { name, serial, pem } = args;
     let store = Store::open(&cli.pki)?;
+    // Checks the database against the checkpoint, and says when it cannot check more.
+    if store.reads_unverified()? {
+        warn(UNVERIFIED);
+    }
     let r = select(&store, name, serial)?;
     let details = vpnca::x509::describe(&r.der)?;
     let mut v = record_json(&r);

@@ -8,7 +8,7 @@ use vpnca::Store;
 use vpnca::profile::{BUILTIN, Profile, TemplateChange};
 
 use super::args::{Cli, TemplateCommand};
-use super::output::{Out, sh, warn};
+use super::output::{Out, UNVERIFIED, sh, warn};
 use super::passphrase::open_unlocked;
 
 /// `vpnca template …`: one function per subcommand.
@@ -38,6 +38,9 @@ fn file_status(store: &Store, name: &str, adopted: Option<&str>) -> Result<Optio
 /// `vpnca template list`: works without the passphrase, like `list`.
 fn list(cli: &Cli, out: &Out) -> Result<u8> {
     let store = Store::open(&cli.pki)?;
+    if store.reads_unverified()? {
+        warn(UNVERIFIED);
+    }
     if !out.json {
         outln!("{:<14} {:<31} FILE", "PROFILE", "IN EFFECT");
     }
@@ -80,6 +83,9 @@ fn list(cli: &Cli, out: &Out) -> Result<u8> {
 /// `<pki>/templates/NAME.toml` and edited).
 fn show(cli: &Cli, out: &Out, name: &str) -> Result<u8> {
     let store = Store::open(&cli.pki)?;
+    if store.reads_unverified()? {
+        warn(UNVERIFIED);
+    }
     let (text, sha) = store.template_text(name)?;
     let status = file_status(&store, name, sha.as_ref().map(|_| text.as_str()))?;
     out.doc(

@@ -596,6 +596,11 @@ impl<'c> Tx<'c> {
         name: &'static str,
         text: Option<&str>,
     ) -> Result<Option<String>> {
+        if self.state.borrow().root.is_none() {
+            return Err(Error::Tampered {
+                what: "this format-1 store could not be upgraded to format 2 (`vpnca verify` names why), and profiles are adopted only into format 2's authenticated state".into(),
+            });
+        }
         self.touch(state::Item::Template(name))?;
         let k = state::template_key(name);
         let before = meta_get(self.sql(), &k)?;
@@ -869,6 +874,7 @@ impl Store {
     /// write upgrades it. Returns whether it upgraded.
     fn upgrade_v1(&self, tx: &Tx<'_>, keys: &Keys) -> Result<bool> {
         let intact = checkpoint::problem(&self.dir, tx.sql())?.is_none()
+            && v2_only_meta_keys(tx.sql())?.is_empty()
             && self.check_audit_chain()?.is_empty()
             && query_raw_records(tx.sql(), "1 = 1")?
                 .iter()
@@ -906,7 +912,10 @@ impl Store {
     /// against the trusted head, and the tree's nodes against the tree of those items.
     pub(crate) fn state_problems(&self) -> Result<Vec<String>> {
         if self.format.get() < 2 {
-            return Ok(Vec::new());
+            return Ok(v2_only_meta_keys(&self.conn)?
+                .into_iter()
+                .map(|k| format!("the format-1 store holds `{k}` in its header, which only format 2 writes: it was added outside vpnca (the store is not upgraded while it is there)"))
+                .collect());
         }
         let _snapshot = self.snapshot()?;
         state::check_all(&self.conn, self.keys()?)
@@ -1046,22 +1055,53 @@ impl Store {
     /// `SEQ:ROOT` and the CA certificate (DER) that vouches for it; [`Error::Tampered`] when
     /// the head's signature or its key's certificate does not check.
     pub fn public_state(&self) -> Result<Option<(String, Vec<u8>)>> {
-        if self.format.get() < 2 {
-            return Ok(None);
-        }
         let _snapshot = if self.conn.is_autocommit() {
             Some(self.snapshot()?)
         } else {
             None
         };
-        Ok(state::public_head(&self.conn)?.map(|p| (p.head.text(), p.ca_der)))
+        Ok(self.public_head()?.map(|p| (p.head.text(), p.ca_der)))
+    }
+
+    /// The signed head for readers without the passphrase ([`state::public_head`]), after the
+    /// checkpoint: a database older than `vpnca.checkpoint` (a copy put back, a format-1 file
+    /// beside a format-2 checkpoint, another store's database) is refused like it is by every
+    /// write — the checkpoint is public, and its head is newer than any head an older copy
+    /// carries, validly signed or not.
+    fn public_head(&self) -> Result<Option<state::PublicHead>> {
+        if let Some(what) = checkpoint::problem(&self.dir, &self.conn)? {
+            return Err(Error::Tampered { what });
+        }
+        if self.format.get() < 2 {
+            return Ok(None);
+        }
+        state::public_head(&self.conn)
+    }
+
+    /// Whether readers without the passphrase show this store unverified: it has no
+    /// state-signing key (yet), but holds something to show — a certificate, a CA, an adopted
+    /// profile — so `status` reports it and the other readers warn. (A store just made, with
+    /// nothing in it, has nothing to verify.)
+    pub fn reads_unverified(&self) -> Result<bool> {
+        if self.public_state()?.is_some() {
+            return Ok(false);
+        }
+        let templates: i64 = self
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM meta WHERE k LIKE 'template.%'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(Error::db("reading the header"))?;
+        Ok(self.count()? > 0 || templates > 0)
     }
 
     /// `verify --ca-cert`'s whole-state check without the passphrase: the signed head, then
     /// every item the tables hold re-derived against it. Problems, for people.
     pub(crate) fn public_state_problems(&self) -> Result<Vec<String>> {
         let _snapshot = self.snapshot()?;
-        match state::public_head(&self.conn) {
+        match self.public_head() {
             Ok(Some(p)) => state::check_all_against(&self.conn, &p.head),
             Ok(None) => Ok(vec!["the store has no state-signing key yet, so it cannot be checked without the passphrase: run `vpnca verify` with the passphrase once (it certifies the key)".into()]),
             Err(Error::Tampered { what }) => Ok(vec![what]),
@@ -1156,7 +1196,7 @@ impl Store {
             } else {
                 None
             };
-            if let Some(p) = state::public_head(&self.conn)? {
+            if let Some(p) = self.public_head()? {
                 for item in items {
                     state::prove(&self.conn, &p.head.root, item)?;
                 }
@@ -1204,6 +1244,17 @@ impl Store {
     /// The TOML text of the adopted profile `name` (`vpnca template adopt`), if any: proven
     /// against the state like every value a decision reads.
     pub(crate) fn adopted_template(&self, name: &'static str) -> Result<Option<String>> {
+        if self.format.get() < 2 {
+            // Adopting is a write, and a write upgrades first: a format-1 store holding an
+            // adopted profile was edited (and format 1 could not prove it).
+            if let Some(k) = v2_only_meta_keys(&self.conn)?.into_iter().next() {
+                return Err(Error::Tampered {
+                    what: format!(
+                        "the format-1 store holds `{k}` in its header, which only format 2 writes: it was added outside vpnca"
+                    ),
+                });
+            }
+        }
         self.proven(&[state::Item::Template(name)])?;
         self.meta(&state::template_key(name))
     }
@@ -1634,6 +1685,21 @@ impl Store {
         }
         Ok(changed)
     }
+}
+
+/// The `meta` keys only format 2 writes (an adopted profile, the state head, its signature,
+/// the state-signing key's certificate): in a format-1 store they were
+/// put there from outside, and the upgrade must not vouch for them.
+fn v2_only_meta_keys(conn: &Connection) -> Result<Vec<String>> {
+    let mut st = conn
+        .prepare(
+            "SELECT k FROM meta WHERE k LIKE 'template.%' OR k IN ('state_head', 'state_sig', 'state_key_cert') ORDER BY k",
+        )
+        .map_err(Error::db("reading the header"))?;
+    st.query_map([], |r| r.get::<_, String>(0))
+        .map_err(Error::db("reading the header"))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(Error::db("reading the header"))
 }
 
 pub(crate) fn meta_get(conn: &Connection, k: &str) -> Result<Option<String>> {

@@ -570,6 +570,14 @@ pub(crate) fn public_head(conn: &Connection) -> Result<Option<PublicHead>> {
             "has a state-signing key certificate for a key that is not Ed25519",
         ));
     }
+    if !is_state_key_shape(&cert) {
+        // Any other certificate of the CA with an Ed25519 key (a user's, a server's) would
+        // otherwise sign heads: only the one `certify_state_key` makes has this exact shape,
+        // and its name is reserved (no certificate vpnca issues or imports may carry it).
+        return Err(bad(
+            "is signed by a certificate that is not a state-signing key certificate",
+        ));
+    }
     aws_lc_rs::signature::UnparsedPublicKey::new(
         &aws_lc_rs::signature::ED25519,
         spki.subject_public_key.data.as_ref(),
@@ -599,6 +607,37 @@ pub(crate) fn public_head(conn: &Connection) -> Result<Option<PublicHead>> {
         ));
     }
     Ok(Some(PublicHead { head, ca_der }))
+}
+
+/// Whether `cert` has exactly the shape of the certificate `ca::certify_state_key` makes:
+/// subject exactly `CN=vpnca state-signing key`, basicConstraints CA:FALSE, keyUsage exactly
+/// digitalSignature, and no other extension than the key identifiers (no extendedKeyUsage, no
+/// subjectAltName).
+fn is_state_key_shape(cert: &x509_parser::certificate::X509Certificate<'_>) -> bool {
+    use x509_parser::extensions::ParsedExtension;
+    let subject = cert.subject();
+    let mut attrs = subject.iter_attributes();
+    let cn_only = match (attrs.next(), attrs.next()) {
+        (Some(a), None) => {
+            a.attr_type() == &x509_parser::oid_registry::OID_X509_COMMON_NAME
+                && a.as_str().ok() == Some(crate::ca::STATE_KEY_CN)
+        }
+        _ => false,
+    };
+    let mut ku_ok = false;
+    let mut bc_ok = false;
+    for ext in cert.extensions() {
+        match ext.parsed_extension() {
+            ParsedExtension::KeyUsage(ku) => {
+                ku_ok = ku.digital_signature() && ku.flags == 1;
+            }
+            ParsedExtension::BasicConstraints(bc) => bc_ok = !bc.ca,
+            ParsedExtension::SubjectKeyIdentifier(_)
+            | ParsedExtension::AuthorityKeyIdentifier(_) => {}
+            _ => return false,
+        }
+    }
+    cn_only && ku_ok && bc_ok
 }
 
 /// Records a new head for `root` at the current audit head.
