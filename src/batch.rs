@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 
@@ -793,6 +794,10 @@ pub struct BatchSummary {
     pub failed: usize,
     /// Warnings that apply to the whole batch (e.g. a profile's foreign `<ca>`).
     pub warnings: Vec<String>,
+    /// The batch stopped early because [`BatchOptions::cancel`] was set: what is counted above
+    /// was committed (or decided), the rest was not issued; running the same batch again
+    /// issues exactly the rest.
+    pub interrupted: bool,
 }
 
 impl BatchSummary {
@@ -820,6 +825,12 @@ pub struct BatchOptions {
     pub out_dir: Option<PathBuf>,
     /// The VPN profile to write for each user into `out_dir`.
     pub profile: Option<ProfileBase>,
+    /// Counts every certificate signed (its key generated first), as the workers make them,
+    /// before it is committed: a progress bar that moves from the first certificate.
+    pub signed: Option<Arc<AtomicUsize>>,
+    /// Set (e.g. by a SIGINT handler) to stop the batch at the next commit: the chunks
+    /// committed so far stay, nothing more is issued ([`BatchSummary::interrupted`]).
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Default for BatchOptions {
@@ -830,6 +841,8 @@ impl Default for BatchOptions {
             chunk: DEFAULT_CHUNK,
             out_dir: None,
             profile: None,
+            signed: None,
+            cancel: None,
         }
     }
 }
@@ -1089,6 +1102,9 @@ impl Store {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(w) = work.get(i) else { break };
                         let signed = sign_prepared(signer, &w.prepared);
+                        if let Some(n) = &opts.signed {
+                            n.fetch_add(1, Ordering::Relaxed);
+                        }
                         if tx.send((i, signed)).is_err() {
                             break;
                         }
@@ -1119,6 +1135,11 @@ impl Store {
                     }
                     Ok(())
                 };
+                let cancelled = || {
+                    opts.cancel
+                        .as_ref()
+                        .is_some_and(|c| c.load(Ordering::Relaxed))
+                };
                 for (i, signed) in rx.iter() {
                     pending.insert(i, signed);
                     while let Some(s) = pending.remove(&expected) {
@@ -1126,7 +1147,16 @@ impl Store {
                         expected += 1;
                         if batch.len() >= chunk {
                             flush(&mut batch, &mut summary)?;
+                            if cancelled() {
+                                summary.interrupted = true;
+                                return Ok(());
+                            }
                         }
+                    }
+                    if cancelled() {
+                        // Between two commits: what is signed but not committed is dropped.
+                        summary.interrupted = true;
+                        return Ok(());
                     }
                 }
                 if !batch.is_empty() {
@@ -1137,7 +1167,7 @@ impl Store {
                 }
                 Ok(())
             })();
-            if result.is_err() {
+            if result.is_err() || summary.interrupted {
                 stop.store(true, Ordering::Relaxed);
                 // Drain so that blocked workers can finish.
                 for _ in rx.iter() {}

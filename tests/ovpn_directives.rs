@@ -853,7 +853,10 @@ fn profile_batch_refuses_a_foreign_ca_once_before_any_line() {
         err.contains("extra-ca.ovpn") && err.contains("--allow-foreign-ca"),
         "{err}"
     );
-    assert!(!out.contains("failed"), "a per-line failure was reported: {out}");
+    assert!(
+        !out.contains("failed"),
+        "a per-line failure was reported: {out}"
+    );
     assert_eq!(snapshot_of(e.dir.path()), before, "something was written");
 }
 

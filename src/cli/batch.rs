@@ -4,6 +4,8 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Value, json};
@@ -16,6 +18,9 @@ use vpnca::fsutil::{
 use vpnca::{CertKind, Csr, IssueRequest, RevocationReason, Store};
 
 use super::EXIT_ERROR;
+
+/// Exit code of a batch stopped by Ctrl-C (128 + SIGINT, as shells report it).
+const EXIT_INTERRUPTED: u8 = 130;
 use super::args::BatchOpts;
 use super::output::{Out, crl_json, warn, with_head};
 
@@ -130,9 +135,11 @@ fn progress(out: &Out, len: usize) -> Option<indicatif::ProgressBar> {
         Some(len as u64),
         indicatif::ProgressDrawTarget::stderr(),
     );
-    if let Ok(style) =
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} eta {eta} {msg}")
-    {
+    // The position counts certificates signed (each key generated first) and items decided
+    // without signing, from the first one; the message counts what is committed.
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{bar:40} {pos}/{len} signed  {per_sec}  eta {eta}  {msg}",
+    ) {
         pb.set_style(style);
     }
     Some(pb)
@@ -177,7 +184,100 @@ fn run_issue(
 ) -> Result<u8> {
     let bar = progress(out, items.len());
     let t0 = std::time::Instant::now();
-    let summary = store.issue_stream(items, opts, &mut |r: &BatchResult| {
+    // Progress from the first certificate signed, not from the first commit; and Ctrl-C stops
+    // the batch at the next commit (a second one ends it at once).
+    let signed = Arc::new(AtomicUsize::new(0));
+    let cancel = Arc::new(AtomicBool::new(false));
+    let handlers = [
+        signal_hook::flag::register_conditional_shutdown(
+            signal_hook::consts::SIGINT,
+            EXIT_INTERRUPTED.into(),
+            cancel.clone(),
+        ),
+        signal_hook::flag::register(signal_hook::consts::SIGINT, cancel.clone()),
+    ];
+    let mut opts = opts.clone();
+    opts.signed = Some(signed.clone());
+    opts.cancel = Some(cancel.clone());
+    let decided = AtomicUsize::new(0);
+    let committed = AtomicUsize::new(0);
+    let done = AtomicBool::new(false);
+    let summary = std::thread::scope(|scope| {
+        if let Some(pb) = &bar {
+            let (signed, decided, done) = (&signed, &decided, &done);
+            scope.spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    pb.set_position(
+                        (signed.load(Ordering::Relaxed) + decided.load(Ordering::Relaxed)) as u64,
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+            });
+        }
+        let summary = issue_with_progress(
+            store, out, items, &labels, &opts, &bar, &decided, &committed,
+        );
+        done.store(true, Ordering::Relaxed);
+        summary
+    });
+    for h in handlers.into_iter().flatten() {
+        signal_hook::low_level::unregister(h);
+    }
+    let summary = summary?;
+    if let Some(pb) = bar {
+        pb.finish_and_clear();
+    }
+    for w in &summary.warnings {
+        warn(w);
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let line = format!(
+        "{} issued, {} exist already, {} invalid, {} failed ({:.1} s)",
+        summary.issued,
+        summary.exists,
+        summary.invalid + invalid,
+        summary.failed,
+        secs
+    );
+    if out.json {
+        errln!("{line}");
+    } else {
+        outln!("{line}");
+    }
+    if summary.interrupted {
+        errln!(
+            "interrupted: the {} certificate(s) reported above were committed; nothing else was issued. Run the same command again to issue the rest (what exists already is reported `exists`)",
+            summary.issued
+        );
+        return Ok(EXIT_INTERRUPTED);
+    }
+    Ok(if summary.failed > 0 || summary.invalid > 0 {
+        EXIT_ERROR
+    } else {
+        0
+    })
+}
+
+/// [`run_issue`]'s call of the library, printing each result as it is committed.
+#[allow(clippy::too_many_arguments)]
+fn issue_with_progress(
+    store: &Store,
+    out: &Out,
+    items: Vec<BatchItem>,
+    labels: &[Label],
+    opts: &BatchOptions,
+    bar: &Option<indicatif::ProgressBar>,
+    decided: &AtomicUsize,
+    committed: &AtomicUsize,
+) -> vpnca::Result<vpnca::batch::BatchSummary> {
+    store.issue_stream(items, opts, &mut |r: &BatchResult| {
+        match r.status {
+            BatchStatus::Exists | BatchStatus::Invalid => {
+                decided.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+        committed.fetch_add(1, Ordering::Relaxed);
         let label = labels.get(r.index);
         if out.json {
             let mut v = result_line(label, r);
@@ -213,9 +313,9 @@ fn run_issue(
                 r.error.as_deref().unwrap_or("")
             ),
         };
-        match &bar {
+        match bar {
             Some(pb) => {
-                pb.inc(1);
+                pb.set_message(format!("{} done", committed.load(Ordering::Relaxed)));
                 if matches!(r.status, BatchStatus::Failed | BatchStatus::Invalid) {
                     pb.println(text);
                 } else if let Some(e) = &r.error {
@@ -233,31 +333,6 @@ fn run_issue(
                 }
             }
         }
-    })?;
-    if let Some(pb) = bar {
-        pb.finish_and_clear();
-    }
-    for w in &summary.warnings {
-        warn(w);
-    }
-    let secs = t0.elapsed().as_secs_f64();
-    let line = format!(
-        "{} issued, {} exist already, {} invalid, {} failed ({:.1} s)",
-        summary.issued,
-        summary.exists,
-        summary.invalid + invalid,
-        summary.failed,
-        secs
-    );
-    if out.json {
-        errln!("{line}");
-    } else {
-        outln!("{line}");
-    }
-    Ok(if summary.failed > 0 || summary.invalid > 0 {
-        EXIT_ERROR
-    } else {
-        0
     })
 }
 
