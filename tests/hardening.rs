@@ -470,3 +470,83 @@ fn walk(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
     }
     out
 }
+
+/// Issue 17, "audit beyond the store": with `log --syslog SOCKET` (a store setting, audited)
+/// every write sends its new audit entries — sequence number and MAC included — to the syslog
+/// socket right after its commit, so a tail cut from the store's log still exists elsewhere.
+/// The test listens on the socket itself: each entry arrives once, in order, as JSON equal to
+/// the row (`sqlite3` reads the MAC). Switching it off by an edit of the file is refused like
+/// any edited setting; a socket that stops answering turns into a warning naming the entries
+/// not sent (the change itself is committed); `--no-syslog` stops it (audited).
+///
+/// Fails when: `Store::forward_audit` is not called after the commit (seen: nothing arrived),
+/// and when the setting is not an item of the state (the SQL edit switched it off silently).
+#[test]
+fn audit_entries_go_to_a_syslog_socket_and_the_setting_is_authenticated() {
+    use std::os::unix::net::UnixDatagram;
+    let e = Env::with_ca();
+    let path = e.path("log.sock");
+    let sock = UnixDatagram::bind(&path).expect("bind");
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .expect("timeout");
+    let recv = || -> serde_json::Value {
+        let mut buf = vec![0u8; 65536];
+        let n = sock.recv(&mut buf).expect("a syslog message");
+        let msg = String::from_utf8(buf[..n].to_vec()).expect("utf-8");
+        assert!(msg.starts_with("<86>vpnca["), "{msg}");
+        let json = &msg[msg.find("]: ").expect("tag") + 3..];
+        serde_json::from_str(json).unwrap_or_else(|_| serde_json::json!({ "text": json }))
+    };
+    let sock_s = path_str(&path).to_string();
+    e.ok(&["log", "--syslog", &sock_s]);
+    assert!(
+        recv()["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("syslog copy of the audit log")),
+        "the test message"
+    );
+    let row = |seq: i64, field: &str| {
+        sqlite_query(&e, &format!("SELECT {field} FROM audit WHERE seq = {seq}"))
+    };
+    let check = |v: &serde_json::Value, action: &str, name: &str| {
+        let seq = v["seq"].as_i64().expect("seq");
+        assert_eq!(v["action"], action, "{v}");
+        assert_eq!(v["name"], name, "{v}");
+        assert_eq!(row(seq, "action"), action);
+        assert_eq!(
+            v["mac"].as_str().expect("mac"),
+            row(seq, "lower(hex(mac))"),
+            "{v}"
+        );
+        seq
+    };
+    let first = check(&recv(), "syslog", "");
+    e.ok(&["client", "alice"]);
+    assert_eq!(check(&recv(), "issue", "alice"), first + 1);
+    e.ok(&["revoke", "alice"]);
+    let revoke = recv();
+    let seq = check(&revoke, "revoke", "alice");
+    assert_eq!(check(&recv(), "crl", ""), seq + 1);
+
+    // Switched off by an edit of the file: refused as an edited setting.
+    let saved = std::fs::read(e.pki.join("vpnca.db")).expect("db");
+    sqlite(&e, "DELETE FROM meta WHERE k = 'syslog_socket'");
+    let err = e.fails(&["client", "bob"], 2);
+    assert!(err.contains("the setting syslog_socket"), "{err}");
+    std::fs::write(e.pki.join("vpnca.db"), &saved).expect("restore");
+
+    // The socket gone: the change is committed, a warning names what was not sent.
+    drop(sock);
+    std::fs::remove_file(&path).expect("rm socket");
+    let o = e.run(&["client", "carol"]);
+    assert_eq!(o.status.code(), Some(0), "{}", s(&o.stderr));
+    assert!(
+        s(&o.stderr).contains("were committed but not sent to the syslog socket"),
+        "{}",
+        s(&o.stderr)
+    );
+    e.ok(&["log", "--no-syslog"]);
+    let o = e.run(&["client", "dave"]);
+    assert!(!s(&o.stderr).contains("syslog"), "{}", s(&o.stderr));
+    e.ok(&["verify"]);
+}

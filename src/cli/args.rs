@@ -157,8 +157,9 @@ pub enum Command {
     /// store (checked, hashed, audited), or go back to the built-in one.
     #[command(subcommand)]
     Template(TemplateCommand),
-    /// Print the audit log.
-    Log,
+    /// Print the audit log; or, with --syslog SOCKET, also send every new audit entry to
+    /// syslog from now on.
+    Log(LogArgs),
     /// Check the whole store: record MACs, keys, signatures, audit chain (exit 1 on problems).
     Verify(VerifyArgs),
     /// Change the store passphrase (new one from $VPNCA_NEW_PASSPHRASE, --new-passphrase-file, or a prompt).
@@ -579,6 +580,20 @@ pub struct VerifyArgs {
     /// and every record, CRL and setting against the head. For read-only auditors and cron.
     #[arg(long, value_name = "FILE", conflicts_with = "accept_restore")]
     pub ca_cert: Option<PathBuf>,
+}
+
+/// The arguments of `vpnca log` (src/cli/store.rs).
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// From now on, also send each new audit entry (with its sequence number and MAC) to the
+    /// syslog socket SOCKET right after its commit (usually /dev/log, read by journald or
+    /// rsyslog): a store setting, audited; needs the passphrase. A copy of the log's tail then
+    /// exists outside the store.
+    #[arg(long, value_name = "SOCKET", conflicts_with = "no_syslog")]
+    pub syslog: Option<PathBuf>,
+    /// Stop sending audit entries to syslog (audited; needs the passphrase).
+    #[arg(long)]
+    pub no_syslog: bool,
 }
 
 /// The arguments of `vpnca passwd` (src/cli/store.rs).

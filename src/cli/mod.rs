@@ -181,7 +181,7 @@ fn run(cli: &Cli) -> Result<u8> {
         #[cfg(feature = "aws")]
         Command::ClientVpn(command) => aws::clientvpn(cli, out, command),
         Command::Template(command) => templates::template(cli, out, command),
-        Command::Log => store::log(cli, out),
+        Command::Log(args) => store::log(cli, out, args),
         Command::Verify(args) => store::verify(cli, out, args),
         Command::Passwd(args) => store::passwd(cli, out, args),
         Command::Quickstart(args) => store::quickstart(cli, out, args),

@@ -185,6 +185,8 @@ pub(super) fn open_unlocked(cli: &Cli) -> Result<Store> {
     use_checkpoint(cli, &mut store)?;
     let pass = store_passphrase(cli, false)?;
     store.unlock(&pass)?;
+    // What a committed change could not do (an audit entry not sent to syslog) is a warning.
+    store.on_notice(super::output::warn);
     Ok(store)
 }
 

@@ -8,7 +8,7 @@ use serde_json::json;
 use vpnca::{CertKind, CrlOptions, IssueRequest, KeyAlgorithm, Store, Validity};
 
 use super::EXIT_PROBLEM;
-use super::args::{Cli, InitArgs, PasswdArgs, QuickstartArgs, StatusArgs, VerifyArgs};
+use super::args::{Cli, InitArgs, LogArgs, PasswdArgs, QuickstartArgs, StatusArgs, VerifyArgs};
 #[cfg(feature = "aws")]
 use super::aws;
 use super::options::kdf;
@@ -340,7 +340,20 @@ fn print_status(rep: &vpnca::StatusReport, warn_days: u32) {
 }
 
 /// `vpnca log`: the audit log.
-pub(super) fn log(cli: &Cli, out: &Out) -> Result<u8> {
+pub(super) fn log(cli: &Cli, out: &Out, args: &LogArgs) -> Result<u8> {
+    let LogArgs { syslog, no_syslog } = args;
+    if syslog.is_some() || *no_syslog {
+        let store = open_unlocked(cli)?;
+        store.set_syslog(syslog.as_deref())?;
+        out.changed(&store, json!({ "syslog": syslog }), || match syslog {
+            Some(p) => outln!(
+                "Each new audit entry now also goes to the syslog socket {} after its commit.",
+                p.display()
+            ),
+            None => outln!("Audit entries are no longer sent to syslog."),
+        });
+        return Ok(0);
+    }
     let store = Store::open(&cli.pki)?;
     for e in store.audit_log()? {
         if out.json {

@@ -14,6 +14,7 @@ pub(crate) mod checkpoint;
 pub(crate) mod crypto;
 pub(crate) mod smt;
 pub(crate) mod state;
+mod syslog;
 
 use state::STATE_SCHEMA;
 
@@ -206,6 +207,9 @@ impl Header {
     }
 }
 
+/// Where a store's notices go ([`Store::on_notice`]).
+type NoticeHook = Box<dyn Fn(&str)>;
+
 /// An open store. Read operations work locked; anything that touches keys or writes needs
 /// [`Store::unlock`] first.
 pub struct Store {
@@ -228,6 +232,8 @@ pub struct Store {
     no_read_proofs: std::cell::Cell<bool>,
     /// The second checkpoint, outside the store folder ([`Store::use_outside_checkpoint`]).
     outside_checkpoint: Option<PathBuf>,
+    /// Where notices about committed changes go ([`Store::on_notice`]).
+    notice: Option<NoticeHook>,
 }
 
 impl std::fmt::Debug for Store {
@@ -796,6 +802,7 @@ impl Store {
             write_state: Default::default(),
             no_read_proofs: std::cell::Cell::new(false),
             outside_checkpoint: None,
+            notice: None,
         };
         let format: Option<String> = store
             .conn
@@ -982,6 +989,12 @@ impl Store {
         // Every write ends in rewriting `ca.crt` from the chain: prove it first, so a planted
         // chain certificate stops the command before it changes anything.
         self.parent_chain()?;
+        let start_seq = meta_get(tx.sql(), "audit_head")?
+            .and_then(|h| h.split_once(':').and_then(|(s, _)| s.parse::<i64>().ok()))
+            .unwrap_or(0);
+        // Where the new audit entries go after the commit: proven, so that an edit of the file
+        // cannot switch the copy off.
+        tx.prove(&state::Item::Setting(syslog::SETTING))?;
         let out = {
             // Reads inside the transaction see its own changes, not the state head's: the
             // store's read proofs stand down, the transaction's touches prove instead.
@@ -997,6 +1010,7 @@ impl Store {
         state::seal(&tx, keys)?;
         tx.commit()?;
         self.advance_checkpoint();
+        self.forward_audit(start_seq);
         Ok(out)
     }
 

@@ -31,11 +31,12 @@ CREATE TABLE smt_nodes (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;
 
 /// The store settings that are part of the state (CRL policy, the CRL number floor, the second
 /// checkpoint: `checkpoint::OUTSIDE_SETTING`).
-pub(crate) const SETTINGS: [&str; 4] = [
+pub(crate) const SETTINGS: [&str; 5] = [
     "crl_days",
     "crl_omit_expired",
     "crl_number_floor",
     super::checkpoint::OUTSIDE_SETTING,
+    super::syslog::SETTING,
 ];
 
 /// The `meta` key of the state-signing key's certificate (DER, hex).
