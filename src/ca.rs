@@ -877,25 +877,6 @@ impl Store {
         })
     }
 
-    /// Signs and records a prepared certificate inside a write transaction.
-    pub(crate) fn commit_prepared(
-        &self,
-        tx: &store::Tx<'_>,
-        keys: &crate::store::crypto::Keys,
-        signer: &Signer,
-        p: &Prepared,
-        action: &str,
-    ) -> Result<CertRecord> {
-        if let Some(live) = self.live(&p.name)? {
-            return Err(Error::DuplicateName {
-                name: p.name.clone(),
-                serial: live.serial.hex(),
-            });
-        }
-        let signed = sign_prepared(signer, p)?;
-        self.record_signed(tx, keys, &signed, action)
-    }
-
     /// Records a signed certificate (and its key) inside a write transaction, with its audit
     /// entry. Refuses a name that has a live certificate.
     pub(crate) fn record_signed(
@@ -943,8 +924,10 @@ impl Store {
         self.live_check(&prepared.name)?;
         self.check_look_alikes([prepared.name.as_str()])?;
         let signer = self.signer()?;
-        let rec =
-            self.write(|tx, keys| self.commit_prepared(tx, keys, &signer, &prepared, "issue"))?;
+        // Signed before the store is locked (a KMS call must not hold every other writer);
+        // recorded only if the name is still free then.
+        let signed = sign_prepared(&signer, &prepared)?;
+        let rec = self.write(|tx, keys| self.record_signed(tx, keys, &signed, "issue"))?;
         self.sync_name_mirror(&rec.name)?;
         Ok(rec)
     }
@@ -967,10 +950,14 @@ impl Store {
         }
         self.check_look_alikes(prepared.iter().map(|p| p.name.as_str()))?;
         let signer = self.signer()?;
+        let signed = prepared
+            .iter()
+            .map(|p| sign_prepared(&signer, p))
+            .collect::<Result<Vec<_>>>()?;
         let recs = self.write(|tx, keys| {
-            prepared
+            signed
                 .iter()
-                .map(|p| self.commit_prepared(tx, keys, &signer, p, "issue"))
+                .map(|s| self.record_signed(tx, keys, s, "issue"))
                 .collect::<Result<Vec<_>>>()
         })?;
         for r in &recs {
@@ -1040,8 +1027,8 @@ impl Store {
         self.live_check(&prepared.name)?;
         self.check_look_alikes([prepared.name.as_str()])?;
         let signer = self.signer()?;
-        let rec =
-            self.write(|tx, keys| self.commit_prepared(tx, keys, &signer, &prepared, "sign-req"))?;
+        let signed = sign_prepared(&signer, &prepared)?;
+        let rec = self.write(|tx, keys| self.record_signed(tx, keys, &signed, "sign-req"))?;
         self.sync_name_mirror(&rec.name)?;
         Ok(rec)
     }
@@ -1100,6 +1087,9 @@ impl Store {
         };
         let prepared = self.prepare_subject(&req, old.profile.clone(), subject)?;
         let signer = self.signer()?;
+        // The new certificate is signed before the store is locked; the CRL (revoke_old)
+        // depends on the revoked set, so it is signed inside.
+        let signed = sign_prepared(&signer, &prepared)?;
         let crl_opts = CrlOptions::from_store(self)?;
         let (new, crl, old_after) = self.write(|tx, keys| {
             // Re-read inside the lock: another process may have changed it.
@@ -1115,7 +1105,7 @@ impl Store {
             old_now.state = CertState::Superseded;
             // Mark superseded first so the name is free for the new certificate.
             update_record(tx, keys, &old_now)?;
-            let new = self.commit_prepared(tx, keys, &signer, &prepared, "renew")?;
+            let new = self.record_signed(tx, keys, &signed, "renew")?;
             old_now.superseded_by = Some(new.serial.clone());
             let mut crl = None;
             if opts.revoke_old {

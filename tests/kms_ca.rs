@@ -232,3 +232,35 @@ fn an_edited_key_reference_is_refused_before_anything_is_signed() {
         "{err}"
     );
 }
+
+/// Fails when: `Store::issue` signs inside `Store::write` again (bob waited for alice's slow
+/// Sign to end before he could lock the store).
+#[test]
+fn a_slow_kms_sign_does_not_hold_the_store_lock() {
+    let kms = KmsServer::start();
+    let (e, _) = kms_ca(&kms);
+    // alice's Sign is answered after 4 s; bob's at once.
+    kms.control("delay", &json!({"seconds": 4, "times": 1}));
+    let mut c = e.cmd(&["client", "alice"]);
+    aws_env(&mut c, None, None);
+    c.env("AWS_ENDPOINT_URL_KMS", kms.url());
+    let mut alice = c
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    // Until alice's Sign is on its way (the server logs it when it arrives).
+    let t0 = std::time::Instant::now();
+    while !kms.requests().iter().any(|r| r["delayed"].is_number()) {
+        assert!(t0.elapsed().as_secs() < 30, "alice's Sign never arrived");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    ok(&e, &kms, &["client", "bob"]);
+    assert!(
+        alice.try_wait().expect("try_wait").is_none(),
+        "bob's certificate was made only after alice's slow Sign ended: the store was locked meanwhile"
+    );
+    assert!(alice.wait().expect("wait").success(), "alice");
+    assert_verifies(&e, "issued/alice.crt");
+    assert_verifies(&e, "issued/bob.crt");
+}
