@@ -146,3 +146,69 @@ impl SigningKey for CaKey {
         }
     }
 }
+
+impl crate::Store {
+    /// What `status` reports about a CA key in KMS (nothing for a key the store holds): asks
+    /// KMS (DescribeKey, GetPublicKey) whether the key still exists, is enabled, can sign, and
+    /// has the public key the store recorded (the CA certificate's). Each problem is a
+    /// finding `ca-key` (`disabled`, `pending-deletion`, `unusable`, `unreachable`,
+    /// `mismatch`): the CA cannot sign until it is fixed.
+    #[cfg(feature = "aws")]
+    pub(crate) fn kms_key_findings(&self) -> Result<Vec<crate::check::Finding>> {
+        let Some(r) = self.ca_kms_key()? else {
+            return Ok(Vec::new());
+        };
+        let finding = |problem: &str, message: String| crate::check::Finding {
+            subject: "ca-key".into(),
+            problem: problem.into(),
+            message,
+            name: Some(r.arn.clone()),
+            serial: None,
+            date: None,
+        };
+        let kms = match self.kms_client().filter(|k| k.region() == r.region) {
+            Some(k) => k,
+            None => match crate::aws::kms::Kms::connect(&crate::aws::AwsOptions {
+                region: Some(r.region.clone()),
+                ..Default::default()
+            }) {
+                Ok(k) => std::sync::Arc::new(k),
+                // No credentials here: a finding, not the end of the report.
+                Err(e) => {
+                    return Ok(vec![finding(
+                        "unreachable",
+                        format!("cannot ask KMS whether the CA key {} can sign: {e}", r.arn),
+                    )]);
+                }
+            },
+        };
+        let cannot = "the CA cannot sign a certificate or CRL until it is fixed";
+        Ok(match kms.signing_key(&r.arn) {
+            Ok(k) if k.spki_der() == r.public_key_der()?.as_slice() => Vec::new(),
+            Ok(_) => vec![finding(
+                "mismatch",
+                format!(
+                    "KMS key {} now has another public key than the CA certificate's: {cannot}",
+                    r.arn
+                ),
+            )],
+            Err(e @ Error::Kms { .. }) => {
+                let problem = match &e {
+                    Error::Kms { code, .. } if code == "DisabledException" => "disabled",
+                    Error::Kms { what, .. } if what.contains("pending deletion") => {
+                        "pending-deletion"
+                    }
+                    Error::Kms { code, .. } if matches!(code.as_str(), "Network" | "Timeout") => {
+                        "unreachable"
+                    }
+                    _ => "unusable",
+                };
+                vec![finding(problem, format!("{e}; {cannot}"))]
+            }
+            Err(e @ Error::KmsKeyUnsuitable { .. }) => {
+                vec![finding("unusable", format!("{e}; {cannot}"))]
+            }
+            Err(e) => return Err(e),
+        })
+    }
+}

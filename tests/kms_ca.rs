@@ -264,3 +264,38 @@ fn a_slow_kms_sign_does_not_hold_the_store_lock() {
     assert_verifies(&e, "issued/alice.crt");
     assert_verifies(&e, "issued/bob.crt");
 }
+
+/// Fails when: `status` does not ask KMS about the CA key (`Store::kms_key_findings` not
+/// called): exit 0 with the key disabled.
+#[test]
+fn status_reports_a_kms_key_that_cannot_sign() {
+    let kms = KmsServer::start();
+    let (e, key) = kms_ca(&kms);
+    let arn = key["Arn"].as_str().expect("arn");
+    ok(&e, &kms, &["crl"]);
+    ok(&e, &kms, &["status"]);
+    for (state, problem) in [
+        ("Disabled", "disabled"),
+        ("PendingDeletion", "pending-deletion"),
+    ] {
+        kms.set_state(arn, state);
+        let o = run(&e, &kms, &["--json", "status"]);
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{state}: {}",
+            common::s(&o.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("status --json");
+        let f = report["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .find(|f| f["subject"] == "ca-key")
+            .unwrap_or_else(|| panic!("{state}: no ca-key finding: {report}"));
+        assert_eq!(f["problem"], problem, "{f}");
+        assert_eq!(f["name"], arn, "{f}");
+    }
+    kms.set_state(arn, "Enabled");
+    ok(&e, &kms, &["status"]);
+}
