@@ -299,3 +299,34 @@ fn status_reports_a_kms_key_that_cannot_sign() {
     kms.set_state(arn, "Enabled");
     ok(&e, &kms, &["status"]);
 }
+
+/// Every other command that signs, with a KMS CA: `sign-req` (an openssl request), `renew`,
+/// `client --batch` (parallel workers over one KMS client) and `renew --revoke-old`'s CRL;
+/// each result verified by openssl.
+#[test]
+fn sign_req_renew_and_batch_sign_with_kms() {
+    let kms = KmsServer::start();
+    let (e, _) = kms_ca(&kms);
+    common::openssl_req(
+        e.dir.path(),
+        common::RSA_2048,
+        "carol",
+        "carol.key",
+        "carol.csr",
+        &[],
+    );
+    ok(&e, &kms, &["sign-req", "carol.csr", "--type", "client"]);
+    assert_verifies(&e, "issued/carol.crt");
+    ok(&e, &kms, &["client", "dave"]);
+    ok(&e, &kms, &["renew", "dave"]);
+    assert_verifies(&e, "issued/dave.crt");
+    std::fs::write(e.path("users.csv"), "name\nu1\nu2\nu3\nu4\n").expect("csv");
+    ok(&e, &kms, &["client", "--batch", "users.csv", "--jobs", "2"]);
+    for u in ["u1", "u2", "u3", "u4"] {
+        assert_verifies(&e, &format!("issued/{u}.crt"));
+    }
+    ok(&e, &kms, &["renew", "u1", "--revoke-old"]);
+    assert_verifies(&e, "issued/u1.crt");
+    crl_verified_text(&e.pki, "crl.pem", "ca.crt");
+    kms.assert_all_signed();
+}
