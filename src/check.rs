@@ -621,6 +621,13 @@ impl Store {
         // verify re-derives the whole state and reports each difference (`state_problems`):
         // the reads on the way do not stop at the first one.
         let mut rep = self.without_read_proofs(|| self.verify_report())?;
+        // A CA key in KMS, once the store checked out (its reference is then proven): still
+        // there, enabled, the CA's.
+        #[cfg(feature = "aws")]
+        if rep.problems.is_empty() {
+            rep.problems
+                .extend(self.kms_key_findings()?.into_iter().map(|f| f.message));
+        }
         // An intact store without a state-signing key (made before it existed) gets one, so
         // that `verify --ca-cert` and the readers without the passphrase can check it.
         if rep.problems.is_empty() && self.certify_state_key()? {

@@ -295,9 +295,15 @@ fn status_reports_a_kms_key_that_cannot_sign() {
             .unwrap_or_else(|| panic!("{state}: no ca-key finding: {report}"));
         assert_eq!(f["problem"], problem, "{f}");
         assert_eq!(f["name"], arn, "{f}");
+        // verify reports it too (exit 1), naming the key.
+        let o = run(&e, &kms, &["verify"]);
+        assert_eq!(o.status.code(), Some(1), "{state}: verify");
+        let text = format!("{}{}", common::s(&o.stdout), common::s(&o.stderr));
+        assert!(text.contains(arn), "{state}: verify names the key: {text}");
     }
     kms.set_state(arn, "Enabled");
     ok(&e, &kms, &["status"]);
+    ok(&e, &kms, &["verify"]);
 }
 
 /// Every other command that signs, with a KMS CA: `sign-req` (an openssl request), `renew`,
