@@ -7,6 +7,7 @@ use rcgen::{
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
+use crate::ca_key::CaKey;
 use crate::cert::{CertKind, CertRecord, CertState, RevocationReason};
 use crate::crl::{self, CrlInfo, CrlOptions};
 use crate::key::{self, KeyAlgorithm, KeyType};
@@ -154,11 +155,19 @@ pub enum Target {
     Serial(Serial),
 }
 
-/// A loaded signer: the CA record and its key.
+/// A loaded signer: the CA record and its key (the store's, or a key in KMS).
 pub(crate) struct Signer {
     pub rec: CertRecord,
-    pub issuer: Issuer<'static, KeyPair>,
+    pub issuer: Issuer<'static, CaKey>,
     pub ski: Vec<u8>,
+}
+
+impl Signer {
+    /// An rcgen error from signing with the CA key as a vpnca [`Error`] (for a KMS key, the
+    /// KMS error behind it: [`CaKey::explain`]).
+    pub(crate) fn explain(&self, e: rcgen::Error) -> Error {
+        self.issuer.key().explain(e)
+    }
 }
 
 /// A certificate signed but not yet recorded (made outside the store's lock, so that batch
@@ -194,13 +203,17 @@ pub(crate) fn sign_prepared(signer: &Signer, p: &Prepared) -> Result<Signed> {
     };
     let (cert, key) = match &p.subject {
         Subject::Generated(kp) => (
-            params(KeyType::of_key_pair(kp)?)?.signed_by(kp, &signer.issuer)?,
+            params(KeyType::of_key_pair(kp)?)?
+                .signed_by(kp, &signer.issuer)
+                .map_err(|e| signer.explain(e))?,
             Some(key::key_der(kp)),
         ),
         Subject::Pending(alg) => {
             let kp = alg.generate()?;
             (
-                params(KeyType::of_key_pair(&kp)?)?.signed_by(&kp, &signer.issuer)?,
+                params(KeyType::of_key_pair(&kp)?)?
+                    .signed_by(&kp, &signer.issuer)
+                    .map_err(|e| signer.explain(e))?,
                 Some(key::key_der(&kp)),
             )
         }
@@ -208,7 +221,9 @@ pub(crate) fn sign_prepared(signer: &Signer, p: &Prepared) -> Result<Signed> {
             let pk = rcgen::SubjectPublicKeyInfo::from_der(spki)
                 .map_err(|e| Error::Crypto(format!("public key: {e}")))?;
             (
-                params(KeyType::of_spki(spki)?)?.signed_by(&pk, &signer.issuer)?,
+                params(KeyType::of_spki(spki)?)?
+                    .signed_by(&pk, &signer.issuer)
+                    .map_err(|e| signer.explain(e))?,
                 None,
             )
         }
@@ -259,7 +274,11 @@ pub(crate) fn certify_state_key(signer: &Signer, public_key: &[u8]) -> Result<Ve
     params.use_authority_key_identifier_extension = true;
     let pk = rcgen::SubjectPublicKeyInfo::from_der(&spki)
         .map_err(|e| Error::Crypto(format!("state-signing public key: {e}")))?;
-    Ok(params.signed_by(&pk, &signer.issuer)?.der().to_vec())
+    Ok(params
+        .signed_by(&pk, &signer.issuer)
+        .map_err(|e| signer.explain(e))?
+        .der()
+        .to_vec())
 }
 
 /// Builds the parameters every certificate shares; the keyUsage bits are those of the profile
@@ -459,11 +478,15 @@ impl Store {
         Ok(out)
     }
 
-    /// Loads the CA key for signing. Refuses an expired CA.
+    /// Loads the CA key for signing: the store's own, decrypted, or for a CA whose key is in
+    /// KMS a signer for the key the authenticated state names (no KMS call yet).
     pub(crate) fn signer(&self) -> Result<Signer> {
         let rec = self.ca()?;
-        let key = key::load_key_pair(&self.private_key(&rec)?)?;
         let cert = x509::parse_cert(&rec.der, "the CA certificate")?;
+        let key = match self.ca_kms_key()? {
+            Some(r) => CaKey::kms(self, &r, cert.public_key().raw)?,
+            None => CaKey::Local(key::load_key_pair(&self.private_key(&rec)?)?),
+        };
         let ski = cert
             .iter_extensions()
             .find_map(|e| match e.parsed_extension() {
@@ -533,6 +556,98 @@ impl Store {
                 cn,
                 &serial.hex(),
                 &serde_json::json!({"type": "root", "algorithm": algorithm}),
+            )?;
+            Ok(rec)
+        })?;
+        self.sync_global_mirrors()?;
+        Ok(rec)
+    }
+
+    /// Creates the self-signed root CA on an existing KMS key (`vpnca ca --kms-key`): `kms`
+    /// checks the key (DescribeKey + GetPublicKey: Enabled, SIGN_VERIFY, a spec vpnca signs
+    /// with), the certificate is signed through KMS before the store is locked and verified
+    /// locally, and the CA record keeps no key: the key's reference (ARN, region, spec,
+    /// algorithm, public key) becomes part of the authenticated state. Nothing is stored when
+    /// a KMS call fails ([`Error::Kms`], [`Error::KmsBadSignature`]).
+    #[cfg(feature = "aws")]
+    pub fn create_root_ca_kms(
+        &self,
+        cn: &str,
+        kms: crate::aws::kms::Kms,
+        key_id: &str,
+        validity: Validity,
+    ) -> Result<CertRecord> {
+        use crate::aws::kms::KmsSigner;
+        let cn = &name::normalize_name(cn)?;
+        let profile = self.pki_profile("root-ca")?;
+        if !profile.ca {
+            return Err(Error::Template {
+                source_name: "root-ca".into(),
+                reason: "ca = false: a CA profile must have ca = true".into(),
+            });
+        }
+        let lifetime = validity.duration(&profile)?;
+        self.check_no_ca()?;
+        let region = kms.region().to_owned();
+        let key = kms.signing_key(key_id)?;
+        let reference = crate::ca_key::KmsKeyRef {
+            arn: key.arn().to_owned(),
+            region,
+            key_spec: key.spec().kms_name().to_owned(),
+            signing_algorithm: key.spec().signing_algorithm().to_owned(),
+            public_key: crate::store::crypto::hex(key.spki_der()),
+        };
+        let kms = std::sync::Arc::new(kms);
+        // The state-signing key's certificate, signed in the same transaction, uses this
+        // client too (its endpoint and credentials).
+        self.use_kms(kms.clone());
+        let signer = KmsSigner::new(&kms, key);
+        let serial = Serial::random()?;
+        let nb = store::now() - BACKDATE;
+        let params = base_params(
+            cn,
+            &serial,
+            nb,
+            nb + lifetime,
+            &profile,
+            KeyType::of_spki(signer.key().spki_der())?,
+        )?;
+        let cert = params.self_signed(&signer).map_err(|e| signer.explain(e))?;
+        // KMS's signature was verified against the TBS; check the certificate as a whole too:
+        // self-signed by, and certifying, exactly KMS's public key.
+        let parsed = x509::parse_cert(cert.der(), "the new CA certificate")?;
+        if parsed.public_key().raw != signer.key().spki_der() || !x509::signed_by(&parsed, &parsed)
+        {
+            return Err(Error::KmsBadSignature {
+                key: reference.arn.clone(),
+                algorithm: signer.key().spec().signing_algorithm(),
+            });
+        }
+        let rec = self.write(|tx, keys| {
+            self.check_no_ca()?;
+            let rec = insert_record(
+                tx,
+                keys,
+                NewRecord {
+                    serial: &serial,
+                    name: cn,
+                    kind: CertKind::Ca,
+                    profile: "root-ca",
+                    der: cert.der(),
+                    not_before: params.not_before,
+                    not_after: params.not_after,
+                    key: None,
+                },
+            )?;
+            tx.set_ca_kms_key(&reference)?;
+            audit_append(
+                tx,
+                keys,
+                "ca",
+                cn,
+                &serial.hex(),
+                &serde_json::json!({"type": "root", "kms_key": reference.arn, "region": reference.region,
+                    "key_spec": reference.key_spec}),
             )?;
             Ok(rec)
         })?;
@@ -762,25 +877,6 @@ impl Store {
         })
     }
 
-    /// Signs and records a prepared certificate inside a write transaction.
-    pub(crate) fn commit_prepared(
-        &self,
-        tx: &store::Tx<'_>,
-        keys: &crate::store::crypto::Keys,
-        signer: &Signer,
-        p: &Prepared,
-        action: &str,
-    ) -> Result<CertRecord> {
-        if let Some(live) = self.live(&p.name)? {
-            return Err(Error::DuplicateName {
-                name: p.name.clone(),
-                serial: live.serial.hex(),
-            });
-        }
-        let signed = sign_prepared(signer, p)?;
-        self.record_signed(tx, keys, &signed, action)
-    }
-
     /// Records a signed certificate (and its key) inside a write transaction, with its audit
     /// entry. Refuses a name that has a live certificate.
     pub(crate) fn record_signed(
@@ -828,8 +924,10 @@ impl Store {
         self.live_check(&prepared.name)?;
         self.check_look_alikes([prepared.name.as_str()])?;
         let signer = self.signer()?;
-        let rec =
-            self.write(|tx, keys| self.commit_prepared(tx, keys, &signer, &prepared, "issue"))?;
+        // Signed before the store is locked (a KMS call must not hold every other writer);
+        // recorded only if the name is still free then.
+        let signed = sign_prepared(&signer, &prepared)?;
+        let rec = self.write(|tx, keys| self.record_signed(tx, keys, &signed, "issue"))?;
         self.sync_name_mirror(&rec.name)?;
         Ok(rec)
     }
@@ -852,10 +950,14 @@ impl Store {
         }
         self.check_look_alikes(prepared.iter().map(|p| p.name.as_str()))?;
         let signer = self.signer()?;
+        let signed = prepared
+            .iter()
+            .map(|p| sign_prepared(&signer, p))
+            .collect::<Result<Vec<_>>>()?;
         let recs = self.write(|tx, keys| {
-            prepared
+            signed
                 .iter()
-                .map(|p| self.commit_prepared(tx, keys, &signer, p, "issue"))
+                .map(|s| self.record_signed(tx, keys, s, "issue"))
                 .collect::<Result<Vec<_>>>()
         })?;
         for r in &recs {
@@ -925,8 +1027,8 @@ impl Store {
         self.live_check(&prepared.name)?;
         self.check_look_alikes([prepared.name.as_str()])?;
         let signer = self.signer()?;
-        let rec =
-            self.write(|tx, keys| self.commit_prepared(tx, keys, &signer, &prepared, "sign-req"))?;
+        let signed = sign_prepared(&signer, &prepared)?;
+        let rec = self.write(|tx, keys| self.record_signed(tx, keys, &signed, "sign-req"))?;
         self.sync_name_mirror(&rec.name)?;
         Ok(rec)
     }
@@ -985,6 +1087,9 @@ impl Store {
         };
         let prepared = self.prepare_subject(&req, old.profile.clone(), subject)?;
         let signer = self.signer()?;
+        // The new certificate is signed before the store is locked; the CRL (revoke_old)
+        // depends on the revoked set, so it is signed inside.
+        let signed = sign_prepared(&signer, &prepared)?;
         let crl_opts = CrlOptions::from_store(self)?;
         let (new, crl, old_after) = self.write(|tx, keys| {
             // Re-read inside the lock: another process may have changed it.
@@ -1000,7 +1105,7 @@ impl Store {
             old_now.state = CertState::Superseded;
             // Mark superseded first so the name is free for the new certificate.
             update_record(tx, keys, &old_now)?;
-            let new = self.commit_prepared(tx, keys, &signer, &prepared, "renew")?;
+            let new = self.record_signed(tx, keys, &signed, "renew")?;
             old_now.superseded_by = Some(new.serial.clone());
             let mut crl = None;
             if opts.revoke_old {

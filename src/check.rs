@@ -11,9 +11,10 @@ use crate::{Error, Result};
 /// One thing `status` found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
-    /// `ca`, `crl` or `certificate`.
+    /// `ca`, `ca-key` (a CA key in KMS), `crl` or `certificate`.
     pub subject: String,
-    /// `expired`, `expiring`, `missing`, `stale`, `no-dns-san`, `look-alike`.
+    /// `expired`, `expiring`, `missing`, `stale`, `no-dns-san`, `look-alike`; for `ca-key`:
+    /// `disabled`, `pending-deletion`, `unusable`, `unreachable`, `mismatch`.
     pub problem: String,
     /// For humans.
     pub message: String,
@@ -256,6 +257,9 @@ impl Store {
             )),
             _ => {}
         }
+        // A CA key in KMS: still there, enabled, the CA's (one DescribeKey + GetPublicKey).
+        #[cfg(feature = "aws")]
+        findings.extend(self.kms_key_findings()?);
         let crl = self.latest_crl()?;
         let policy = crate::CrlOptions::from_store(self)?;
         let ca_end = ca.as_ref().map(|c| c.not_after);
@@ -619,6 +623,13 @@ impl Store {
         // verify re-derives the whole state and reports each difference (`state_problems`):
         // the reads on the way do not stop at the first one.
         let mut rep = self.without_read_proofs(|| self.verify_report())?;
+        // A CA key in KMS, once the store checked out (its reference is then proven): still
+        // there, enabled, the CA's.
+        #[cfg(feature = "aws")]
+        if rep.problems.is_empty() {
+            rep.problems
+                .extend(self.kms_key_findings()?.into_iter().map(|f| f.message));
+        }
         // An intact store without a state-signing key (made before it existed) gets one, so
         // that `verify --ca-cert` and the readers without the passphrase can check it, and a
         // format-1 store is upgraded, in one write.

@@ -191,7 +191,9 @@ pub(crate) fn generate_in_tx(
         opts.days,
         signer.rec.not_after,
     );
-    let crl = params.signed_by(&signer.issuer)?;
+    let crl = params
+        .signed_by(&signer.issuer)
+        .map_err(|e| signer.explain(e))?;
     let der = crl.der().to_vec();
     tx.insert_crl(number, this_update, next_update, count, &der)?;
     store::audit_append(

@@ -22,6 +22,7 @@
 pub mod aws;
 pub mod batch;
 pub mod ca;
+pub mod ca_key;
 pub mod cert;
 pub mod check;
 pub mod crl;

@@ -89,6 +89,18 @@ impl KeySpec {
         }
     }
 
+    /// The key algorithm of vpnca's own keys that has this spec's shape (for the warnings
+    /// about what AWS Client VPN accepts).
+    pub fn key_algorithm(self) -> crate::KeyAlgorithm {
+        match self {
+            KeySpec::Rsa2048 => crate::KeyAlgorithm::Rsa2048,
+            KeySpec::Rsa3072 => crate::KeyAlgorithm::Rsa3072,
+            KeySpec::Rsa4096 => crate::KeyAlgorithm::Rsa4096,
+            KeySpec::EccNistP256 => crate::KeyAlgorithm::P256,
+            KeySpec::EccNistP384 => crate::KeyAlgorithm::P384,
+        }
+    }
+
     /// The KMS `SigningAlgorithm` vpnca signs with.
     pub fn signing_algorithm(self) -> &'static str {
         match self {
@@ -824,9 +836,26 @@ impl Kms {
 /// `rcgen::Error::RemoteKeyError`, and [`KmsSigner::take_error`] (or
 /// [`KmsSigner::explain`]) gives the [`Error`] that caused it.
 pub struct KmsSigner<'a> {
-    kms: &'a Kms,
+    kms: KmsRef<'a>,
     key: KmsKey,
     last_error: Mutex<Option<Error>>,
+}
+
+/// The client a [`KmsSigner`] signs with: borrowed, or shared.
+enum KmsRef<'a> {
+    Borrowed(&'a Kms),
+    Shared(std::sync::Arc<Kms>),
+}
+
+impl std::ops::Deref for KmsRef<'_> {
+    type Target = Kms;
+
+    fn deref(&self) -> &Kms {
+        match self {
+            KmsRef::Borrowed(k) => k,
+            KmsRef::Shared(k) => k,
+        }
+    }
 }
 
 impl std::fmt::Debug for KmsSigner<'_> {
@@ -842,7 +871,17 @@ impl<'a> KmsSigner<'a> {
     /// A signer for a key checked earlier (or rebuilt with [`KmsKey::from_parts`]).
     pub fn new(kms: &'a Kms, key: KmsKey) -> KmsSigner<'a> {
         KmsSigner {
-            kms,
+            kms: KmsRef::Borrowed(kms),
+            key,
+            last_error: Mutex::new(None),
+        }
+    }
+
+    /// A signer that owns (a share of) its client: for a signer kept beyond the scope that
+    /// made the client (the store's CA key, `crate::ca::CaKey`).
+    pub fn shared(kms: std::sync::Arc<Kms>, key: KmsKey) -> KmsSigner<'static> {
+        KmsSigner {
+            kms: KmsRef::Shared(kms),
             key,
             last_error: Mutex::new(None),
         }

@@ -220,6 +220,16 @@ pub struct CaArgs {
     /// The parent chain (issuer up to the root), PEM.
     #[arg(long, value_name = "FILE", requires = "import_cert")]
     pub chain: Option<PathBuf>,
+    /// Make the root CA on this existing AWS KMS key (key ARN, key id or alias/NAME) instead
+    /// of a key in the store: usage SIGN_VERIFY, spec RSA_2048 (RSA_3072, RSA_4096,
+    /// ECC_NIST_P256, ECC_NIST_P384 work with OpenVPN only). Every certificate and CRL of the
+    /// CA is then signed with KMS Sign, in the key's region (docs/aws.md#ca-key-in-kms).
+    #[cfg(feature = "aws")]
+    #[arg(long, value_name = "KEY", conflicts_with_all = ["algo", "sub_ca", "import_cert"])]
+    pub kms_key: Option<String>,
+    #[cfg(feature = "aws")]
+    #[command(flatten)]
+    pub aws: AwsOpts,
     /// easy-rsa's `nopass` (accepted and ignored: keys are always encrypted).
     #[arg(hide = true)]
     pub nopass: Option<String>,

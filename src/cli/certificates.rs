@@ -40,8 +40,18 @@ pub(super) fn ca(cli: &Cli, out: &Out, args: &CaArgs) -> Result<u8> {
         import_cert,
         chain,
         nopass,
+        #[cfg(feature = "aws")]
+        kms_key,
+        #[cfg(feature = "aws")]
+        aws,
     } = args;
     note_nopass(nopass)?;
+    #[cfg(feature = "aws")]
+    if kms_key.is_none()
+        && (aws.aws_profile.is_some() || aws.region.is_some() || aws.endpoint_url.is_some())
+    {
+        bail!("--profile, --region and --endpoint-url of `vpnca ca` go with --kms-key KEY");
+    }
     // Checked before the request (and its key) is recorded: a bad --csr-out changes nothing.
     let dest = csr_out
         .as_deref()
@@ -92,6 +102,10 @@ pub(super) fn ca(cli: &Cli, out: &Out, args: &CaArgs) -> Result<u8> {
             outln!("{next}");
         });
     } else {
+        #[cfg(feature = "aws")]
+        if let Some(key) = kms_key {
+            return ca_on_kms(&store, out, &cn, key, aws, *days);
+        }
         let rec = store.create_root_ca(
             &cn,
             algorithm(algo)?,
@@ -108,6 +122,58 @@ pub(super) fn ca(cli: &Cli, out: &Out, args: &CaArgs) -> Result<u8> {
             outln!("CA certificate: {}", store.ca_path().display());
         });
     }
+    Ok(0)
+}
+
+/// `vpnca ca --kms-key KEY`: the root CA on a KMS key (docs/aws.md#ca-key-in-kms).
+#[cfg(feature = "aws")]
+fn ca_on_kms(
+    store: &Store,
+    out: &Out,
+    cn: &str,
+    key: &str,
+    aws: &super::args::AwsOpts,
+    days: Option<u32>,
+) -> Result<u8> {
+    let kms = vpnca::aws::kms::Kms::connect(&vpnca::aws::AwsOptions {
+        profile: aws.aws_profile.clone(),
+        region: aws.region.clone(),
+        endpoint_url: aws.endpoint_url.clone(),
+    })?;
+    let rec = store.create_root_ca_kms(
+        cn,
+        kms,
+        key,
+        days.map(Validity::Days).unwrap_or(Validity::Default),
+    )?;
+    let reference = store
+        .ca_key_in_kms()?
+        .ok_or_else(|| anyhow!("the new CA's KMS key reference is missing"))?;
+    if let Some(spec) = vpnca::aws::kms::KeySpec::from_kms(&reference.key_spec) {
+        super::options::warn_client_vpn(spec.key_algorithm());
+    }
+    let warnings = ca_warnings(store, &rec);
+    let mut doc = record_json(&rec);
+    if let Value::Object(m) = &mut doc {
+        m.insert(
+            "kms_key".into(),
+            json!({"arn": reference.arn, "region": reference.region, "key_spec": reference.key_spec,
+                "signing_algorithm": reference.signing_algorithm}),
+        );
+    }
+    out.doc(&with_warnings(doc, &warnings), || {
+        outln!(
+            "Created root CA {} (serial {}) on KMS key {} ({}, {}), valid until {}",
+            sh(&rec.name),
+            rec.serial,
+            printable(&reference.arn),
+            reference.key_spec,
+            reference.region,
+            vpnca::fmt_time(rec.not_after)
+        );
+        outln!("Its certificates and CRLs are signed with KMS Sign; the store keeps no CA key.");
+        outln!("CA certificate: {}", store.ca_path().display());
+    });
     Ok(0)
 }
 

@@ -234,6 +234,10 @@ pub struct Store {
     outside_checkpoint: Option<PathBuf>,
     /// Where notices about committed changes go ([`Store::on_notice`]).
     notice: Option<NoticeHook>,
+    /// The KMS client a KMS-held CA key signs with, when the caller gave one
+    /// ([`Store::use_kms`]); otherwise one is made from the standard AWS chain.
+    #[cfg(feature = "aws")]
+    kms_client: std::cell::OnceCell<std::sync::Arc<crate::aws::kms::Kms>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -621,6 +625,12 @@ impl<'c> Tx<'c> {
         Ok(before)
     }
 
+    /// Records the reference to the CA's key in AWS KMS (part of the authenticated state).
+    #[cfg(feature = "aws")]
+    pub(crate) fn set_ca_kms_key(&self, r: &crate::ca_key::KmsKeyRef) -> Result<()> {
+        meta_set(self, state::CA_KMS_KEY, &r.to_text())
+    }
+
     /// Records the parent chain of a sub-CA (issuer first, root last).
     pub(crate) fn insert_chain(&self, chain: &[Vec<u8>]) -> Result<()> {
         self.touch(state::Item::Chain)?;
@@ -803,6 +813,8 @@ impl Store {
             no_read_proofs: std::cell::Cell::new(false),
             outside_checkpoint: None,
             notice: None,
+            #[cfg(feature = "aws")]
+            kms_client: std::cell::OnceCell::new(),
         };
         let format: Option<String> = store
             .conn
@@ -1253,6 +1265,34 @@ impl Store {
     pub(crate) fn setting(&self, k: &'static str) -> Result<Option<String>> {
         self.proven(&[state::Item::Setting(k)])?;
         self.meta(k)
+    }
+
+    /// The reference to the CA's key in AWS KMS (`None`: the store holds the CA key), proven
+    /// against the state like every value a decision reads.
+    pub(crate) fn ca_kms_key(&self) -> Result<Option<crate::ca_key::KmsKeyRef>> {
+        self.proven(&[state::Item::CaKey])?;
+        self.meta(state::CA_KMS_KEY)?
+            .map(|t| crate::ca_key::KmsKeyRef::parse(&t))
+            .transpose()
+    }
+
+    /// Signs with this KMS client when the CA's key is in KMS in the client's region (its
+    /// credentials and endpoint; e.g. `ca --kms-key --endpoint-url`). The first call wins.
+    #[cfg(feature = "aws")]
+    pub fn use_kms(&self, kms: std::sync::Arc<crate::aws::kms::Kms>) {
+        let _ = self.kms_client.set(kms);
+    }
+
+    /// The client given to [`Store::use_kms`], if any.
+    #[cfg(feature = "aws")]
+    pub(crate) fn kms_client(&self) -> Option<std::sync::Arc<crate::aws::kms::Kms>> {
+        self.kms_client.get().cloned()
+    }
+
+    /// Where the CA's key is when it is in AWS KMS (`vpnca ca --kms-key`), proven against the
+    /// state; `None` when the store holds the CA key.
+    pub fn ca_key_in_kms(&self) -> Result<Option<crate::ca_key::KmsKeyRef>> {
+        self.ca_kms_key()
     }
 
     /// The TOML text of the adopted profile `name` (`vpnca template adopt`), if any: proven
@@ -1727,6 +1767,8 @@ pub(crate) fn meta_set(tx: &Tx<'_>, k: &str, v: &str) -> Result<()> {
         tx.touch(state::Item::Setting(setting))?;
     } else if k == "revocation_digest" || k == "revoked_count" {
         tx.touch(state::Item::RevokedSet)?;
+    } else if k == state::CA_KMS_KEY {
+        tx.touch(state::Item::CaKey)?;
     }
     tx.sql()
         .execute(

@@ -45,6 +45,10 @@ pub(crate) const STATE_KEY_CERT: &str = "state_key_cert";
 /// The `meta` key of the state head's signature (Ed25519, hex) by the state-signing key.
 pub(crate) const STATE_SIG: &str = "state_sig";
 
+/// The `meta` key of the reference to a CA key held in AWS KMS (JSON,
+/// [`crate::ca_key::KmsKeyRef`]); absent for a CA whose key the store holds.
+pub(crate) const CA_KMS_KEY: &str = "ca_kms_key";
+
 /// The `meta` key that holds the adopted profile `name`'s TOML text.
 pub(crate) fn template_key(name: &str) -> String {
     format!("template.{name}")
@@ -80,6 +84,8 @@ pub(crate) enum Item {
     Template(&'static str),
     /// The certificate of the state-signing key (its SHA-256).
     StateKey,
+    /// The reference to the CA's key in AWS KMS ([`CA_KMS_KEY`]).
+    CaKey,
 }
 
 /// Length-prefixed concatenation: the canonical encoding of a list of fields.
@@ -109,6 +115,7 @@ impl Item {
             Item::AwsEndpoint(i, r) => enc(&[b"aws-endpoint", i.as_bytes(), r.as_bytes()]),
             Item::Template(n) => enc(&[b"template", n.as_bytes()]),
             Item::StateKey => enc(&[b"state-key"]),
+            Item::CaKey => enc(&[b"ca-key"]),
         }
     }
 
@@ -132,6 +139,7 @@ impl Item {
             Item::AwsEndpoint(i, r) => format!("the record of endpoint {i} in {r}"),
             Item::Template(n) => format!("the adopted {n} profile"),
             Item::StateKey => "the state-signing key's certificate".into(),
+            Item::CaKey => "the reference to the CA's key in KMS".into(),
         }
     }
 }
@@ -260,6 +268,7 @@ pub(crate) fn value(conn: &Connection, item: &Item) -> Result<Option<Vec<u8>>> {
         Item::Setting(k) => meta_get(conn, k)?.map(|v| enc(&[v.as_bytes()])),
         Item::Template(n) => meta_get(conn, &template_key(n))?.map(|v| enc(&[v.as_bytes()])),
         Item::StateKey => meta_get(conn, STATE_KEY_CERT)?.map(|v| enc(&[&crypto::sha256(v.as_bytes())])),
+        Item::CaKey => meta_get(conn, CA_KMS_KEY)?.map(|v| enc(&[v.as_bytes()])),
         Item::AwsImport(arn) => {
             if !has_table(conn, "aws_imports")? {
                 return Ok(None);
@@ -331,6 +340,7 @@ pub(crate) fn all_items(conn: &Connection) -> Result<BTreeMap<Item, Vec<u8>>> {
         Item::CrlHead,
         Item::RevokedSet,
         Item::StateKey,
+        Item::CaKey,
     ];
     items.extend(SETTINGS.iter().map(|k| Item::Setting(k)));
     items.extend(
