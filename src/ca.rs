@@ -503,14 +503,11 @@ impl Store {
         Ok(Signer { rec, issuer, ski })
     }
 
-    /// Creates the self-signed root CA.
-    pub fn create_root_ca(
-        &self,
-        cn: &str,
-        algorithm: KeyAlgorithm,
-        validity: Validity,
-    ) -> Result<CertRecord> {
-        let cn = &name::normalize_name(cn)?;
+    /// What a new root CA is made of, checked before any key exists: its name, the `root-ca`
+    /// profile in effect (which must make a CA) and its lifetime; refused when the store has a
+    /// CA already.
+    fn root_ca_plan(&self, cn: &str, validity: Validity) -> Result<(String, Profile, Duration)> {
+        let cn = name::normalize_name(cn)?;
         let profile = self.pki_profile("root-ca")?;
         if !profile.ca {
             return Err(Error::Template {
@@ -520,6 +517,18 @@ impl Store {
         }
         let lifetime = validity.duration(&profile)?;
         self.check_no_ca()?;
+        Ok((cn, profile, lifetime))
+    }
+
+    /// Creates the self-signed root CA.
+    pub fn create_root_ca(
+        &self,
+        cn: &str,
+        algorithm: KeyAlgorithm,
+        validity: Validity,
+    ) -> Result<CertRecord> {
+        let (cn, profile, lifetime) = self.root_ca_plan(cn, validity)?;
+        let cn = &cn;
         let kp = algorithm.generate()?;
         let rec = self.write(|tx, keys| {
             self.check_no_ca()?;
@@ -578,16 +587,8 @@ impl Store {
         validity: Validity,
     ) -> Result<CertRecord> {
         use crate::aws::kms::KmsSigner;
-        let cn = &name::normalize_name(cn)?;
-        let profile = self.pki_profile("root-ca")?;
-        if !profile.ca {
-            return Err(Error::Template {
-                source_name: "root-ca".into(),
-                reason: "ca = false: a CA profile must have ca = true".into(),
-            });
-        }
-        let lifetime = validity.duration(&profile)?;
-        self.check_no_ca()?;
+        let (cn, profile, lifetime) = self.root_ca_plan(cn, validity)?;
+        let cn = &cn;
         let region = kms.region().to_owned();
         let key = kms.signing_key(key_id)?;
         let reference = crate::ca_key::KmsKeyRef {
