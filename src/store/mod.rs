@@ -207,8 +207,14 @@ impl Header {
     }
 }
 
-/// Where a store's notices go ([`Store::on_notice`]).
-type NoticeHook = Box<dyn Fn(&str)>;
+/// Where a store's notices go ([`Store::on_notice`]). `Send`, so that a `Store` stays `Send`
+/// (a library caller may move it to another thread; checked at compile time below).
+type NoticeHook = Box<dyn Fn(&str) + Send>;
+
+const _: fn() = || {
+    fn is_send<T: Send>() {}
+    is_send::<Store>();
+};
 
 /// An open store. Read operations work locked; anything that touches keys or writes needs
 /// [`Store::unlock`] first.

@@ -28,7 +28,7 @@ impl Store {
     /// Registers what to do with a notice the store cannot return as an error because the
     /// change it concerns is committed (an audit entry that could not be sent to syslog). The
     /// CLI prints it as a warning.
-    pub fn on_notice(&mut self, f: impl Fn(&str) + 'static) {
+    pub fn on_notice(&mut self, f: impl Fn(&str) + Send + 'static) {
         self.notice = Some(Box::new(f));
     }
 
