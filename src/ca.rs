@@ -251,6 +251,9 @@ pub const STATE_KEY_CN: &str = "vpnca state-signing key";
 /// certificate check the state heads the key signs (docs/store-format.md#the-state-signing-key).
 /// It authenticates to no VPN: AWS Client VPN takes only RSA keys, and OpenVPN's
 /// `remote-cert-tls client` requires clientAuth.
+/// Associated data of a pending sub-CA's sealed key.
+pub(crate) const PENDING_CA_AAD: &[u8] = b"vpnca/pending-ca/v1";
+
 pub(crate) fn certify_state_key(signer: &Signer, public_key: &[u8]) -> Result<Vec<u8>> {
     const ED25519_SPKI_PREFIX: [u8; 12] = [
         0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
@@ -688,7 +691,7 @@ impl Store {
         let csr_der = csr.der().to_vec();
         self.write(|tx, keys| {
             self.check_no_ca()?;
-            let blob = keys.seal(b"vpnca/pending-ca/v1", key::key_der(&kp).expose())?;
+            let blob = keys.seal(PENDING_CA_AAD, key::key_der(&kp).expose())?;
             tx.set_pending_ca(cn, algorithm.name(), &csr_der, &blob)?;
             audit_append(
                 tx,
@@ -717,7 +720,7 @@ impl Store {
             what: "no pending sub-CA request: run `vpnca ca --sub-ca --csr-out FILE` first".into(),
         })?;
         let key_der = keys
-            .open(b"vpnca/pending-ca/v1", &blob)
+            .open(PENDING_CA_AAD, &blob)
             .ok_or_else(|| Error::Tampered {
                 what: "the pending sub-CA key".into(),
             })?;

@@ -54,7 +54,7 @@ pub use name::San;
 pub use profile::Profile;
 pub use secret::{Passphrase, SecretKeyDer};
 pub use serial::Serial;
-pub use store::{AuditEntry, KdfParams, ListFilter, Store};
+pub use store::{AuditEntry, KdfParams, ListFilter, RekeyReport, Store};
 pub use x509::Csr;
 
 /// Formats a time as RFC 3339 (UTC, seconds).

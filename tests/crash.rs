@@ -1,8 +1,8 @@
 //! Crash safety and concurrency: `vpnca` processes killed with SIGKILL at random instants leave a
 //! consistent store; parallel writers are serialized; readers always see a whole store.
 //!
-//! The kill trials cover `client`, `client --batch`, `revoke`, `crl`, `passwd`, `renew` and
-//! `import-easyrsa` (68 trials per run, deterministic seeds). Kill delays are drawn from the
+//! The kill trials cover `client`, `client --batch`, `revoke`, `crl`, `passwd`,
+//! `passwd --rekey`, `renew` and `import-easyrsa` (68 trials per run, deterministic seeds). Kill delays are drawn from the
 //! command's measured duration (see `Durations::delay`), so most kills land mid-command.
 mod common;
 use common::*;
@@ -530,6 +530,8 @@ fn sigkill_at_random_instants_leaves_a_consistent_store() {
     calibrate("renew", &["renew".into(), "seed2".into()], 0);
     calibrate("passwd", &["passwd".into()], 0);
     calibrate("passwd", &["passwd".into()], 1);
+    calibrate("rekey", &["passwd".into(), "--rekey".into()], 0);
+    calibrate("rekey", &["passwd".into(), "--rekey".into()], 1);
     let (f, _) = batch_file(&e, 1000, 30);
     calibrate("batch p256", &batch_args(&f, false), 0);
     let (f, _) = batch_file(&e, 1001, 30);
@@ -537,8 +539,8 @@ fn sigkill_at_random_instants_leaves_a_consistent_store() {
     let mut log_len = check_consistent(&e, PASS, &mut seen, "after the calibration");
     durations.print();
 
-    const KINDS: [&str; 8] = [
-        "client", "batch", "revoke", "crl", "passwd", "renew", "batch", "revoke",
+    const KINDS: [&str; 9] = [
+        "client", "batch", "revoke", "crl", "passwd", "renew", "batch", "revoke", "rekey",
     ];
     // 48 planned trials; then, only if no kill has yet landed after a commit (a loaded machine
     // can skew the calibration), up to 24 more: batches killed late, which commit chunk by
@@ -589,6 +591,11 @@ fn sigkill_at_random_instants_leaves_a_consistent_store() {
             },
             "crl" => ("crl", "crl", vec!["crl".into()]),
             "passwd" => ("passwd", "passwd", vec!["passwd".into()]),
+            "rekey" => (
+                "passwd --rekey",
+                "rekey",
+                vec!["passwd".into(), "--rekey".into()],
+            ),
             _ => match valid_client() {
                 Some(n) => ("renew", "renew", vec!["renew".into(), n]),
                 None => ("crl", "crl", vec!["crl".into()]),
@@ -609,7 +616,7 @@ fn sigkill_at_random_instants_leaves_a_consistent_store() {
         let r = run_killing(c, delay);
         r.assert_ok_unless_killed(&what);
         durations.learn(kind, &r);
-        if cmd == "passwd" {
+        if cmd.starts_with("passwd") {
             let open: Vec<bool> = passes.iter().map(|p| opens(&e, p)).collect();
             assert_eq!(
                 open.iter().filter(|o| **o).count(),

@@ -622,6 +622,11 @@ pub struct PasswdArgs {
     /// 40 bits; docs/commands-store.md#weak-passphrases).
     #[arg(long)]
     pub allow_weak_passphrase: bool,
+    /// Also draw a new data key: every private key re-encrypted, every MAC and the state redone,
+    /// in one transaction, so that an old copy of the header or of the data key no longer opens
+    /// or vouches for this store (when an admin leaves; docs/commands-store.md#passwd---rekey).
+    #[arg(long)]
+    pub rekey: bool,
 }
 
 /// The arguments of `vpnca quickstart` (src/cli/store.rs).

@@ -141,10 +141,10 @@ pub(crate) fn printable(s: &str) -> std::borrow::Cow<'_, str> {
     vpnca::shell::printable(s)
 }
 
-/// `warning: …` on standard error.
 /// What readers without the passphrase say when the store has no state-signing key yet.
 pub(super) const UNVERIFIED: &str = "read from the database unverified: the store has no state-signing key yet (a store made by an older vpnca, or a format-1 store); run `vpnca verify` once with the passphrase to certify one";
 
+/// `warning: …` on standard error.
 pub(super) fn warn(msg: &str) {
     errln!("warning: {msg}");
 }

@@ -257,10 +257,16 @@ fn examples(page: &str) -> &'static [(&'static str, &'static str)] {
         )],
         "vpnca-log" => &[("The audit log as JSON lines:", "vpnca --json log")],
         "vpnca-verify" => &[("Check the whole store:", "vpnca verify")],
-        "vpnca-passwd" => &[(
-            "Change the passphrase from a file:",
-            "vpnca passwd --new-passphrase-file new.txt",
-        )],
+        "vpnca-passwd" => &[
+            (
+                "Change the passphrase from a file:",
+                "vpnca passwd --new-passphrase-file new.txt",
+            ),
+            (
+                "When an admin leaves: a new passphrase and a new data key:",
+                "vpnca passwd --rekey --new-passphrase-file new.txt",
+            ),
+        ],
         "vpnca-quickstart" => &[(
             "Everything for a first VPN:",
             "vpnca quickstart --server vpn.example.com --client alice --client bob",

@@ -120,6 +120,7 @@ pub(super) fn passwd(cli: &Cli, out: &Out, args: &PasswdArgs) -> Result<u8> {
         kdf_memory_mib,
         kdf_time,
         allow_weak_passphrase,
+        rekey,
     } = args;
     let mut store = open_unlocked(cli)?;
     let k = match (kdf_memory_mib, kdf_time) {
@@ -143,9 +144,28 @@ pub(super) fn passwd(cli: &Cli, out: &Out, args: &PasswdArgs) -> Result<u8> {
         "new store passphrase",
     )?;
     check_strength(&new, *allow_weak_passphrase)?;
-    store.change_passphrase(&new, k)?;
-    out.changed(&store, json!({"ok": true}), || {
-        outln!("Passphrase changed.")
+    if !rekey {
+        store.change_passphrase(&new, k)?;
+        out.changed(&store, json!({"ok": true}), || {
+            outln!("Passphrase changed.")
+        });
+        return Ok(0);
+    }
+    let report = store.rekey(&new, k)?;
+    out.changed(&store, json!({"ok": true, "rekey": report}), || {
+        outln!(
+            "Passphrase changed and the store re-keyed: a new data key, {} private key(s) re-encrypted, {} record(s) and the state re-authenticated{}.",
+            report.keys_reencrypted,
+            report.records,
+            if report.state_key_certified {
+                ", a new state-signing key certified by the CA"
+            } else {
+                ""
+            }
+        );
+        outln!(
+            "The old passphrase, old copies of the header and the old data key no longer open this store. Keys someone copied before the rekey stay exposed: revoke and re-issue those (docs/commands-store.md#passwd---rekey)."
+        )
     });
     Ok(0)
 }
@@ -355,7 +375,15 @@ pub(super) fn log(cli: &Cli, out: &Out, args: &LogArgs) -> Result<u8> {
         return Ok(0);
     }
     let store = Store::open(&cli.pki)?;
-    for e in store.audit_log()? {
+    // Checked against the signed state head, without the passphrase: an edited, added or
+    // removed entry stops here (exit 2).
+    let (entries, check) = store.audit_log_checked()?;
+    if let vpnca::store::AuditCheck::Unverified(why) = check
+        && (store.public_state()?.is_some() || store.reads_unverified()?)
+    {
+        super::output::warn(&format!("the audit log is shown unverified: {why}"));
+    }
+    for e in entries {
         if out.json {
             outln!("{}", serde_json::to_value(&e)?);
         } else {

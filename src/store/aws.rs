@@ -60,7 +60,7 @@ fn import_mac_fields(i: &AcmImport) -> Vec<Vec<u8>> {
     ]
 }
 
-fn mac_of(keys: &Keys, i: &AcmImport) -> Vec<u8> {
+pub(super) fn mac_of(keys: &Keys, i: &AcmImport) -> Vec<u8> {
     let f = import_mac_fields(i);
     let refs: Vec<&[u8]> = f.iter().map(Vec::as_slice).collect();
     keys.mac(&refs)

@@ -9,9 +9,11 @@
 //! `synchronous=FULL`. Mirrors are rewritten after the commit and repaired by `verify`.
 
 #[cfg(feature = "aws")]
+mod audit_hash;
 pub(crate) mod aws;
 pub(crate) mod checkpoint;
 pub(crate) mod crypto;
+mod rekey;
 pub(crate) mod smt;
 pub(crate) mod state;
 mod syslog;
@@ -26,9 +28,11 @@ use rusqlite::{
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
+pub use audit_hash::AuditCheck;
 pub use checkpoint::{CHECKPOINT_FILE, RestoreReport};
 pub use crypto::KdfParams;
 use crypto::Keys;
+pub use rekey::RekeyReport;
 
 use crate::cert::{CertKind, CertRecord, CertState, Status};
 use crate::secret::{Passphrase, SecretKeyDer};
@@ -1025,6 +1029,16 @@ impl Store {
             out?
         };
         self.record_outside_checkpoint(&tx, keys)?;
+        // A store from before the log's public hash chain: the first write that appends to the
+        // log starts it, once every entry's MAC checked (O(entries), once). A log that does not
+        // check is left without one (`log` says it shows it unverified; `verify` names it).
+        if self.format.get() >= 2
+            && meta_get(tx.sql(), audit_hash::AUDIT_HASH)?.is_none()
+            && audit_seq(tx.sql())? > start_seq
+            && self.check_audit_chain()?.is_empty()
+        {
+            audit_hash::start(&tx)?;
+        }
         state::seal(&tx, keys)?;
         tx.commit()?;
         self.advance_checkpoint();
@@ -1753,13 +1767,20 @@ impl Store {
 fn v2_only_meta_keys(conn: &Connection) -> Result<Vec<String>> {
     let mut st = conn
         .prepare(
-            "SELECT k FROM meta WHERE k LIKE 'template.%' OR k IN ('state_head', 'state_sig', 'state_key_cert') ORDER BY k",
+            "SELECT k FROM meta WHERE k LIKE 'template.%' OR k IN ('state_head', 'state_sig', 'state_key_cert', 'audit_hash') ORDER BY k",
         )
         .map_err(Error::db("reading the header"))?;
     st.query_map([], |r| r.get::<_, String>(0))
         .map_err(Error::db("reading the header"))?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(Error::db("reading the header"))
+}
+
+/// The sequence number of the last audit entry (`meta.audit_head`; 0 for none).
+fn audit_seq(conn: &Connection) -> Result<i64> {
+    Ok(meta_get(conn, "audit_head")?
+        .and_then(|h| h.split_once(':').and_then(|(s, _)| s.parse::<i64>().ok()))
+        .unwrap_or(0))
 }
 
 pub(crate) fn meta_get(conn: &Connection, k: &str) -> Result<Option<String>> {
@@ -2100,6 +2121,19 @@ fn audit_fields(prev: &[u8], e: &AuditEntry) -> Vec<Vec<u8>> {
     ]
 }
 
+/// The position in `log` (the whole audit log, in order) of the last `rekey` entry whose MAC
+/// checks under `keys` (chained on the entry before it): where the entries MAC'd under this
+/// key begin. `None` when the store was never re-keyed (or not under this key).
+fn rekey_entry(keys: &Keys, log: &[AuditEntry]) -> Option<usize> {
+    (1..log.len()).rev().find(|&i| {
+        let e = &log[i];
+        e.action == rekey::ACTION && {
+            let f = audit_fields(&log[i - 1].mac, e);
+            keys.mac_ok(&f.iter().map(|v| v.as_slice()).collect::<Vec<_>>(), &e.mac)
+        }
+    })
+}
+
 /// Appends an entry to the chained audit log (inside a write transaction).
 pub(crate) fn audit_append(
     tx: &Tx<'_>,
@@ -2141,6 +2175,7 @@ pub(crate) fn audit_append(
         params![e.seq, ts(e.time), e.user, e.action, e.name, e.serial, e.detail_text, e.mac],
     )
     .map_err(Error::db("writing the audit log"))?;
+    audit_hash::extend(tx, &prev_mac, &e)?;
     meta_set(
         tx,
         "audit_head",
@@ -2174,6 +2209,33 @@ impl Store {
             .split_once(':')
             .and_then(|(s, _)| s.parse::<i64>().ok())
             .ok_or_else(|| bad("the head is unreadable".into()))?;
+        // A rekey after the checkpointed entry: the entries before it are MAC'd under the old
+        // key and are checked against the digest the `rekey` entry records, and the tail from
+        // there (O(entries), only while a checkpoint is older than a rekey: a crash right
+        // after one). A `rekey` row that is not one does not pass the MAC check below.
+        let rekey_seq: Option<i64> = conn
+            .query_row(
+                "SELECT MAX(seq) FROM audit WHERE action = ?1 AND seq <= ?2",
+                rusqlite::params![rekey::ACTION, head_seq],
+                |r| r.get(0),
+            )
+            .map_err(Error::db("reading the audit log"))?;
+        let from_seq = match rekey_seq {
+            Some(r) if r > from_seq => {
+                let mut before = audit_entries_from(conn, 1)?;
+                before.retain(|e| e.seq <= r);
+                match before.pop() {
+                    Some(entry) if entry.seq == r => {
+                        if let Some(p) = rekey::check_before(&entry, &before) {
+                            return Err(bad(p));
+                        }
+                    }
+                    _ => return Err(bad(format!("entry {r} is missing"))),
+                }
+                r
+            }
+            _ => from_seq,
+        };
         let start = from_seq.saturating_sub(1).max(1);
         let entries: Vec<AuditEntry> = audit_entries_from(conn, start)?
             .into_iter()
@@ -2279,7 +2341,28 @@ impl Store {
         let mut problems = Vec::new();
         let mut prev = Vec::new();
         let mut expect_seq = 1;
-        for e in self.audit_log()? {
+        let log = self.audit_log()?;
+        // After a rekey, the entries before the last `rekey` entry are MAC'd under the old key:
+        // they are checked against the digest that entry records (its own MAC, under this
+        // key, chains on the last of them), the rest by their MACs.
+        let from = match rekey_entry(keys, &log) {
+            Some(i) => {
+                problems.extend(rekey::check_before(&log[i], &log[..i]));
+                for e in &log[..i] {
+                    if e.seq != expect_seq {
+                        problems.push(format!(
+                            "audit log: entry {expect_seq} is missing (next is {})",
+                            e.seq
+                        ));
+                    }
+                    expect_seq = e.seq.saturating_add(1);
+                }
+                prev = log[..i].last().map(|e| e.mac.clone()).unwrap_or_default();
+                i
+            }
+            None => 0,
+        };
+        for e in log.into_iter().skip(from) {
             if e.seq != expect_seq {
                 problems.push(format!(
                     "audit log: entry {expect_seq} is missing (next is {})",
@@ -2296,6 +2379,7 @@ impl Store {
             prev = e.mac.clone();
             expect_seq = e.seq.saturating_add(1);
         }
+        problems.extend(audit_hash::problems(&self.conn)?);
         let head = self.meta("audit_head")?.unwrap_or_default();
         let want = format!("{}:{}", expect_seq - 1, crypto::hex(&prev));
         if head != want {

@@ -31,12 +31,13 @@ CREATE TABLE smt_nodes (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;
 
 /// The store settings that are part of the state (CRL policy, the CRL number floor, the second
 /// checkpoint: `checkpoint::OUTSIDE_SETTING`).
-pub(crate) const SETTINGS: [&str; 5] = [
+pub(crate) const SETTINGS: [&str; 6] = [
     "crl_days",
     "crl_omit_expired",
     "crl_number_floor",
     super::checkpoint::OUTSIDE_SETTING,
     super::syslog::SETTING,
+    super::audit_hash::AUDIT_HASH,
 ];
 
 /// The `meta` key of the state-signing key's certificate (DER, hex).
@@ -749,6 +750,8 @@ pub(crate) fn seal(tx: &super::Tx<'_>, keys: &Keys) -> Result<Option<Head>> {
 /// Builds the whole tree from the tables (format 2's `init` and the upgrade): the nodes are
 /// written and the head recorded.
 pub(crate) fn build(tx: &super::Tx<'_>, keys: &Keys) -> Result<Head> {
+    // The callers (`init`, the upgrade, a rekey) have checked every audit entry's MAC.
+    super::audit_hash::start(tx)?;
     let items = all_items(tx.sql())?;
     tx.sql()
         .execute("DELETE FROM smt_nodes", [])
