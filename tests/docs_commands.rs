@@ -70,6 +70,10 @@ const SUBSTITUTIONS: &[(&str, &str)] = &[
     (" /etc/", " ./etc/"),
 ];
 
+/// Text replaced in the output a page shows before it is compared: the substitutions above
+/// that change what the binary prints (`cvpn-endpoint-…` does not: vpnca prints it as such).
+const OUTPUT_SUBSTITUTIONS: &[(&str, &str)] = &[(" /etc/", " ./etc/")];
+
 /// One command of a page.
 #[derive(Debug)]
 struct Cmd {
@@ -83,6 +87,9 @@ struct Cmd {
     shows_file: Option<(String, String)>,
     /// Its output in the page has an `error: …` line (then the page must give the exit code).
     shows_error: bool,
+    /// The output lines a `console` block shows under it, with their lines in the page: they
+    /// must appear in its actual output, in order ([`find_shown`]).
+    shown: Vec<(usize, String)>,
 }
 
 /// A fenced block of a page with the marker comment right above it, if any.
@@ -151,6 +158,7 @@ fn sh_commands(lines: &[(usize, String)]) -> Vec<Cmd> {
                 expect: 0,
                 shows_file: None,
                 shows_error: false,
+                shown: Vec::new(),
             });
         }
     }
@@ -162,7 +170,7 @@ fn sh_commands(lines: &[(usize, String)]) -> Vec<Cmd> {
 /// one being its output. `$ echo $?` is not run: the number below it is the previous
 /// command's expected exit code.
 fn console_commands(lines: &[(usize, String)]) -> Vec<Cmd> {
-    let mut cmds: Vec<(Cmd, Vec<String>)> = Vec::new();
+    let mut cmds: Vec<(Cmd, Vec<(usize, String)>)> = Vec::new();
     let mut continued = false;
     for (n, l) in lines {
         if continued {
@@ -178,16 +186,17 @@ fn console_commands(lines: &[(usize, String)]) -> Vec<Cmd> {
                 expect: 0,
                 shows_file: None,
                 shows_error: false,
+                shown: Vec::new(),
             };
             cmds.push((c, Vec::new()));
         } else if let Some((_, out)) = cmds.last_mut() {
-            out.push(l.clone());
+            out.push((*n, l.clone()));
         }
     }
     let mut out: Vec<Cmd> = Vec::new();
     for (mut c, output) in cmds {
         if c.text.trim() == "echo $?" {
-            let code = output.first().and_then(|o| o.trim().parse().ok());
+            let code = output.first().and_then(|(_, o)| o.trim().parse().ok());
             let prev = out.last_mut();
             match (prev, code) {
                 (Some(p), Some(code)) => p.expect = code,
@@ -198,7 +207,7 @@ fn console_commands(lines: &[(usize, String)]) -> Vec<Cmd> {
             }
             continue;
         }
-        c.shows_error = output.iter().any(|l| l.starts_with("error: "));
+        c.shows_error = output.iter().any(|(_, l)| l.starts_with("error: "));
         let words: Vec<&str> = c.text.split_whitespace().collect();
         let file = match words.as_slice() {
             ["cat", f] => Some(*f),
@@ -206,9 +215,19 @@ fn console_commands(lines: &[(usize, String)]) -> Vec<Cmd> {
             _ => None,
         };
         if let Some(f) = file.filter(|_| !output.is_empty()) {
-            c.shows_file = Some((f.to_owned(), output.join("\n") + "\n"));
+            let text: Vec<&str> = output.iter().map(|(_, l)| l.as_str()).collect();
+            c.shows_file = Some((f.to_owned(), text.join("\n") + "\n"));
         }
         c.text = subst(&c.text);
+        c.shown = output
+            .into_iter()
+            .map(|(n, l)| {
+                let l = OUTPUT_SUBSTITUTIONS
+                    .iter()
+                    .fold(l, |l, (from, to)| l.replace(from, to));
+                (n, l)
+            })
+            .collect();
         out.push(c);
     }
     out
@@ -293,6 +312,7 @@ fn blocks(page: &str) -> Vec<Block> {
                         expect: 0,
                         shows_file: None,
                         shows_error: false,
+                        shown: Vec::new(),
                     });
                     block.cmds.splice(0..0, setup);
                 }
@@ -365,7 +385,7 @@ fn run_page(page: &str) {
         }
         let _ = writeln!(
             script,
-            "{{\n{body}{text}\n}} >\"$DOCS_OUT\" 2>&1 </dev/null; rc=$?\nif [ \"$rc\" -ne {expect} ]; then echo \"@@FAIL {i} $rc\"; cat \"$DOCS_OUT\"; exit 1; fi",
+            "{{\n{body}{text}\n}} >\"$DOCS_OUT.{i}\" 2>&1 </dev/null; rc=$?\nif [ \"$rc\" -ne {expect} ]; then echo \"@@FAIL {i} $rc\"; cat \"$DOCS_OUT.{i}\"; exit 1; fi",
             text = c.text,
             expect = c.expect
         );
@@ -394,10 +414,14 @@ fn run_page(page: &str) {
             format!("{}:", dir.join(".local/share/man").display()),
         )
         .env_remove("VPNCA_PKI")
+        // The audit log's user is then `uid N` (the pages show `uid …`).
+        .env_remove("USER")
+        .env_remove("LOGNAME")
         .env_remove("VPNCA_NEW_PASSPHRASE");
     aws_env(&mut c, Some(moto), Some(&ec2));
     let o = c.output().expect("run bash");
     if o.status.success() {
+        compare_outputs(page, &cmds, dir);
         return;
     }
     let out = s(&o.stdout);
@@ -416,6 +440,68 @@ fn run_page(page: &str) {
     panic!(
         "{page}:{}: `{}` exited {rc}, the page expects {}\noutput:\n{output}",
         c.line, c.text, c.expect
+    );
+}
+
+/// The wildcard of shown output: inside a line it matches any text; a line that is only `…`
+/// stands for any number of lines.
+const ANY: &str = "…";
+
+/// Whether `actual` is the line `shown`, trailing spaces aside, each `…` in `shown` matching
+/// any text (also none).
+fn line_matches(shown: &str, actual: &str) -> bool {
+    let (shown, actual) = (shown.trim_end(), actual.trim_end());
+    let parts: Vec<&str> = shown.split(ANY).collect();
+    let [first, middle @ .., last] = parts.as_slice() else {
+        return shown == actual;
+    };
+    let Some(rest) = actual.strip_prefix(first) else {
+        return false;
+    };
+    let Some(mut rest) = rest.strip_suffix(last) else {
+        return false;
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// The first of the `shown` lines that is not found in `actual` in order (each shown line
+/// matched by a later actual line than the one before: a subsequence), or None when all are.
+/// Blank shown lines (pages separate commands with them) and `…` lines are not looked for.
+fn find_shown<'a>(shown: &'a [(usize, String)], actual: &str) -> Option<&'a (usize, String)> {
+    let mut lines = actual.lines();
+    shown
+        .iter()
+        .filter(|(_, l)| !l.trim().is_empty() && l.trim() != ANY)
+        .find(|(_, l)| !lines.any(|a| line_matches(l, a)))
+}
+
+/// Checks every command's output against the lines its page shows under it; panics naming
+/// each command whose output lacks one (`page:line` of the shown line, the line, the output).
+fn compare_outputs(page: &str, cmds: &[Cmd], dir: &Path) {
+    let mut report = String::new();
+    for (i, c) in cmds.iter().enumerate() {
+        if c.shown.is_empty() {
+            continue;
+        }
+        let out = std::fs::read(dir.join(format!(".docs-out.{i}"))).expect("a command's output");
+        let out = s(&out);
+        if let Some((line, shown)) = find_shown(&c.shown, &out) {
+            let _ = writeln!(
+                report,
+                "{page}:{line}: `{}` (line {}) did not print, in this order, the line the page shows:\n  {shown}\nits output:\n{out}",
+                c.text, c.line
+            );
+        }
+    }
+    assert!(
+        report.is_empty(),
+        "{page}: output that differs from the page's (`…` matches any text):\n\n{report}"
     );
 }
 
