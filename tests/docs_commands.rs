@@ -2,11 +2,15 @@
 //! block of a page, in document order, in one scratch folder per page (a store at `./pki`),
 //! against the binary under test and the AWS doubles (moto for ACM, tests/aws/ec2_server.py for
 //! Client VPN). A command that exits otherwise than the page says fails the test with
-//! `FILE:LINE`, the command and its output. The conventions (markers, expected exit codes,
-//! substitutions) are described in docs/testing.md, "The docs' commands".
+//! `FILE:LINE`, the command and its output; so does one whose output lacks a line that its
+//! `console` block shows under it (in order; `…` matches text that changes per run). The
+//! conventions (markers, expected exit codes, substitutions, shown output) are described in
+//! docs/testing.md, "The docs' commands".
 //!
-//! Seen failing on a planted doc error: `vpnca revoke alice --reason affiliationChanged` spelled
-//! `--reasn` in docs/commands-revocation.md failed with that line and clap's usage error.
+//! Seen failing on planted doc errors: `vpnca revoke alice --reason affiliationChanged` spelled
+//! `--reasn` in docs/commands-revocation.md failed with that line and clap's usage error; the
+//! shown `error: cannot write adir: it is a directory (name a file)` changed to `… it is a
+//! folder …` failed naming that line, the shown line and the command's actual output.
 
 mod common;
 
@@ -549,4 +553,37 @@ fn every_page_with_commands_is_covered() {
             "{page} has commands to run: add it to pages! in tests/docs_commands.rs"
         );
     }
+}
+
+/// The shown-output convention of docs/testing.md: `…` within a line, `…` lines, blank lines,
+/// trailing spaces, order. Fails when: `line_matches` ignores the text after the last `…`
+/// (the `until` case), or `find_shown` searches from the start for each line (the order case).
+#[test]
+fn shown_output_matches_as_documented() {
+    assert!(line_matches(
+        "Issued client certificate alice (serial …), valid until …",
+        "Issued client certificate alice (serial 7B81CF2F), valid until 2029-03-07T21:46:44Z  "
+    ));
+    assert!(line_matches("…", ""));
+    assert!(line_matches("a … b … c", "a x b y b z c"));
+    assert!(!line_matches("a … until", "a 1 after"));
+    assert!(!line_matches("it is a folder", "it is a directory"));
+    assert!(!line_matches("…x…y…", "y x"));
+    let shown = |lines: &[&str]| -> Vec<(usize, String)> {
+        lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i + 1, (*l).to_owned()))
+            .collect()
+    };
+    let out = "one\ntwo\nthree\n";
+    assert_eq!(find_shown(&shown(&["one", "…", "", "three"]), out), None);
+    assert_eq!(
+        find_shown(&shown(&["three", "one"]), out),
+        Some(&(2, "one".to_owned()))
+    );
+    assert_eq!(
+        find_shown(&shown(&["two", "two"]), out),
+        Some(&(2, "two".to_owned()))
+    );
 }
