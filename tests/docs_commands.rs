@@ -2,11 +2,15 @@
 //! block of a page, in document order, in one scratch folder per page (a store at `./pki`),
 //! against the binary under test and the AWS doubles (moto for ACM, tests/aws/ec2_server.py for
 //! Client VPN). A command that exits otherwise than the page says fails the test with
-//! `FILE:LINE`, the command and its output. The conventions (markers, expected exit codes,
-//! substitutions) are described in docs/testing.md, "The docs' commands".
+//! `FILE:LINE`, the command and its output; so does one whose output lacks a line that its
+//! `console` block shows under it (in order; `…` matches text that changes per run). The
+//! conventions (markers, expected exit codes, substitutions, shown output) are described in
+//! docs/testing.md, "The docs' commands".
 //!
-//! Seen failing on a planted doc error: `vpnca revoke alice --reason affiliationChanged` spelled
-//! `--reasn` in docs/commands-revocation.md failed with that line and clap's usage error.
+//! Seen failing on planted doc errors: `vpnca revoke alice --reason affiliationChanged` spelled
+//! `--reasn` in docs/commands-revocation.md failed with that line and clap's usage error; the
+//! shown `error: cannot write adir: it is a directory (name a file)` changed to `… it is a
+//! folder …` failed naming that line, the shown line and the command's actual output.
 
 mod common;
 
@@ -19,11 +23,8 @@ use std::path::Path;
 use std::process::Command;
 
 /// The pages whose commands are not run, with the reason.
-const NOT_RUN_PAGES: &[(&str, &str)] = &[(
-    "docs/easy-rsa.md",
-    "another session owns this page (issue 15's easy-rsa work); its blocks are fragments of \
-     scripts (`$user`, `$pass`, an easy-rsa PKI in ~/easy-rsa) for that work's own test",
-)];
+/// Empty today: a block that must not run says why in its page (`<!-- no-run: … -->`).
+const NOT_RUN_PAGES: &[(&str, &str)] = &[];
 
 /// The passphrase of the scratch stores: the one the pages put in `VPNCA_PASSPHRASE`.
 const PASSPHRASE: &str = "choose a long passphrase";
@@ -66,9 +67,16 @@ const SUBSTITUTIONS: &[(&str, &str)] = &[
     ("cargo run --release --", "vpnca"),
     // The placeholder for "your endpoint".
     ("cvpn-endpoint-…", "cvpn-endpoint-0123456789abcdef0"),
-    // The machine's configuration stays untouched: /etc/… is a folder of the scratch folder.
+    // The machine's configuration stays untouched: /etc/…, /srv/… and /root/… are folders of
+    // the scratch folder.
     (" /etc/", " ./etc/"),
+    ("=/srv/", "=./srv/"),
+    ("/root/", "./root/"),
 ];
+
+/// Text replaced in the output a page shows before it is compared: the substitutions above
+/// that change what the binary prints (`cvpn-endpoint-…` does not: vpnca prints it as such).
+const OUTPUT_SUBSTITUTIONS: &[(&str, &str)] = &[(" /etc/", " ./etc/")];
 
 /// One command of a page.
 #[derive(Debug)]
@@ -83,6 +91,9 @@ struct Cmd {
     shows_file: Option<(String, String)>,
     /// Its output in the page has an `error: …` line (then the page must give the exit code).
     shows_error: bool,
+    /// The output lines a `console` block shows under it, with their lines in the page: they
+    /// must appear in its actual output, in order ([`find_shown`]).
+    shown: Vec<(usize, String)>,
 }
 
 /// A fenced block of a page with the marker comment right above it, if any.
@@ -151,6 +162,7 @@ fn sh_commands(lines: &[(usize, String)]) -> Vec<Cmd> {
                 expect: 0,
                 shows_file: None,
                 shows_error: false,
+                shown: Vec::new(),
             });
         }
     }
@@ -162,7 +174,7 @@ fn sh_commands(lines: &[(usize, String)]) -> Vec<Cmd> {
 /// one being its output. `$ echo $?` is not run: the number below it is the previous
 /// command's expected exit code.
 fn console_commands(lines: &[(usize, String)]) -> Vec<Cmd> {
-    let mut cmds: Vec<(Cmd, Vec<String>)> = Vec::new();
+    let mut cmds: Vec<(Cmd, Vec<(usize, String)>)> = Vec::new();
     let mut continued = false;
     for (n, l) in lines {
         if continued {
@@ -178,16 +190,17 @@ fn console_commands(lines: &[(usize, String)]) -> Vec<Cmd> {
                 expect: 0,
                 shows_file: None,
                 shows_error: false,
+                shown: Vec::new(),
             };
             cmds.push((c, Vec::new()));
         } else if let Some((_, out)) = cmds.last_mut() {
-            out.push(l.clone());
+            out.push((*n, l.clone()));
         }
     }
     let mut out: Vec<Cmd> = Vec::new();
     for (mut c, output) in cmds {
         if c.text.trim() == "echo $?" {
-            let code = output.first().and_then(|o| o.trim().parse().ok());
+            let code = output.first().and_then(|(_, o)| o.trim().parse().ok());
             let prev = out.last_mut();
             match (prev, code) {
                 (Some(p), Some(code)) => p.expect = code,
@@ -198,7 +211,7 @@ fn console_commands(lines: &[(usize, String)]) -> Vec<Cmd> {
             }
             continue;
         }
-        c.shows_error = output.iter().any(|l| l.starts_with("error: "));
+        c.shows_error = output.iter().any(|(_, l)| l.starts_with("error: "));
         let words: Vec<&str> = c.text.split_whitespace().collect();
         let file = match words.as_slice() {
             ["cat", f] => Some(*f),
@@ -206,9 +219,19 @@ fn console_commands(lines: &[(usize, String)]) -> Vec<Cmd> {
             _ => None,
         };
         if let Some(f) = file.filter(|_| !output.is_empty()) {
-            c.shows_file = Some((f.to_owned(), output.join("\n") + "\n"));
+            let text: Vec<&str> = output.iter().map(|(_, l)| l.as_str()).collect();
+            c.shows_file = Some((f.to_owned(), text.join("\n") + "\n"));
         }
         c.text = subst(&c.text);
+        c.shown = output
+            .into_iter()
+            .map(|(n, l)| {
+                let l = OUTPUT_SUBSTITUTIONS
+                    .iter()
+                    .fold(l, |l, (from, to)| l.replace(from, to));
+                (n, l)
+            })
+            .collect();
         out.push(c);
     }
     out
@@ -293,6 +316,7 @@ fn blocks(page: &str) -> Vec<Block> {
                         expect: 0,
                         shows_file: None,
                         shows_error: false,
+                        shown: Vec::new(),
                     });
                     block.cmds.splice(0..0, setup);
                 }
@@ -365,7 +389,7 @@ fn run_page(page: &str) {
         }
         let _ = writeln!(
             script,
-            "{{\n{body}{text}\n}} >\"$DOCS_OUT\" 2>&1 </dev/null; rc=$?\nif [ \"$rc\" -ne {expect} ]; then echo \"@@FAIL {i} $rc\"; cat \"$DOCS_OUT\"; exit 1; fi",
+            "{{\n{body}{text}\n}} >\"$DOCS_OUT.{i}\" 2>&1 </dev/null; rc=$?\nif [ \"$rc\" -ne {expect} ]; then echo \"@@FAIL {i} $rc\"; cat \"$DOCS_OUT.{i}\"; exit 1; fi",
             text = c.text,
             expect = c.expect
         );
@@ -394,10 +418,14 @@ fn run_page(page: &str) {
             format!("{}:", dir.join(".local/share/man").display()),
         )
         .env_remove("VPNCA_PKI")
+        // The audit log's user is then `uid N` (the pages show `uid …`).
+        .env_remove("USER")
+        .env_remove("LOGNAME")
         .env_remove("VPNCA_NEW_PASSPHRASE");
     aws_env(&mut c, Some(moto), Some(&ec2));
     let o = c.output().expect("run bash");
     if o.status.success() {
+        compare_outputs(page, &cmds, dir);
         return;
     }
     let out = s(&o.stdout);
@@ -419,6 +447,68 @@ fn run_page(page: &str) {
     );
 }
 
+/// The wildcard of shown output: inside a line it matches any text; a line that is only `…`
+/// stands for any number of lines.
+const ANY: &str = "…";
+
+/// Whether `actual` is the line `shown`, trailing spaces aside, each `…` in `shown` matching
+/// any text (also none).
+fn line_matches(shown: &str, actual: &str) -> bool {
+    let (shown, actual) = (shown.trim_end(), actual.trim_end());
+    let parts: Vec<&str> = shown.split(ANY).collect();
+    let [first, middle @ .., last] = parts.as_slice() else {
+        return shown == actual;
+    };
+    let Some(rest) = actual.strip_prefix(first) else {
+        return false;
+    };
+    let Some(mut rest) = rest.strip_suffix(last) else {
+        return false;
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// The first of the `shown` lines that is not found in `actual` in order (each shown line
+/// matched by a later actual line than the one before: a subsequence), or None when all are.
+/// Blank shown lines (pages separate commands with them) and `…` lines are not looked for.
+fn find_shown<'a>(shown: &'a [(usize, String)], actual: &str) -> Option<&'a (usize, String)> {
+    let mut lines = actual.lines();
+    shown
+        .iter()
+        .filter(|(_, l)| !l.trim().is_empty() && l.trim() != ANY)
+        .find(|(_, l)| !lines.any(|a| line_matches(l, a)))
+}
+
+/// Checks every command's output against the lines its page shows under it; panics naming
+/// each command whose output lacks one (`page:line` of the shown line, the line, the output).
+fn compare_outputs(page: &str, cmds: &[Cmd], dir: &Path) {
+    let mut report = String::new();
+    for (i, c) in cmds.iter().enumerate() {
+        if c.shown.is_empty() {
+            continue;
+        }
+        let out = std::fs::read(dir.join(format!(".docs-out.{i}"))).expect("a command's output");
+        let out = s(&out);
+        if let Some((line, shown)) = find_shown(&c.shown, &out) {
+            let _ = writeln!(
+                report,
+                "{page}:{line}: `{}` (line {}) did not print, in this order, the line the page shows:\n  {shown}\nits output:\n{out}",
+                c.text, c.line
+            );
+        }
+    }
+    assert!(
+        report.is_empty(),
+        "{page}: output that differs from the page's (`…` matches any text):\n\n{report}"
+    );
+}
+
 macro_rules! pages {
     ($($name:ident => $page:literal),* $(,)?) => {
         $(#[test] fn $name() { run_page($page); })*
@@ -435,6 +525,7 @@ pages! {
     commands_revocation => "docs/commands-revocation.md",
     commands_store => "docs/commands-store.md",
     commands_templates => "docs/commands-templates.md",
+    easy_rsa => "docs/easy-rsa.md",
     profiles => "docs/profiles.md",
 }
 
@@ -462,4 +553,37 @@ fn every_page_with_commands_is_covered() {
             "{page} has commands to run: add it to pages! in tests/docs_commands.rs"
         );
     }
+}
+
+/// The shown-output convention of docs/testing.md: `…` within a line, `…` lines, blank lines,
+/// trailing spaces, order. Fails when: `line_matches` ignores the text after the last `…`
+/// (the `until` case), or `find_shown` searches from the start for each line (the order case).
+#[test]
+fn shown_output_matches_as_documented() {
+    assert!(line_matches(
+        "Issued client certificate alice (serial …), valid until …",
+        "Issued client certificate alice (serial 7B81CF2F), valid until 2029-03-07T21:46:44Z  "
+    ));
+    assert!(line_matches("…", ""));
+    assert!(line_matches("a … b … c", "a x b y b z c"));
+    assert!(!line_matches("a … until", "a 1 after"));
+    assert!(!line_matches("it is a folder", "it is a directory"));
+    assert!(!line_matches("…x…y…", "y x"));
+    let shown = |lines: &[&str]| -> Vec<(usize, String)> {
+        lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i + 1, (*l).to_owned()))
+            .collect()
+    };
+    let out = "one\ntwo\nthree\n";
+    assert_eq!(find_shown(&shown(&["one", "…", "", "three"]), out), None);
+    assert_eq!(
+        find_shown(&shown(&["three", "one"]), out),
+        Some(&(2, "one".to_owned()))
+    );
+    assert_eq!(
+        find_shown(&shown(&["two", "two"]), out),
+        Some(&(2, "two".to_owned()))
+    );
 }
