@@ -2107,6 +2107,19 @@ pub struct AuditEntry {
     pub(crate) detail_text: String,
 }
 
+impl AuditEntry {
+    /// The action, and the name when there is one (`revoke alice`, `crl`), printable: how
+    /// problems name an entry.
+    fn label(&self) -> String {
+        let text = if self.name.is_empty() {
+            self.action.clone()
+        } else {
+            format!("{} {}", self.action, self.name)
+        };
+        crate::shell::printable(&text).into_owned()
+    }
+}
+
 fn audit_fields(prev: &[u8], e: &AuditEntry) -> Vec<Vec<u8>> {
     vec![
         b"audit-v1".to_vec(),
@@ -2259,8 +2272,9 @@ impl Store {
             let f = audit_fields(prev_mac, e);
             if !keys.mac_ok(&f.iter().map(|v| v.as_slice()).collect::<Vec<_>>(), &e.mac) {
                 return Err(bad(format!(
-                    "entry {} ({} {}) does not follow the entry before it",
-                    e.seq, e.action, e.name
+                    "entry {} ({}) does not follow the entry before it",
+                    e.seq,
+                    e.label()
                 )));
             }
             prev = Some(e);
@@ -2372,8 +2386,9 @@ impl Store {
             let f = audit_fields(&prev, &e);
             if !keys.mac_ok(&f.iter().map(|v| v.as_slice()).collect::<Vec<_>>(), &e.mac) {
                 problems.push(format!(
-                    "audit log: entry {} ({} {}) was modified, or one before it was removed",
-                    e.seq, e.action, e.name
+                    "audit log: entry {} ({}) was modified, or one before it was removed",
+                    e.seq,
+                    e.label()
                 ));
             }
             prev = e.mac.clone();
