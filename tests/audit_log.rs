@@ -89,6 +89,11 @@ fn a_store_from_before_the_hash_chain_gets_it_at_its_next_change() {
     // `verify` changes nothing the log records; the next change starts the chain.
     e.ok(&["verify"]);
     e.ok(&["client", "carol"]);
+    // The same change started the lists of the AWS records (docs/store-format.md).
+    assert_eq!(
+        sqlite_query(&e, "SELECT v FROM meta WHERE k = 'aws_lists'"),
+        "1"
+    );
     let o = log_locked(&e, &[]);
     let out = expect_ok(&["log"], o.clone());
     assert!(out.contains("carol"), "{out}");

@@ -8,8 +8,8 @@ mod common;
 use common::aws::{Ec2Server, Moto, REGION, boto3, newer_copy_crl};
 use common::openvpn::ExportedServer;
 use common::{
-    Env, RSA_2048, copy_dir, crl_verified_text, fixture, mode, openssl_ok, openssl_req, s,
-    snapshot_of,
+    Env, RSA_2048, copy_dir, crl_verified_text, expect_code, fixture, mode, openssl_ok,
+    openssl_req, s, snapshot_of, sqlite,
 };
 use serde_json::{Value, json};
 
@@ -1134,12 +1134,13 @@ fn advised_args(text: &str) -> Vec<String> {
 /// After pushes to two endpoints, `revoke` names exactly those endpoints and their region in
 /// one `push-crl` command (no OpenVPN step: the store is used with Client VPN), and running
 /// that command puts the CRL listing the revoked serial on both (openssl). A planted endpoint
-/// row (stored data, not input) is shell-quoted in the advice: `sh` reads it back as one
-/// word and runs nothing of it.
+/// row (stored data, not input) fails its proof: the revocation goes on, the advice is the
+/// general one with a warning, and the planted text is never printed.
 ///
 /// Fails when: the recorded endpoints are not read (seen with `known_endpoints` skipped: the
-/// general `--endpoint cvpn-endpoint-…` step is printed instead), or an id is not quoted (seen
-/// with `sh` left out of the `--endpoint` words: `sh` then runs `touch`).
+/// general `--endpoint cvpn-endpoint-…` step is printed instead), or the endpoint rows are not
+/// proven (seen with `Item::AwsEndpoint` proofs left out of `known_endpoints`: the planted id
+/// was printed in the advice).
 #[test]
 fn revoke_names_the_recorded_endpoints_and_that_push_works() {
     let e = pki();
@@ -1175,35 +1176,24 @@ fn revoke_names_the_recorded_endpoints_and_that_push_works() {
         assert_endpoint_crl_lists(&e, &ec2, ep, &bob);
     }
 
-    // A row edited outside vpnca: its id is quoted, so a shell takes it as one argument.
+    // A row edited outside vpnca (an id made to run a shell command when pasted): the
+    // endpoint records are proven (issue 16), so the edit is refused — the revocation itself
+    // still happens, the hint is the general one with a warning, and the planted text is never
+    // printed as a command.
     let planted = "cvpn-endpoint-1; touch pwned";
-    let db = e.pki.join("vpnca.db");
-    let o = std::process::Command::new("sqlite3")
-        .arg(&db)
-        .arg(format!(
-            "UPDATE aws_endpoints SET id = '{planted}' WHERE id = '{EP2}'"
-        ))
-        .output()
-        .expect("sqlite3 is required");
-    assert!(o.status.success(), "sqlite3: {}", s(&o.stderr));
-    let out = e.ok(&["revoke", "alice"]);
-    let line = out
-        .lines()
-        .find_map(|l| l.strip_prefix("  vpnca clientvpn push-crl "))
-        .unwrap_or_else(|| panic!("no push-crl step in:\n{out}"));
-    let o = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("printf '%s\\n' {line}"))
-        .current_dir(e.dir.path())
-        .output()
-        .expect("sh");
-    assert!(o.status.success(), "{line}: {}", s(&o.stderr));
-    assert!(
-        s(&o.stdout).lines().any(|w| w == planted),
-        "{line} -> {}",
-        s(&o.stdout)
+    sqlite(
+        &e,
+        &format!("UPDATE aws_endpoints SET id = '{planted}' WHERE id = '{EP2}'"),
     );
-    assert!(!e.path("pwned").exists(), "the shell ran part of {line}");
+    let o = e.run(&["revoke", "alice"]);
+    let (out, err) = (s(&o.stdout), s(&o.stderr));
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(out.contains("Revoked client alice"), "{out}");
+    assert!(!out.contains("touch pwned"), "{out}");
+    assert!(
+        err.contains("cannot read the store's AWS records") && err.contains("outside vpnca"),
+        "{err}"
+    );
 }
 
 /// `renew` of a certificate imported into ACM says that ACM still holds the old one, with the
@@ -1322,4 +1312,41 @@ fn endpoint_pushed(e: &Env, moto: &Moto) -> (String, Ec2Server) {
         &["clientvpn", "push-crl", "--endpoint", EP1],
     );
     (arn, ec2)
+}
+
+/// A deleted ACM import record (issue 16: a decision never trusts what a table omits). Without
+/// its row, `acm import` would create a second ACM certificate instead of re-importing into
+/// the recorded ARN, leaving the endpoint on the old one. The list of import records is part
+/// of the authenticated state, so the deletion is refused (exit 2) before any ACM call, also by
+/// the locked `acm list`, and `verify` names it; moto still holds exactly one certificate.
+///
+/// Fails when: `Store::acm_imports` does not prove `Item::AwsImports` (seen: the second import
+/// created a second certificate, exit 0).
+#[test]
+fn a_deleted_import_record_is_refused_not_imported_again_as_new() {
+    let e = pki();
+    let (moto, _g) = Moto::get();
+    server_arn(&e, moto);
+    assert_eq!(describe_count(moto), 1);
+    sqlite(&e, "DELETE FROM aws_imports");
+    let before = e.snapshot();
+    let err = e.aws_fails(
+        Some(moto),
+        None,
+        &["acm", "import", "--server", "vpn.example.com"],
+        2,
+    );
+    assert!(err.contains("the list of ACM import records"), "{err}");
+    assert_eq!(describe_count(moto), 1, "no second ACM certificate");
+    assert_eq!(e.snapshot(), before, "the store is unchanged");
+    let mut list = e.cmd(&["acm", "list"]);
+    list.env_remove("VPNCA_PASSPHRASE");
+    expect_code(&["acm", "list"], list.output().expect("run"), 2);
+    let v = e.run(&["verify"]);
+    assert_eq!(v.status.code(), Some(1), "{}", s(&v.stdout));
+    assert!(
+        s(&v.stdout).contains("the list of ACM import records"),
+        "{}",
+        s(&v.stdout)
+    );
 }

@@ -15,6 +15,7 @@ use crate::store::{self, Store};
 use crate::{Error, Result};
 
 use super::AWS_SCHEMA as SCHEMA;
+use super::{Tx, state};
 
 /// An ACM certificate this store imported into.
 #[derive(Debug, Clone, Serialize)]
@@ -46,6 +47,24 @@ pub struct KnownEndpoint {
     /// When.
     #[serde(with = "time::serde::rfc3339")]
     pub pushed_at: OffsetDateTime,
+}
+
+/// The `meta` key that marks a store whose AWS records are listed in the state
+/// ([`state::Item::AwsImports`], [`state::Item::AwsEndpoints`]): set by `init`, the upgrade,
+/// or the first write of a store made before, which starts both lists from the tables (rows
+/// deleted before then stay unseen, as before). The lists' values depend on it, so deleting it
+/// later, or planting it, fails their proofs.
+pub(crate) const LISTS: &str = "aws_lists";
+
+/// Starts the AWS lists (see [`LISTS`]) inside `tx`, when the store has not yet; the lists are
+/// touched first, so their absence is proven (a planted marker stops the write).
+pub(crate) fn start_lists(tx: &Tx<'_>) -> Result<()> {
+    if store::meta_get(tx.sql(), LISTS)?.is_some() {
+        return Ok(());
+    }
+    tx.touch(state::Item::AwsImports)?;
+    tx.touch(state::Item::AwsEndpoints)?;
+    store::meta_set(tx, LISTS, "1")
 }
 
 fn import_mac_fields(i: &AcmImport) -> Vec<Vec<u8>> {
@@ -116,6 +135,10 @@ impl Store {
             }
             out.push(imp);
         }
+        // Proven: each row, and the list of them (so a deleted row is seen too).
+        let mut items = vec![state::Item::AwsImports];
+        items.extend(out.iter().map(|i| state::Item::AwsImport(i.arn.clone())));
+        self.proven(&items)?;
         Ok(out)
     }
 
@@ -153,8 +176,16 @@ impl Store {
                 })
             })
             .map_err(Error::db("reading the AWS records"))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(Error::db("reading the AWS records"))
+        let out = rows
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(Error::db("reading the AWS records"))?;
+        let mut items = vec![state::Item::AwsEndpoints];
+        items.extend(
+            out.iter()
+                .map(|e| state::Item::AwsEndpoint(e.id.clone(), e.region.clone())),
+        );
+        self.proven(&items)?;
+        Ok(out)
     }
 
     /// Records an import (replacing the row of the same ARN) and audits it, in one
@@ -164,6 +195,7 @@ impl Store {
             tx.sql().execute_batch(SCHEMA)
                 .map_err(Error::db("creating the AWS tables"))?;
             tx.touch(super::state::Item::AwsImport(imp.arn.clone()))?;
+            tx.touch(super::state::Item::AwsImports)?;
             tx.sql().execute(
                 "INSERT INTO aws_imports (arn, region, role, name, serial, imported_at, mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT(arn) DO UPDATE SET region = excluded.region, role = excluded.role, name = excluded.name,
@@ -187,6 +219,7 @@ impl Store {
             tx.sql().execute_batch(SCHEMA)
                 .map_err(Error::db("creating the AWS tables"))?;
             tx.touch(super::state::Item::AwsEndpoint(endpoint.into(), region.into()))?;
+            tx.touch(super::state::Item::AwsEndpoints)?;
             tx.sql().execute(
                 "INSERT INTO aws_endpoints (id, region, crl_number, pushed_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(id, region) DO UPDATE SET crl_number = excluded.crl_number, pushed_at = excluded.pushed_at",

@@ -1039,6 +1039,14 @@ impl Store {
         {
             audit_hash::start(&tx)?;
         }
+        // Likewise the lists of the AWS records (`aws::LISTS`), by the first write that
+        // appends to the log.
+        if self.format.get() >= 2
+            && meta_get(tx.sql(), aws::LISTS)?.is_none()
+            && audit_seq(tx.sql())? > start_seq
+        {
+            aws::start_lists(&tx)?;
+        }
         state::seal(&tx, keys)?;
         tx.commit()?;
         self.advance_checkpoint();
@@ -1767,7 +1775,7 @@ impl Store {
 fn v2_only_meta_keys(conn: &Connection) -> Result<Vec<String>> {
     let mut st = conn
         .prepare(
-            "SELECT k FROM meta WHERE k LIKE 'template.%' OR k IN ('state_head', 'state_sig', 'state_key_cert', 'audit_hash') ORDER BY k",
+            "SELECT k FROM meta WHERE k LIKE 'template.%' OR k IN ('state_head', 'state_sig', 'state_key_cert', 'audit_hash', 'aws_lists') ORDER BY k",
         )
         .map_err(Error::db("reading the header"))?;
     st.query_map([], |r| r.get::<_, String>(0))

@@ -80,6 +80,12 @@ pub(crate) enum Item {
     AwsImport(String),
     /// A Client VPN endpoint record, by id and region.
     AwsEndpoint(String, String),
+    /// The ARNs of every ACM import record: proves that none is missing (a deleted row would
+    /// make `acm import` create a new ACM certificate instead of re-importing). Present once a
+    /// write has started the AWS lists ([`super::aws::LISTS`]).
+    AwsImports,
+    /// The id and region of every endpoint record, likewise.
+    AwsEndpoints,
     /// An adopted certificate profile (`vpnca template adopt`), by built-in name: its TOML
     /// text, which replaces the built-in profile of that name.
     Template(&'static str),
@@ -114,6 +120,8 @@ impl Item {
             Item::Setting(k) => enc(&[b"setting", k.as_bytes()]),
             Item::AwsImport(a) => enc(&[b"aws-import", a.as_bytes()]),
             Item::AwsEndpoint(i, r) => enc(&[b"aws-endpoint", i.as_bytes(), r.as_bytes()]),
+            Item::AwsImports => enc(&[b"aws-imports"]),
+            Item::AwsEndpoints => enc(&[b"aws-endpoints"]),
             Item::Template(n) => enc(&[b"template", n.as_bytes()]),
             Item::StateKey => enc(&[b"state-key"]),
             Item::CaKey => enc(&[b"ca-key"]),
@@ -138,6 +146,8 @@ impl Item {
             Item::Setting(k) => format!("the setting {k}"),
             Item::AwsImport(a) => format!("the ACM import record of {a}"),
             Item::AwsEndpoint(i, r) => format!("the record of endpoint {i} in {r}"),
+            Item::AwsImports => "the list of ACM import records".into(),
+            Item::AwsEndpoints => "the list of endpoint records".into(),
             Item::Template(n) => format!("the adopted {n} profile"),
             Item::StateKey => "the state-signing key's certificate".into(),
             Item::CaKey => "the reference to the CA's key in KMS".into(),
@@ -291,6 +301,33 @@ pub(crate) fn value(conn: &Connection, item: &Item) -> Result<Option<Vec<u8>>> {
             .optional()
             .map_err(db(op))?
         }
+        Item::AwsImports | Item::AwsEndpoints => {
+            if meta_get(conn, super::aws::LISTS)?.is_none() {
+                return Ok(None);
+            }
+            let (table, sql) = match item {
+                Item::AwsImports => ("aws_imports", "SELECT arn, '' FROM aws_imports ORDER BY arn"),
+                _ => (
+                    "aws_endpoints",
+                    "SELECT id, region FROM aws_endpoints ORDER BY id, region",
+                ),
+            };
+            let mut rows: Vec<Vec<u8>> = Vec::new();
+            if has_table(conn, table)? {
+                let mut st = conn.prepare(sql).map_err(db(op))?;
+                rows = st
+                    .query_map([], |r| {
+                        let a: String = r.get(0)?;
+                        let b: String = r.get(1)?;
+                        Ok(enc(&[a.as_bytes(), b.as_bytes()]))
+                    })
+                    .map_err(db(op))?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(db(op))?;
+            }
+            let refs: Vec<&[u8]> = rows.iter().map(Vec::as_slice).collect();
+            Some(enc(&[b"list", &enc(&refs)]))
+        }
         Item::AwsEndpoint(id, region) => {
             if !has_table(conn, "aws_endpoints")? {
                 return Ok(None);
@@ -342,6 +379,8 @@ pub(crate) fn all_items(conn: &Connection) -> Result<BTreeMap<Item, Vec<u8>>> {
         Item::RevokedSet,
         Item::StateKey,
         Item::CaKey,
+        Item::AwsImports,
+        Item::AwsEndpoints,
     ];
     items.extend(SETTINGS.iter().map(|k| Item::Setting(k)));
     items.extend(
@@ -752,6 +791,7 @@ pub(crate) fn seal(tx: &super::Tx<'_>, keys: &Keys) -> Result<Option<Head>> {
 pub(crate) fn build(tx: &super::Tx<'_>, keys: &Keys) -> Result<Head> {
     // The callers (`init`, the upgrade, a rekey) have checked every audit entry's MAC.
     super::audit_hash::start(tx)?;
+    super::aws::start_lists(tx)?;
     let items = all_items(tx.sql())?;
     tx.sql()
         .execute("DELETE FROM smt_nodes", [])
