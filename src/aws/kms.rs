@@ -398,6 +398,8 @@ struct GetPublicKeyResponse {
     key_id: String,
     public_key: String,
     key_spec: Option<String>,
+    /// The deprecated name of `KeySpec`, which KMS sends too (moto 5.2.1 sends only this).
+    customer_master_key_spec: Option<String>,
     key_usage: Option<String>,
     #[serde(default)]
     signing_algorithms: Vec<String>,
@@ -680,7 +682,10 @@ impl Kms {
         Ok(PublicKeyInfo {
             arn: r.key_id,
             spki_der,
-            key_spec: r.key_spec.unwrap_or_default(),
+            key_spec: r
+                .key_spec
+                .or(r.customer_master_key_spec)
+                .unwrap_or_default(),
             key_usage: r.key_usage.unwrap_or_default(),
             signing_algorithms: r.signing_algorithms,
         })
