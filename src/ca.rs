@@ -411,6 +411,18 @@ impl Subject {
     }
 }
 
+/// What `Store::move_ca_key_to_kms` did.
+#[cfg(feature = "aws")]
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct MovedCaKey {
+    /// The KMS key the CA now signs with, as the store records it.
+    pub reference: crate::ca_key::KmsKeyRef,
+    /// Why the database file could not be rewritten after the move (`None`: it was), in which
+    /// case the sealed CA key may remain in its unused space until a later `VACUUM`.
+    pub compact_error: Option<String>,
+}
+
 impl Store {
     /// The profile `name` in effect: the one the store adopted (`vpnca template adopt`), else
     /// the built-in one. A `<pki>/templates/NAME.toml` that is not exactly what was adopted
@@ -657,6 +669,188 @@ impl Store {
         })?;
         self.sync_global_mirrors()?;
         Ok(rec)
+    }
+
+    /// Moves the store's own CA key into the KMS key `key_id` (`vpnca ca --move-to-kms`),
+    /// keeping the CA certificate: no certificate changes, no user needs a new one.
+    ///
+    /// Refused before any KMS call (nothing sent, [`Error::Refused`]) when the store has no
+    /// CA, its CA key is in KMS already, a sub-CA request is pending, the store holds no CA
+    /// key, or the CA key is of a kind KMS cannot sign with for vpnca (Ed25519). The key must
+    /// be SIGN_VERIFY, of origin EXTERNAL, pending import and of the CA key's spec
+    /// ([`Error::KmsKeyUnsuitable`] otherwise; an EXTERNAL key that is Enabled already with
+    /// exactly the CA's public key is taken as is: an earlier move that stopped after the
+    /// import). The CA key is wrapped in memory ([`crate::aws::kms::wrap_key_material`]) and
+    /// imported; then KMS's public key must be the CA certificate's, and a test Sign must
+    /// verify with the CA certificate, before the store is written. Then one write records
+    /// the key reference, deletes the store's encrypted copy of the CA key, and appends the
+    /// audit entry `move-to-kms`; then the database file is rewritten (`VACUUM`) so the sealed
+    /// key is not left in unused space. A KMS failure ([`Error::Kms`],
+    /// [`Error::KmsBadSignature`]) leaves the store unchanged.
+    #[cfg(feature = "aws")]
+    pub fn move_ca_key_to_kms(
+        &self,
+        kms: crate::aws::kms::Kms,
+        key_id: &str,
+    ) -> Result<MovedCaKey> {
+        use crate::aws::kms::{KeySpec, KmsKey, wrap_key_material};
+        let refused = |reason: String| Error::Refused { reason };
+        if let Some(p) = self.pending_sub_ca()? {
+            return Err(refused(format!(
+                "a sub-CA request ({p}) is pending: finish it (`vpnca ca --import-cert`) before moving the CA key"
+            )));
+        }
+        let rec = self.ca()?;
+        self.move_checks(&rec)?;
+        let cert = x509::parse_cert(&rec.der, "the CA certificate")?;
+        let ca_spki = cert.public_key().raw.to_vec();
+        let spec = KeySpec::of_spki(&ca_spki).ok_or_else(|| {
+            refused(format!(
+                "the CA key of {} is not a key KMS can sign with for vpnca (RSA 2048/3072/4096, P-256, P-384): it stays in the store",
+                rec.name
+            ))
+        })?;
+        // The store's key, as PKCS#8 DER, checked to be the CA certificate's.
+        let kp = key::load_key_pair(&self.private_key(&rec)?)?;
+        if rcgen::PublicKeyData::subject_public_key_info(&kp) != ca_spki {
+            return Err(Error::Tampered {
+                what: format!(
+                    "the store's CA key does not match the CA certificate of {}",
+                    rec.name
+                ),
+            });
+        }
+        let pkcs8 = key::key_der(&kp);
+        drop(kp);
+
+        let d = kms.describe_key(key_id)?;
+        let unsuitable = |reason: String| Error::KmsKeyUnsuitable {
+            key: d.arn.clone(),
+            reason,
+        };
+        if d.key_usage != "SIGN_VERIFY" {
+            return Err(unsuitable(format!(
+                "its key usage is {}; a CA key needs SIGN_VERIFY",
+                d.key_usage
+            )));
+        }
+        if d.key_spec != spec.kms_name() {
+            return Err(unsuitable(format!(
+                "its key spec is {}; the CA key is {} (create the key with KeySpec {})",
+                d.key_spec,
+                spec.kms_name(),
+                spec.kms_name()
+            )));
+        }
+        if d.origin != "EXTERNAL" {
+            return Err(unsuitable(format!(
+                "its origin is {}; moving a key needs a key created with Origin EXTERNAL (imported key material)",
+                if d.origin.is_empty() {
+                    "not given"
+                } else {
+                    &d.origin
+                }
+            )));
+        }
+        match d.key_state.as_str() {
+            "PendingImport" => {
+                let params = kms.get_parameters_for_import(&d.arn)?;
+                let wrapped = wrap_key_material(&params.wrapping_public_key, pkcs8.expose())?;
+                kms.import_key_material(&d.arn, &params, &wrapped)?;
+            }
+            // Resumed: an earlier move imported, then stopped before the store was written.
+            // The public-key check below decides whether it is this CA's key.
+            "Enabled" => {}
+            other => {
+                return Err(unsuitable(format!(
+                    "its key state is {other}; moving a key needs a key pending import (PendingImport)"
+                )));
+            }
+        }
+        drop(pkcs8);
+        let key = kms.signing_key(&d.arn)?;
+        if key.spki_der() != ca_spki.as_slice() {
+            return Err(unsuitable(
+                "its public key is not the CA certificate's: it holds other key material (asymmetric key material cannot be replaced; create a new EXTERNAL key)".into(),
+            ));
+        }
+        let reference = crate::ca_key::KmsKeyRef {
+            arn: key.arn().to_owned(),
+            region: kms.region().to_owned(),
+            key_spec: key.spec().kms_name().to_owned(),
+            signing_algorithm: key.spec().signing_algorithm().to_owned(),
+            public_key: crate::store::crypto::hex(key.spki_der()),
+        };
+        // A test signature, verified with the CA certificate's public key (which is the key's:
+        // checked just above) before the store forgets its copy.
+        let probe = format!(
+            "vpnca ca --move-to-kms: test signature for CA {} (serial {})",
+            rec.name, rec.serial
+        );
+        let sig = kms.sign_digest(&key, probe.as_bytes())?;
+        let ca_public = KmsKey::from_parts(&reference.arn, spec, &ca_spki)?;
+        if !ca_public.verifies(probe.as_bytes(), &sig) {
+            return Err(Error::KmsBadSignature {
+                key: reference.arn.clone(),
+                algorithm: key.spec().signing_algorithm(),
+            });
+        }
+        // Later signatures of this process (the state-signing key's certificate, if the write
+        // needs one) use this client: its endpoint and credentials.
+        self.use_kms(std::sync::Arc::new(kms));
+        self.write(|tx, keys| {
+            let now = self.ca()?;
+            if now.serial != rec.serial {
+                return Err(refused("the store's CA changed meanwhile: nothing was moved".into()));
+            }
+            self.move_checks(&now)?;
+            tx.set_ca_kms_key(&reference)?;
+            tx.drop_ca_key(keys, &now)?;
+            audit_append(
+                tx,
+                keys,
+                "move-to-kms",
+                &now.name,
+                &now.serial.hex(),
+                &serde_json::json!({"kms_key": reference.arn, "region": reference.region,
+                    "key_spec": reference.key_spec, "origin": "EXTERNAL",
+                    "note": "the key was generated outside KMS and held in this store before the move"}),
+            )
+        })?;
+        // The file may still hold the sealed key where SQLite left old page content (a page
+        // split before the move): rewrite it. The move is committed whatever happens here.
+        let compact_error = self.compact().err().map(|e| e.to_string());
+        Ok(MovedCaKey {
+            reference,
+            compact_error,
+        })
+    }
+
+    /// What `move_ca_key_to_kms` requires of the store (before any KMS call, and again in
+    /// the write): a CA whose key the store holds, not in KMS.
+    #[cfg(feature = "aws")]
+    fn move_checks(&self, rec: &CertRecord) -> Result<()> {
+        let refused = |reason: String| Error::Refused { reason };
+        if let Some(r) = self.ca_kms_key()? {
+            return Err(refused(format!(
+                "the CA key of {} is in KMS already ({}): nothing to move",
+                rec.name, r.arn
+            )));
+        }
+        if !rec.has_key {
+            return Err(refused(format!(
+                "the store holds no private key for the CA {}: there is nothing to move",
+                rec.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether `create_root_ca` / `create_root_ca_kms` would accept `cn` and `validity` now
+    /// (the name, the `root-ca` profile in effect, the lifetime, no CA yet): for a caller that
+    /// must know before it creates something outside the store (`ca --kms-create`'s key).
+    pub fn check_root_ca(&self, cn: &str, validity: Validity) -> Result<()> {
+        self.root_ca_plan(cn, validity).map(|_| ())
     }
 
     fn check_no_ca(&self) -> Result<()> {

@@ -20,6 +20,8 @@ fn run(e: &Env, kms: &KmsServer, args: &[&str]) -> Output {
     let mut c = e.cmd(args);
     aws_env(&mut c, None, None);
     c.env("AWS_ENDPOINT_URL_KMS", kms.url());
+    // `ca --kms-create` asks STS who the caller is: the same server answers.
+    c.env("AWS_ENDPOINT_URL_STS", kms.url());
     c.output().expect("run vpnca")
 }
 
@@ -335,4 +337,471 @@ fn sign_req_renew_and_batch_sign_with_kms() {
     assert_verifies(&e, "issued/u1.crt");
     crl_verified_text(&e.pki, "crl.pem", "ca.crt");
     kms.assert_all_signed();
+}
+
+/// The key `id` as the server holds it (`KeyState`, `Origin`, `privateKeyPem`, …).
+fn server_key(kms: &KmsServer, id: &str) -> serde_json::Value {
+    let (st, body) = common::aws::http(kms.port, "GET", &format!("/_test/key?id={id}"), "");
+    assert_eq!(st, 200, "{body}");
+    serde_json::from_str(&body).expect("key JSON")
+}
+
+/// The CA record's sealed key blob, hex (empty when there is none).
+fn ca_key_blob(e: &Env) -> String {
+    sqlite_query(
+        e,
+        "SELECT coalesce(hex(key_blob), '') FROM certs WHERE kind = 'ca'",
+    )
+    .trim()
+    .to_owned()
+}
+
+/// `ca --move-to-kms`: a store's own CA key moves into an EXTERNAL KMS key, the CA certificate
+/// stays. Refusals first (exit 2) and KMS failures (exit 3), each leaving the store unchanged;
+/// then the move, after which KMS signs a client that openssl verifies with the unchanged CA
+/// certificate, and the store holds no CA key (not even in the file's free pages).
+///
+/// Fails when: the origin, spec or state check is left out of `Store::move_ca_key_to_kms`
+/// (the refusals pass), or `drop_ca_key` keeps the blob.
+#[test]
+fn move_to_kms_keeps_the_ca_certificate_and_forgets_the_key() {
+    let kms = KmsServer::start();
+    let e = Env::with_ca();
+    e.ok(&["client", "alice"]);
+    let ca_before = std::fs::read(e.pki.join("ca.crt")).expect("ca.crt");
+    let blob = ca_key_blob(&e);
+    assert!(blob.len() > 1000, "the store holds the CA key: {blob}");
+
+    // Keys that cannot take the CA key: refused (exit 2), nothing sent to import, store
+    // unchanged.
+    for (cfg, says) in [
+        (json!({"spec": "RSA_2048"}), "its origin is AWS_KMS"),
+        (
+            json!({"spec": "RSA_3072", "origin": "EXTERNAL", "state": "PendingImport"}),
+            "its key spec is RSA_3072; the CA key is RSA_2048",
+        ),
+        (
+            json!({"spec": "RSA_2048", "usage": "ENCRYPT_DECRYPT", "origin": "EXTERNAL", "state": "PendingImport"}),
+            "its key usage is ENCRYPT_DECRYPT",
+        ),
+        (
+            json!({"spec": "RSA_2048", "origin": "EXTERNAL", "state": "Disabled"}),
+            "its key state is Disabled",
+        ),
+    ] {
+        let k = kms.add_key(&cfg);
+        let arn = k["Arn"].as_str().expect("arn");
+        let before = e.snapshot();
+        let err = fails(&e, &kms, &["ca", "--move-to-kms", arn], 2);
+        assert!(err.contains(arn) && err.contains(says), "{cfg}: {err}");
+        assert_eq!(
+            e.snapshot(),
+            before,
+            "{cfg}: a refused move changed the store"
+        );
+    }
+    assert!(
+        !kms.ops()
+            .iter()
+            .any(|o| o == "GetParametersForImport" || o == "ImportKeyMaterial"),
+        "a refused key was sent key material: {:?}",
+        kms.ops()
+    );
+
+    // KMS failures: exit 3, store unchanged. The import fails; then the import succeeds but
+    // the test signature comes back corrupt.
+    let key = kms.add_key(
+        &json!({"spec": "RSA_2048", "origin": "EXTERNAL", "state": "PendingImport", "aliases": ["alias/moved"]}),
+    );
+    let arn = key["Arn"].as_str().expect("arn");
+    let before = e.snapshot();
+    kms.control(
+        "fail",
+        &json!({"op": "ImportKeyMaterial", "code": "KMSInternalException", "status": 500, "times": 8}),
+    );
+    let err = fails(&e, &kms, &["ca", "--move-to-kms", "alias/moved"], 3);
+    assert!(err.contains("ImportKeyMaterial"), "{err}");
+    assert_eq!(e.snapshot(), before, "a failed import changed the store");
+    assert_eq!(server_key(&kms, arn)["KeyState"], "PendingImport");
+    kms.control("corrupt", &json!({"times": 1}));
+    let err = fails(&e, &kms, &["ca", "--move-to-kms", "alias/moved"], 3);
+    assert!(err.contains("does not verify"), "{err}");
+    assert_eq!(
+        e.snapshot(),
+        before,
+        "a corrupt test signature changed the store"
+    );
+    // The key now holds the CA key (the import went through): the next run takes it as it is.
+    assert_eq!(server_key(&kms, arn)["KeyState"], "Enabled");
+
+    let out = ok(&e, &kms, &["ca", "--move-to-kms", "alias/moved"]);
+    assert!(out.contains(arn) && out.contains("unchanged"), "{out}");
+
+    // What KMS received: RSA_AES_KEY_WRAP_SHA_256 with a 4096-bit wrapping key, material that
+    // never expires; the server unwrapped it (cryptography) into the CA's private key.
+    let reqs = kms.requests();
+    let gp = reqs
+        .iter()
+        .find(|r| r["op"] == "GetParametersForImport" && r["status"] == 200)
+        .expect("GetParametersForImport");
+    assert_eq!(gp["body"]["WrappingAlgorithm"], "RSA_AES_KEY_WRAP_SHA_256");
+    assert_eq!(gp["body"]["WrappingKeySpec"], "RSA_4096");
+    let imp = reqs
+        .iter()
+        .find(|r| r["op"] == "ImportKeyMaterial" && r["status"] == 200)
+        .expect("ImportKeyMaterial");
+    assert_eq!(
+        imp["body"]["ExpirationModel"],
+        "KEY_MATERIAL_DOES_NOT_EXPIRE"
+    );
+    std::fs::write(
+        e.path("kms.key"),
+        server_key(&kms, arn)["privateKeyPem"]
+            .as_str()
+            .expect("imported key"),
+    )
+    .expect("key");
+    let from_key = openssl_ok(&["pkey", "-in", "kms.key", "-pubout"], e.dir.path());
+    assert_eq!(
+        cert_pubkey(&e.pki, "ca.crt"),
+        from_key,
+        "KMS holds the CA key"
+    );
+
+    // The CA certificate is the same bytes; the store holds no CA key, and the sealed blob is
+    // not left in the file either.
+    assert_eq!(
+        std::fs::read(e.pki.join("ca.crt")).expect("ca.crt"),
+        ca_before
+    );
+    assert_eq!(ca_key_blob(&e), "", "the CA record still has a key blob");
+    let db = std::fs::read(e.pki.join("vpnca.db")).expect("db");
+    let sealed: Vec<u8> = (0..blob.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&blob[i..i + 2], 16).expect("hex"))
+        .collect();
+    assert!(
+        !db.windows(64).any(|w| w == &sealed[..64]),
+        "the sealed CA key is still in the database file"
+    );
+
+    // KMS signs from now on: a new client verifies with the unchanged CA certificate, and so
+    // does the one issued before the move.
+    let signs_before = kms.ops().iter().filter(|o| *o == "Sign").count();
+    ok(&e, &kms, &["client", "bob"]);
+    assert_verifies(&e, "issued/bob.crt");
+    assert_verifies(&e, "issued/alice.crt");
+    let signs: Vec<_> = kms
+        .requests()
+        .into_iter()
+        .filter(|r| r["op"] == "Sign")
+        .collect();
+    assert!(signs.len() > signs_before, "bob was not signed by KMS");
+    assert!(signs.iter().all(|r| r["body"]["KeyId"] == arn), "{signs:?}");
+    kms.assert_all_signed();
+
+    // The audit log says what happened; the store checks out; a second move is refused.
+    let log = e.ok(&["log"]);
+    assert!(log.contains("move-to-kms"), "{log}");
+    ok(&e, &kms, &["verify"]);
+    let before = e.snapshot();
+    let other =
+        kms.add_key(&json!({"spec": "RSA_2048", "origin": "EXTERNAL", "state": "PendingImport"}));
+    let err = fails(
+        &e,
+        &kms,
+        &["ca", "--move-to-kms", other["Arn"].as_str().expect("arn")],
+        2,
+    );
+    assert!(err.contains("in KMS already"), "{err}");
+    assert_eq!(e.snapshot(), before);
+}
+
+/// `ca --move-to-kms` with no CA key to move: a sub-CA request pending, or no CA. Refused
+/// (exit 2) before any KMS call.
+#[test]
+fn move_to_kms_refuses_a_store_without_a_ca_key() {
+    let kms = KmsServer::start();
+    let key =
+        kms.add_key(&json!({"spec": "RSA_2048", "origin": "EXTERNAL", "state": "PendingImport"}));
+    let arn = key["Arn"].as_str().expect("arn");
+    let e = Env::init();
+    let before = e.snapshot();
+    fails(&e, &kms, &["ca", "--move-to-kms", arn], 2);
+    assert_eq!(e.snapshot(), before);
+    e.ok(&["ca", "--sub-ca", "--csr-out", "sub.csr"]);
+    let before = e.snapshot();
+    let err = fails(&e, &kms, &["ca", "--move-to-kms", arn], 2);
+    assert!(err.contains("sub-CA"), "{err}");
+    assert_eq!(e.snapshot(), before);
+    assert!(kms.ops().is_empty(), "KMS was called: {:?}", kms.ops());
+}
+
+/// `ca --kms-create --kms-alias`: STS GetCallerIdentity, CreateKey with the printed key policy
+/// (the account's root administers, the caller signs), CreateAlias, then the CA on the new key,
+/// verified by openssl. A store that cannot take a CA, or a bad alias, creates no key.
+///
+/// Fails when: the policy sent differs from the one printed, or names other actions for the
+/// caller than Sign, GetPublicKey, DescribeKey.
+#[test]
+fn kms_create_makes_a_key_with_the_printed_policy() {
+    let kms = KmsServer::start();
+    let e = Env::init();
+    let args = [
+        "ca",
+        "--cn",
+        "Created VPN CA",
+        "--kms-create",
+        "--kms-alias",
+        "alias/vpnca-new",
+    ];
+    let o = run(&e, &kms, &args);
+    let err = common::s(&o.stderr);
+    let out = expect_ok(&args, o);
+    let reqs = kms.requests();
+    let ops: Vec<_> = reqs
+        .iter()
+        .map(|r| r["op"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        &ops[..3],
+        ["sts:GetCallerIdentity", "CreateKey", "CreateAlias"],
+        "{ops:?}"
+    );
+    // Each correctly signed (botocore's check), STS's for service "sts".
+    assert!(reqs.iter().all(|r| r["signature_ok"] == true), "{reqs:?}");
+    let create = &reqs[1]["body"];
+    assert_eq!(create["KeySpec"], "RSA_2048");
+    assert_eq!(create["KeyUsage"], "SIGN_VERIFY");
+    let sent = create["Policy"].as_str().expect("a key policy");
+    assert!(err.contains(sent), "the policy sent is printed: {err}");
+    let policy: serde_json::Value = serde_json::from_str(sent).expect("policy JSON");
+    let st = policy["Statement"].as_array().expect("statements");
+    assert_eq!(st.len(), 2, "{policy}");
+    assert_eq!(st[0]["Principal"]["AWS"], "arn:aws:iam::111122223333:root");
+    assert_eq!(st[0]["Action"], "kms:*");
+    assert_eq!(
+        st[1]["Principal"]["AWS"],
+        "arn:aws:iam::111122223333:user/vpnca-test"
+    );
+    assert_eq!(
+        st[1]["Action"],
+        json!(["kms:Sign", "kms:GetPublicKey", "kms:DescribeKey"])
+    );
+    let key = server_key(&kms, "alias/vpnca-new");
+    let arn = key["Arn"].as_str().expect("arn");
+    assert_eq!(reqs[2]["body"]["TargetKeyId"], arn);
+    assert!(out.contains(arn), "{out}");
+    assert_eq!(key["Policy"].as_str(), Some(sent));
+
+    std::fs::write(
+        e.path("kms.key"),
+        key["privateKeyPem"].as_str().expect("pem"),
+    )
+    .expect("key");
+    let from_key = openssl_ok(&["pkey", "-in", "kms.key", "-pubout"], e.dir.path());
+    assert_eq!(cert_pubkey(&e.pki, "ca.crt"), from_key, "CA public key");
+    let (verified, text) =
+        openssl_verify(&e.pki, &["-check_ss_sig", "-CAfile", "ca.crt", "ca.crt"]);
+    assert!(verified && text.contains("ca.crt: OK"), "{text}");
+    ok(&e, &kms, &["client", "alice"]);
+    assert_verifies(&e, "issued/alice.crt");
+
+    // No key is created for a store that cannot take the CA, nor with a bad alias.
+    let creates = || kms.ops().iter().filter(|o| *o == "CreateKey").count();
+    let before = (e.snapshot(), creates());
+    fails(&e, &kms, &["ca", "--kms-create"], 2);
+    let e2 = Env::init();
+    fails(
+        &e2,
+        &kms,
+        &["ca", "--kms-create", "--kms-alias", "alias/aws/x"],
+        2,
+    );
+    fails(&e2, &kms, &["ca", "--kms-create", "--algo", "ed25519"], 2);
+    assert_eq!(
+        (e.snapshot(), creates()),
+        before,
+        "a refused --kms-create created a key"
+    );
+
+    // --algo p384 makes an ECC_NIST_P384 key.
+    ok(&e2, &kms, &["ca", "--kms-create", "--algo", "p384"]);
+    let last = kms
+        .requests()
+        .into_iter()
+        .rfind(|r| r["op"] == "CreateKey")
+        .expect("CreateKey");
+    assert_eq!(last["body"]["KeySpec"], "ECC_NIST_P384");
+}
+
+/// rustls-webpki's path validation of `cert` for `usage`, anchored at the store's CA, with the
+/// store's CRL when `with_crl`.
+fn webpki_verify(
+    e: &Env,
+    cert: &str,
+    usage: webpki::KeyUsage,
+    with_crl: bool,
+) -> Result<(), webpki::Error> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
+    let ca = CertificateDer::from_pem_file(e.pki.join("ca.crt")).expect("ca.crt");
+    let anchors = [webpki::anchor_from_trusted_cert(&ca).expect("a trust anchor")];
+    let ee = CertificateDer::from_pem_file(e.pki.join(cert)).expect("certificate");
+    let ee = webpki::EndEntityCert::try_from(&ee).expect("webpki parses the certificate");
+    let crl: Option<webpki::CertRevocationList<'static>> = with_crl.then(|| {
+        let der = CertificateRevocationListDer::from_pem_file(e.pki.join("crl.pem")).expect("CRL");
+        webpki::OwnedCertRevocationList::from_der(der.as_ref())
+            .expect("webpki parses the CRL")
+            .into()
+    });
+    let crls: Vec<&webpki::CertRevocationList<'static>> = crl.iter().collect();
+    let revocation = (!crls.is_empty()).then(|| {
+        webpki::RevocationOptionsBuilder::new(&crls)
+            .expect("a CRL")
+            .with_expiration_policy(webpki::ExpirationPolicy::Enforce)
+            .build()
+    });
+    ee.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &anchors,
+        &[],
+        UnixTime::now(),
+        usage,
+        revocation,
+        None,
+    )
+    .map(|_| ())
+}
+
+/// pkilint findings accepted on a KMS CA's output: the same one as tests/interop.rs's
+/// `ACCEPTED` (rcgen's key identifier method), nothing else.
+fn assert_lints_clean(e: &Env, file: &str) {
+    let path = e.pki.join(file);
+    let findings = if file.ends_with("crl.pem") {
+        common::pkilint("lint_crl", &["-t", "CRL", "-p", "PKIX"], &path)
+    } else {
+        common::pkilint("lint_pkix_cert", &[], &path)
+    };
+    let bad: Vec<_> = findings
+        .iter()
+        .filter(|f| {
+            !(f.severity == "NOTICE"
+                && f.code == "pkix.unknown_subject_key_identifier_calculation_method")
+        })
+        .collect();
+    assert!(bad.is_empty(), "pkilint on {file}: {bad:#?}");
+}
+
+/// Independent verdicts on what a KMS CA signs: rustls-webpki validates the server and a
+/// client (and sees the revocation in the KMS-signed CRL), pkilint finds nothing in the CA
+/// certificate, the leaves and the CRL, and a real OpenVPN server accepts a KMS-CA client,
+/// then refuses it as revoked after `vpnca revoke`.
+#[test]
+fn kms_ca_output_passes_webpki_pkilint_and_openvpn() {
+    use common::openvpn::{ClientFiles, ExportedServer, handshake};
+    let kms = KmsServer::start();
+    let (e, _) = kms_ca(&kms);
+    ok(&e, &kms, &["server", "vpn.example.com"]);
+    ok(&e, &kms, &["client", "alice"]);
+    ok(&e, &kms, &["client", "bob"]);
+    ok(&e, &kms, &["crl"]);
+
+    let server_auth = webpki::KeyUsage::server_auth;
+    let client_auth = webpki::KeyUsage::client_auth;
+    webpki_verify(&e, "issued/vpn.example.com.crt", server_auth(), true).expect("server");
+    webpki_verify(&e, "issued/alice.crt", client_auth(), true).expect("alice");
+    for f in [
+        "ca.crt",
+        "issued/vpn.example.com.crt",
+        "issued/alice.crt",
+        "crl.pem",
+    ] {
+        assert_lints_clean(&e, f);
+    }
+
+    let server = ExportedServer::export(&e, "vpn.example.com", "srv");
+    let client = |name: &str| {
+        e.ok(&["export", name, "--out", name, "--key"]);
+        (
+            e.path(&format!("{name}/{name}.crt")),
+            e.path(&format!("{name}/{name}.key")),
+        )
+    };
+    let ca = e.pki.join("ca.crt");
+    let connect = |(cert, key): &(std::path::PathBuf, std::path::PathBuf)| {
+        handshake(&server.files(), &ClientFiles { ca: &ca, cert, key })
+    };
+    let alice = client("alice");
+    let bob = client("bob");
+    let hs = connect(&alice);
+    assert!(hs.ok, "alice before revocation:\n{hs}");
+
+    ok(&e, &kms, &["revoke", "alice"]);
+    let hs = connect(&alice);
+    assert!(!hs.ok && hs.client_cert_revoked(), "alice revoked:\n{hs}");
+    let hs = connect(&bob);
+    assert!(hs.ok, "bob is not revoked:\n{hs}");
+    assert_lints_clean(&e, "crl.pem");
+    // webpki reads the KMS-signed CRL the same way (alice's certificate kept by export).
+    assert!(
+        matches!(
+            webpki_verify(&e, "../alice/alice.crt", client_auth(), true),
+            Err(webpki::Error::CertRevoked)
+        ),
+        "webpki: alice is revoked"
+    );
+    webpki_verify(&e, "issued/bob.crt", client_auth(), true).expect("bob");
+}
+
+/// moto 5.2.1's KMS as the happy path is not possible: it signs a `MessageType=DIGEST` message
+/// as if it were RAW (hashing the digest again), so the signature vpnca asks for never
+/// verifies. This pins that: boto3 shows moto's DIGEST signature is one over SHA-256 of the
+/// digest, and `ca --kms-key` on a moto key is refused by vpnca's local verification (exit 3,
+/// nothing stored) — the check that keeps a wrong KMS from publishing a bad CA. When a moto
+/// release fixes DIGEST, this test fails: then moto can serve the happy path
+/// (docs/testing.md).
+#[test]
+fn moto_signs_digest_messages_wrongly_and_vpnca_refuses_its_signatures() {
+    let (moto, _guard) = common::aws::Moto::get();
+    let found = common::aws::boto3(
+        moto,
+        &format!(
+            r#"
+import base64, hashlib
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+kms = boto3.client('kms', region_name='{region}', endpoint_url='{url}', aws_access_key_id='{ak}', aws_secret_access_key='{sk}')
+k = kms.create_key(KeyUsage='SIGN_VERIFY', KeySpec='RSA_2048')['KeyMetadata']
+pub = serialization.load_der_public_key(kms.get_public_key(KeyId=k['KeyId'])['PublicKey'])
+digest = hashlib.sha256(b'tbs').digest()
+sig = kms.sign(KeyId=k['KeyId'], Message=digest, MessageType='DIGEST', SigningAlgorithm='RSASSA_PKCS1_V1_5_SHA_256')['Signature']
+def ok(msg):
+    try:
+        pub.verify(sig, msg, padding.PKCS1v15(), hashes.SHA256()); return True
+    except Exception:
+        return False
+print(json.dumps({{"arn": k['Arn'], "signs_tbs": ok(b'tbs'), "signs_digest_as_raw": ok(digest)}}))
+"#,
+            region = common::aws::REGION,
+            url = moto.url(),
+            ak = common::aws::ACCESS_KEY,
+            sk = common::aws::SECRET_KEY,
+        ),
+    );
+    assert_eq!(
+        found["signs_tbs"], false,
+        "moto signs DIGEST correctly now: {found}"
+    );
+    assert_eq!(found["signs_digest_as_raw"], true, "{found}");
+
+    let e = Env::init();
+    let before = e.snapshot();
+    let arn = found["arn"].as_str().expect("arn");
+    let mut c = e.cmd(&["ca", "--kms-key", arn]);
+    aws_env(&mut c, Some(moto), None);
+    c.env("AWS_ENDPOINT_URL_KMS", moto.url());
+    let err = expect_code(&["ca", "--kms-key", arn], c.output().expect("run"), 3);
+    assert!(err.contains("does not verify"), "{err}");
+    assert_eq!(e.snapshot(), before, "a refused `ca` changed the store");
 }

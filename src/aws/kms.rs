@@ -46,6 +46,7 @@ use super::{AwsOptions, error_chain};
 use crate::{Error, Result};
 
 const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+const FORM_TYPE: &str = "application/x-www-form-urlencoded";
 /// The largest answer read (KMS's are a few kilobytes).
 const MAX_ANSWER: usize = 1 << 20;
 
@@ -74,6 +75,32 @@ impl KeySpec {
             "RSA_4096" => KeySpec::Rsa4096,
             "ECC_NIST_P256" => KeySpec::EccNistP256,
             "ECC_NIST_P384" => KeySpec::EccNistP384,
+            _ => return None,
+        })
+    }
+
+    /// The spec of a public key (DER SubjectPublicKeyInfo), when it is one vpnca signs with.
+    pub fn of_spki(spki_der: &[u8]) -> Option<KeySpec> {
+        [
+            KeySpec::Rsa2048,
+            KeySpec::Rsa3072,
+            KeySpec::Rsa4096,
+            KeySpec::EccNistP256,
+            KeySpec::EccNistP384,
+        ]
+        .into_iter()
+        .find(|s| public_key_bits("", *s, spki_der).is_ok())
+    }
+
+    /// The spec of a key of vpnca's algorithm `a` (`None` for Ed25519, which vpnca does not
+    /// sign with in KMS).
+    pub fn for_algorithm(a: crate::KeyAlgorithm) -> Option<KeySpec> {
+        Some(match a {
+            crate::KeyAlgorithm::Rsa2048 => KeySpec::Rsa2048,
+            crate::KeyAlgorithm::Rsa3072 => KeySpec::Rsa3072,
+            crate::KeyAlgorithm::Rsa4096 => KeySpec::Rsa4096,
+            crate::KeyAlgorithm::P256 => KeySpec::EccNistP256,
+            crate::KeyAlgorithm::P384 => KeySpec::EccNistP384,
             _ => return None,
         })
     }
@@ -210,6 +237,17 @@ impl KmsKey {
         &self.spki_der
     }
 
+    /// Whether `signature` is this key's signature of `message` (with the spec's algorithm),
+    /// checked here with aws-lc-rs.
+    pub fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        signature::UnparsedPublicKey::new(
+            self.spec.verification_algorithm(),
+            self.raw_public.as_slice(),
+        )
+        .verify(message, signature)
+        .is_ok()
+    }
+
     /// A key from its ARN, spec and DER SubjectPublicKeyInfo as recorded earlier (the
     /// authenticated state keeps them), without calling KMS. The public key is checked
     /// against the spec.
@@ -304,6 +342,9 @@ type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<byte
 pub struct Kms {
     rt: tokio::runtime::Runtime,
     endpoint: http::Uri,
+    /// STS, for [`Kms::caller_identity`] (`AWS_ENDPOINT_URL_STS`; with explicit
+    /// credentials, the KMS endpoint).
+    sts_endpoint: http::Uri,
     region: String,
     creds: Credentials,
     client: HttpsClient,
@@ -357,6 +398,8 @@ struct GetPublicKeyResponse {
     key_id: String,
     public_key: String,
     key_spec: Option<String>,
+    /// The deprecated name of `KeySpec`, which KMS sends too (moto 5.2.1 sends only this).
+    customer_master_key_spec: Option<String>,
     key_usage: Option<String>,
     #[serde(default)]
     signing_algorithms: Vec<String>,
@@ -367,6 +410,128 @@ struct GetPublicKeyResponse {
 struct SignResponse {
     signature: String,
     signing_algorithm: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct GetParametersForImportResponse {
+    key_id: String,
+    import_token: String,
+    public_key: String,
+}
+
+/// Who the credentials are (STS GetCallerIdentity).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerIdentity {
+    /// The 12-digit account id.
+    pub account: String,
+    /// The caller's ARN (`arn:aws:iam::…:user/…`, `arn:aws:sts::…:assumed-role/ROLE/SESSION`, …).
+    pub arn: String,
+}
+
+impl CallerIdentity {
+    /// The principal a key policy can name for this caller: an assumed role's session ARN
+    /// becomes its role's ARN (`arn:aws:iam::ACCOUNT:role/ROLE`; a role with a path needs its
+    /// path, which STS does not say: edit the printed policy then); others as they are.
+    pub fn principal(&self) -> String {
+        let parts: Vec<&str> = self.arn.splitn(6, ':').collect();
+        if let [_, partition, "sts", _, account, res] = parts.as_slice()
+            && let Some(rest) = res.strip_prefix("assumed-role/")
+        {
+            let role = rest.split('/').next().unwrap_or(rest);
+            return format!("arn:{partition}:iam::{account}:role/{role}");
+        }
+        self.arn.clone()
+    }
+
+    /// The key policy `ca --kms-create` gives a new CA key: the account's root may administer
+    /// the key (so IAM policies of the account apply, and the key can never become
+    /// unmanageable), and the caller may use it as the CA: `kms:Sign`, `kms:GetPublicKey`,
+    /// `kms:DescribeKey`. Pretty-printed JSON.
+    pub fn ca_key_policy(&self) -> String {
+        let partition = self.arn.split(':').nth(1).unwrap_or("aws");
+        let policy = serde_json::json!({
+            "Version": "2012-10-17",
+            "Id": "vpnca-ca-key",
+            "Statement": [
+                {
+                    "Sid": "AccountAdministersTheKey",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": format!("arn:{partition}:iam::{}:root", self.account)},
+                    "Action": "kms:*",
+                    "Resource": "*"
+                },
+                {
+                    "Sid": "VpncaCaSigns",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": self.principal()},
+                    "Action": ["kms:Sign", "kms:GetPublicKey", "kms:DescribeKey"],
+                    "Resource": "*"
+                }
+            ]
+        });
+        serde_json::to_string_pretty(&policy).unwrap_or_default()
+    }
+}
+
+/// The wrapping algorithm vpnca imports key material with: the key material wrapped with a
+/// fresh AES-256 key (AES key wrap with padding, RFC 5649), that AES key encrypted to KMS's
+/// wrapping key with RSAES-OAEP (SHA-256, MGF1 SHA-256).
+pub const WRAPPING_ALGORITHM: &str = "RSA_AES_KEY_WRAP_SHA_256";
+/// The wrapping key spec vpnca asks for.
+pub const WRAPPING_KEY_SPEC: &str = "RSA_4096";
+
+/// What GetParametersForImport answers: the token ImportKeyMaterial needs, and the public key
+/// to wrap the key material for.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ImportParameters {
+    /// The key ARN.
+    pub arn: String,
+    /// The import token (opaque, valid 24 hours).
+    pub import_token: Vec<u8>,
+    /// KMS's wrapping public key, a DER SubjectPublicKeyInfo (RSA).
+    pub wrapping_public_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for ImportParameters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportParameters")
+            .field("arn", &self.arn)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Wraps `pkcs8_der` (a private key, PKCS#8 DER) for ImportKeyMaterial with
+/// [`WRAPPING_ALGORITHM`]: a fresh random AES-256 key wraps it (RFC 5649, key wrap with
+/// padding), and that AES key is encrypted with RSAES-OAEP SHA-256 to `wrapping_spki` (KMS's
+/// wrapping public key). The answer is the RSA ciphertext followed by the wrapped key. All in
+/// memory; the AES key and every intermediate copy are zeroized.
+pub fn wrap_key_material(wrapping_spki: &[u8], pkcs8_der: &[u8]) -> Result<Vec<u8>> {
+    use aws_lc_rs::key_wrap::{AES_256, AesKek, KeyWrapPadded};
+    use aws_lc_rs::rsa::{OAEP_SHA256_MGF1SHA256, OaepPublicEncryptingKey, PublicEncryptingKey};
+    let fail = |what: &str| Error::Crypto(format!("cannot wrap the key material for KMS: {what}"));
+    let rsa = PublicEncryptingKey::from_der(wrapping_spki)
+        .ok()
+        .and_then(|k| OaepPublicEncryptingKey::new(k).ok())
+        .ok_or_else(|| fail("KMS's wrapping public key is not an RSA key"))?;
+    if rsa.key_size_bits() < 2048 {
+        return Err(fail("KMS's wrapping public key is shorter than 2048 bits"));
+    }
+    let mut aes_key = Zeroizing::new([0u8; 32]);
+    aws_lc_rs::rand::fill(aes_key.as_mut_slice()).map_err(|_| fail("no random bytes"))?;
+    let mut out = vec![0u8; rsa.ciphertext_size()];
+    let n = rsa
+        .encrypt(&OAEP_SHA256_MGF1SHA256, aes_key.as_slice(), &mut out, None)
+        .map_err(|_| fail("RSA-OAEP encryption failed"))?
+        .len();
+    out.truncate(n);
+    let kek = AesKek::new(&AES_256, aes_key.as_slice()).map_err(|_| fail("bad AES key"))?;
+    let mut wrapped = Zeroizing::new(vec![0u8; pkcs8_der.len() + 16]);
+    let w = kek
+        .wrap_with_padding(pkcs8_der, &mut wrapped)
+        .map_err(|_| fail("AES key wrap failed"))?;
+    out.extend_from_slice(w);
+    Ok(out)
 }
 
 /// One attempt's failure: the KMS error code (or `Network`/`Timeout`), its message, and
@@ -385,7 +550,12 @@ impl Kms {
     pub fn connect(opts: &AwsOptions) -> Result<Kms> {
         let r = super::resolve(opts)?;
         let url = super::service_url(&r.sdk, opts, "KMS", || default_endpoint(&r.region))?;
-        Kms::build(r.rt, &url, &r.region, r.creds)
+        let sts = super::service_url(&r.sdk, opts, "STS", || default_sts_endpoint(&r.region))?;
+        let mut kms = Kms::build(r.rt, &url, &r.region, r.creds)?;
+        kms.sts_endpoint = sts.parse().map_err(|e| Error::AwsConfig {
+            reason: format!("STS endpoint URL {sts:?} is not a URL ({e})"),
+        })?;
+        Ok(kms)
     }
 
     /// A client with explicit credentials, endpoint URL and region (no AWS chain is read).
@@ -440,6 +610,7 @@ impl Kms {
         };
         Ok(Kms {
             rt,
+            sts_endpoint: uri.clone(),
             endpoint: uri,
             region: region.to_owned(),
             creds,
@@ -511,7 +682,10 @@ impl Kms {
         Ok(PublicKeyInfo {
             arn: r.key_id,
             spki_der,
-            key_spec: r.key_spec.unwrap_or_default(),
+            key_spec: r
+                .key_spec
+                .or(r.customer_master_key_spec)
+                .unwrap_or_default(),
             key_usage: r.key_usage.unwrap_or_default(),
             signing_algorithms: r.signing_algorithms,
         })
@@ -608,6 +782,151 @@ impl Kms {
         })?;
         let sig = self.sign_raw_digest(key, digest)?;
         self.verified(key, sig, |pk, s| pk.verify_digest(&d, s))
+    }
+
+    /// STS GetCallerIdentity: who these credentials are (account and ARN), for a key
+    /// policy naming the caller (`ca --kms-create`).
+    pub fn caller_identity(&self) -> Result<CallerIdentity> {
+        let op = "sts:GetCallerIdentity";
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Error::AwsConfig {
+                reason: format!("{op} was called from inside an async runtime"),
+            });
+        }
+        let text = self.rt.block_on(self.call(
+            op,
+            "(STS)",
+            "Action=GetCallerIdentity&Version=2011-06-15".to_owned(),
+        ))?;
+        let bad = |m: &str| unexpected("(STS)", "GetCallerIdentity", m);
+        let doc = roxmltree::Document::parse(&text).map_err(|e| bad(&format!("not XML ({e})")))?;
+        let find = |name: &str| {
+            doc.descendants()
+                .find(|n| n.has_tag_name(name))
+                .and_then(|n| n.text())
+                .map(str::to_owned)
+                .ok_or_else(|| bad(&format!("no {name} in the answer")))
+        };
+        let account = find("Account")?;
+        let arn = find("Arn")?;
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad(&format!("the account {account:?} is not 12 digits")));
+        }
+        Ok(CallerIdentity { account, arn })
+    }
+
+    /// GetParametersForImport for asymmetric key material: wrapping algorithm
+    /// `RSA_AES_KEY_WRAP_SHA_256`, a 4,096-bit RSA wrapping key. `key` must be a key of origin
+    /// EXTERNAL pending import (KMS refuses otherwise).
+    pub fn get_parameters_for_import(&self, key: &str) -> Result<ImportParameters> {
+        let body = serde_json::json!({
+            "KeyId": key,
+            "WrappingAlgorithm": WRAPPING_ALGORITHM,
+            "WrappingKeySpec": WRAPPING_KEY_SPEC,
+        });
+        let r: GetParametersForImportResponse =
+            self.call_json("GetParametersForImport", key, &body)?;
+        let decode = |what: &str, b64: &str| {
+            aws_smithy_types::base64::decode(b64).map_err(|e| {
+                unexpected(
+                    key,
+                    "GetParametersForImport",
+                    &format!("{what} is not base64 ({e})"),
+                )
+            })
+        };
+        Ok(ImportParameters {
+            arn: r.key_id,
+            import_token: decode("ImportToken", &r.import_token)?,
+            wrapping_public_key: decode("PublicKey", &r.public_key)?,
+        })
+    }
+
+    /// ImportKeyMaterial: `encrypted` (from [`wrap_key_material`]) with the token of `params`,
+    /// ExpirationModel `KEY_MATERIAL_DOES_NOT_EXPIRE` (asymmetric key material never
+    /// expires). KMS then enables the key.
+    pub fn import_key_material(
+        &self,
+        key: &str,
+        params: &ImportParameters,
+        encrypted: &[u8],
+    ) -> Result<()> {
+        let body = serde_json::json!({
+            "KeyId": key,
+            "ImportToken": aws_smithy_types::base64::encode(&params.import_token),
+            "EncryptedKeyMaterial": aws_smithy_types::base64::encode(encrypted),
+            "ExpirationModel": "KEY_MATERIAL_DOES_NOT_EXPIRE",
+        });
+        let _: serde_json::Value = self.call_json("ImportKeyMaterial", key, &body)?;
+        Ok(())
+    }
+
+    /// A new CA key (`ca --kms-create`): STS GetCallerIdentity, then CreateKey (SIGN_VERIFY,
+    /// `spec`, origin AWS_KMS) with [`CallerIdentity::ca_key_policy`], then CreateAlias when
+    /// `alias` is given (checked before any call: `alias/NAME`, not `alias/aws/…`). Returns
+    /// the key and the policy it was given.
+    pub fn create_ca_key(
+        &self,
+        spec: KeySpec,
+        alias: Option<&str>,
+    ) -> Result<(KeyDescription, String)> {
+        if let Some(a) = alias {
+            let name = a.strip_prefix("alias/").unwrap_or("");
+            if name.is_empty()
+                || a.len() > 256
+                || a.starts_with("alias/aws/")
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"/_-".contains(&b))
+            {
+                return Err(Error::input(
+                    "--kms-alias",
+                    format!(
+                        "{a:?} is not a KMS alias name: alias/NAME, NAME of letters, digits, / _ -, not alias/aws/… (nothing was created)"
+                    ),
+                ));
+            }
+        }
+        let policy = self.caller_identity()?.ca_key_policy();
+        let key = self.create_key(spec, &policy, "vpnca CA key (vpnca ca --kms-create)")?;
+        if let Some(a) = alias {
+            self.create_alias(a, &key.arn)?;
+        }
+        Ok((key, policy))
+    }
+
+    /// CreateKey: an asymmetric SIGN_VERIFY key of `spec`, origin AWS_KMS (made inside
+    /// KMS), with the key policy `policy` (JSON) and a description.
+    pub fn create_key(
+        &self,
+        spec: KeySpec,
+        policy: &str,
+        description: &str,
+    ) -> Result<KeyDescription> {
+        let body = serde_json::json!({
+            "KeySpec": spec.kms_name(),
+            "KeyUsage": "SIGN_VERIFY",
+            "Policy": policy,
+            "Description": description,
+        });
+        let r: DescribeKeyResponse = self.call_json("CreateKey", spec.kms_name(), &body)?;
+        let m = r.key_metadata;
+        Ok(KeyDescription {
+            key_id: m.key_id,
+            arn: m.arn,
+            key_state: m.key_state.unwrap_or_default(),
+            key_usage: m.key_usage.unwrap_or_default(),
+            key_spec: m.key_spec.unwrap_or_default(),
+            signing_algorithms: m.signing_algorithms,
+            origin: m.origin.unwrap_or_default(),
+        })
+    }
+
+    /// CreateAlias: `alias` (`alias/NAME`) names the key `key_id` (a key id or ARN).
+    pub fn create_alias(&self, alias: &str, key_id: &str) -> Result<()> {
+        let body = serde_json::json!({ "AliasName": alias, "TargetKeyId": key_id });
+        let _: serde_json::Value = self.call_json("CreateAlias", key_id, &body)?;
+        Ok(())
     }
 
     /// A [`KmsSigner`] for `key` (id, ARN, alias), after [`Kms::signing_key`]'s checks.
@@ -767,7 +1086,9 @@ impl Kms {
         if status.is_success() {
             return Ok(text);
         }
-        let parsed = serde_json::from_str::<ErrorBody>(&text).ok();
+        let parsed = serde_json::from_str::<ErrorBody>(&text)
+            .ok()
+            .or_else(|| xml_error(&text));
         let code = parsed
             .as_ref()
             .and_then(|e| e.kind.as_deref())
@@ -792,13 +1113,24 @@ impl Kms {
         let sign_err = |e: &dyn std::fmt::Display| Error::AwsConfig {
             reason: format!("cannot sign the KMS request ({e})"),
         };
-        let uri = self.endpoint.to_string();
+        // STS (query protocol) for `sts:` operations, else KMS (JSON 1.1).
+        let sts = op.starts_with("sts:");
+        let endpoint = if sts {
+            &self.sts_endpoint
+        } else {
+            &self.endpoint
+        };
+        let uri = endpoint.to_string();
         let target = format!("TrentService.{op}");
+        let mut headers = vec![("content-type", if sts { FORM_TYPE } else { CONTENT_TYPE })];
+        if !sts {
+            headers.push(("x-amz-target", target.as_str()));
+        }
         let identity = self.creds.clone().into();
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region(&self.region)
-            .name("kms")
+            .name(if sts { "sts" } else { "kms" })
             .time(SystemTime::now())
             .settings(SigningSettings::default())
             .build()
@@ -807,18 +1139,18 @@ impl Kms {
         let signable = SignableRequest::new(
             "POST",
             &uri,
-            [("content-type", CONTENT_TYPE), ("x-amz-target", &target)].into_iter(),
+            headers.iter().copied(),
             SignableBody::Bytes(body.as_bytes()),
         )
         .map_err(|e| sign_err(&e))?;
         let (instructions, _signature) = sign(signable, &params)
             .map_err(|e| sign_err(&e))?
             .into_parts();
-        let mut req = http::Request::builder()
-            .method("POST")
-            .uri(&self.endpoint)
-            .header("content-type", CONTENT_TYPE)
-            .header("x-amz-target", &target)
+        let mut req = http::Request::builder().method("POST").uri(endpoint);
+        for (k, v) in &headers {
+            req = req.header(*k, *v);
+        }
+        let mut req = req
             .header("user-agent", concat!("vpnca/", env!("CARGO_PKG_VERSION")))
             .body(Full::new(bytes::Bytes::from(body.to_owned())))
             .map_err(|e| sign_err(&e))?;
@@ -1032,6 +1364,30 @@ fn what_for(code: &str) -> &'static str {
     }
 }
 
+/// An STS (query protocol) error answer: `<ErrorResponse><Error><Code>…</Code><Message>…`.
+fn xml_error(text: &str) -> Option<ErrorBody> {
+    let doc = roxmltree::Document::parse(text).ok()?;
+    let find = |name: &str| {
+        doc.descendants()
+            .find(|n| n.has_tag_name(name))
+            .and_then(|n| n.text())
+            .map(str::to_owned)
+    };
+    Some(ErrorBody {
+        kind: Some(find("Code")?),
+        message: find("Message"),
+    })
+}
+
+/// The default STS endpoint of a region (the regional one).
+fn default_sts_endpoint(region: &str) -> String {
+    if region.starts_with("cn-") {
+        format!("https://sts.{region}.amazonaws.com.cn")
+    } else {
+        format!("https://sts.{region}.amazonaws.com")
+    }
+}
+
 /// The default KMS endpoint of a region.
 pub(crate) fn default_endpoint(region: &str) -> String {
     if region.starts_with("cn-") {
@@ -1097,6 +1453,61 @@ mod tests {
             default_endpoint("eu-west-1"),
             "https://kms.eu-west-1.amazonaws.com"
         );
+    }
+
+    #[test]
+    fn key_policy_names_the_caller_and_the_account() {
+        let c = CallerIdentity {
+            account: "123456789012".into(),
+            arn: "arn:aws:sts::123456789012:assumed-role/VpnAdmins/alice@example.com".into(),
+        };
+        assert_eq!(c.principal(), "arn:aws:iam::123456789012:role/VpnAdmins");
+        let p: serde_json::Value = serde_json::from_str(&c.ca_key_policy()).expect("JSON");
+        assert_eq!(
+            p["Statement"][0]["Principal"]["AWS"],
+            "arn:aws:iam::123456789012:root"
+        );
+        assert_eq!(
+            p["Statement"][1]["Principal"]["AWS"],
+            "arn:aws:iam::123456789012:role/VpnAdmins"
+        );
+        let user = CallerIdentity {
+            account: "123456789012".into(),
+            arn: "arn:aws-cn:iam::123456789012:user/ops/bob".into(),
+        };
+        assert_eq!(user.principal(), user.arn);
+        assert!(
+            user.ca_key_policy()
+                .contains("arn:aws-cn:iam::123456789012:root")
+        );
+    }
+
+    /// The wrapped key material unwraps (RSA-OAEP SHA-256, then RFC 5649) to the key; the
+    /// test server's `cryptography` unwrap is the independent check (tests/kms_ca.rs).
+    #[test]
+    fn key_material_wraps_for_import() {
+        use aws_lc_rs::encoding::AsDer;
+        use aws_lc_rs::key_wrap::{AES_256, AesKek, KeyWrapPadded};
+        use aws_lc_rs::rsa::PrivateDecryptingKey;
+        use aws_lc_rs::rsa::{KeySize, OAEP_SHA256_MGF1SHA256, OaepPrivateDecryptingKey};
+        let rsa = PrivateDecryptingKey::generate(KeySize::Rsa2048).expect("rsa");
+        let spki = rsa.public_key().as_der().expect("der").as_ref().to_vec();
+        let material = b"a private key, PKCS#8 DER, 37 bytes.".to_vec();
+        let wrapped = wrap_key_material(&spki, &material).expect("wrap");
+        let oaep = OaepPrivateDecryptingKey::new(rsa).expect("oaep");
+        let mut aes = vec![0u8; oaep.min_output_size()];
+        let aes = oaep
+            .decrypt(&OAEP_SHA256_MGF1SHA256, &wrapped[..256], &mut aes, None)
+            .expect("oaep decrypt")
+            .to_vec();
+        assert_eq!(aes.len(), 32);
+        let kek = AesKek::new(&AES_256, &aes).expect("kek");
+        let mut out = vec![0u8; wrapped.len()];
+        let got = kek
+            .unwrap_with_padding(&wrapped[256..], &mut out)
+            .expect("unwrap");
+        assert_eq!(got, material.as_slice());
+        assert!(wrap_key_material(b"not a key", &material).is_err());
     }
 
     #[test]

@@ -227,6 +227,28 @@ pub struct CaArgs {
     #[cfg(feature = "aws")]
     #[arg(long, value_name = "KEY", conflicts_with_all = ["algo", "sub_ca", "import_cert"])]
     pub kms_key: Option<String>,
+    /// Make the root CA on a new AWS KMS key that vpnca creates (CreateKey, SIGN_VERIFY, key
+    /// spec from --algo: RSA_2048 by default), with the key policy it prints: the account's
+    /// root may administer the key, the caller (STS GetCallerIdentity) may Sign, GetPublicKey
+    /// and DescribeKey (docs/aws.md#ca-key-in-kms).
+    #[cfg(feature = "aws")]
+    #[arg(long, conflicts_with_all = ["kms_key", "sub_ca", "import_cert"])]
+    pub kms_create: bool,
+    /// With --kms-create: also name the new key with this alias (alias/NAME).
+    #[cfg(feature = "aws")]
+    #[arg(long, value_name = "alias/NAME", requires = "kms_create")]
+    pub kms_alias: Option<String>,
+    /// Move the store's own CA key into this AWS KMS key (ARN, key id or alias/NAME), keeping
+    /// the CA certificate: a key created with Origin EXTERNAL, usage SIGN_VERIFY and the CA
+    /// key's spec, pending import. The key is wrapped in memory and imported; once KMS signs
+    /// with it, the store deletes its copy (docs/aws.md#moving-an-existing-ca-key-into-kms).
+    #[cfg(feature = "aws")]
+    #[arg(
+        long,
+        value_name = "KEY",
+        conflicts_with_all = ["cn", "algo", "days", "sub_ca", "import_cert", "kms_key", "kms_create"]
+    )]
+    pub move_to_kms: Option<String>,
     #[cfg(feature = "aws")]
     #[command(flatten)]
     pub aws: AwsOpts,

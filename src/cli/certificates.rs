@@ -43,14 +43,29 @@ pub(super) fn ca(cli: &Cli, out: &Out, args: &CaArgs) -> Result<u8> {
         #[cfg(feature = "aws")]
         kms_key,
         #[cfg(feature = "aws")]
+        kms_create,
+        #[cfg(feature = "aws")]
+        kms_alias,
+        #[cfg(feature = "aws")]
+        move_to_kms,
+        #[cfg(feature = "aws")]
         aws,
     } = args;
     note_nopass(nopass)?;
     #[cfg(feature = "aws")]
     if kms_key.is_none()
+        && !kms_create
+        && move_to_kms.is_none()
         && (aws.aws_profile.is_some() || aws.region.is_some() || aws.endpoint_url.is_some())
     {
-        bail!("--profile, --region and --endpoint-url of `vpnca ca` go with --kms-key KEY");
+        bail!(
+            "--profile, --region and --endpoint-url of `vpnca ca` go with --kms-key, --kms-create or --move-to-kms"
+        );
+    }
+    #[cfg(feature = "aws")]
+    if let Some(key) = move_to_kms {
+        let store = open_unlocked(cli)?;
+        return ca_move_to_kms(&store, out, key, aws);
     }
     // Checked before the request (and its key) is recorded: a bad --csr-out changes nothing.
     let dest = csr_out
@@ -106,6 +121,33 @@ pub(super) fn ca(cli: &Cli, out: &Out, args: &CaArgs) -> Result<u8> {
         if let Some(key) = kms_key {
             return ca_on_kms(&store, out, &cn, key, aws, *days);
         }
+        #[cfg(feature = "aws")]
+        if *kms_create {
+            let spec = vpnca::aws::kms::KeySpec::for_algorithm(algorithm(algo)?).ok_or_else(
+                || anyhow!("--kms-create: KMS keys for a vpnca CA are rsa2048, rsa3072, rsa4096, p256 or p384, not {}", algo.as_deref().unwrap_or("")),
+            )?;
+            // Checked before the key exists: a refused CA leaves no key behind.
+            store.check_root_ca(&cn, days.map(Validity::Days).unwrap_or(Validity::Default))?;
+            let kms = vpnca::aws::kms::Kms::connect(&kms_options(aws))?;
+            let (key, policy) = kms.create_ca_key(spec, kms_alias.as_deref())?;
+            errln!(
+                "Created KMS key {} ({}) with this key policy:",
+                printable(&key.arn),
+                key.key_spec
+            );
+            for line in policy.lines() {
+                errln!("{line}");
+            }
+            if let Some(a) = kms_alias {
+                errln!("Alias {} names it.", printable(a));
+            }
+            return ca_on_kms(&store, out, &cn, &key.arn, aws, *days).with_context(|| {
+                format!(
+                    "the KMS key {} was created; once the problem is fixed, make the CA on it with `vpnca ca --kms-key {}` (or schedule its deletion)",
+                    key.arn, key.arn
+                )
+            });
+        }
         let rec = store.create_root_ca(
             &cn,
             algorithm(algo)?,
@@ -135,11 +177,7 @@ fn ca_on_kms(
     aws: &super::args::AwsOpts,
     days: Option<u32>,
 ) -> Result<u8> {
-    let kms = vpnca::aws::kms::Kms::connect(&vpnca::aws::AwsOptions {
-        profile: aws.aws_profile.clone(),
-        region: aws.region.clone(),
-        endpoint_url: aws.endpoint_url.clone(),
-    })?;
+    let kms = vpnca::aws::kms::Kms::connect(&kms_options(aws))?;
     let rec = store.create_root_ca_kms(
         cn,
         kms,
@@ -175,6 +213,56 @@ fn ca_on_kms(
         outln!("CA certificate: {}", store.ca_path().display());
     });
     Ok(0)
+}
+
+/// `vpnca ca --move-to-kms KEY`: the store's CA key moves into KMS, the CA certificate stays
+/// (docs/aws.md#moving-an-existing-ca-key-into-kms).
+#[cfg(feature = "aws")]
+fn ca_move_to_kms(store: &Store, out: &Out, key: &str, aws: &super::args::AwsOpts) -> Result<u8> {
+    let kms = vpnca::aws::kms::Kms::connect(&kms_options(aws))?;
+    let moved = store.move_ca_key_to_kms(kms, key)?;
+    if let Some(e) = &moved.compact_error {
+        warn(&format!(
+            "the key is moved, but the store file could not be rewritten ({e}): its unused space may still hold the encrypted CA key; run `sqlite3 {} VACUUM` when no vpnca runs",
+            store.dir().join("vpnca.db").display()
+        ));
+    }
+    let reference = moved.reference;
+    let ca = store.ca()?;
+    let mut doc = record_json(&ca);
+    if let Value::Object(m) = &mut doc {
+        m.insert(
+            "kms_key".into(),
+            json!({"arn": reference.arn, "region": reference.region, "key_spec": reference.key_spec,
+                "signing_algorithm": reference.signing_algorithm, "origin": "EXTERNAL"}),
+        );
+        m.insert("moved".into(), Value::Bool(true));
+    }
+    out.changed(store, doc, || {
+        outln!(
+            "Moved the key of CA {} (serial {}) into KMS key {} ({}, {}); the CA certificate is unchanged.",
+            sh(&ca.name),
+            ca.serial,
+            printable(&reference.arn),
+            reference.key_spec,
+            reference.region
+        );
+        outln!("The store no longer holds the CA key: certificates and CRLs are signed with KMS Sign.");
+        outln!(
+            "This key was made outside KMS: copies of the store from before the move (backups) still hold it, encrypted under the store passphrase."
+        );
+    });
+    Ok(0)
+}
+
+/// The AWS options of `vpnca ca` for a KMS client.
+#[cfg(feature = "aws")]
+fn kms_options(aws: &super::args::AwsOpts) -> vpnca::aws::AwsOptions {
+    vpnca::aws::AwsOptions {
+        profile: aws.aws_profile.clone(),
+        region: aws.region.clone(),
+        endpoint_url: aws.endpoint_url.clone(),
+    }
 }
 
 /// What a new CA's validity means for what it signs ([`Store::ca_warnings`]), printed as

@@ -641,6 +641,30 @@ impl<'c> Tx<'c> {
         meta_set(self, state::CA_KMS_KEY, &r.to_text())
     }
 
+    /// Deletes the CA record's encrypted private key (`ca --move-to-kms`, once the key is in
+    /// KMS): the record gets a new MAC without it, after its current MAC is checked. The
+    /// freed database pages are overwritten (SQLite's `secure_delete`), so the sealed blob
+    /// does not stay in the file's free space.
+    #[cfg(feature = "aws")]
+    pub(crate) fn drop_ca_key(&self, keys: &Keys, rec: &CertRecord) -> Result<()> {
+        self.touch(state::Item::Cert(rec.serial.hex()))?;
+        let raw = raw_record(self.sql(), &rec.serial)?;
+        check_record_mac(keys, &raw)?;
+        let mut without = raw.rec.clone();
+        without.has_key = false;
+        let mac = record_mac(keys, &without, None);
+        self.sql()
+            .pragma_update(None, "secure_delete", "ON")
+            .map_err(Error::db("forgetting the CA key"))?;
+        self.sql()
+            .execute(
+                "UPDATE certs SET key_blob = NULL, mac = ?1 WHERE id = ?2",
+                params![mac, raw.rec.id],
+            )
+            .map_err(Error::db("forgetting the CA key"))?;
+        Ok(())
+    }
+
     /// Records the parent chain of a sub-CA (issuer first, root last).
     pub(crate) fn insert_chain(&self, chain: &[Vec<u8>]) -> Result<()> {
         self.touch(state::Item::Chain)?;
@@ -1315,6 +1339,16 @@ impl Store {
     #[cfg(feature = "aws")]
     pub(crate) fn kms_client(&self) -> Option<std::sync::Arc<crate::aws::kms::Kms>> {
         self.kms_client.get().cloned()
+    }
+
+    /// Rewrites the database file (SQLite `VACUUM`) so that no freed page or unused space in
+    /// a page keeps deleted data (`ca --move-to-kms`: the sealed CA key, which a page split
+    /// long before the move may have left behind). The content does not change.
+    #[cfg(feature = "aws")]
+    pub(crate) fn compact(&self) -> Result<()> {
+        self.conn
+            .execute_batch("VACUUM")
+            .map_err(Error::db("compacting the store file (VACUUM)"))
     }
 
     /// Where the CA's key is when it is in AWS KMS (`vpnca ca --kms-key`), proven against the

@@ -8,7 +8,11 @@ faults vpnca must survive can be tested against it. This server checks what
 real KMS checks and signs with real keys (cryptography).
 
 Operations: DescribeKey, GetPublicKey, Sign, CreateKey, CreateAlias,
-GetParametersForImport, ImportKeyMaterial. Request and response shapes follow
+GetParametersForImport, ImportKeyMaterial; and STS GetCallerIdentity (query
+protocol: a form POST without X-Amz-Target, SigV4 for service "sts", an XML
+answer naming arn:aws:iam::111122223333:user/vpnca-test or $VPNCA_TEST_CALLER),
+so one server answers AWS_ENDPOINT_URL_KMS and AWS_ENDPOINT_URL_STS. CreateKey
+keeps the Policy it was given (GET /_test/key shows it). Request and response shapes follow
 botocore's kms/2014-11-01/service-2.json: a POST to "/" with
 `X-Amz-Target: TrentService.<Op>`, `Content-Type: application/x-amz-json-1.1`,
 a JSON object body; blobs are base64, timestamps epoch seconds. Errors are
@@ -402,7 +406,8 @@ class Handler(BaseHTTPRequestHandler):
                     return self._json(200, {"KeyId": key.id, "Arn": key.arn, "KeyState": key.state,
                                             "KeySpec": key.spec, "KeyUsage": key.usage,
                                             "Origin": key.origin, "aliases": STATE.aliases_of(key),
-                                            "privateKeyPem": pem_of(key.priv)})
+                                            "privateKeyPem": pem_of(key.priv),
+                                            "Policy": getattr(key, "policy", None)})
                 except ApiError as e:
                     return self._json(400, {"error": e.message})
         self._send(404, "not found\n", "text/plain")
@@ -473,6 +478,8 @@ class Handler(BaseHTTPRequestHandler):
     def _aws(self):
         request_id = str(uuid.uuid4())
         target = self.headers.get("X-Amz-Target", "")
+        if not target and self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+            return self._sts(request_id)
         rec = {"op": target.removeprefix("TrentService."), "body": None, "signature_ok": False,
                "region": None, "headers": {k.lower(): v for k, v in self.headers.items()},
                "status": 200, "error": None, "message": None}
@@ -511,7 +518,38 @@ class Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (its timeout)
             rec["status"], self.close_connection = "client-gone", True
 
-    def _verify_signature(self, body, rec):
+    def _sts(self, request_id):
+        """STS GetCallerIdentity (query protocol, XML answer), for `ca --kms-create`'s key
+        policy: the caller is arn:aws:iam::ACCOUNT:user/vpnca-test (env VPNCA_TEST_CALLER)."""
+        body = self._body()
+        form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+        rec = {"op": "sts:" + form.get("Action", ""), "body": form, "signature_ok": False,
+               "region": None, "headers": {k.lower(): v for k, v in self.headers.items()},
+               "status": 200, "error": None, "message": None}
+        try:
+            self._verify_signature(body, rec, "sts")
+            rec["signature_ok"] = True
+            if form.get("Action") != "GetCallerIdentity" or form.get("Version") != "2011-06-15":
+                raise ApiError("InvalidAction", f"Could not find operation {form.get('Action')!r} "
+                               f"for version {form.get('Version')!r}")
+            caller = os.environ.get("VPNCA_TEST_CALLER", f"arn:aws:iam::{ACCOUNT}:user/vpnca-test")
+            status, payload = 200, (
+                '<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+                f"<GetCallerIdentityResult><Arn>{caller}</Arn><UserId>AIDAVPNCATEST</UserId>"
+                f"<Account>{ACCOUNT}</Account></GetCallerIdentityResult>"
+                f"<ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata>"
+                "</GetCallerIdentityResponse>")
+        except ApiError as e:
+            status = rec["status"] = e.status
+            rec["error"], rec["message"] = e.code, e.message
+            payload = (f'<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error>'
+                       f"<Type>Sender</Type><Code>{e.code}</Code><Message>{e.message}</Message>"
+                       f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>")
+        with STATE.lock:
+            STATE.requests.append(rec)
+        self._send(status, payload, "text/xml", [("x-amzn-RequestId", request_id)])
+
+    def _verify_signature(self, body, rec, expected_service="kms"):
         auth = self.headers.get("Authorization")
         if not auth:
             raise ApiError("MissingAuthenticationTokenException", "Missing Authentication Token")
@@ -526,9 +564,9 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError("IncompleteSignatureException", f"Malformed credential scope {cred!r}")
         access_key, date, region, service, _ = scope
         rec["region"] = region
-        if service != "kms":
-            raise ApiError("InvalidSignatureException",
-                           f"Credential should be scoped to correct service: 'kms'. (got {service!r})")
+        if service != expected_service:
+            raise ApiError("InvalidSignatureException", "Credential should be scoped to correct "
+                           f"service: '{expected_service}'. (got {service!r})")
         if access_key != ACCESS_KEY:
             raise ApiError("UnrecognizedClientException",
                            "The security token included in the request is invalid.")
@@ -566,7 +604,7 @@ class Handler(BaseHTTPRequestHandler):
         request = AWSRequest(method=self.command, url=f"http://{self.headers['Host']}{self.path}", data=body)
         request.headers = headers
         request.context["timestamp"] = amz_date
-        signer = _SignedHeadersOnly(Credentials(ACCESS_KEY, SECRET_KEY, token), "kms", region)
+        signer = _SignedHeadersOnly(Credentials(ACCESS_KEY, SECRET_KEY, token), expected_service, region)
         canonical = signer.canonical_request(request)
         string_to_sign = signer.string_to_sign(request, canonical)
         expected = signer.signature(string_to_sign, request)
@@ -717,6 +755,7 @@ class Handler(BaseHTTPRequestHandler):
         key = Key(region, spec, usage, state, origin,
                   None if origin == "EXTERNAL" else new_private_key(spec),
                   description=req.get("Description", ""))
+        key.policy = req.get("Policy")
         STATE.keys[key.id] = key
         return {"KeyMetadata": key.metadata()}
 
