@@ -58,6 +58,31 @@ fn blobs(e: &Env) -> Vec<(String, String)> {
     .collect()
 }
 
+/// openssl verifies the state-signing key's certificate (`hex`: `meta.state_key_cert`)
+/// against the store's `ca.crt`.
+fn assert_state_key_certified(e: &Env, hex: &str) {
+    let der: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect();
+    std::fs::write(e.path("state.der"), der).expect("write");
+    let dir = e.dir.path();
+    openssl_ok(
+        &[
+            "x509",
+            "-inform",
+            "DER",
+            "-in",
+            "state.der",
+            "-out",
+            "state.pem",
+        ],
+        dir,
+    );
+    let (ok, verdict) = openssl_verify(dir, &["-CAfile", "pki/ca.crt", "state.pem"]);
+    assert!(ok && verdict.trim().ends_with(": OK"), "{verdict}");
+}
+
 /// A store with a CA, a server, two users (one revoked) and a CRL.
 fn populated() -> Env {
     let e = Env::with_ca();
@@ -114,26 +139,7 @@ fn a_rekey_moves_every_key_and_the_old_header_no_longer_opens_the_store() {
     // passphrase verify the signed head with it.
     let new_state_cert = sqlite_query(&e, "SELECT v FROM meta WHERE k = 'state_key_cert'");
     assert_ne!(old_state_cert, new_state_cert);
-    let der: Vec<u8> = (0..new_state_cert.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&new_state_cert[i..i + 2], 16).expect("hex"))
-        .collect();
-    std::fs::write(e.path("state.der"), der).expect("write");
-    let dir = e.dir.path();
-    openssl_ok(
-        &[
-            "x509",
-            "-inform",
-            "DER",
-            "-in",
-            "state.der",
-            "-out",
-            "state.pem",
-        ],
-        dir,
-    );
-    let (ok, verdict) = openssl_verify(dir, &["-CAfile", "pki/ca.crt", "state.pem"]);
-    assert!(ok && verdict.trim().ends_with(": OK"), "{verdict}");
+    assert_state_key_certified(&e, &new_state_cert);
     let status = e.run(&["status"]);
     assert!(
         s(&status.stdout).contains("state: checked against the signed head"),
@@ -235,4 +241,52 @@ fn a_weak_new_passphrase_is_refused_by_a_rekey_too() {
     let err = expect_code(&args, run_with(&e, PASS, Some("password123"), &args), 2);
     assert!(err.contains("weak") || err.contains("common"), "{err}");
     assert_eq!(snap, e.snapshot());
+}
+
+/// A rekey of a store whose CA key is in KMS: the new state-signing key is certified with a
+/// KMS `Sign` (the test KMS server counts it), openssl verifies that certificate against
+/// `ca.crt`, and readers without the passphrase verify the new signed head.
+#[test]
+fn a_kms_ca_certifies_the_new_state_key_through_kms() {
+    use common::aws::{KmsServer, aws_env};
+    let kms = KmsServer::start();
+    kms.add_key(&serde_json::json!({"spec": "RSA_2048", "aliases": ["alias/vpn-ca"]}));
+    let e = Env::init();
+    let with_kms = |pass: &str, new: Option<&str>, args: &[&str]| {
+        let mut c = e.cmd(args);
+        aws_env(&mut c, None, None);
+        c.env("AWS_ENDPOINT_URL_KMS", kms.url())
+            .env("VPNCA_PASSPHRASE", pass);
+        if let Some(n) = new {
+            c.env("VPNCA_NEW_PASSPHRASE", n);
+        }
+        expect_ok(args, c.output().expect("run vpnca"))
+    };
+    with_kms(
+        PASS,
+        None,
+        &["ca", "--cn", "KMS VPN CA", "--kms-key", "alias/vpn-ca"],
+    );
+    with_kms(PASS, None, &["client", "alice"]);
+    let signs = |ops: Vec<String>| ops.iter().filter(|o| *o == "Sign").count();
+    let before = signs(kms.ops());
+    let out = with_kms(PASS, Some(NEW_PASS), &["--json", "passwd", "--rekey"]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(v["rekey"]["state_key_certified"], true, "{v}");
+    assert_eq!(v["rekey"]["keys_reencrypted"], 1, "alice's key only: {v}");
+    assert_eq!(
+        signs(kms.ops()),
+        before + 1,
+        "one KMS Sign for the state key"
+    );
+    let hex = sqlite_query(&e, "SELECT v FROM meta WHERE k = 'state_key_cert'");
+    assert_state_key_certified(&e, &hex);
+    let mut status = e.cmd(&["status"]);
+    status.env_remove("VPNCA_PASSPHRASE");
+    let o = status.output().expect("status");
+    assert!(
+        s(&o.stdout).contains("state: checked against the signed head"),
+        "{}",
+        s(&o.stdout)
+    );
 }
