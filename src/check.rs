@@ -13,7 +13,8 @@ use crate::{Error, Result};
 pub struct Finding {
     /// `ca`, `ca-key` (a CA key in KMS), `crl` or `certificate`.
     pub subject: String,
-    /// `expired`, `expiring`, `missing`, `stale`, `no-dns-san`, `look-alike`; for `ca-key`:
+    /// `expired`, `expiring`, `missing`, `stale`, `deferred` (a revocation whose CRL KMS could
+    /// not sign yet), `no-dns-san`, `look-alike`; for `ca-key`:
     /// `disabled`, `pending-deletion`, `unusable`, `unreachable`, `mismatch`.
     pub problem: String,
     /// For humans.

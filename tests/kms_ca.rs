@@ -2,7 +2,10 @@
 //! tests/aws/kms_server.py: `vpnca ca --kms-key` makes it, and every certificate and CRL it
 //! signs afterwards is a KMS `Sign` (DIGEST), each checked by openssl. Faults: a disabled key
 //! and a corrupt signature end in exit 3 with the store unchanged; an edited key reference in
-//! the database is refused (exit 2) before anything is sent to Sign.
+//! the database is refused (exit 2) before anything is sent to Sign. A revocation is the
+//! exception: recorded when KMS cannot sign its CRL, which is deferred (exit 3, `status`
+//! reports it) until a later command signs it; CRLs are signed outside the store's lock and
+//! redone when the store moved meanwhile.
 
 mod common;
 
@@ -521,13 +524,12 @@ fn a_slow_crl_sign_does_not_hold_the_lock_and_is_redone_when_the_store_moved() {
     c.env("AWS_ENDPOINT_URL_KMS", kms.url())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
-    let slow = c.spawn().expect("spawn");
+    let mut slow = c.spawn().expect("spawn");
     let t0 = std::time::Instant::now();
     while !kms.requests().iter().any(|r| r["delayed"].is_number()) {
         assert!(t0.elapsed().as_secs() < 30, "the CRL's Sign never arrived");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let mut slow = slow;
     let out = ok(&e, &kms, &["revoke", "bob"]);
     assert!(out.contains("Wrote CRL #1"), "{out}");
     assert!(

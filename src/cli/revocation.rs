@@ -57,9 +57,12 @@ pub(super) fn revoke(cli: &Cli, out: &Out, args: &RevokeArgs) -> Result<u8> {
         (Target::Name(n), true) => revoke_renewed(&store, n, reason)?,
         _ => store.revoke(&target, reason)?,
     };
-    let v = json!({"revoked": res.revoked.iter().map(record_json).collect::<Vec<_>>(),
-        "crl": res.crl.as_ref().map(|c| crl_json(c, &store.crl_path())),
-        "crl_deferred": res.deferred});
+    let mut v = json!({"revoked": res.revoked.iter().map(record_json).collect::<Vec<_>>(),
+        "crl": res.crl.as_ref().map(|c| crl_json(c, &store.crl_path()))});
+    if let (Some(d), serde_json::Value::Object(m)) = (&res.deferred, &mut v) {
+        // Only when the CRL was deferred (docs/json.md#revoke): `crl` is then null.
+        m.insert("crl_deferred".into(), json!(d));
+    }
     out.changed(&store, v, || {
         for r in &res.revoked {
             outln!(
