@@ -1340,14 +1340,14 @@ impl Store {
 /// unreachable or throttled past the retries, the key disabled or pending deletion, a signature
 /// that did not verify, no usable AWS configuration), or the store changing at each attempt.
 fn crl_can_wait(e: &Error) -> bool {
-    match e {
+    matches!(
+        e,
         Error::Refused { .. }
-        | Error::AwsConfig { .. }
-        | Error::Aws { .. }
-        | Error::Kms { .. }
-        | Error::KmsBadSignature { .. } => true,
-        _ => false,
-    }
+            | Error::AwsConfig { .. }
+            | Error::Aws { .. }
+            | Error::Kms { .. }
+            | Error::KmsBadSignature { .. }
+    )
 }
 
 /// [`Error::AlreadyRevoked`] for a revoked record.

@@ -392,7 +392,7 @@ fn a_revocation_is_recorded_when_its_crl_cannot_be_signed() {
         .iter()
         .map(|s| common::norm_serial(s.as_str().expect("serial")))
         .collect();
-    assert_eq!(deferred, [alice.clone()], "{v}");
+    assert_eq!(deferred, std::slice::from_ref(&alice), "{v}");
     assert!(err.contains(v["crl_deferred"]["serials"][0].as_str().expect("serial")));
     // Recorded and audited: alice is revoked, the log has the revocation and the deferral.
     let show = ok(&e, &kms, &["--json", "list", "--status", "revoked"]);
