@@ -117,8 +117,11 @@ impl IssueRequest {
 pub struct Revoked {
     /// The certificates revoked.
     pub revoked: Vec<CertRecord>,
-    /// The CRL written.
-    pub crl: CrlInfo,
+    /// The CRL written; `None` when it was deferred.
+    pub crl: Option<CrlInfo>,
+    /// Why no CRL was written, and the revocations no CRL lists yet (a CA key in KMS that
+    /// could not sign: [`Store::revoke`]).
+    pub deferred: Option<crl::CrlDeferred>,
 }
 
 /// The result of a renewal.
@@ -167,6 +170,12 @@ impl Signer {
     /// KMS error behind it: [`CaKey::explain`]).
     pub(crate) fn explain(&self, e: rcgen::Error) -> Error {
         self.issuer.key().explain(e)
+    }
+
+    /// Whether each signature is a call to a remote key (KMS): such a signature is made
+    /// outside the store's write lock, and a revocation does not wait for its CRL.
+    pub(crate) fn is_remote(&self) -> bool {
+        !matches!(self.issuer.key(), CaKey::Local(_))
     }
 }
 
@@ -255,11 +264,7 @@ pub const STATE_KEY_CN: &str = "vpnca state-signing key";
 pub(crate) const PENDING_CA_AAD: &[u8] = b"vpnca/pending-ca/v1";
 
 pub(crate) fn certify_state_key(signer: &Signer, public_key: &[u8]) -> Result<Vec<u8>> {
-    const ED25519_SPKI_PREFIX: [u8; 12] = [
-        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
-    ];
-    let mut spki = ED25519_SPKI_PREFIX.to_vec();
-    spki.extend_from_slice(public_key);
+    let spki = state_key_spki(public_key);
     let profile = Profile::parse(
         "description = \"state-signing key\"\nca = false\ndays = 1\nkey_usage = [\"digitalSignature\"]\nextended_key_usage = []\n[san]\ndns_from_name = false\nallow = []\n",
         "the state-signing key's profile",
@@ -282,6 +287,16 @@ pub(crate) fn certify_state_key(signer: &Signer, public_key: &[u8]) -> Result<Ve
         .map_err(|e| signer.explain(e))?
         .der()
         .to_vec())
+}
+
+/// The SubjectPublicKeyInfo (DER) of the state-signing key's Ed25519 public key (32 bytes).
+pub(crate) fn state_key_spki(public_key: &[u8]) -> Vec<u8> {
+    const ED25519_SPKI_PREFIX: [u8; 12] = [
+        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+    ];
+    let mut spki = ED25519_SPKI_PREFIX.to_vec();
+    spki.extend_from_slice(public_key);
+    spki
 }
 
 /// Builds the parameters every certificate shares; the keyUsage bits are those of the profile
@@ -1336,56 +1351,23 @@ impl Store {
     }
 
     /// Revokes certificates and writes the new CRL in the same transaction.
+    ///
+    /// A CA whose key is in KMS signs the CRL after the revocation is committed, outside the
+    /// store's lock ([`Store::sign_crl_outside_lock`]): the revocation is recorded and audited
+    /// whatever KMS does, with a record that no CRL lists it yet ([`crate::crl::CrlDeferred`],
+    /// part of the authenticated state), which the CRL clears. When the CRL cannot be signed
+    /// (KMS unreachable, throttled past the retries, the key disabled, a signature that does
+    /// not verify, the store changed at every attempt), the result has no CRL and says why in
+    /// [`Revoked::deferred`]; `vpnca crl` signs it later. Any other error after the revocation
+    /// was committed is returned as is (the revocation stays recorded, the CRL deferred).
     pub fn revoke(&self, target: &Target, reason: RevocationReason) -> Result<Revoked> {
+        if self.ca_kms_key()?.is_some() {
+            return self.revoke_deferring(target, reason);
+        }
         let signer = self.signer()?;
         let crl_opts = CrlOptions::from_store(self)?;
         let (revoked, crl) = self.write(|tx, keys| {
-            let t = store::now();
-            let victims: Vec<CertRecord> = match target {
-                Target::Serial(s) => {
-                    let r = self.by_serial(s)?;
-                    if r.kind == CertKind::Ca {
-                        return Err(Error::input(
-                            "serial",
-                            format!(
-                                "{s} is the CA itself; a CA cannot revoke itself in its own CRL"
-                            ),
-                        ));
-                    }
-                    if r.state == CertState::Revoked {
-                        return Err(already_revoked(&r));
-                    }
-                    vec![r]
-                }
-                Target::Name(n) => {
-                    // Newest first: when nothing is left to revoke, the newest certificate
-                    // says why (revoked, or expired).
-                    let all = self.by_name(n)?;
-                    let Some(newest) = all.first().cloned() else {
-                        return Err(self.no_such_name(n));
-                    };
-                    let v: Vec<CertRecord> = all
-                        .into_iter()
-                        .filter(|r| r.state != CertState::Revoked && r.not_after > t)
-                        .collect();
-                    if v.is_empty() {
-                        return Err(match newest.state {
-                            CertState::Revoked => already_revoked(&newest),
-                            _ => Error::AlreadyExpired {
-                                name: newest.name.clone(),
-                                serial: newest.serial.hex(),
-                                not_after: newest.not_after,
-                            },
-                        });
-                    }
-                    v
-                }
-            };
-            let mut out = Vec::new();
-            for mut r in victims {
-                mark_revoked(tx, keys, &mut r, reason, t, None)?;
-                out.push(r);
-            }
+            let out = self.revoke_in_tx(tx, keys, target, reason)?;
             let crl = crl::generate_in_tx(self, tx, keys, &signer, &crl_opts)?;
             Ok((out, crl))
         })?;
@@ -1393,8 +1375,176 @@ impl Store {
             self.sync_name_mirror(&r.name)?;
         }
         self.sync_global_mirrors()?;
-        Ok(Revoked { revoked, crl })
+        Ok(Revoked {
+            revoked,
+            crl: Some(crl),
+            deferred: None,
+        })
     }
+
+    /// [`Store::revoke`] for a CA whose key is in KMS: the revocation first, then its CRL.
+    fn revoke_deferring(&self, target: &Target, reason: RevocationReason) -> Result<Revoked> {
+        // No KMS call yet; an AWS configuration that cannot even make a client defers the CRL
+        // like a KMS that cannot be reached.
+        let signer = match self.signer() {
+            Err(e) if !crl_can_wait(&e) => return Err(e),
+            s => s,
+        };
+        let crl_opts = CrlOptions::from_store(self)?;
+        let revoked = self.write(|tx, keys| {
+            let out = self.revoke_in_tx(tx, keys, target, reason)?;
+            if let Ok(signer) = &signer {
+                // What would stop the CRL whoever signs it (too many entries, an expired CA,
+                // a revocation undone outside vpnca) stops the revocation too, as it does for
+                // a local CA key: nothing is recorded.
+                crl::plan_in_tx(self, tx, keys, signer, &crl_opts)?;
+            }
+            let mut d = match tx.crl_deferred()? {
+                Some(t) => crl::CrlDeferred::parse(&t)?,
+                None => crl::CrlDeferred {
+                    serials: Vec::new(),
+                    since: store::now(),
+                    reason: None,
+                },
+            };
+            d.serials.extend(out.iter().map(|r| r.serial.hex()));
+            d.reason = None;
+            tx.set_crl_deferred(Some(&d.to_text()))?;
+            Ok(out)
+        })?;
+        for r in &revoked {
+            self.sync_name_mirror(&r.name)?;
+        }
+        let signed = signer.and_then(|s| self.sign_crl_outside_lock(&s, &crl_opts, |_| Ok(())));
+        match signed {
+            Ok(crl) => {
+                self.sync_global_mirrors()?;
+                Ok(Revoked {
+                    revoked,
+                    crl: Some(crl),
+                    deferred: None,
+                })
+            }
+            Err(e) if crl_can_wait(&e) => {
+                let why = e.to_string();
+                let deferred = self.write(|tx, keys| {
+                    let Some(t) = tx.crl_deferred()? else {
+                        // Another command signed the CRL meanwhile.
+                        return Ok(None);
+                    };
+                    let mut d = crl::CrlDeferred::parse(&t)?;
+                    d.reason = Some(why.clone());
+                    tx.set_crl_deferred(Some(&d.to_text()))?;
+                    audit_append(
+                        tx,
+                        keys,
+                        "crl-deferred",
+                        "",
+                        "",
+                        &serde_json::json!({"serials": d.serials, "error": why}),
+                    )?;
+                    Ok(Some(d))
+                })?;
+                self.sync_global_mirrors()?;
+                match deferred {
+                    Some(d) => Ok(Revoked {
+                        revoked,
+                        crl: None,
+                        deferred: Some(d),
+                    }),
+                    // Signed by another command meanwhile: its CRL lists these revocations.
+                    None => {
+                        let crl = self.latest_crl()?.ok_or_else(|| Error::NotFound {
+                            what: "a CRL".into(),
+                        })?;
+                        Ok(Revoked {
+                            revoked,
+                            crl: Some(CrlInfo {
+                                number: crl.number,
+                                this_update: crl.this_update,
+                                next_update: crl.next_update,
+                                entries: crl.entries,
+                                pem: crate::pem::encode("X509 CRL", &crl.der),
+                                warnings: Vec::new(),
+                            }),
+                            deferred: None,
+                        })
+                    }
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Finds what `target` names and marks it revoked inside a write transaction (records,
+    /// revoked set, audit entries). Refuses the CA itself and what is already revoked.
+    fn revoke_in_tx(
+        &self,
+        tx: &store::Tx<'_>,
+        keys: &crate::store::crypto::Keys,
+        target: &Target,
+        reason: RevocationReason,
+    ) -> Result<Vec<CertRecord>> {
+        let t = store::now();
+        let victims: Vec<CertRecord> = match target {
+            Target::Serial(s) => {
+                let r = self.by_serial(s)?;
+                if r.kind == CertKind::Ca {
+                    return Err(Error::input(
+                        "serial",
+                        format!("{s} is the CA itself; a CA cannot revoke itself in its own CRL"),
+                    ));
+                }
+                if r.state == CertState::Revoked {
+                    return Err(already_revoked(&r));
+                }
+                vec![r]
+            }
+            Target::Name(n) => {
+                // Newest first: when nothing is left to revoke, the newest certificate
+                // says why (revoked, or expired).
+                let all = self.by_name(n)?;
+                let Some(newest) = all.first().cloned() else {
+                    return Err(self.no_such_name(n));
+                };
+                let v: Vec<CertRecord> = all
+                    .into_iter()
+                    .filter(|r| r.state != CertState::Revoked && r.not_after > t)
+                    .collect();
+                if v.is_empty() {
+                    return Err(match newest.state {
+                        CertState::Revoked => already_revoked(&newest),
+                        _ => Error::AlreadyExpired {
+                            name: newest.name.clone(),
+                            serial: newest.serial.hex(),
+                            not_after: newest.not_after,
+                        },
+                    });
+                }
+                v
+            }
+        };
+        let mut out = Vec::new();
+        for mut r in victims {
+            mark_revoked(tx, keys, &mut r, reason, t, None)?;
+            out.push(r);
+        }
+        Ok(out)
+    }
+}
+
+/// Whether a revocation's CRL may wait when signing it failed so: a KMS or AWS failure (KMS
+/// unreachable or throttled past the retries, the key disabled or pending deletion, a signature
+/// that did not verify, no usable AWS configuration), or the store changing at each attempt.
+fn crl_can_wait(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Refused { .. }
+            | Error::AwsConfig { .. }
+            | Error::Aws { .. }
+            | Error::Kms { .. }
+            | Error::KmsBadSignature { .. }
+    )
 }
 
 /// [`Error::AlreadyRevoked`] for a revoked record.

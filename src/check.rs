@@ -13,7 +13,8 @@ use crate::{Error, Result};
 pub struct Finding {
     /// `ca`, `ca-key` (a CA key in KMS), `crl` or `certificate`.
     pub subject: String,
-    /// `expired`, `expiring`, `missing`, `stale`, `no-dns-san`, `look-alike`; for `ca-key`:
+    /// `expired`, `expiring`, `missing`, `stale`, `deferred` (a revocation whose CRL KMS could
+    /// not sign yet), `no-dns-san`, `look-alike`; for `ca-key`:
     /// `disabled`, `pending-deletion`, `unusable`, `unreachable`, `mismatch`.
     pub problem: String,
     /// For humans.
@@ -277,18 +278,29 @@ impl Store {
             Some(c) if c.next_update <= horizon => findings.push(finding("crl", "expiring", format!("the CRL's nextUpdate is {}: after that no user can connect; {}", crate::fmt_time(c.next_update), crl_fix(at_ca_end(c.next_update)).unwrap_or_else(|| "run `vpnca crl` and upload it".into())), None, Some(c.next_update))),
             _ => {}
         }
-        if let Some(stale) = self.crl_missing_revocations()? {
-            findings.push(finding(
-                "crl",
-                "stale",
-                format!(
-                    "{}: {}",
-                    stale.describe(),
-                    crl_fix(false).unwrap_or_else(|| "run `vpnca crl`".into())
-                ),
-                None,
-                stale.last_revoked_at,
-            ));
+        // Revocations recorded while KMS could not sign their CRL: each one a finding until a
+        // CRL lists it; the `stale` finding is then about any other revocation the CRL misses.
+        let deferred = self.crl_deferred()?;
+        if let Some(d) = &deferred {
+            findings.extend(self.deferred_findings(d, crl.as_ref(), &crl_fix(false))?);
+        }
+        if let Some(mut stale) = self.crl_missing_revocations()? {
+            if let Some(d) = &deferred {
+                stale.missing.retain(|m| !d.serials.contains(m));
+            }
+            if !stale.missing.is_empty() {
+                findings.push(finding(
+                    "crl",
+                    "stale",
+                    format!(
+                        "{}: {}",
+                        stale.describe(),
+                        crl_fix(false).unwrap_or_else(|| "run `vpnca crl`".into())
+                    ),
+                    None,
+                    stale.last_revoked_at,
+                ));
+            }
         }
         let mut counts = std::collections::BTreeMap::new();
         for r in self.list(&Default::default())? {
@@ -415,6 +427,63 @@ impl Store {
     }
 }
 
+impl Store {
+    /// `status`'s `crl` `deferred` findings: one for each revocation no CRL lists yet because
+    /// its CRL was deferred ([`crate::crl::CrlDeferred`]), naming the certificate, why no CRL
+    /// was signed, what `crl.pem` still holds and the command that signs the CRL (`fix`:
+    /// [`crl_advice`]'s words when a plain `vpnca crl` is not enough).
+    fn deferred_findings(
+        &self,
+        d: &crate::crl::CrlDeferred,
+        crl: Option<&StoredCrl>,
+        fix: &Option<String>,
+    ) -> Result<Vec<Finding>> {
+        let held = match crl {
+            Some(c) => format!(
+                "{} holds CRL #{}, which does not list it",
+                self.crl_path().display(),
+                c.number
+            ),
+            None => format!("{} holds no CRL yet", self.crl_path().display()),
+        };
+        let why = match &d.reason {
+            Some(r) => format!("no CRL was signed: {r}"),
+            None => {
+                "no CRL was signed (the command that revoked it did not finish signing)".to_string()
+            }
+        };
+        let run = fix
+            .clone()
+            .unwrap_or_else(|| "run `vpnca crl` once KMS can sign, and upload the CRL".to_string());
+        let mut out = Vec::new();
+        for hex in &d.serials {
+            let rec = hex
+                .parse::<crate::serial::Serial>()
+                .ok()
+                .and_then(|s| self.by_serial(&s).ok());
+            out.push(finding(
+                "crl",
+                "deferred",
+                format!(
+                    "the revocation of {} is recorded, but its CRL was deferred: {why}; {held}, so the VPN still accepts that certificate: {run}",
+                    match &rec {
+                        Some(r) => format!(
+                            "{} {} (serial {})",
+                            r.kind.as_str(),
+                            crate::shell::quote(&r.name),
+                            r.serial
+                        ),
+                        None => format!("serial {hex}"),
+                    },
+                ),
+                rec.as_ref(),
+                rec.as_ref().and_then(|r| r.revoked_at).or(Some(d.since)),
+            ));
+        }
+        Ok(out)
+    }
+}
+
 /// Revocations the store's latest CRL does not list ([`Store::crl_missing_revocations`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct StaleCrl {
@@ -495,13 +564,26 @@ impl Store {
         let Some(crl) = self.latest_crl()? else {
             return Ok(None);
         };
-        self.prove_crl(&crl)
+        if let Some(d) = self.crl_deferred()? {
+            // Not tampering: the revocations are recorded, their CRL is not signed yet.
+            return Err(Error::Refused {
+                reason: format!(
+                    "CRL #{} does not list serial {}, whose revocation is recorded but whose CRL was deferred ({}): it is not published; run `vpnca crl` once KMS can sign",
+                    crl.number,
+                    d.serials.join(", "),
+                    d.reason.as_deref().unwrap_or("not signed yet")
+                ),
+            });
+        }
+        self.prove_crl(&crl, false)
             .map_err(|what| Error::Tampered { what })?;
         Ok(Some(crl))
     }
 
-    /// [`Store::publishable_crl`]'s tests of one CRL; the reason it fails, for people.
-    fn prove_crl(&self, crl: &StoredCrl) -> Result<(), String> {
+    /// [`Store::publishable_crl`]'s tests of one CRL; the reason it fails, for people. With
+    /// `allow_deferred` (`verify`), a revocation the deferred-CRL record names
+    /// ([`crate::crl::CrlDeferred`]) may be missing from it: recorded, not yet signed.
+    fn prove_crl(&self, crl: &StoredCrl, allow_deferred: bool) -> Result<(), String> {
         use x509_parser::prelude::FromDer;
         let keys = self.keys().map_err(|e| e.to_string())?;
         let ca = self.ca().map_err(|e| e.to_string())?;
@@ -530,10 +612,22 @@ impl Store {
             .map(|e| trim_zeros(e.raw_serial()).to_vec())
             .collect();
         let revoked = self.revoked_set(keys).map_err(|e| e.to_string())?;
+        let deferred: Vec<String> = match allow_deferred {
+            true => self
+                .crl_deferred()
+                .map_err(|e| e.to_string())?
+                .map(|d| d.serials)
+                .unwrap_or_default(),
+            false => Vec::new(),
+        };
         let mut revoked_serials = std::collections::HashSet::new();
         for r in revoked.iter().map(|r| &r.rec) {
             let serial = trim_zeros(r.serial.as_bytes()).to_vec();
-            if r.kind != CertKind::Ca && r.not_after > made && !listed.contains(&serial) {
+            if r.kind != CertKind::Ca
+                && r.not_after > made
+                && !listed.contains(&serial)
+                && !deferred.contains(&r.serial.hex())
+            {
                 return Err(format!(
                     "CRL {n}: it does not list {} (serial {}), revoked on {}: it is older than the store's revocations (newer CRLs deleted, or an old one put on top, outside vpnca); run `vpnca crl` for a new one",
                     crate::shell::quote(&r.name),
@@ -872,9 +966,17 @@ impl Store {
                 .map(|(_, _, m)| m),
         );
         if let (Some(crl), Some(_)) = (self.latest_crl()?, &ca_cert)
-            && let Err(why) = self.prove_crl(&crl)
+            && let Err(why) = self.prove_crl(&crl, true)
         {
             rep.problems.push(why);
+        }
+        if let Some(d) = self.crl_deferred()? {
+            // No integrity problem: `status` reports it (exit 1) until a CRL lists them.
+            rep.warnings.push(format!(
+                "the CRL was deferred: the revocation of serial {} is recorded but no CRL lists it yet ({}); `vpnca status` reports it until `vpnca crl` signs one",
+                d.serials.join(", "),
+                d.reason.as_deref().unwrap_or("not signed yet")
+            ));
         }
         if rep.problems.is_empty() {
             for p in self.sync_global_mirrors()? {

@@ -102,8 +102,24 @@ pub fn crl_warnings(
     vec![w]
 }
 
+/// A CRL numbered and filled from one state of the store, not yet signed ([`plan_in_tx`]).
+pub(crate) struct CrlPlan {
+    params: CertificateRevocationListParams,
+    number: i64,
+    count: usize,
+    warnings: Vec<String>,
+}
+
+impl CrlPlan {
+    /// The CRL number it will carry.
+    pub(crate) fn number(&self) -> u64 {
+        self.number as u64
+    }
+}
+
 /// Builds, signs and records a new CRL inside a write transaction. Every revoked record's MAC
-/// and the revoked-set checksum are checked first: a tampered store never yields a CRL.
+/// and the revoked-set checksum are checked first: a tampered store never yields a CRL. (A CA
+/// whose key is in KMS signs outside the lock instead: [`Store::sign_crl_outside_lock`].)
 pub(crate) fn generate_in_tx(
     store: &Store,
     tx: &store::Tx<'_>,
@@ -111,6 +127,21 @@ pub(crate) fn generate_in_tx(
     signer: &Signer,
     opts: &CrlOptions,
 ) -> Result<CrlInfo> {
+    let plan = plan_in_tx(store, tx, keys, signer, opts)?;
+    let der = sign_plan(signer, &plan)?;
+    record_in_tx(tx, keys, plan, der)
+}
+
+/// Checks the store and prepares the next CRL (its number, thisUpdate, nextUpdate and
+/// entries) from the state `tx` reads: a write transaction, or a read-only snapshot
+/// ([`Store::read_tx`]) whose CRL is committed later only if the state has not moved.
+pub(crate) fn plan_in_tx(
+    store: &Store,
+    tx: &store::Tx<'_>,
+    keys: &Keys,
+    signer: &Signer,
+    opts: &CrlOptions,
+) -> Result<CrlPlan> {
     if opts.days == 0 || opts.days > crate::profile::MAX_DAYS {
         return Err(Error::input(
             "--days",
@@ -191,19 +222,54 @@ pub(crate) fn generate_in_tx(
         opts.days,
         signer.rec.not_after,
     );
-    let crl = params
+    Ok(CrlPlan {
+        params,
+        number,
+        count,
+        warnings,
+    })
+}
+
+/// Signs a prepared CRL (one KMS `Sign` for a CA key in KMS) and checks the signature with the
+/// CA certificate's public key before anything stores or publishes it. Touches no store.
+pub(crate) fn sign_plan(signer: &Signer, plan: &CrlPlan) -> Result<Vec<u8>> {
+    let crl = plan
+        .params
         .signed_by(&signer.issuer)
         .map_err(|e| signer.explain(e))?;
     let der = crl.der().to_vec();
+    verify_signature(&der, &signer.rec.der)?;
+    Ok(der)
+}
+
+/// Records a signed CRL with its audit entry inside a write transaction, and forgets the
+/// deferred-CRL record ([`CrlDeferred`]): the new CRL lists the whole revoked set the plan
+/// was made from, which the caller has made sure is the state `tx` holds.
+pub(crate) fn record_in_tx(
+    tx: &store::Tx<'_>,
+    keys: &Keys,
+    plan: CrlPlan,
+    der: Vec<u8>,
+) -> Result<CrlInfo> {
+    let CrlPlan {
+        params,
+        number,
+        count,
+        warnings,
+    } = plan;
+    let (this_update, next_update) = (params.this_update, params.next_update);
     tx.insert_crl(number, this_update, next_update, count, &der)?;
-    store::audit_append(
-        tx,
-        keys,
-        "crl",
-        "",
-        "",
-        &serde_json::json!({"number": number, "entries": count, "next_update": crate::fmt_time(next_update)}),
-    )?;
+    let deferred = tx
+        .crl_deferred()?
+        .map(|t| CrlDeferred::parse(&t))
+        .transpose()?;
+    let mut detail = serde_json::json!({"number": number, "entries": count, "next_update": crate::fmt_time(next_update)});
+    if let (Some(d), serde_json::Value::Object(m)) = (&deferred, &mut detail) {
+        // The revocations whose CRL was deferred are listed from now on.
+        m.insert("covers_deferred".into(), d.serials.clone().into());
+    }
+    tx.set_crl_deferred(None)?;
+    store::audit_append(tx, keys, "crl", "", "", &detail)?;
     Ok(CrlInfo {
         number: number as u64,
         this_update,
@@ -212,6 +278,40 @@ pub(crate) fn generate_in_tx(
         pem: crate::pem::encode("X509 CRL", &der),
         warnings,
     })
+}
+
+/// How many times a CRL signed outside the store's lock is prepared and signed again because
+/// another command wrote meanwhile ([`Store::sign_crl_outside_lock`]) before giving up.
+pub const CRL_SIGN_ATTEMPTS: u32 = 5;
+
+/// Revocations that no CRL lists yet: recorded by a revocation of a CA whose key is in KMS
+/// when its CRL could not be signed (KMS unreachable, throttled past the retries, the key
+/// disabled, a signature that did not verify) or before it is signed. Part of the
+/// authenticated state (setting `crl_deferred`); the next CRL recorded clears it. While it is
+/// there, `vpnca status` reports each revocation (`crl` `deferred`, exit 1), and the latest
+/// CRL (`crl.pem`) does not list them: `vpnca crl` signs the CRL that does.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct CrlDeferred {
+    /// The serials (hex) revoked that no CRL lists yet, in the order they were revoked.
+    pub serials: Vec<String>,
+    /// When the first of them was revoked.
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+    /// Why no CRL was signed (the KMS error), `None` while the revoking command has not tried
+    /// yet or was interrupted before it could say.
+    pub reason: Option<String>,
+}
+
+impl CrlDeferred {
+    pub(crate) fn parse(text: &str) -> Result<CrlDeferred> {
+        serde_json::from_str(text).map_err(|e| Error::Tampered {
+            what: format!("the record of the deferred CRL cannot be read ({e})"),
+        })
+    }
+
+    pub(crate) fn to_text(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
 }
 
 /// Revocations are forever: every certificate the last CRL listed must still be revoked in the
@@ -288,21 +388,76 @@ fn trim_zeros(b: &[u8]) -> &[u8] {
 
 impl Store {
     /// Writes a new CRL (and `<pki>/crl.pem`). `opts` becomes the store's CRL policy, used
-    /// for the CRLs that `revoke` writes automatically.
+    /// for the CRLs that `revoke` writes automatically. A CA whose key is in KMS signs it
+    /// outside the store's lock ([`Store::sign_crl_outside_lock`]).
     pub fn generate_crl(&self, opts: &CrlOptions) -> Result<CrlInfo> {
         let signer = self.signer()?;
-        let info = self.write(|tx, keys| {
-            let info = generate_in_tx(self, tx, keys, &signer, opts)?;
+        let set_policy = |tx: &store::Tx<'_>| -> Result<()> {
             store::meta_set(tx, "crl_days", &opts.days.to_string())?;
             store::meta_set(
                 tx,
                 "crl_omit_expired",
                 if opts.omit_expired { "1" } else { "0" },
-            )?;
-            Ok(info)
-        })?;
+            )
+        };
+        let info = if signer.is_remote() {
+            self.sign_crl_outside_lock(&signer, opts, set_policy)?
+        } else {
+            self.write(|tx, keys| {
+                let info = generate_in_tx(self, tx, keys, &signer, opts)?;
+                set_policy(tx)?;
+                Ok(info)
+            })?
+        };
         self.sync_global_mirrors()?;
         Ok(info)
+    }
+
+    /// A new CRL signed without holding the store's write lock (a KMS `Sign`, with its
+    /// throttling back-off, must not hold every other writer): prepared from a snapshot
+    /// ([`plan_in_tx`] in [`Store::read_tx`]), signed and checked ([`sign_plan`]), then
+    /// recorded with `also` in a write transaction only if no other write was committed since
+    /// the snapshot. Otherwise the CRL just signed is dropped (it never leaves the process,
+    /// and its number is not used) and the CRL is prepared and signed again, from the new
+    /// state, up to [`CRL_SIGN_ATTEMPTS`] times: so a revocation committed meanwhile is in the
+    /// CRL recorded, and no two CRLs ever carry one number. Then [`Error::Refused`].
+    pub(crate) fn sign_crl_outside_lock(
+        &self,
+        signer: &Signer,
+        opts: &CrlOptions,
+        also: impl Fn(&store::Tx<'_>) -> Result<()>,
+    ) -> Result<CrlInfo> {
+        let mut number = 0;
+        for _ in 0..CRL_SIGN_ATTEMPTS {
+            let (plan, mark) = self
+                .read_tx(|tx, keys| Ok((plan_in_tx(self, tx, keys, signer, opts)?, tx.mark()?)))?;
+            number = plan.number();
+            let der = sign_plan(signer, &plan)?;
+            let recorded = self.write(|tx, keys| {
+                if tx.moved_since(&mark)? {
+                    return Ok(None);
+                }
+                let info = record_in_tx(tx, keys, plan, der)?;
+                also(tx)?;
+                Ok(Some(info))
+            })?;
+            if let Some(info) = recorded {
+                return Ok(info);
+            }
+        }
+        Err(Error::Refused {
+            reason: format!(
+                "other vpnca commands changed the store each time CRL #{number} was being signed ({CRL_SIGN_ATTEMPTS} attempts): no CRL was recorded; run the command again"
+            ),
+        })
+    }
+
+    /// The revocations no CRL lists yet, when a CRL was deferred ([`CrlDeferred`]), proven
+    /// against the state. Works locked.
+    pub fn crl_deferred(&self) -> Result<Option<CrlDeferred>> {
+        self.setting(store::state::CRL_DEFERRED)?
+            .map(|t| CrlDeferred::parse(&t))
+            .transpose()
     }
 }
 

@@ -2,7 +2,10 @@
 //! tests/aws/kms_server.py: `vpnca ca --kms-key` makes it, and every certificate and CRL it
 //! signs afterwards is a KMS `Sign` (DIGEST), each checked by openssl. Faults: a disabled key
 //! and a corrupt signature end in exit 3 with the store unchanged; an edited key reference in
-//! the database is refused (exit 2) before anything is sent to Sign.
+//! the database is refused (exit 2) before anything is sent to Sign. A revocation is the
+//! exception: recorded when KMS cannot sign its CRL, which is deferred (exit 3, `status`
+//! reports it) until a later command signs it; CRLs are signed outside the store's lock and
+//! redone when the store moved meanwhile.
 
 mod common;
 
@@ -804,4 +807,214 @@ print(json.dumps({{"arn": k['Arn'], "signs_tbs": ok(b'tbs'), "signs_digest_as_ra
     let err = expect_code(&["ca", "--kms-key", arn], c.output().expect("run"), 3);
     assert!(err.contains("does not verify"), "{err}");
     assert_eq!(e.snapshot(), before, "a refused `ca` changed the store");
+}
+
+/// The serial of `cert` (under the store folder) as openssl prints it, normalized.
+fn serial_of(e: &Env, cert: &str) -> String {
+    common::norm_serial(&common::openssl_serial(&e.pki, cert))
+}
+
+/// `status --json`: its exit code and the `crl` `deferred` findings' serials (normalized).
+fn deferred_findings(e: &Env, kms: &KmsServer) -> (Option<i32>, Vec<String>) {
+    let o = run(e, kms, &["--json", "status"]);
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("status --json");
+    let serials = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["subject"] == "crl" && f["problem"] == "deferred")
+        .map(|f| common::norm_serial(f["serial"].as_str().expect("serial")))
+        .collect();
+    (o.status.code(), serials)
+}
+
+/// Fails when: `Store::revoke` gives up the revocation when KMS cannot sign its CRL (exit 3,
+/// alice still valid), or `status` does not report the deferred CRL (exit 0 meanwhile), or
+/// `crl`/`push-crl` publish the CRL that omits alice.
+#[test]
+fn a_revocation_is_recorded_when_its_crl_cannot_be_signed() {
+    let kms = KmsServer::start();
+    let (e, key) = kms_ca(&kms);
+    let arn = key["Arn"].as_str().expect("arn");
+    ok(&e, &kms, &["client", "alice"]);
+    ok(&e, &kms, &["client", "bob"]);
+    ok(&e, &kms, &["crl"]);
+    let alice = serial_of(&e, "issued/alice.crt");
+    std::fs::copy(e.pki.join("issued/alice.crt"), e.path("alice.crt")).expect("copy");
+    let crl_before = std::fs::read(e.pki.join("crl.pem")).expect("crl.pem");
+
+    // The key is disabled: the revocation is recorded, no CRL is signed, exit 3.
+    kms.set_state(arn, "Disabled");
+    let o = run(&e, &kms, &["--json", "revoke", "alice"]);
+    let err = common::s(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("NO CRL WAS SIGNED") && err.contains("vpnca crl") && err.contains(arn),
+        "the warning says what happened, why and what to run: {err}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("revoke --json");
+    assert!(v["crl"].is_null(), "{v}");
+    assert_eq!(v["revoked"][0]["status"], "revoked", "{v}");
+    let deferred: Vec<String> = v["crl_deferred"]["serials"]
+        .as_array()
+        .expect("crl_deferred.serials")
+        .iter()
+        .map(|s| common::norm_serial(s.as_str().expect("serial")))
+        .collect();
+    assert_eq!(deferred, std::slice::from_ref(&alice), "{v}");
+    assert!(err.contains(v["crl_deferred"]["serials"][0].as_str().expect("serial")));
+    // Recorded and audited: alice is revoked, the log has the revocation and the deferral.
+    let show = ok(&e, &kms, &["--json", "list", "--status", "revoked"]);
+    assert!(show.contains("alice"), "{show}");
+    let log = ok(&e, &kms, &["log"]);
+    assert!(
+        log.contains("revoke") && log.contains("crl-deferred"),
+        "{log}"
+    );
+    // crl.pem is the CRL of before (openssl: CRL #1, no entry), not a new one.
+    assert_eq!(
+        std::fs::read(e.pki.join("crl.pem")).expect("crl.pem"),
+        crl_before
+    );
+    let (number, entries) = common::crl_by_openssl(&e);
+    assert_eq!(number, 1);
+    assert!(entries.is_empty(), "{entries:?}");
+
+    // Until a CRL lists alice: status reports it (exit 1), naming her serial.
+    assert_eq!(deferred_findings(&e, &kms), (Some(1), vec![alice.clone()]));
+    // `crl --out` with the key still disabled: exit 3, nothing written anywhere.
+    let err = fails(&e, &kms, &["crl", "--out", "out.pem"], 3);
+    assert!(err.contains(arn), "{err}");
+    assert!(!e.path("out.pem").exists(), "no CRL was written to --out");
+    // push-crl cannot sign the CRL that lists alice: nothing is uploaded.
+    let ec2 = common::aws::Ec2Server::with_state(
+        &json!({"endpoints": [{"id": "cvpn-endpoint-0123456789abcdef0"}]}),
+    );
+    let mut c = e.cmd(&[
+        "clientvpn",
+        "push-crl",
+        "--endpoint",
+        "cvpn-endpoint-0123456789abcdef0",
+    ]);
+    aws_env(&mut c, None, Some(&ec2));
+    c.env("AWS_ENDPOINT_URL_KMS", kms.url());
+    let o = c.output().expect("run");
+    assert_eq!(o.status.code(), Some(3), "{}", common::s(&o.stderr));
+    assert!(
+        ec2.crl("cvpn-endpoint-0123456789abcdef0").is_none(),
+        "push-crl uploaded a CRL that does not list alice"
+    );
+
+    // KMS signs again: status still reports it (nothing signed yet); verify finds no
+    // integrity problem and says so; `vpnca crl` signs CRL #2, which lists alice.
+    kms.set_state(arn, "Enabled");
+    assert_eq!(deferred_findings(&e, &kms), (Some(1), vec![alice.clone()]));
+    let o = run(&e, &kms, &["verify"]);
+    let text = format!("{}{}", common::s(&o.stdout), common::s(&o.stderr));
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("the CRL was deferred"),
+        "verify says so: {text}"
+    );
+    ok(&e, &kms, &["crl", "--out", "out.pem"]);
+    let (number, entries) = common::crl_by_openssl(&e);
+    assert_eq!(number, 2);
+    assert_eq!(entries.keys().collect::<Vec<_>>(), [&alice]);
+    let text = common::crl_verified_text(&e.pki, "../out.pem", "ca.crt");
+    assert!(text.contains(&format!("Serial Number: {alice}")), "{text}");
+    let (verified, out) = openssl_verify(
+        e.dir.path(),
+        &[
+            "-crl_check",
+            "-CAfile",
+            "pki/ca.crt",
+            "-CRLfile",
+            "pki/crl.pem",
+            "alice.crt",
+        ],
+    );
+    assert!(!verified && out.contains("certificate revoked"), "{out}");
+    assert_eq!(deferred_findings(&e, &kms), (Some(0), vec![]));
+    ok(&e, &kms, &["verify"]);
+}
+
+/// Fails when: a revocation made while KMS cannot be reached is not recorded, or the next
+/// revocation that reaches KMS does not sign a CRL listing both.
+#[test]
+fn kms_unreachable_at_revoke_then_the_next_revoke_signs_both() {
+    let kms = KmsServer::start();
+    let (e, _) = kms_ca(&kms);
+    ok(&e, &kms, &["client", "alice"]);
+    ok(&e, &kms, &["client", "bob"]);
+    ok(&e, &kms, &["crl"]);
+    let (alice, bob) = (
+        serial_of(&e, "issued/alice.crt"),
+        serial_of(&e, "issued/bob.crt"),
+    );
+    // Nothing listens there: every attempt fails to connect, and is retried.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let mut c = e.cmd(&["revoke", "alice"]);
+    aws_env(&mut c, None, None);
+    c.env("AWS_ENDPOINT_URL_KMS", format!("http://127.0.0.1:{port}"));
+    let o = c.output().expect("run");
+    let err = common::s(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("NO CRL WAS SIGNED"), "{err}");
+    assert_eq!(deferred_findings(&e, &kms), (Some(1), vec![alice.clone()]));
+    let (number, entries) = common::crl_by_openssl(&e);
+    assert!(number == 1 && entries.is_empty(), "{entries:?}");
+
+    // KMS is back: bob's revocation signs the CRL, which lists alice too.
+    ok(&e, &kms, &["revoke", "bob"]);
+    let (number, entries) = common::crl_by_openssl(&e);
+    assert_eq!(number, 2);
+    let mut want = vec![alice, bob];
+    want.sort();
+    assert_eq!(entries.into_keys().collect::<Vec<_>>(), want);
+    assert_eq!(deferred_findings(&e, &kms), (Some(0), vec![]));
+}
+
+/// Fails when: `vpnca crl` signs inside the store's write lock for a KMS CA (bob's revoke
+/// waits for its slow Sign), or commits a CRL signed against a state that moved meanwhile
+/// (CRL #1 twice, or a CRL #2 that does not list bob).
+#[test]
+fn a_slow_crl_sign_does_not_hold_the_lock_and_is_redone_when_the_store_moved() {
+    let kms = KmsServer::start();
+    let (e, _) = kms_ca(&kms);
+    ok(&e, &kms, &["client", "alice"]);
+    ok(&e, &kms, &["client", "bob"]);
+    let bob = serial_of(&e, "issued/bob.crt");
+    // The `crl`'s Sign is answered after 4 s; bob's revocation's at once.
+    kms.control("delay", &json!({"seconds": 4, "times": 1}));
+    let mut c = e.cmd(&["crl"]);
+    aws_env(&mut c, None, None);
+    c.env("AWS_ENDPOINT_URL_KMS", kms.url())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut slow = c.spawn().expect("spawn");
+    let t0 = std::time::Instant::now();
+    while !kms.requests().iter().any(|r| r["delayed"].is_number()) {
+        assert!(t0.elapsed().as_secs() < 30, "the CRL's Sign never arrived");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = ok(&e, &kms, &["revoke", "bob"]);
+    assert!(out.contains("Wrote CRL #1"), "{out}");
+    assert!(
+        slow.try_wait().expect("try_wait").is_none(),
+        "bob's revocation was made only after the slow CRL Sign ended: the store was locked meanwhile"
+    );
+    let o = slow.wait_with_output().expect("wait");
+    let out = common::s(&o.stdout);
+    assert!(o.status.success(), "{}", common::s(&o.stderr));
+    // Signed against the state before bob's revocation: dropped, made again as CRL #2.
+    assert!(out.contains("Wrote CRL #2 with 1 entries"), "{out}");
+    let (number, entries) = common::crl_by_openssl(&e);
+    assert_eq!(number, 2);
+    assert_eq!(entries.into_keys().collect::<Vec<_>>(), [bob]);
+    let signs = kms.ops().iter().filter(|o| *o == "Sign").count();
+    // The CA, the state-signing key, alice, bob, the slow CRL, bob's CRL, the CRL redone.
+    assert_eq!(signs, 7);
+    ok(&e, &kms, &["verify"]);
 }

@@ -12,6 +12,11 @@ use super::options::{PublicOut, public_out};
 use super::output::{Out, crl_json, record_json, sh, warn};
 use super::passphrase::open_unlocked;
 
+/// Exit code of a `revoke` whose revocation is recorded but whose CRL was deferred (its CA key
+/// in KMS could not sign): 3, as for every AWS failure, so that a script tells it from 0 (the
+/// CRL is written: upload it) and from 2 (nothing was changed). docs/commands-revocation.md.
+const EXIT_CRL_DEFERRED: u8 = 3;
+
 /// `vpnca revoke NAME` or `revoke --serial HEX`, then a new CRL; with `--batch`,
 /// batch::revoke.
 pub(super) fn revoke(cli: &Cli, out: &Out, args: &RevokeArgs) -> Result<u8> {
@@ -52,7 +57,12 @@ pub(super) fn revoke(cli: &Cli, out: &Out, args: &RevokeArgs) -> Result<u8> {
         (Target::Name(n), true) => revoke_renewed(&store, n, reason)?,
         _ => store.revoke(&target, reason)?,
     };
-    let v = json!({"revoked": res.revoked.iter().map(record_json).collect::<Vec<_>>(), "crl": crl_json(&res.crl, &store.crl_path())});
+    let mut v = json!({"revoked": res.revoked.iter().map(record_json).collect::<Vec<_>>(),
+        "crl": res.crl.as_ref().map(|c| crl_json(c, &store.crl_path()))});
+    if let (Some(d), serde_json::Value::Object(m)) = (&res.deferred, &mut v) {
+        // Only when the CRL was deferred (docs/json.md#revoke): `crl` is then null.
+        m.insert("crl_deferred".into(), json!(d));
+    }
     out.changed(&store, v, || {
         for r in &res.revoked {
             outln!(
@@ -63,17 +73,51 @@ pub(super) fn revoke(cli: &Cli, out: &Out, args: &RevokeArgs) -> Result<u8> {
                 reason.as_str()
             );
         }
-        outln!(
-            "Wrote CRL #{} with {} entries to {} (valid until {})",
-            res.crl.number,
-            res.crl.entries,
-            store.crl_path().display(),
-            vpnca::fmt_time(res.crl.next_update)
-        );
-        print_upload_steps(&store);
+        if let Some(crl) = &res.crl {
+            outln!(
+                "Wrote CRL #{} with {} entries to {} (valid until {})",
+                crl.number,
+                crl.entries,
+                store.crl_path().display(),
+                vpnca::fmt_time(crl.next_update)
+            );
+            print_upload_steps(&store);
+        }
     });
-    crl_warnings(&res.crl);
+    if let Some(crl) = &res.crl {
+        crl_warnings(crl);
+    }
+    if let Some(d) = &res.deferred {
+        deferred_warning(&store, d);
+        return Ok(EXIT_CRL_DEFERRED);
+    }
     Ok(0)
+}
+
+/// The warning of a revocation whose CRL was deferred ([`vpnca::crl::CrlDeferred`]): which
+/// serials no CRL lists, that no CRL was signed and why, what `crl.pem` still holds, and the
+/// command that signs the CRL. `revoke` then exits 3 (docs/commands-revocation.md).
+pub(super) fn deferred_warning(store: &vpnca::Store, d: &vpnca::crl::CrlDeferred) {
+    let held = match store.latest_crl() {
+        Ok(Some(c)) => format!(
+            "{} still holds CRL #{}, which does not list {}",
+            store.crl_path().display(),
+            c.number,
+            if d.serials.len() == 1 { "it" } else { "them" }
+        ),
+        _ => format!("{} has no CRL yet", store.crl_path().display()),
+    };
+    warn(&format!(
+        "the revocation of serial {} is recorded, but NO CRL WAS SIGNED: {}. {held}, and the VPN still accepts {} until a CRL that lists {} is signed and uploaded: run `vpnca crl` once KMS can sign (then upload it); `vpnca status` reports it until then",
+        d.serials.join(", "),
+        d.reason.as_deref().unwrap_or("the CRL was not signed"),
+        if d.serials.len() == 1 {
+            "that certificate"
+        } else {
+            "those certificates"
+        },
+        if d.serials.len() == 1 { "it" } else { "them" },
+    ));
 }
 
 /// easy-rsa's `revoke-renewed NAME`: revokes NAME's superseded certificates (the ones `renew`
@@ -96,15 +140,20 @@ fn revoke_renewed(
     }
     let mut revoked = Vec::new();
     let mut crl = None;
+    let mut deferred = None;
     for r in old {
         let res = store
             .revoke(&Target::Serial(r.serial.clone()), reason)
             .with_context(|| format!("revoking {name}'s serial {}", r.serial))?;
         revoked.extend(res.revoked);
-        crl = Some(res.crl);
+        crl = res.crl;
+        deferred = res.deferred;
     }
-    let crl = crl.context("no CRL written")?;
-    Ok(vpnca::Revoked { revoked, crl })
+    Ok(vpnca::Revoked {
+        revoked,
+        crl,
+        deferred,
+    })
 }
 
 /// `warning: …` for each of a new CRL's warnings (it expires soon: see

@@ -665,6 +665,45 @@ impl<'c> Tx<'c> {
         Ok(())
     }
 
+    /// Records (`Some`: JSON, [`crate::crl::CrlDeferred`]) or clears (`None`) the revocations
+    /// no CRL lists yet: the [`state::CRL_DEFERRED`] setting, part of the authenticated state.
+    pub(crate) fn set_crl_deferred(&self, value: Option<&str>) -> Result<()> {
+        match value {
+            Some(v) => meta_set(self, state::CRL_DEFERRED, v),
+            None => {
+                if meta_get(self.sql(), state::CRL_DEFERRED)?.is_none() {
+                    return Ok(());
+                }
+                self.touch(state::Item::Setting(state::CRL_DEFERRED))?;
+                self.sql()
+                    .execute("DELETE FROM meta WHERE k = ?1", [state::CRL_DEFERRED])
+                    .map_err(Error::db("writing the header"))?;
+                Ok(())
+            }
+        }
+    }
+
+    /// The deferred-CRL record as this transaction sees it, proven against the state it
+    /// started from (unless it changed it already).
+    pub(crate) fn crl_deferred(&self) -> Result<Option<String>> {
+        self.prove(&state::Item::Setting(state::CRL_DEFERRED))?;
+        meta_get(self.sql(), state::CRL_DEFERRED)
+    }
+
+    /// Where the store's state stands now: the state head and the audit head as recorded.
+    /// Another write in between changes at least one of them ([`Tx::moved_since`]).
+    pub(crate) fn mark(&self) -> Result<StateMark> {
+        Ok(StateMark(
+            meta_get(self.sql(), "state_head")?,
+            meta_get(self.sql(), "audit_head")?,
+        ))
+    }
+
+    /// Whether a write was committed since `mark` was taken (in another transaction).
+    pub(crate) fn moved_since(&self, mark: &StateMark) -> Result<bool> {
+        Ok(&self.mark()? != mark)
+    }
+
     /// Records the parent chain of a sub-CA (issuer first, root last).
     pub(crate) fn insert_chain(&self, chain: &[Vec<u8>]) -> Result<()> {
         self.touch(state::Item::Chain)?;
@@ -679,6 +718,22 @@ impl<'c> Tx<'c> {
         Ok(())
     }
 }
+
+/// The state-signing key's certificate as prepared before a write took the lock
+/// ([`Store::presign_state_key`]).
+enum StateKeyCert {
+    /// Not prepared: made inside the write if it is due.
+    NotTried,
+    /// Signed by the CA's KMS key.
+    Signed(Vec<u8>),
+    /// KMS could not sign it: the write goes on without it.
+    Failed,
+}
+
+/// Where the store's state stood when a transaction read it ([`Tx::mark`]): what a CRL
+/// prepared from a snapshot and signed outside the lock is committed against.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct StateMark(Option<String>, Option<String>);
 
 /// Which certificates [`Store::list`] returns.
 #[derive(Debug, Clone, Default)]
@@ -1010,10 +1065,11 @@ impl Store {
     /// Runs `f` in one write transaction (`BEGIN IMMEDIATE`): all of it commits or none.
     pub(crate) fn write<T>(&self, f: impl FnOnce(&Tx<'_>, &Keys) -> Result<T>) -> Result<T> {
         let keys = self.keys()?;
+        let state_key = self.presign_state_key(keys);
         let tx = Tx::begin(&self.conn, &self.write_state, "locking the store")?;
         self.check_checkpoint(tx.sql())?;
         let upgraded = self.format.get() == 1 && self.upgrade_v1(&tx, keys)?;
-        let out = self.write_in(tx, keys, f);
+        let out = self.write_in(tx, keys, f, state_key);
         if out.is_err() && upgraded {
             // Rolled back with the write: the store is format 1 as it was.
             self.format.set(1);
@@ -1027,6 +1083,7 @@ impl Store {
         tx: Tx<'_>,
         keys: &Keys,
         f: impl FnOnce(&Tx<'_>, &Keys) -> Result<T>,
+        state_key: StateKeyCert,
     ) -> Result<T> {
         if self.format.get() >= 2 {
             let head = state::trusted_head(tx.sql(), keys)?;
@@ -1046,7 +1103,7 @@ impl Store {
             // store's read proofs stand down, the transaction's touches prove instead.
             self.in_write.set(true);
             let out = f(&tx, keys).and_then(|out| {
-                self.ensure_state_key(&tx, keys)?;
+                self.ensure_state_key(&tx, keys, state_key)?;
                 Ok(out)
             });
             self.in_write.set(false);
@@ -1078,11 +1135,41 @@ impl Store {
         Ok(out)
     }
 
+    /// Runs `f` on a read-only transaction (`BEGIN DEFERRED`, rolled back at the end): one
+    /// consistent snapshot, read through the same [`Tx`] methods and proofs as a write (against
+    /// the trusted head), without holding the store's write lock. What `f` changes is undone.
+    /// For work prepared here and committed later by [`Store::write`] if the state has not
+    /// moved ([`Tx::mark`], [`Tx::moved_since`]): a CRL signed by KMS outside the lock.
+    pub(crate) fn read_tx<T>(&self, f: impl FnOnce(&Tx<'_>, &Keys) -> Result<T>) -> Result<T> {
+        let keys = self.keys()?;
+        let t = Transaction::new_unchecked(&self.conn, TransactionBehavior::Deferred)
+            .map_err(Error::db("reading the store"))?;
+        *self.write_state.borrow_mut() = state::Touched::default();
+        let tx = Tx {
+            t,
+            state: &self.write_state,
+        };
+        if self.format.get() >= 2 {
+            let head = state::trusted_head(tx.sql(), keys)?;
+            tx.track(head.root, head.seq);
+        }
+        self.in_write.set(true);
+        let out = f(&tx, keys);
+        self.in_write.set(false);
+        *self.write_state.borrow_mut() = state::Touched::default();
+        drop(tx);
+        out
+    }
+
     /// Certifies the state-signing key with the CA when the store has none yet and has a CA
     /// that can sign (not expired, not a pending sub-CA): inside every write, so the `ca`
     /// command's own transaction makes it, and an older store gets it at its next write (or
     /// `verify`). Audited (`state-key`).
-    fn ensure_state_key(&self, tx: &Tx<'_>, keys: &Keys) -> Result<()> {
+    ///
+    /// A CA whose key is in KMS certifies it before the lock is taken
+    /// ([`Store::presign_state_key`]); when KMS could not sign then, the store goes on without
+    /// one until a later write (a KMS call must neither hold the lock nor stop a revocation).
+    fn ensure_state_key(&self, tx: &Tx<'_>, keys: &Keys, state_key: StateKeyCert) -> Result<()> {
         if self.format.get() < 2 || meta_get(tx.sql(), state::STATE_KEY_CERT)?.is_some() {
             return Ok(());
         }
@@ -1093,8 +1180,26 @@ impl Store {
         if ca.not_after <= now() {
             return Ok(());
         }
-        let signer = self.signer()?;
-        let der = crate::ca::certify_state_key(&signer, &keys.state_public_key()?)?;
+        let der = match state_key {
+            StateKeyCert::Failed => return Ok(()),
+            StateKeyCert::Signed(der) => {
+                // Signed outside the lock by the CA this transaction holds (a CA is never
+                // replaced), for this store's state-signing key: checked, not assumed.
+                let cert = crate::x509::parse_cert(&der, "the state-signing key's certificate")?;
+                let ca_cert = crate::x509::parse_cert(&ca.der, "the CA certificate")?;
+                let ours = crate::ca::state_key_spki(&keys.state_public_key()?);
+                if !crate::x509::signed_by(&cert, &ca_cert) || cert.public_key().raw != ours {
+                    return Err(Error::Tampered {
+                        what: "the state-signing key's certificate signed before the store was locked is not for this store's key and CA".into(),
+                    });
+                }
+                der
+            }
+            StateKeyCert::NotTried => {
+                let signer = self.signer()?;
+                crate::ca::certify_state_key(&signer, &keys.state_public_key()?)?
+            }
+        };
         tx.touch(state::Item::StateKey)?;
         meta_set(tx, state::STATE_KEY_CERT, &crypto::hex(&der))?;
         audit_append(
@@ -1108,6 +1213,27 @@ impl Store {
                 "ca": ca.serial.hex(),
             }),
         )
+    }
+
+    /// The state-signing key's certificate made before a write locks the store, for a store
+    /// that has none yet and whose CA key is in KMS (one `Sign`, which must not hold the lock);
+    /// [`StateKeyCert::NotTried`] for everything else, signed inside as before: a local CA key,
+    /// a CA made by the write itself, a store that has its certificate.
+    fn presign_state_key(&self, keys: &Keys) -> StateKeyCert {
+        let due = self.format.get() >= 2
+            && matches!(self.meta(state::STATE_KEY_CERT), Ok(None))
+            && matches!(self.ca_kms_key(), Ok(Some(_)))
+            && self.ca().is_ok_and(|ca| ca.not_after > now());
+        if !due {
+            return StateKeyCert::NotTried;
+        }
+        let signed = self
+            .signer()
+            .and_then(|signer| crate::ca::certify_state_key(&signer, &keys.state_public_key()?));
+        match signed {
+            Ok(der) => StateKeyCert::Signed(der),
+            Err(_) => StateKeyCert::Failed,
+        }
     }
 
     /// Gives the store its state-signing key now if it has none (see `ensure_state_key`), and
@@ -1804,12 +1930,12 @@ impl Store {
 }
 
 /// The `meta` keys only format 2 writes (an adopted profile, the state head, its signature,
-/// the state-signing key's certificate): in a format-1 store they were
+/// the state-signing key's certificate, the deferred-CRL record): in a format-1 store they were
 /// put there from outside, and the upgrade must not vouch for them.
 fn v2_only_meta_keys(conn: &Connection) -> Result<Vec<String>> {
     let mut st = conn
         .prepare(
-            "SELECT k FROM meta WHERE k LIKE 'template.%' OR k IN ('state_head', 'state_sig', 'state_key_cert', 'audit_hash', 'aws_lists') ORDER BY k",
+            "SELECT k FROM meta WHERE k LIKE 'template.%' OR k IN ('state_head', 'state_sig', 'state_key_cert', 'audit_hash', 'aws_lists', 'crl_deferred') ORDER BY k",
         )
         .map_err(Error::db("reading the header"))?;
     st.query_map([], |r| r.get::<_, String>(0))

@@ -30,15 +30,22 @@ CREATE TABLE smt_nodes (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;
 ";
 
 /// The store settings that are part of the state (CRL policy, the CRL number floor, the second
-/// checkpoint: `checkpoint::OUTSIDE_SETTING`).
-pub(crate) const SETTINGS: [&str; 6] = [
+/// checkpoint: `checkpoint::OUTSIDE_SETTING`, the syslog socket, the audit log's hash chain:
+/// `audit_hash::AUDIT_HASH`, the deferred CRL: [`CRL_DEFERRED`]).
+pub(crate) const SETTINGS: [&str; 7] = [
     "crl_days",
     "crl_omit_expired",
     "crl_number_floor",
     super::checkpoint::OUTSIDE_SETTING,
     super::syslog::SETTING,
     super::audit_hash::AUDIT_HASH,
+    CRL_DEFERRED,
 ];
+
+/// The setting that records revocations no CRL lists yet (JSON, [`crate::crl::CrlDeferred`]):
+/// set by a revocation whose CRL is signed by KMS after the revocation is committed, cleared by
+/// the next CRL recorded. Absent when the latest CRL covers the revoked set.
+pub(crate) const CRL_DEFERRED: &str = "crl_deferred";
 
 /// The `meta` key of the state-signing key's certificate (DER, hex).
 pub(crate) const STATE_KEY_CERT: &str = "state_key_cert";
