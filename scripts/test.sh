@@ -9,7 +9,7 @@
 #                 (PyPI: moto[server] and what tests/aws/ec2_server.py uses) and
 #                 tests/requirements-lint.txt (pkilint); fetches every crate (cargo fetch)
 #   fmt           cargo fmt --check
-#   clippy        cargo clippy --all-targets -D warnings (the keygen bench included)
+#   clippy        cargo clippy --all-targets -D warnings (the keygen bench included), and the library and binary without default features (no `aws`)
 #   tests         cargo test --all-targets --no-fail-fast (unit, integration, bench smoke run)
 #   doctests      cargo test --doc
 #   supply-chain  scripts/supply-chain.sh (cargo-deny: licences, bans, sources, advisories)
@@ -140,6 +140,14 @@ run_tests() {
     return "${PIPESTATUS[0]}"
 }
 
+# clippy on every target, and on the library and binary built without the default features
+# (no `aws`: what the fuzz workspace builds), so that a module or item wired to the wrong
+# feature fails here rather than in the fuzz step.
+run_clippy() {
+    cargo clippy --all-targets --locked -- -D warnings &&
+        cargo clippy --lib --bins --no-default-features --locked -- -D warnings
+}
+
 run_doctests() {
     cargo test --locked --doc 2>&1 | tee -a "$test_log"
     return "${PIPESTATUS[0]}"
@@ -153,7 +161,7 @@ fi
 for s in $steps; do
     case $s in
     fmt) step fmt cargo fmt --all -- --check ;;
-    clippy) step clippy cargo clippy --all-targets --locked -- -D warnings ;;
+    clippy) step clippy run_clippy ;;
     tests) step tests run_tests ;;
     doctests) step doctests run_doctests ;;
     supply-chain) step supply-chain ./scripts/supply-chain.sh ;;

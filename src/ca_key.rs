@@ -88,13 +88,8 @@ impl CaKey {
                     ),
                 })?;
             let key = KmsKey::from_parts(&r.arn, spec, &spki)?;
-            let kms = match store.kms_client().filter(|k| k.region() == r.region) {
-                Some(k) => k,
-                None => std::sync::Arc::new(Kms::connect(&crate::aws::AwsOptions {
-                    region: Some(r.region.clone()),
-                    ..Default::default()
-                })?),
-            };
+            let kms = store.kms_client_for(&r.region)?;
+            let _: &Kms = &kms;
             Ok(CaKey::Kms(KmsSigner::shared(kms, key)))
         }
         #[cfg(not(feature = "aws"))]

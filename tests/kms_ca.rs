@@ -1018,3 +1018,36 @@ fn a_slow_crl_sign_does_not_hold_the_lock_and_is_redone_when_the_store_moved() {
     assert_eq!(signs, 7);
     ok(&e, &kms, &["verify"]);
 }
+
+/// A batch against a KMS that throttles every third Sign: every certificate is issued (each
+/// verified by openssl), and the summary counts the throttled attempts exactly as the test
+/// server answered them (its request log), with one signature per certificate.
+///
+/// Fails when: the batch summary leaves out the KMS line, or counts from another client than
+/// the one that signed (seen with `CaKey::kms` connecting its own client: "0 signature(s)").
+#[test]
+fn a_batch_under_throttling_issues_everything_and_counts_the_throttling() {
+    let kms = KmsServer::start();
+    let (e, _) = kms_ca(&kms);
+    kms.control("throttle", &json!({"every": 3, "ops": ["Sign"]}));
+    std::fs::write(e.path("team.csv"), "name\nt1\nt2\nt3\nt4\nt5\nt6\n").expect("csv");
+    let out = ok(&e, &kms, &["client", "--batch", "team.csv", "--jobs", "2"]);
+    for u in ["t1", "t2", "t3", "t4", "t5", "t6"] {
+        assert_verifies(&e, &format!("issued/{u}.crt"));
+    }
+    let throttled = kms
+        .requests()
+        .iter()
+        .filter(|r| r["op"] == "Sign" && r["error"] == "ThrottlingException")
+        .count();
+    assert!(throttled >= 2, "the server throttled: {throttled}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("KMS: "))
+        .unwrap_or_else(|| panic!("no KMS line in:\n{out}"));
+    assert!(
+        line.starts_with("KMS: 6 signature(s) in ")
+            && line.contains(&format!("; {throttled} throttled and retried")),
+        "{line} (the server throttled {throttled})"
+    );
+}

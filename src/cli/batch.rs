@@ -202,14 +202,32 @@ fn run_issue(
     let decided = AtomicUsize::new(0);
     let committed = AtomicUsize::new(0);
     let done = AtomicBool::new(false);
+    // A KMS CA: the client every signature goes through, whose throttled attempts the
+    // progress bar and the summary show (a failure to connect shows when signing fails).
+    #[cfg(feature = "aws")]
+    let kms = store.ca_kms_client().ok().flatten();
+    let throttled = || -> u64 {
+        #[cfg(feature = "aws")]
+        return kms.as_ref().map_or(0, |k| k.stats().throttled);
+        #[cfg(not(feature = "aws"))]
+        0
+    };
     let summary = std::thread::scope(|scope| {
         if let Some(pb) = &bar {
-            let (signed, decided, done) = (&signed, &decided, &done);
+            let (signed, decided, committed, done, throttled) =
+                (&signed, &decided, &committed, &done, &throttled);
             scope.spawn(move || {
                 while !done.load(Ordering::Relaxed) {
                     pb.set_position(
                         (signed.load(Ordering::Relaxed) + decided.load(Ordering::Relaxed)) as u64,
                     );
+                    let t = throttled();
+                    if t > 0 {
+                        pb.set_message(format!(
+                            "{} done, KMS throttled {t} time(s)",
+                            committed.load(Ordering::Relaxed)
+                        ));
+                    }
                     std::thread::sleep(std::time::Duration::from_millis(100));
                 }
             });
@@ -243,6 +261,19 @@ fn run_issue(
         errln!("{line}");
     } else {
         outln!("{line}");
+    }
+    #[cfg(feature = "aws")]
+    if let Some(k) = &kms {
+        let st = k.stats();
+        let line = format!(
+            "KMS: {} signature(s) in {} request(s); {} throttled and retried with backoff",
+            st.signatures, st.requests, st.throttled
+        );
+        if out.json {
+            errln!("{line}");
+        } else {
+            outln!("{line}");
+        }
     }
     if summary.interrupted {
         errln!(

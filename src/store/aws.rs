@@ -15,7 +15,7 @@ use crate::store::{self, Store};
 use crate::{Error, Result};
 
 use super::AWS_SCHEMA as SCHEMA;
-use super::{Tx, state};
+use super::state;
 
 /// An ACM certificate this store imported into.
 #[derive(Debug, Clone, Serialize)]
@@ -47,24 +47,6 @@ pub struct KnownEndpoint {
     /// When.
     #[serde(with = "time::serde::rfc3339")]
     pub pushed_at: OffsetDateTime,
-}
-
-/// The `meta` key that marks a store whose AWS records are listed in the state
-/// ([`state::Item::AwsImports`], [`state::Item::AwsEndpoints`]): set by `init`, the upgrade,
-/// or the first write of a store made before, which starts both lists from the tables (rows
-/// deleted before then stay unseen, as before). The lists' values depend on it, so deleting it
-/// later, or planting it, fails their proofs.
-pub(crate) const LISTS: &str = "aws_lists";
-
-/// Starts the AWS lists (see [`LISTS`]) inside `tx`, when the store has not yet; the lists are
-/// touched first, so their absence is proven (a planted marker stops the write).
-pub(crate) fn start_lists(tx: &Tx<'_>) -> Result<()> {
-    if store::meta_get(tx.sql(), LISTS)?.is_some() {
-        return Ok(());
-    }
-    tx.touch(state::Item::AwsImports)?;
-    tx.touch(state::Item::AwsEndpoints)?;
-    store::meta_set(tx, LISTS, "1")
 }
 
 fn import_mac_fields(i: &AcmImport) -> Vec<Vec<u8>> {

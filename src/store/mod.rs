@@ -8,8 +8,8 @@
 //! lock; a crash or SIGKILL rolls the transaction back), in rollback-journal mode with
 //! `synchronous=FULL`. Mirrors are rewritten after the commit and repaired by `verify`.
 
-#[cfg(feature = "aws")]
 mod audit_hash;
+#[cfg(feature = "aws")]
 pub(crate) mod aws;
 pub(crate) mod checkpoint;
 pub(crate) mod crypto;
@@ -1120,13 +1120,13 @@ impl Store {
         {
             audit_hash::start(&tx)?;
         }
-        // Likewise the lists of the AWS records (`aws::LISTS`), by the first write that
+        // Likewise the lists of the AWS records (`state::AWS_LISTS`), by the first write that
         // appends to the log.
         if self.format.get() >= 2
-            && meta_get(tx.sql(), aws::LISTS)?.is_none()
+            && meta_get(tx.sql(), state::AWS_LISTS)?.is_none()
             && audit_seq(tx.sql())? > start_seq
         {
-            aws::start_lists(&tx)?;
+            state::start_aws_lists(&tx)?;
         }
         state::seal(&tx, keys)?;
         tx.commit()?;
@@ -1465,6 +1465,40 @@ impl Store {
     #[cfg(feature = "aws")]
     pub(crate) fn kms_client(&self) -> Option<std::sync::Arc<crate::aws::kms::Kms>> {
         self.kms_client.get().cloned()
+    }
+
+    /// The store's KMS client when it is for `region`; else one connected now (credentials
+    /// and endpoint from the standard AWS chain, `AWS_ENDPOINT_URL_KMS`), kept as the store's
+    /// client when it has none yet, so that everything this process signs goes through one
+    /// client and its [`crate::aws::kms::Kms::stats`] count all of it. No call is made here.
+    #[cfg(feature = "aws")]
+    pub(crate) fn kms_client_for(
+        &self,
+        region: &str,
+    ) -> Result<std::sync::Arc<crate::aws::kms::Kms>> {
+        if let Some(k) = self.kms_client().filter(|k| k.region() == region) {
+            return Ok(k);
+        }
+        let k = std::sync::Arc::new(crate::aws::kms::Kms::connect(&crate::aws::AwsOptions {
+            region: Some(region.to_string()),
+            ..Default::default()
+        })?);
+        self.use_kms(k.clone());
+        Ok(k)
+    }
+
+    /// The KMS client that signs for this store's CA, `None` for a CA whose key the store
+    /// holds (or no CA). Its [`crate::aws::kms::Kms::stats`] count the requests, throttled
+    /// attempts and signatures of this process: what a batch reports.
+    #[cfg(feature = "aws")]
+    pub fn ca_kms_client(&self) -> Result<Option<std::sync::Arc<crate::aws::kms::Kms>>> {
+        if !self.has_ca()? {
+            return Ok(None);
+        }
+        match self.ca_kms_key()? {
+            Some(r) => self.kms_client_for(&r.region).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Rewrites the database file (SQLite `VACUUM`) so that no freed page or unused space in

@@ -137,7 +137,23 @@ impl Store {
         let mut problems = state::check_all(tx.sql(), old)?;
         problems.extend(self.check_audit_chain()?);
         problems.extend(self.parent_chain().err().map(|e| e.to_string()));
+        #[cfg(feature = "aws")]
         problems.extend(self.acm_imports().err().map(|e| e.to_string()));
+        #[cfg(not(feature = "aws"))]
+        if state::has_table(tx.sql(), "aws_imports")?
+            && tx
+                .sql()
+                .query_row("SELECT COUNT(*) FROM aws_imports", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map_err(Error::db("reading the AWS records"))?
+                > 0
+        {
+            return Err(Error::input(
+                "passwd --rekey",
+                "this store has ACM import records, whose MACs only a vpnca built with AWS support (feature `aws`) can redo: re-key with such a build; nothing was changed",
+            ));
+        }
         if let Err(e) = super::check_revoked_set(tx.sql(), old) {
             problems.push(e.to_string());
         }
@@ -225,6 +241,7 @@ impl Store {
             meta_set(&tx, "revocation_mac", &crypto::hex(&mac))?;
         }
         // The ACM import records.
+        #[cfg(feature = "aws")]
         for imp in self.acm_imports()? {
             tx.sql()
                 .execute(

@@ -57,6 +57,24 @@ pub(crate) const STATE_SIG: &str = "state_sig";
 /// [`crate::ca_key::KmsKeyRef`]); absent for a CA whose key the store holds.
 pub(crate) const CA_KMS_KEY: &str = "ca_kms_key";
 
+/// The `meta` key that marks a store whose AWS records are listed in the state
+/// ([`Item::AwsImports`], [`Item::AwsEndpoints`]): set by `init`, the upgrade, or the first
+/// write of a store made before, which starts both lists from the tables (rows deleted before
+/// then stay unseen, as before). The lists' values depend on it, so deleting it later, or
+/// planting it, fails their proofs.
+pub(crate) const AWS_LISTS: &str = "aws_lists";
+
+/// Starts the AWS lists (see [`AWS_LISTS`]) inside `tx`, when the store has not yet; the lists
+/// are touched first, so their absence is proven (a planted marker stops the write).
+pub(crate) fn start_aws_lists(tx: &super::Tx<'_>) -> Result<()> {
+    if meta_get(tx.sql(), AWS_LISTS)?.is_some() {
+        return Ok(());
+    }
+    tx.touch(Item::AwsImports)?;
+    tx.touch(Item::AwsEndpoints)?;
+    meta_set(tx, AWS_LISTS, "1")
+}
+
 /// The `meta` key that holds the adopted profile `name`'s TOML text.
 pub(crate) fn template_key(name: &str) -> String {
     format!("template.{name}")
@@ -89,7 +107,7 @@ pub(crate) enum Item {
     AwsEndpoint(String, String),
     /// The ARNs of every ACM import record: proves that none is missing (a deleted row would
     /// make `acm import` create a new ACM certificate instead of re-importing). Present once a
-    /// write has started the AWS lists ([`super::aws::LISTS`]).
+    /// write has started the AWS lists ([`AWS_LISTS`]).
     AwsImports,
     /// The id and region of every endpoint record, likewise.
     AwsEndpoints,
@@ -309,7 +327,7 @@ pub(crate) fn value(conn: &Connection, item: &Item) -> Result<Option<Vec<u8>>> {
             .map_err(db(op))?
         }
         Item::AwsImports | Item::AwsEndpoints => {
-            if meta_get(conn, super::aws::LISTS)?.is_none() {
+            if meta_get(conn, AWS_LISTS)?.is_none() {
                 return Ok(None);
             }
             let (table, sql) = match item {
@@ -798,7 +816,7 @@ pub(crate) fn seal(tx: &super::Tx<'_>, keys: &Keys) -> Result<Option<Head>> {
 pub(crate) fn build(tx: &super::Tx<'_>, keys: &Keys) -> Result<Head> {
     // The callers (`init`, the upgrade, a rekey) have checked every audit entry's MAC.
     super::audit_hash::start(tx)?;
-    super::aws::start_lists(tx)?;
+    start_aws_lists(tx)?;
     let items = all_items(tx.sql())?;
     tx.sql()
         .execute("DELETE FROM smt_nodes", [])
