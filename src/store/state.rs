@@ -133,10 +133,7 @@ impl Item {
         match self {
             Item::Cert(s) => format!("the record of certificate {s}"),
             Item::Name(n) => format!("the list of certificates named {}", crate::shell::quote(n)),
-            Item::Alike(k) => format!(
-                "the look-alike index entry {}",
-                crate::shell::quote(k)
-            ),
+            Item::Alike(k) => format!("the look-alike index entry {}", crate::shell::quote(k)),
             Item::Ca => "the CA record".into(),
             Item::Chain => "the CA's parent chain".into(),
             Item::PendingCa => "the pending sub-CA request".into(),
