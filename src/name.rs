@@ -131,57 +131,6 @@ pub fn looks_alike(a: &str, b: &str) -> bool {
     a != b && look_alike_key(a) == look_alike_key(b)
 }
 
-/// The check of new names against look-alikes ([`look_alike_key`]): the names of live
-/// certificates in the store, and the names admitted earlier in the same batch.
-/// [`crate::Store::look_alikes`] makes one.
-pub struct LookAlikes<'s> {
-    store: &'s crate::Store,
-    /// Every name with a record in state `valid` (expired ones too), by key.
-    known: std::collections::HashMap<String, Vec<String>>,
-    admitted: std::collections::HashMap<String, String>,
-}
-
-impl<'s> LookAlikes<'s> {
-    pub(crate) fn new(store: &'s crate::Store, valid: Vec<String>) -> LookAlikes<'s> {
-        let mut known: std::collections::HashMap<String, Vec<String>> = Default::default();
-        for n in valid {
-            known.entry(look_alike_key(&n)).or_default().push(n);
-        }
-        LookAlikes {
-            store,
-            known,
-            admitted: Default::default(),
-        }
-    }
-
-    /// Refuses `name` if it looks like the name of a live certificate
-    /// ([`Error::LookAlikeName`]) or like a name admitted before ([`Error::InvalidName`]);
-    /// otherwise admits it. The same name again passes (whether it may be issued twice is
-    /// another check).
-    pub fn admit(&mut self, name: &str) -> Result<()> {
-        let key = look_alike_key(name);
-        for existing in self.known.get(&key).into_iter().flatten() {
-            if existing != name && self.store.live_spelled(existing)?.is_some() {
-                return Err(Error::LookAlikeName {
-                    name: name.to_string(),
-                    existing: existing.clone(),
-                });
-            }
-        }
-        if let Some(earlier) = self.admitted.get(&key).filter(|e| *e != name) {
-            return Err(Error::InvalidName {
-                name: name.to_string(),
-                reason: format!(
-                    "it looks like {}, earlier in this batch (same letters after Unicode normalization, case folding and look-alike mapping): give them names that tell them apart",
-                    crate::shell::quote(earlier)
-                ),
-            });
-        }
-        self.admitted.insert(key, name.to_string());
-        Ok(())
-    }
-}
-
 /// Up to three of `known` that `name` may have meant ("did you mean …?"): the names that look
 /// like it, then those a typo or two away (case-insensitive edit distance up to 1 for names of
 /// up to 4 characters, up to 2 for longer ones), nearest first.

@@ -564,3 +564,108 @@ fn the_attack_review_findings_are_refused() {
         "1"
     );
 }
+
+/// The look-alike index (one item of the state per look-alike key, listing the spellings
+/// recorded under it) is proven like every value a decision reads: its row for alice's key
+/// deleted, emptied, or the setting that says the store has an index deleted — each of which
+/// would otherwise let `aIice` (capital i) be issued beside `alice` — makes `client aIice`
+/// refuse with exit 2 and change nothing, and `verify` name the edit. Undone, `aIice` is
+/// refused as a look-alike, and other names are issued.
+///
+/// Fails when: `Store::alike_spellings` reads the row without proving it (seen: with the row
+/// emptied, aIice was issued).
+#[test]
+fn an_edited_look_alike_index_is_refused() {
+    let e = store();
+    let key = format!("alike.{}", vpnca::name::look_alike_key("alice"));
+    assert_eq!(
+        sqlite_query(&e, &format!("SELECT v FROM meta WHERE k = '{key}'")),
+        r#"["alice"]"#
+    );
+    let saved = std::fs::read(e.pki.join("vpnca.db")).expect("db");
+    for (edit, what) in [
+        (
+            format!("DELETE FROM meta WHERE k = '{key}'"),
+            "the look-alike index entry alice",
+        ),
+        (
+            format!("UPDATE meta SET v = '[]' WHERE k = '{key}'"),
+            "the look-alike index entry alice",
+        ),
+        (
+            "DELETE FROM meta WHERE k = 'alike_index'".to_string(),
+            "the setting alike_index",
+        ),
+    ] {
+        sqlite(&e, &edit);
+        refused(&e, &["client", "aIice"], what);
+        verify_reports(&e, what);
+        assert!(
+            !sqlite_query(&e, "SELECT name FROM certs")
+                .lines()
+                .any(|n| n == "aIice"),
+            "{edit}"
+        );
+        std::fs::write(e.pki.join("vpnca.db"), &saved).expect("restore");
+    }
+    refused(&e, &["client", "aIice"], "it looks like alice");
+    e.ok(&["client", "carol"]);
+    e.ok(&["verify"]);
+}
+
+/// A store of format 2 made before the look-alike index (tests/data/store-v2-before-alike, by
+/// vpnca of 2026-12-03: alice and bob valid, carol revoked) gets the index in its first write,
+/// in that write's transaction: a refused command leaves it without (byte for byte), the next
+/// write builds one entry per name — revoked ones too — and writes one `upgrade` audit entry;
+/// look-alikes are refused before and after, and the database of before, put back, is an
+/// older copy (exit 2).
+///
+/// Fails when: `alike::migrate` is not called by `Store::write` (seen: no index rows after
+/// `client dave`).
+#[test]
+fn a_format_2_store_gets_the_look_alike_index_in_its_first_write() {
+    let e = Env::new();
+    copy_dir(&fixture("store-v2-before-alike/pki"), &e.pki);
+    let rows = |e: &Env| {
+        sqlite_query(
+            e,
+            "SELECT k || '=' || v FROM meta WHERE k LIKE 'alike%' ORDER BY k",
+        )
+    };
+    assert_eq!(rows(&e), "");
+    let before = std::fs::read(e.pki.join("vpnca.db")).expect("db");
+    refused(&e, &["client", "aIice"], "it looks like alice");
+    e.ok(&["client", "dave"]);
+    let mut want: Vec<String> = ["alice", "bob", "carol", "dave"]
+        .iter()
+        .map(|n| format!("alike.{}=[\"{n}\"]", vpnca::name::look_alike_key(n)))
+        .collect();
+    want.push("alike_index=1".into());
+    want.sort();
+    assert_eq!(rows(&e), want.join("\n"));
+    let log = e.json_lines(&["log"]);
+    assert_eq!(
+        log.iter()
+            .filter(|l| str_field(l, "action") == "upgrade")
+            .count(),
+        1,
+        "{log:?}"
+    );
+    refused(&e, &["client", "aIice"], "it looks like alice");
+    refused(&e, &["client", "B0B"], "it looks like bob");
+    // carol is revoked: a look-alike of hers is free, and both spellings are then listed.
+    e.ok(&["client", "Carol"]);
+    assert_eq!(
+        sqlite_query(
+            &e,
+            &format!(
+                "SELECT v FROM meta WHERE k = 'alike.{}'",
+                vpnca::name::look_alike_key("carol")
+            )
+        ),
+        r#"["Carol","carol"]"#
+    );
+    e.ok(&["verify"]);
+    std::fs::write(e.pki.join("vpnca.db"), &before).expect("put the old file back");
+    refused(&e, &["client", "erin"], "older copy");
+}

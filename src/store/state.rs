@@ -31,8 +31,9 @@ CREATE TABLE smt_nodes (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;
 
 /// The store settings that are part of the state (CRL policy, the CRL number floor, the second
 /// checkpoint: `checkpoint::OUTSIDE_SETTING`, the syslog socket, the audit log's hash chain:
-/// `audit_hash::AUDIT_HASH`, the deferred CRL: [`CRL_DEFERRED`]).
-pub(crate) const SETTINGS: [&str; 7] = [
+/// `audit_hash::AUDIT_HASH`, the deferred CRL: [`CRL_DEFERRED`], the look-alike index:
+/// `alike::SETTING`).
+pub(crate) const SETTINGS: [&str; 8] = [
     "crl_days",
     "crl_omit_expired",
     "crl_number_floor",
@@ -40,6 +41,7 @@ pub(crate) const SETTINGS: [&str; 7] = [
     super::syslog::SETTING,
     super::audit_hash::AUDIT_HASH,
     CRL_DEFERRED,
+    super::alike::SETTING,
 ];
 
 /// The setting that records revocations no CRL lists yet (JSON, [`crate::crl::CrlDeferred`]):
@@ -87,6 +89,9 @@ pub(crate) enum Item {
     Cert(String),
     /// The serials (all states, CA excluded) recorded under one name.
     Name(String),
+    /// The spellings of every name (CA excluded) recorded under one look-alike key
+    /// ([`crate::name::look_alike_key`]), sorted: the look-alike index ([`super::alike`]).
+    Alike(String),
     /// The serial of the CA record.
     Ca,
     /// The parent chain of a sub-CA.
@@ -136,6 +141,7 @@ impl Item {
         match self {
             Item::Cert(s) => enc(&[b"cert", s.as_bytes()]),
             Item::Name(n) => enc(&[b"name", n.as_bytes()]),
+            Item::Alike(k) => enc(&[b"alike", k.as_bytes()]),
             Item::Ca => enc(&[b"ca"]),
             Item::Chain => enc(&[b"chain"]),
             Item::PendingCa => enc(&[b"pending-ca"]),
@@ -162,6 +168,7 @@ impl Item {
         match self {
             Item::Cert(s) => format!("the record of certificate {s}"),
             Item::Name(n) => format!("the list of certificates named {}", crate::shell::quote(n)),
+            Item::Alike(k) => format!("the look-alike index entry {}", crate::shell::quote(k)),
             Item::Ca => "the CA record".into(),
             Item::Chain => "the CA's parent chain".into(),
             Item::PendingCa => "the pending sub-CA request".into(),
@@ -303,6 +310,7 @@ pub(crate) fn value(conn: &Connection, item: &Item) -> Result<Option<Vec<u8>>> {
         }
         Item::Setting(k) => meta_get(conn, k)?.map(|v| enc(&[v.as_bytes()])),
         Item::Template(n) => meta_get(conn, &template_key(n))?.map(|v| enc(&[v.as_bytes()])),
+        Item::Alike(k) => meta_get(conn, &super::alike::meta_key(k))?.map(|v| enc(&[v.as_bytes()])),
         Item::StateKey => meta_get(conn, STATE_KEY_CERT)?.map(|v| enc(&[&crypto::sha256(v.as_bytes())])),
         Item::CaKey => meta_get(conn, CA_KMS_KEY)?.map(|v| enc(&[v.as_bytes()])),
         Item::AwsImport(arn) => {
@@ -422,6 +430,11 @@ pub(crate) fn all_items(conn: &Connection) -> Result<BTreeMap<Item, Vec<u8>>> {
         strings("SELECT DISTINCT name FROM certs WHERE kind != 'ca'")?
             .into_iter()
             .map(Item::Name),
+    );
+    items.extend(
+        super::alike::stored_keys(conn)?
+            .into_iter()
+            .map(Item::Alike),
     );
     let mut st = conn.prepare("SELECT number FROM crls").map_err(db(op))?;
     let numbers = st
@@ -779,6 +792,9 @@ pub(crate) struct Touched {
     /// The audit sequence number of that root's head.
     pub(crate) seq: i64,
     pub(crate) items: BTreeSet<Item>,
+    /// Whether the store has the look-alike index, once a record's insertion asked
+    /// ([`super::alike::add`]).
+    pub(crate) alike_indexed: Option<bool>,
 }
 
 /// Applies the touched items to the tree and records the new head; `None` when nothing
@@ -856,6 +872,17 @@ pub(crate) fn check_all_against(conn: &Connection, head: &Head) -> Result<Vec<St
                 candidates.insert(Item::Name(e.name.clone()));
             }
         }
+        // The look-alike index entry of each name (finds a deleted entry).
+        let alike: Vec<Item> = candidates
+            .iter()
+            .filter_map(|i| match i {
+                Item::Name(n) => Some(Item::Alike(crate::name::look_alike_key(n))),
+                _ => None,
+            })
+            .collect();
+        candidates.extend(alike);
+        // Every setting (finds a deleted one).
+        candidates.extend(SETTINGS.iter().map(|k| Item::Setting(k)));
         for item in &candidates {
             match prove(conn, &head.root, item) {
                 Ok(_) => {}
@@ -887,5 +914,6 @@ pub(crate) fn check_all_against(conn: &Connection, head: &Head) -> Result<Vec<St
     if have != want {
         problems.push("the state tree holds nodes that are not the tree of the store's state (edited outside vpnca)".into());
     }
+    problems.extend(super::alike::problems(conn)?);
     Ok(problems)
 }
