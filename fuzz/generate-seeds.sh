@@ -27,7 +27,12 @@
 #   store_open/     A store made by `vpnca init --kdf-memory-mib 8 --kdf-time 1` (passphrase
 #                   "vpnca-fuzz-passphrase"), with a CA, a client, a revocation and a CRL;
 #                   rewritten with 512-byte pages to keep it small. And an empty store. And
-#                   the format-1 stores of tests/data/store-v1 (v1-*.db), which upgrade.
+#                   the format-1 stores of tests/data/store-v1 (v1-*.db), which upgrade. And
+#                   items.db (a server, non-ASCII names, an adopted profile, a renewal),
+#                   rekeyed.db (the same after `passwd --rekey`), sub-ca-pending.db. The target
+#                   gets the database alone: a store that had a checkpoint is accepted as a
+#                   restore (`verify --accept-restore`), which is a write (tests/fuzz_regressions
+#                   requires every store seed to reach that success path).
 set -euo pipefail
 fuzz=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$fuzz")
@@ -162,6 +167,29 @@ s=$work/store
 "$VPNCA" --pki "$s" client bob --algo p256 >/dev/null 2>&1
 "$VPNCA" --pki "$s" revoke alice >/dev/null
 small_db "$s" "$seeds/store_open/ca-client-revoked.db"
+# Names the look-alike index holds (non-ASCII spellings), a server, an adopted profile, a
+# renewal, a CRL: most kinds of state item in one store.
+s=$work/store-items
+"$VPNCA" --pki "$s" init --kdf-memory-mib 8 --kdf-time 1 >/dev/null
+"$VPNCA" --pki "$s" ca --cn "Fuzz CA" --algo p256 >/dev/null 2>&1
+"$VPNCA" --pki "$s" server vpn.example.com --algo p256 >/dev/null 2>&1
+"$VPNCA" --pki "$s" client zoë --algo p256 >/dev/null 2>&1
+"$VPNCA" --pki "$s" client ﬁona --algo p256 >/dev/null 2>&1
+"$VPNCA" --pki "$s" template list >/dev/null
+"$VPNCA" --pki "$s" template show client | sed 's/^days = .*/days = 30/' >"$work/client.toml"
+"$VPNCA" --pki "$s" template adopt client --file "$work/client.toml" >/dev/null 2>&1 ||
+    { echo "template adopt failed" >&2; exit 2; }
+"$VPNCA" --pki "$s" client carol --algo p256 >/dev/null 2>&1
+"$VPNCA" --pki "$s" renew carol --revoke-old >/dev/null 2>&1
+small_db "$s" "$seeds/store_open/items.db"
+# After `passwd --rekey`: the audit log spans two data keys.
+VPNCA_NEW_PASSPHRASE=$PASS "$VPNCA" --pki "$s" passwd --rekey --kdf-memory-mib 8 --kdf-time 1 >/dev/null 2>&1
+small_db "$s" "$seeds/store_open/rekeyed.db"
+# A pending sub-CA request (its key sealed apart from the CA's).
+s=$work/store-sub
+"$VPNCA" --pki "$s" init --kdf-memory-mib 8 --kdf-time 1 >/dev/null
+"$VPNCA" --pki "$s" ca --sub-ca --csr-out "$work/sub.csr" --cn "Fuzz Sub-CA" --algo p256 >/dev/null 2>&1
+small_db "$s" "$seeds/store_open/sub-ca-pending.db"
 # Format 1 (before the authenticated state): the first unlock upgrades them.
 for f in "$data"/store-v1/*.db; do cp "$f" "$seeds/store_open/v1-$(basename "$f")"; done
 
