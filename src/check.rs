@@ -195,6 +195,10 @@ impl Store {
     /// (both are cut to the CA's notAfter), so the advice is a new CA, not `vpnca crl` or
     /// `vpnca renew`; when the stored CRL policy is itself within the horizon, a plain
     /// `vpnca crl` would be reported again, so the advice names `--days`.
+    ///
+    /// Every record it counts is first checked against the state head, whole: the signed head
+    /// when locked (a store without a state-signing key yet is read unverified, and says so),
+    /// the MAC'd head when unlocked. An edited store is [`Error::Tampered`].
     pub fn status(&self, warn_days: u32) -> Result<StatusReport> {
         let now = store::now();
         let horizon = now + Duration::days(i64::from(warn_days.min(crate::profile::MAX_DAYS)));
@@ -203,6 +207,11 @@ impl Store {
         // key signed (a tampered one stops here, exit 2); a store without that key is read as
         // it is, and says so.
         let state_head = if self.is_unlocked() {
+            // The same whole-state check, against the MAC'd head: every record counted below,
+            // and the live names of the look-alike findings, are then the proven ones.
+            if let Some(what) = self.state_problems()?.into_iter().next() {
+                return Err(Error::Tampered { what });
+            }
             self.state_head()?
         } else {
             // The counts and findings below come from every record: the whole state is checked

@@ -669,3 +669,35 @@ fn a_format_2_store_gets_the_look_alike_index_in_its_first_write() {
     std::fs::write(e.pki.join("vpnca.db"), &before).expect("put the old file back");
     refused(&e, &["client", "erin"], "older copy");
 }
+
+/// `Store::status` through the library on an unlocked store checks the whole state against the
+/// MAC'd head, as the CLI's locked `status` does against the signed one: an SQL edit that
+/// un-revokes alice is refused (Tampered) instead of being counted as a valid certificate.
+///
+/// Fails when (seen with a planted fault): the unlocked branch of `Store::status` reads the head
+/// only (status came back Ok, counting alice as valid).
+#[test]
+fn library_status_on_an_unlocked_store_checks_the_whole_state() {
+    let e = store();
+    e.ok(&["revoke", "alice"]);
+    let unlocked = || {
+        let mut store = vpnca::Store::open(&e.pki).expect("open the store");
+        store
+            .unlock(&vpnca::Passphrase::new(PASS.to_string()))
+            .expect("unlock");
+        store
+    };
+    let rep = unlocked().status(30).expect("status of an intact store");
+    assert_eq!(rep.counts.get("revoked"), Some(&1), "{:?}", rep.counts);
+    sqlite(
+        &e,
+        "UPDATE certs SET state = 'valid', revoked_at = NULL, reason = NULL WHERE name = 'alice'",
+    );
+    match unlocked().status(30) {
+        Err(vpnca::Error::Tampered { what }) => assert!(what.contains("(alice)"), "{what}"),
+        other => panic!("status of an edited store: {other:?}"),
+    }
+    // The CLI's locked `status` refuses it too.
+    let err = e.fails(&["status"], 2);
+    assert!(err.contains("(alice)") && err.contains("edited"), "{err}");
+}
