@@ -45,22 +45,15 @@ Paging: a DescribeClientVpnEndpoints page holds min(pageSize, MaxResults)
 endpoints (AWS may return fewer than MaxResults), so NextToken is exercised.
 Logging to stderr only with VPNCA_TEST_EC2_VERBOSE=1.
 """
-import base64, hashlib, hmac, json, os, re, stat, sys, threading, uuid
-from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+import base64, hashlib, json, os, re, threading, uuid
+from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest, HTTPHeaders
-from botocore.credentials import Credentials
 from cryptography import x509
 
+import wire
+
 NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
-ACCESS_KEY = os.environ.get("VPNCA_TEST_AK", "AKIDVPNCATEST")
-SECRET_KEY = os.environ.get("VPNCA_TEST_SK", "vpnca-test-secret-key")
-SESSION_TOKEN = os.environ.get("VPNCA_TEST_TOKEN")  # None: accept any token
-MAX_SKEW = 15 * 60
 MAX_CRL_ENTRIES = 20000  # Client VPN quota, not adjustable
 VERBOSE = os.environ.get("VPNCA_TEST_EC2_VERBOSE") == "1"
 
@@ -134,56 +127,35 @@ def el(name, content):
     return f"<{name}>{content}</{name}>"
 
 
-class _SignedHeadersOnly(SigV4Auth):
-    """Canonicalise exactly the headers the client listed in SignedHeaders.
+# SigV4 failures as EC2 answers them (wire.check_sigv4's kinds).
+SIGV4_ERRORS = {
+    "missing": (401, "MissingAuthenticationToken", "Request is missing Authentication Token"),
+    "incomplete": (400, "IncompleteSignature", None),
+    "service": (403, "SignatureDoesNotMatch", None),
+    "credentials": (401, "AuthFailure", "AWS was not able to validate the provided access credentials"),
+    "expired": (400, "RequestExpired", None),
+    "mismatch": (403, "SignatureDoesNotMatch", None),
+}
 
-    Stock SigV4Auth drops a blacklist (user-agent, expect, ...) that a client
-    may legitimately sign; everything else (canonical request, payload hash,
-    string to sign, signing key) is botocore's own code."""
 
-    def headers_to_sign(self, request):
-        return request.headers
+def sigv4_error(kind, message):
+    status, code, fixed = SIGV4_ERRORS[kind]
+    if kind == "expired":
+        message = f"Request has expired ({message})"
+    return ApiError(status, code, fixed or message)
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(wire.Handler):
     server_version = "AmazonEC2"
-    sys_version = ""
+    verbose = VERBOSE
+    state = STATE
 
-    def log_message(self, fmt, *args):
-        if VERBOSE:
-            super().log_message(fmt, *args)
-
-    def _send(self, status, body, ctype, extra=()):
-        data = body.encode() if isinstance(body, str) else body
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in extra:
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _json(self, status, obj):
-        self._send(status, json.dumps(obj, indent=1), "application/json")
-
-    def _body(self):
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            self.close_connection = True  # the unread body would poison keep-alive
-            raise ApiError(411, "MissingContentLength", "Chunked bodies are not supported")
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            self.close_connection = True
-            raise ApiError(400, "MissingContentLength", "Content-Length is not a number")
-        return self.rfile.read(length) if length else b""
+    @staticmethod
+    def body_error(status, message):
+        return ApiError(status, "MissingContentLength", message)
 
     # ----- routing -------------------------------------------------------
-    def do_GET(self):
-        url = urlsplit(self.path)
-        if url.path == "/_test/requests":
-            with STATE.lock:
-                return self._json(200, STATE.requests)
+    def _get(self, url):
         if url.path == "/_test/crl":
             ep_id = (parse_qs(url.query).get("endpoint") or [""])[0]
             with STATE.lock:
@@ -191,23 +163,7 @@ class Handler(BaseHTTPRequestHandler):
             if pem is None:
                 return self._send(404, "no CRL stored\n", "text/plain")
             return self._send(200, pem, "application/x-pem-file")
-        self._send(404, "not found\n", "text/plain")
-
-    def do_DELETE(self):
-        if self.path == "/_test/requests":
-            self._body()
-            with STATE.lock:
-                STATE.requests.clear()
-            return self._json(200, {"ok": True})
-        self._send(404, "not found\n", "text/plain")
-
-    def do_POST(self):
-        if self.path.startswith("/_test/"):
-            return self._control()
-        if urlsplit(self.path).path != "/":
-            self._body()
-            return self._send(404, "not found\n", "text/plain")
-        self._aws()
+        return False
 
     def _control(self):
         try:
@@ -270,69 +226,7 @@ class Handler(BaseHTTPRequestHandler):
         self._send(status, xml, "text/xml;charset=UTF-8", [("x-amzn-RequestId", request_id)])
 
     def _verify_signature(self, body, rec):
-        auth = self.headers.get("Authorization")
-        if not auth:
-            raise ApiError(401, "MissingAuthenticationToken", "Request is missing Authentication Token")
-        algorithm, _, rest = auth.partition(" ")
-        fields = dict(p.strip().partition("=")[::2] for p in rest.split(","))
-        cred, signed, signature = (fields.get(k) for k in ("Credential", "SignedHeaders", "Signature"))
-        if algorithm != "AWS4-HMAC-SHA256" or not (cred and signed and signature):
-            raise ApiError(400, "IncompleteSignature", f"Authorization header is not a valid "
-                           f"AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...: {auth!r}")
-        scope = cred.split("/")
-        if len(scope) != 5 or scope[4] != "aws4_request" or not re.fullmatch(r"[a-z0-9-]+", scope[2]):
-            raise ApiError(400, "IncompleteSignature", f"Malformed credential scope {cred!r}")
-        access_key, date, region, service, _ = scope
-        rec["region"] = region
-        if service != "ec2":
-            raise ApiError(403, "SignatureDoesNotMatch",
-                           "Credential should be scoped to correct service: 'ec2'.")
-        if access_key != ACCESS_KEY:
-            raise ApiError(401, "AuthFailure", "AWS was not able to validate the provided access credentials")
-        signed_list = signed.split(";")
-        for required in ("host", "x-amz-date"):
-            if required not in signed_list:
-                raise ApiError(400, "IncompleteSignature", f"SignedHeaders must include '{required}'")
-        token = self.headers.get("X-Amz-Security-Token")
-        if token is not None and "x-amz-security-token" not in signed_list:
-            raise ApiError(400, "IncompleteSignature", "X-Amz-Security-Token must be a signed header")
-        if SESSION_TOKEN is not None and token != SESSION_TOKEN:
-            raise ApiError(401, "AuthFailure", "The security token included in the request is invalid")
-        amz_date = self.headers.get("X-Amz-Date", "")
-        try:
-            when = datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
-        except ValueError:
-            raise ApiError(400, "IncompleteSignature", f"X-Amz-Date {amz_date!r} is not YYYYMMDDTHHMMSSZ")
-        if abs((datetime.now(timezone.utc) - when).total_seconds()) > MAX_SKEW:
-            raise ApiError(400, "RequestExpired", f"Request has expired (X-Amz-Date {amz_date}, "
-                           "more than 15 minutes from the server time).")
-        if date != amz_date[:8]:
-            raise ApiError(403, "SignatureDoesNotMatch",
-                           f"Credential should be scoped to a valid date: {date} vs {amz_date[:8]}")
-        content_sha = self.headers.get("X-Amz-Content-SHA256")
-        if content_sha not in (None, "UNSIGNED-PAYLOAD") and content_sha != hashlib.sha256(body).hexdigest():
-            raise ApiError(403, "SignatureDoesNotMatch",
-                           "x-amz-content-sha256 does not match the request body")
-        headers = HTTPHeaders()
-        for name in signed_list:
-            values = self.headers.get_all(name)
-            if values is None:
-                raise ApiError(403, "SignatureDoesNotMatch", f"Signed header '{name}' is not in the request")
-            for v in values:
-                headers[name] = v  # HTTPHeaders keeps repeated values
-        request = AWSRequest(method=self.command, url=f"http://{self.headers['Host']}{self.path}", data=body)
-        request.headers = headers
-        request.context["timestamp"] = amz_date
-        signer = _SignedHeadersOnly(Credentials(ACCESS_KEY, SECRET_KEY, token), "ec2", region)
-        canonical = signer.canonical_request(request)
-        string_to_sign = signer.string_to_sign(request, canonical)
-        expected = signer.signature(string_to_sign, request)
-        if not hmac.compare_digest(expected, signature):
-            raise ApiError(403, "SignatureDoesNotMatch",
-                           "The request signature we calculated does not match the signature you "
-                           "provided. Check your AWS Secret Access Key and signing method.\n\n"
-                           f"The Canonical String for this request should have been\n'{canonical}'\n\n"
-                           f"The String-to-Sign should have been\n'{string_to_sign}'\n")
+        wire.check_sigv4(self, body, rec, "ec2", sigv4_error)
 
     def _parse_params(self, body):
         ctype = self.headers.get("Content-Type", "")
@@ -503,28 +397,8 @@ class Handler(BaseHTTPRequestHandler):
         return el("clientConfiguration", text(config))
 
 
-def _exit_on_stdin_eof():
-    try:
-        while sys.stdin.buffer.read(65536):
-            pass
-    finally:
-        os._exit(0)
-
-
 def main():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    try:
-        mode = os.fstat(sys.stdin.fileno()).st_mode
-    except (AttributeError, OSError, ValueError):
-        mode = 0
-    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):  # not /dev/null or a terminal
-        threading.Thread(target=_exit_on_stdin_eof, daemon=True).start()
-    print(f"PORT {server.server_address[1]}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    wire.serve(Handler)
 
 
 if __name__ == "__main__":

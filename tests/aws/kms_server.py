@@ -112,26 +112,19 @@ Control (plain HTTP, unsigned, JSON):
   DELETE /_test/requests  clears that log.
 Logging to stderr only with VPNCA_TEST_KMS_VERBOSE=1.
 """
-import base64, hashlib, hmac, json, os, re, stat, sys, threading, time, traceback, uuid
-from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+import base64, hashlib, json, os, re, threading, time, traceback, uuid
+from urllib.parse import parse_qs
 
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest, HTTPHeaders
-from botocore.credentials import Credentials
 from cryptography.exceptions import InvalidKey
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap_with_padding
 
-ACCESS_KEY = os.environ.get("VPNCA_TEST_AK", "AKIDVPNCATEST")
-SECRET_KEY = os.environ.get("VPNCA_TEST_SK", "vpnca-test-secret-key")
-SESSION_TOKEN = os.environ.get("VPNCA_TEST_TOKEN")  # None: accept any token
+import wire
+
 ACCOUNT = "111122223333"
 DEFAULT_REGION = "eu-west-1"
-MAX_SKEW = 15 * 60
 MAX_RAW = 4096  # PlaintextType max
 IMPORT_TOKEN_LIFETIME = 24 * 3600
 VERBOSE = os.environ.get("VPNCA_TEST_KMS_VERBOSE") == "1"
@@ -340,93 +333,56 @@ def b64(data):
     return base64.b64encode(data).decode()
 
 
-class _SignedHeadersOnly(SigV4Auth):
-    """Canonicalise exactly the headers the client listed in SignedHeaders.
+# SigV4 failures as KMS answers them (wire.check_sigv4's kinds).
+SIGV4_ERRORS = {
+    "missing": ("MissingAuthenticationTokenException", "Missing Authentication Token"),
+    "incomplete": ("IncompleteSignatureException", None),
+    "service": ("InvalidSignatureException", None),
+    "credentials": ("UnrecognizedClientException", "The security token included in the request is invalid."),
+    "expired": ("InvalidSignatureException", None),
+    "mismatch": ("InvalidSignatureException", None),
+}
 
-    Stock SigV4Auth drops a blacklist (user-agent, expect, ...) that a client
-    may legitimately sign; everything else (canonical request, payload hash,
-    string to sign, signing key) is botocore's own code."""
 
-    def headers_to_sign(self, request):
-        return request.headers
+def sigv4_error(kind, message):
+    code, fixed = SIGV4_ERRORS[kind]
+    if kind == "expired":
+        message = f"Signature expired: {message}"
+    return ApiError(code, fixed or message)
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(wire.Handler):
     server_version = "Server"
-    sys_version = ""
+    verbose = VERBOSE
+    state = STATE
 
-    def log_message(self, fmt, *args):
-        if VERBOSE:
-            super().log_message(fmt, *args)
-
-    def _send(self, status, body, ctype, extra=()):
-        data = body.encode() if isinstance(body, str) else body
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in extra:
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _json(self, status, obj):
-        self._send(status, json.dumps(obj, indent=1), "application/json")
-
-    def _body(self):
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            self.close_connection = True  # the unread body would poison keep-alive
-            raise ApiError("SerializationException", "Chunked bodies are not supported", 411)
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            self.close_connection = True
-            raise ApiError("SerializationException", "Content-Length is not a number")
-        return self.rfile.read(length) if length else b""
+    @staticmethod
+    def body_error(status, message):
+        return ApiError("SerializationException", message, status)
 
     # ----- routing -------------------------------------------------------
-    def do_GET(self):
-        url = urlsplit(self.path)
-        if url.path == "/_test/requests":
-            with STATE.lock:
-                return self._json(200, STATE.requests)
-        if url.path == "/_test/key":
-            ref = (parse_qs(url.query).get("id") or [""])[0]
-            with STATE.lock:
-                try:
-                    key = None
-                    for region in {k.region for k in STATE.keys.values()} | {DEFAULT_REGION}:
-                        try:
-                            key = STATE.resolve(ref, region)
-                            break
-                        except ApiError:
-                            continue
-                    if key is None:
-                        return self._json(404, {"error": f"no key {ref!r}"})
-                    return self._json(200, {"KeyId": key.id, "Arn": key.arn, "KeyState": key.state,
-                                            "KeySpec": key.spec, "KeyUsage": key.usage,
-                                            "Origin": key.origin, "aliases": STATE.aliases_of(key),
-                                            "privateKeyPem": pem_of(key.priv),
-                                            "Policy": getattr(key, "policy", None)})
-                except ApiError as e:
-                    return self._json(400, {"error": e.message})
-        self._send(404, "not found\n", "text/plain")
-
-    def do_DELETE(self):
-        if self.path == "/_test/requests":
-            self._body()
-            with STATE.lock:
-                STATE.requests.clear()
-            return self._json(200, {"ok": True})
-        self._send(404, "not found\n", "text/plain")
-
-    def do_POST(self):
-        if self.path.startswith("/_test/"):
-            return self._control()
-        if urlsplit(self.path).path != "/":
-            self._body()
-            return self._send(404, "not found\n", "text/plain")
-        self._aws()
+    def _get(self, url):
+        if url.path != "/_test/key":
+            return False
+        ref = (parse_qs(url.query).get("id") or [""])[0]
+        with STATE.lock:
+            try:
+                key = None
+                for region in {k.region for k in STATE.keys.values()} | {DEFAULT_REGION}:
+                    try:
+                        key = STATE.resolve(ref, region)
+                        break
+                    except ApiError:
+                        continue
+                if key is None:
+                    return self._json(404, {"error": f"no key {ref!r}"})
+                return self._json(200, {"KeyId": key.id, "Arn": key.arn, "KeyState": key.state,
+                                        "KeySpec": key.spec, "KeyUsage": key.usage,
+                                        "Origin": key.origin, "aliases": STATE.aliases_of(key),
+                                        "privateKeyPem": pem_of(key.priv),
+                                        "Policy": getattr(key, "policy", None)})
+            except ApiError as e:
+                return self._json(400, {"error": e.message})
 
     def _control(self):
         answer = {"ok": True}
@@ -550,71 +506,7 @@ class Handler(BaseHTTPRequestHandler):
         self._send(status, payload, "text/xml", [("x-amzn-RequestId", request_id)])
 
     def _verify_signature(self, body, rec, expected_service="kms"):
-        auth = self.headers.get("Authorization")
-        if not auth:
-            raise ApiError("MissingAuthenticationTokenException", "Missing Authentication Token")
-        algorithm, _, rest = auth.partition(" ")
-        fields = dict(p.strip().partition("=")[::2] for p in rest.split(","))
-        cred, signed, signature = (fields.get(k) for k in ("Credential", "SignedHeaders", "Signature"))
-        if algorithm != "AWS4-HMAC-SHA256" or not (cred and signed and signature):
-            raise ApiError("IncompleteSignatureException", "Authorization header requires "
-                           f"'Credential', 'SignedHeaders' and 'Signature': {auth!r}")
-        scope = cred.split("/")
-        if len(scope) != 5 or scope[4] != "aws4_request" or not re.fullmatch(r"[a-z0-9-]+", scope[2]):
-            raise ApiError("IncompleteSignatureException", f"Malformed credential scope {cred!r}")
-        access_key, date, region, service, _ = scope
-        rec["region"] = region
-        if service != expected_service:
-            raise ApiError("InvalidSignatureException", "Credential should be scoped to correct "
-                           f"service: '{expected_service}'. (got {service!r})")
-        if access_key != ACCESS_KEY:
-            raise ApiError("UnrecognizedClientException",
-                           "The security token included in the request is invalid.")
-        signed_list = signed.split(";")
-        for required in ("host", "x-amz-date"):
-            if required not in signed_list:
-                raise ApiError("IncompleteSignatureException", f"SignedHeaders must include '{required}'")
-        token = self.headers.get("X-Amz-Security-Token")
-        if token is not None and "x-amz-security-token" not in signed_list:
-            raise ApiError("IncompleteSignatureException", "X-Amz-Security-Token must be a signed header")
-        if SESSION_TOKEN is not None and token != SESSION_TOKEN:
-            raise ApiError("UnrecognizedClientException",
-                           "The security token included in the request is invalid.")
-        amz_date = self.headers.get("X-Amz-Date", "")
-        try:
-            when = datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
-        except ValueError:
-            raise ApiError("IncompleteSignatureException", f"X-Amz-Date {amz_date!r} is not YYYYMMDDTHHMMSSZ")
-        if abs((datetime.now(timezone.utc) - when).total_seconds()) > MAX_SKEW:
-            raise ApiError("InvalidSignatureException", f"Signature expired: {amz_date} is now earlier "
-                           "or later than 15 minutes from the server time.")
-        if date != amz_date[:8]:
-            raise ApiError("InvalidSignatureException",
-                           f"Credential should be scoped to a valid date: {date} vs {amz_date[:8]}")
-        content_sha = self.headers.get("X-Amz-Content-SHA256")
-        if content_sha not in (None, "UNSIGNED-PAYLOAD") and content_sha != hashlib.sha256(body).hexdigest():
-            raise ApiError("InvalidSignatureException", "x-amz-content-sha256 does not match the request body")
-        headers = HTTPHeaders()
-        for name in signed_list:
-            values = self.headers.get_all(name)
-            if values is None:
-                raise ApiError("InvalidSignatureException", f"Signed header '{name}' is not in the request")
-            for v in values:
-                headers[name] = v
-        request = AWSRequest(method=self.command, url=f"http://{self.headers['Host']}{self.path}", data=body)
-        request.headers = headers
-        request.context["timestamp"] = amz_date
-        signer = _SignedHeadersOnly(Credentials(ACCESS_KEY, SECRET_KEY, token), expected_service, region)
-        canonical = signer.canonical_request(request)
-        string_to_sign = signer.string_to_sign(request, canonical)
-        expected = signer.signature(string_to_sign, request)
-        if not hmac.compare_digest(expected, signature):
-            raise ApiError("InvalidSignatureException",
-                           "The request signature we calculated does not match the signature you "
-                           "provided. Check your AWS Secret Access Key and signing method. Consult "
-                           "the service documentation for details.\n\n"
-                           f"The Canonical String for this request should have been\n'{canonical}'\n\n"
-                           f"The String-to-Sign should have been\n'{string_to_sign}'\n")
+        wire.check_sigv4(self, body, rec, expected_service, sigv4_error)
 
     def _parse(self, op, body):
         ctype = self.headers.get("Content-Type", "")
@@ -845,28 +737,8 @@ class Handler(BaseHTTPRequestHandler):
         return {"KeyId": key.arn, "KeyMaterialId": hashlib.sha256(material).hexdigest()}
 
 
-def _exit_on_stdin_eof():
-    try:
-        while sys.stdin.buffer.read(65536):
-            pass
-    finally:
-        os._exit(0)
-
-
 def main():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    try:
-        mode = os.fstat(sys.stdin.fileno()).st_mode
-    except (AttributeError, OSError, ValueError):
-        mode = 0
-    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):  # not /dev/null or a terminal
-        threading.Thread(target=_exit_on_stdin_eof, daemon=True).start()
-    print(f"PORT {server.server_address[1]}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    wire.serve(Handler)
 
 
 if __name__ == "__main__":
