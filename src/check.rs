@@ -749,6 +749,21 @@ impl Store {
         Ok(rep)
     }
 
+    /// The whole state checked against the head — the MAC'd one when unlocked, the signed one
+    /// when locked — for a decision that depends on what the store does *not* hold: a profile
+    /// pins the server certificates the store lists, and a server record deleted outside
+    /// vpnca would otherwise drop the pin silently. O(records). An edited store is
+    /// [`Error::Tampered`].
+    pub(crate) fn require_whole_state(&self) -> Result<()> {
+        if self.is_unlocked() {
+            if let Some(what) = self.state_problems()?.into_iter().next() {
+                return Err(Error::Tampered { what });
+            }
+            return Ok(());
+        }
+        self.check_public_state().map(|_| ())
+    }
+
     /// For readers without the passphrase that show every record (`list`, `status`): the
     /// whole state checked against the head the state-signing key signed (as
     /// `verify --ca-cert` does, against the store's own CA). `Ok(Some(head))`: checked;

@@ -742,8 +742,11 @@ struct ServerCert {
 
 impl ProfileContext {
     /// Reads the CA chain and the live (valid) server certificates from the store; each server
-    /// record's MAC is checked, so the names pinned in profiles are the store's own.
+    /// record's MAC is checked, so the names pinned in profiles are the store's own, and the
+    /// whole state first ([`Store::require_whole_state`]): a server record deleted outside vpnca
+    /// would otherwise leave profiles without their `verify-x509-name` pin.
     pub fn new(store: &Store) -> Result<ProfileContext> {
+        store.require_whole_state()?;
         let filter = ListFilter {
             kind: Some(CertKind::Server),
             status: Some(Status::Valid),

@@ -120,3 +120,34 @@ fn a_planted_audit_hash_row_stops_the_first_change_of_an_older_store() {
     assert!(err.contains("outside vpnca"), "{err}");
     assert_eq!(snap, e.snapshot());
 }
+
+/// `log` without a signed head to check against says so, even when every record is deleted
+/// too (red-team review of 2026-12-04: with the state key, its signature and every `certs` row
+/// deleted and alice's `revoke` entry rewritten as an `issue`, `log` printed the edited log
+/// with exit 0 and no warning). A new store's lone `init` entry stays silent.
+///
+/// Fails when (seen with a planted fault): the warning depends on `reads_unverified` alone
+/// (nothing on stderr).
+#[test]
+fn log_says_unverified_even_with_every_record_deleted() {
+    let e = Env::init();
+    let o = log_locked(&e, &[]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(s(&o.stderr).is_empty(), "{}", s(&o.stderr));
+
+    let e = Env::with_ca();
+    e.ok(&["client", "alice"]);
+    e.ok(&["revoke", "alice"]);
+    sqlite(
+        &e,
+        "DELETE FROM meta WHERE k IN ('state_key_cert', 'state_sig'); DELETE FROM certs;
+         UPDATE audit SET action = 'issue' WHERE action = 'revoke';",
+    );
+    let o = log_locked(&e, &[]);
+    assert!(
+        s(&o.stderr).contains("the audit log is shown unverified"),
+        "exit {:?}, stderr: {}",
+        o.status.code(),
+        s(&o.stderr)
+    );
+}

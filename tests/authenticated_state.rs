@@ -701,3 +701,77 @@ fn library_status_on_an_unlocked_store_checks_the_whole_state() {
     let err = e.fails(&["status"], 2);
     assert!(err.contains("(alice)") && err.contains("edited"), "{err}");
 }
+
+/// The attacker's edits that pass a format-2 store off as format 1 (no authenticated state):
+/// the tree dropped, the format-2 keys of `meta` deleted, `format` set to 1 in the database and
+/// the header, the checkpoint's `format`/`state-head` lines removed — plus a planted CRL policy
+/// (`crl_days = 1`), which format 1 cannot see and an upgrade would vouch for.
+fn downgrade(e: &Env) {
+    sqlite(
+        e,
+        "DROP TABLE smt_nodes;
+         DELETE FROM meta WHERE k IN ('state_head', 'state_sig', 'state_key_cert', 'audit_hash',
+             'aws_lists', 'crl_deferred', 'alike_index') OR k LIKE 'alike.%' OR k LIKE 'template.%';
+         UPDATE meta SET v = replace(v, '\"format\":2', '\"format\":1') WHERE k = 'header';
+         UPDATE meta SET v = '1' WHERE k = 'format';
+         INSERT OR REPLACE INTO meta (k, v) VALUES ('crl_days', '1');",
+    );
+    let cp = e.path("pki/vpnca.checkpoint");
+    let text = std::fs::read_to_string(&cp).expect("checkpoint");
+    let kept: String = text
+        .lines()
+        .filter(|l| !l.starts_with("format ") && !l.starts_with("state-head "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&cp, kept).expect("write the checkpoint");
+}
+
+/// A format-2 store downgraded to format 1 by file edits is refused by every command that
+/// unlocks it (exit 2, nothing changed), `verify` included: the header's wrapped key is bound
+/// to format 2, so the relabelled store does not unlock as format 1. Before, the next write
+/// "upgraded" it again, vouching for the planted `crl_days = 1` (found by the red-team review
+/// of 2026-12-04).
+///
+/// Fails when (seen with a planted fault): `Header::unwrap` accepts a header bound to format 2
+/// on a format-1 database (`client carol` exited 0 and the next CRL was valid for one day).
+#[test]
+fn a_store_downgraded_to_format_1_is_refused() {
+    let e = store();
+    e.ok(&["revoke", "alice"]);
+    downgrade(&e);
+    for args in [&["client", "carol"][..], &["crl"], &["verify"]] {
+        refused(&e, args, "was written for a store of format 2");
+    }
+}
+
+/// A store made before the header binding (2026-12-04) unlocks with its old header; the
+/// downgrade is then caught by its audit log (the `state-key` entry only format 2 writes), and
+/// its first write binds the header, after which the header catches it.
+///
+/// Fails when (seen with planted faults): `Store::refuse_downgraded` not called (the fixture's
+/// downgraded copy was upgraded again by `client carol`, exit 0); the re-wrap in `Store::write`
+/// skipped (the second downgrade reached the audit-log check instead of the header's).
+#[test]
+fn a_store_from_before_the_header_binding_is_bound_by_its_first_write() {
+    let e = Env::new();
+    copy_dir(&fixture("store-v2-before-audit-hash/pki"), &e.pki);
+    downgrade(&e);
+    refused(
+        &e,
+        &["client", "carol"],
+        "its audit log records `state-key`",
+    );
+    verify_reports(&e, "its audit log records `state-key`");
+
+    let e = Env::new();
+    copy_dir(&fixture("store-v2-before-audit-hash/pki"), &e.pki);
+    e.ok(&["client", "carol"]);
+    let o = e.run(&["verify", "--json"]);
+    assert_verify_clean("verify after the binding write", &o);
+    downgrade(&e);
+    refused(
+        &e,
+        &["client", "dave"],
+        "was written for a store of format 2",
+    );
+}

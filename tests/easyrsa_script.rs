@@ -342,3 +342,61 @@ fn easy_rsa_lines_without_a_meaning_say_what_to_do() {
     assert!(err.contains("line 2: not a set_var line"), "{err}");
     assert!(!marker.exists(), "the vars file was run");
 }
+
+/// A vars file inside the store folder (`pki/vars`) is not read unless it is named (red-team
+/// review of 2026-12-04): the store folder is untrusted storage, and a planted
+/// `set_var EASYRSA_CERT_EXPIRE 3000` gave `build-client-full` a certificate of eight years.
+/// Found by the search it is refused (exit 2, naming the file and how to name it, nothing
+/// issued); named with `--vars` it is read.
+///
+/// Fails when (seen with a planted fault): the search's `pki/vars` used like `./vars` (carol
+/// was issued until 2035).
+#[test]
+fn a_vars_file_inside_the_store_folder_is_read_only_when_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let vpnca = Path::new(env!("CARGO_BIN_EXE_vpnca"));
+    let env = [
+        ("EASYRSA_BATCH", "1"),
+        ("VPNCA_PASSPHRASE", "test-passphrase-1"),
+    ];
+    let setup: &[ScriptLine] = &[&["init-pki"], &["build-ca", "nopass"]];
+    for o in run_script(vpnca, dir.path(), &env, setup) {
+        assert_eq!(o.status.code(), Some(0), "{}", s(&o.stderr));
+    }
+    std::fs::write(
+        dir.path().join("pki/vars"),
+        "set_var EASYRSA_CERT_EXPIRE 3000\n",
+    )
+    .expect("plant pki/vars");
+    let o = run_script(
+        vpnca,
+        dir.path(),
+        &env,
+        &[&["build-client-full", "carol", "nopass"]],
+    )
+    .pop()
+    .expect("one output");
+    let err = s(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("inside the store folder") && err.contains("--vars="),
+        "{err}"
+    );
+    assert!(!dir.path().join("pki/issued/carol.crt").exists());
+
+    let o = run_script(
+        vpnca,
+        dir.path(),
+        &env,
+        &[&["--vars=pki/vars", "build-client-full", "carol", "nopass"]],
+    )
+    .pop()
+    .expect("one output");
+    assert_eq!(o.status.code(), Some(0), "{}", s(&o.stderr));
+    let end = ossl(
+        dir.path(),
+        &["x509", "-in", "pki/issued/carol.crt", "-noout", "-enddate"],
+    );
+    let end = end.trim().trim_start_matches("notAfter=");
+    assert!(days_from_now(end) > 2900, "{end}");
+}

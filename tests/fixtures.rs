@@ -370,3 +370,64 @@ fn a_sub_ca_under_the_foreign_root() {
     );
     assert!(ok, "{out}");
 }
+
+/// A sub-CA's parent chain is an item of the state (format 2): rows removed from it — the
+/// foreign root taken out of the `chain` table — are refused with exit 2 wherever the chain
+/// is read (a profile's `<ca>`, `export`), nothing written, and `verify` reports the missing
+/// state entries.
+///
+/// Fails when (seen with a planted fault): `Store::parent_chain` reading the rows without
+/// proving `Item::Chain` (the profile was refused by its whole-state check alone, not naming
+/// the chain).
+#[test]
+fn rows_removed_from_a_sub_ca_chain_are_refused() {
+    let e = Env::init();
+    let dir = e.dir.path();
+    e.ok(&["ca", "--sub-ca", "--csr-out", "sub.csr", "--cn", "Sub CA"]);
+    std::fs::write(
+        dir.join("sub.ext"),
+        "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n\
+         subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
+    )
+    .expect("write ext");
+    foreign_ca_signs(dir, "sub.csr", "sub.ext", "sub.crt", &[]);
+    let root_crt = fixture("foreign-ca.crt");
+    e.ok(&[
+        "ca",
+        "--import-cert",
+        "sub.crt",
+        "--chain",
+        path_str(&root_crt),
+    ]);
+    e.ok(&["client", "alice"]);
+    assert_eq!(sqlite_query(&e, "SELECT COUNT(*) FROM chain").trim(), "1");
+
+    sqlite(&e, "DELETE FROM chain");
+    let before = e.snapshot();
+    for args in [
+        &[
+            "profile",
+            "alice",
+            "--remote",
+            "vpn.example.com",
+            "--out",
+            "alice.ovpn",
+        ][..],
+        &["export", "alice", "--out", "out"][..],
+    ] {
+        let err = e.fails(args, 2);
+        assert!(err.contains("the CA's parent chain"), "{args:?}: {err}");
+    }
+    assert!(
+        e.snapshot() == before,
+        "a refused command changed the store"
+    );
+    assert!(!dir.join("alice.ovpn").exists() && !dir.join("out").exists());
+    let o = e.run(&["verify"]);
+    assert_eq!(o.status.code(), Some(1), "{}", s(&o.stdout));
+    let out = s(&o.stdout);
+    assert!(
+        out.contains("state has entries the tables no longer hold"),
+        "{out}"
+    );
+}

@@ -694,3 +694,221 @@ fn a_huge_planted_template_is_refused_unread() {
         "the store changed"
     );
 }
+
+/// Runs tests/data/page_edit.py MODE ARGS on the store's database (an edit of SQLite pages,
+/// below SQL: see that file).
+fn page_edit(e: &Env, mode: &str, args: &[&str]) {
+    let script = format!("{}/tests/data/page_edit.py", env!("CARGO_MANIFEST_DIR"));
+    let db = e.path("pki/vpnca.db");
+    let o = Command::new("python3")
+        .arg(&script)
+        .arg(mode)
+        .arg(&db)
+        .args(args)
+        .output()
+        .expect("python3");
+    assert!(o.status.success(), "page_edit.py {mode}: {}", s(&o.stderr));
+}
+
+fn normalized_serial(e: &Env, name: &str) -> String {
+    norm_serial(&sqlite_query(
+        e,
+        &format!("SELECT serial FROM certs NOT INDEXED WHERE name = '{name}'"),
+    ))
+}
+
+/// An index page edited alone (found by the red-team review of 2026-12-04): `certs_name`
+/// says the revoked alice is valid and the valid bob revoked, while the table, every MAC and
+/// every proof still say otherwise. SQLite answers lookups by name from the index's copy of
+/// `state`, so `show` reported alice valid, `profile alice` was written, `revoke bob` answered
+/// "already revoked" and `verify` said the store was intact. Now records are read from the
+/// table by row id and the lookup checked again on them: `show` and `profile` see alice
+/// revoked, `revoke bob` is not told he is revoked already (SQLite refuses the damaged index
+/// at the update), the CRL still lists alice, and `verify` names the damaged index (exit 1).
+///
+/// Fails when (seen with planted faults): the records read with the WHERE clause on the index
+/// alone (`certs_from` as before: `show alice` said `status: valid`); `engine_check` back to
+/// `quick_check` (verify: "OK: the store is intact").
+#[test]
+fn an_index_page_edited_alone_is_not_trusted() {
+    let e = store();
+    e.ok(&["revoke", "alice"]);
+    page_edit(
+        &e,
+        "index",
+        &[
+            "certs_name",
+            "UPDATE certs SET state = 'valid' WHERE name = 'alice'; \
+             UPDATE certs SET state = 'revoked' WHERE name = 'bob';",
+        ],
+    );
+    let show = e.ok(&["show", "alice"]);
+    assert!(show.contains("status:      revoked"), "{show}");
+    let before = e.snapshot();
+    let err = e.fails(
+        &[
+            "profile",
+            "alice",
+            "--remote",
+            "vpn.example.com",
+            "--out",
+            "alice.ovpn",
+        ],
+        2,
+    );
+    assert!(err.contains("revoked"), "{err}");
+    assert!(e.snapshot() == before && !e.path("alice.ovpn").exists());
+
+    // bob is valid in the table: his revocation is not answered "already revoked" (SQLite
+    // itself notices the damaged index when the row is updated: exit 2, nothing changed).
+    let before = e.snapshot();
+    let err = e.fails(&["revoke", "bob"], 2);
+    assert!(
+        err.contains("malformed") && !err.contains("already revoked"),
+        "{err}"
+    );
+    assert!(e.snapshot() == before);
+    let (_, entries) = crl_by_openssl(&e);
+    let alice = normalized_serial(&e, "alice");
+    assert!(
+        entries.contains_key(&alice),
+        "alice ({alice}) not in {entries:?}"
+    );
+    let o = e.run(&["verify"]);
+    assert_eq!(o.status.code(), Some(1), "{}", s(&o.stdout));
+    assert!(
+        s(&o.stdout).contains("the database file is damaged"),
+        "{}",
+        s(&o.stdout)
+    );
+}
+
+/// A second row planted with bob's serial and a foreign certificate, reachable only through
+/// the `certs_name` index (red-team review of 2026-12-04): `profile bob` and `export bob`
+/// handed out the foreign certificate beside bob's real key, every proof passing on the real
+/// row. Now the record used must be the row its serial leads to: both refuse with exit 2,
+/// nothing written, and `verify` names the planted row.
+///
+/// Fails when (seen with a planted fault): `Store::check_one_row_each` not called by
+/// `Store::by_name` (the profile was written with the foreign certificate).
+#[test]
+fn a_planted_second_row_for_a_serial_is_refused() {
+    let e = store();
+    let dir = e.dir.path();
+    openssl_req(
+        dir,
+        RSA_2048,
+        "bob",
+        "evil.key",
+        "evil.crt",
+        &["-x509", "-days", "30"],
+    );
+    openssl_ok(
+        &[
+            "x509", "-in", "evil.crt", "-outform", "DER", "-out", "evil.der",
+        ],
+        dir,
+    );
+    page_edit(&e, "ghost", &["bob", path_str(&dir.join("evil.der"))]);
+    let before = e.snapshot();
+    for args in [
+        &[
+            "profile",
+            "bob",
+            "--remote",
+            "vpn.example.com",
+            "--out",
+            "bob.ovpn",
+        ][..],
+        &["export", "bob", "--out", "out"][..],
+        &["show", "bob"][..],
+    ] {
+        let err = e.fails(args, 2);
+        assert!(err.contains("more than one row"), "{args:?}: {err}");
+    }
+    assert!(e.snapshot() == before);
+    assert!(!dir.join("bob.ovpn").exists() && !dir.join("out").exists());
+    let o = e.run(&["verify"]);
+    assert_eq!(o.status.code(), Some(1), "{}", s(&o.stdout));
+    assert!(
+        s(&o.stdout).contains("more than one row"),
+        "{}",
+        s(&o.stdout)
+    );
+}
+
+/// A profile pins the server certificate its `--remote` names (`verify-x509-name`); deleting
+/// the server's record with SQL used to drop the pin silently (red-team review of
+/// 2026-12-04), so the client would accept any server certificate of the CA. Profiles now
+/// check the whole state first: exit 2, nothing written. With the record in place the pin is
+/// there.
+///
+/// Fails when (seen with a planted fault): `ProfileContext::new` without
+/// `Store::require_whole_state` (the profile was written without `verify-x509-name`).
+#[test]
+fn a_deleted_server_record_does_not_drop_the_profile_pin() {
+    let e = store();
+    e.ok(&["server", "vpn.example.com"]);
+    let args = [
+        "profile",
+        "bob",
+        "--remote",
+        "vpn.example.com",
+        "--out",
+        "bob.ovpn",
+    ];
+    e.ok(&args);
+    let ovpn = std::fs::read_to_string(e.path("bob.ovpn")).expect("profile");
+    assert!(ovpn.contains("verify-x509-name"), "{ovpn}");
+    std::fs::remove_file(e.path("bob.ovpn")).expect("rm");
+
+    sqlite(&e, "DELETE FROM certs WHERE kind = 'server'");
+    let before = e.snapshot();
+    let err = e.fails(&args, 2);
+    assert!(err.contains("(it is missing)"), "{err}");
+    assert!(e.snapshot() == before && !e.path("bob.ovpn").exists());
+}
+
+/// The public copies are written after the commit, so their paths are checked before it
+/// (red-team review of 2026-12-04): `crl.pem` replaced by a directory made `revoke bob` commit
+/// and then fail with exit 2; `issued` replaced by a symbolic link sent vpnca's writes and
+/// deletions into the folder it pointed to. Both now refuse before anything changes (exit 2,
+/// naming the path), and nothing is written through the link.
+///
+/// Fails when (seen with a planted fault): `Store::check_mirror_paths` not called before the
+/// commit (`revoke bob` exited 2 with bob revoked in the database; `client dave` wrote
+/// `victim/dave.crt`).
+#[test]
+fn a_directory_or_link_where_a_public_copy_goes_is_refused_before_the_commit() {
+    let e = store();
+    let crl = e.path("pki/crl.pem");
+    std::fs::remove_file(&crl).expect("rm crl.pem");
+    std::fs::create_dir(&crl).expect("mkdir crl.pem");
+    let before = e.snapshot();
+    let err = e.fails(&["revoke", "bob"], 2);
+    assert!(
+        err.contains("crl.pem") && err.contains("a directory"),
+        "{err}"
+    );
+    assert!(
+        e.snapshot() == before,
+        "the refused revoke changed the store"
+    );
+    let state = sqlite_query(&e, "SELECT state FROM certs WHERE name = 'bob'");
+    assert_eq!(state.trim(), "valid");
+    std::fs::remove_dir(&crl).expect("rmdir crl.pem");
+
+    let victim = e.path("victim");
+    std::fs::create_dir(&victim).expect("mkdir victim");
+    let issued = e.path("pki/issued");
+    std::fs::rename(&issued, e.path("issued-real")).expect("mv issued");
+    std::os::unix::fs::symlink(&victim, &issued).expect("symlink");
+    let err = e.fails(&["client", "dave"], 2);
+    assert!(
+        err.contains("issued") && err.contains("symbolic link"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(&victim).expect("victim").count(), 0);
+    let count = sqlite_query(&e, "SELECT COUNT(*) FROM certs WHERE name = 'dave'");
+    assert_eq!(count.trim(), "0");
+}

@@ -378,8 +378,11 @@ pub(super) fn log(cli: &Cli, out: &Out, args: &LogArgs) -> Result<u8> {
     // Checked against the signed state head, without the passphrase: an edited, added or
     // removed entry stops here (exit 2).
     let (entries, check) = store.audit_log_checked()?;
+    // Silent only for a new store's lone `init` entry (no CA yet, so no state-signing key):
+    // any longer log without a signed head to check it against says so (with every record
+    // deleted as well, `reads_unverified` alone would not).
     if let vpnca::store::AuditCheck::Unverified(why) = check
-        && (store.public_state()?.is_some() || store.reads_unverified()?)
+        && (entries.len() > 1 || store.public_state()?.is_some() || store.reads_unverified()?)
     {
         super::output::warn(&format!("the audit log is shown unverified: {why}"));
     }

@@ -170,7 +170,7 @@ pub(crate) fn problem(dir: &Path, conn: &Connection) -> Result<Option<String>> {
         }
         Err(e) => {
             return Ok(Some(format!(
-                "{e}; if nothing else is wrong, delete it and the next change writes a new one"
+                "{e}; if nothing else is wrong, delete it and run `vpnca verify --accept-restore`, which writes a new one"
             )));
         }
     };

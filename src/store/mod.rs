@@ -161,12 +161,21 @@ struct Header {
 }
 
 impl Header {
-    fn wrap_aad(&self) -> Vec<u8> {
-        format!(
-            "vpnca/wrap/v1|{}|{}|{}|{}|{}",
+    /// The associated data of the wrapped data key. `bound`: the key is wrapped for a store of
+    /// format 2 or later (every header vpnca writes now), so a header whose format is edited
+    /// back to 1 — to pass the store off as one that has no authenticated state — no longer
+    /// unwraps. Headers written before this binding existed (`vpnca/wrap/v1`) are re-wrapped
+    /// bound by the next write ([`Store::write`]).
+    fn wrap_aad(&self, bound: bool) -> Vec<u8> {
+        let params = format!(
+            "{}|{}|{}|{}|{}",
             self.kdf_algorithm, self.kdf.m_kib, self.kdf.t, self.kdf.p, self.salt
-        )
-        .into_bytes()
+        );
+        if bound {
+            format!("vpnca/wrap/v2|format>=2|{params}").into_bytes()
+        } else {
+            format!("vpnca/wrap/v1|{params}").into_bytes()
+        }
     }
 
     fn new_wrapped(pass: &Passphrase, kdf: KdfParams, data_key: &[u8; 32]) -> Result<Header> {
@@ -180,11 +189,22 @@ impl Header {
             wrapped_key: String::new(),
         };
         let kek = crypto::derive_kek(pass, &salt, kdf)?;
-        h.wrapped_key = crypto::hex(&crypto::seal(&kek, &h.wrap_aad(), data_key)?);
+        h.wrap_with(&kek, data_key)?;
         Ok(h)
     }
 
-    fn unwrap(&self, pass: &Passphrase) -> Result<Zeroizing<[u8; 32]>> {
+    /// Wraps `data_key` under `kek`, bound to format 2 ([`Header::wrap_aad`]).
+    fn wrap_with(&mut self, kek: &[u8; 32], data_key: &[u8; 32]) -> Result<()> {
+        self.format = FORMAT_VERSION;
+        self.wrapped_key = crypto::hex(&crypto::seal(kek, &self.wrap_aad(true), data_key)?);
+        Ok(())
+    }
+
+    /// The data key, and the key-encryption key when the header is not bound yet (to re-wrap
+    /// it bound). `db_format` is the database's format: a header bound to format 2 on a
+    /// format-1 database is a downgrade (the format-2 tables and state removed outside
+    /// vpnca), refused.
+    fn unwrap(&self, pass: &Passphrase, db_format: u32) -> Result<Unwrapped> {
         // Bounded work before the passphrase is known to be right: a header asking for more
         // than `init` allows was not written by vpnca.
         self.kdf.check().map_err(|e| Error::Tampered {
@@ -201,7 +221,26 @@ impl Header {
             what: "store header key".into(),
         })?;
         let kek = crypto::derive_kek(pass, &salt, self.kdf)?;
-        let dk = crypto::open(&kek, &self.wrap_aad(), &blob).ok_or(Error::WrongPassphrase)?;
+        let (dk, bound) = match crypto::open(&kek, &self.wrap_aad(true), &blob) {
+            Some(dk) => (dk, true),
+            None => (
+                crypto::open(&kek, &self.wrap_aad(false), &blob).ok_or(Error::WrongPassphrase)?,
+                false,
+            ),
+        };
+        if bound && (db_format < 2 || self.format < 2) {
+            return Err(Error::Tampered {
+                what: format!(
+                    "the store header was written for a store of format 2, but {} says format {}: its format-2 state (the authenticated state, its witnesses) was removed or relabelled outside vpnca to pass it off as a store without one; restore the store from a backup",
+                    if db_format < 2 {
+                        "the database"
+                    } else {
+                        "the header"
+                    },
+                    db_format.min(self.format)
+                ),
+            });
+        }
         let mut out = Zeroizing::new([0u8; 32]);
         if dk.len() != 32 {
             return Err(Error::Tampered {
@@ -209,8 +248,18 @@ impl Header {
             });
         }
         out.copy_from_slice(&dk);
-        Ok(out)
+        Ok(Unwrapped {
+            data_key: out,
+            rewrap: (!bound).then_some(kek),
+        })
     }
+}
+
+/// What [`Header::unwrap`] gives: the data key, and the key-encryption key when the header
+/// must still be re-wrapped bound to format 2.
+struct Unwrapped {
+    data_key: Zeroizing<[u8; 32]>,
+    rewrap: Option<Zeroizing<[u8; 32]>>,
 }
 
 /// Where a store's notices go ([`Store::on_notice`]). `Send`, so that a `Store` stays `Send`
@@ -242,6 +291,9 @@ pub struct Store {
     write_state: std::cell::RefCell<state::Touched>,
     /// Set by [`Store::without_read_proofs`].
     no_read_proofs: std::cell::Cell<bool>,
+    /// The key-encryption key, kept from [`Store::unlock`] only while the header is not bound
+    /// to format 2 yet ([`Header::wrap_aad`]): the next write re-wraps it bound.
+    rewrap: std::cell::RefCell<Option<Zeroizing<[u8; 32]>>>,
     /// The second checkpoint, outside the store folder ([`Store::use_outside_checkpoint`]).
     outside_checkpoint: Option<PathBuf>,
     /// Where notices about committed changes go ([`Store::on_notice`]).
@@ -353,19 +405,40 @@ const WHERE_REVOKED: &str = "state = 'revoked'";
 const SQL_HAS_CA: &str = "SELECT COUNT(*) FROM certs WHERE kind = 'ca'";
 /// [`Store::last_revocation`].
 const SQL_LAST_REVOCATION: &str = "SELECT MAX(revoked_at) FROM certs WHERE state = 'revoked'";
+/// [`Store::check_mirror_paths`]: the name of a record a write touched.
+const SQL_NAME_BY_SERIAL: &str = "SELECT name FROM certs WHERE serial = ?1";
+/// [`Store::check_one_row_each`]: the row a serial leads to.
+const SQL_ID_BY_SERIAL: &str = "SELECT id FROM certs WHERE serial = ?1";
 /// [`raw_record`]: the key blob and MAC of a record found by serial.
 const SQL_KEY_BLOB: &str = "SELECT key_blob, mac FROM certs WHERE id = ?1";
 /// [`update_record`]: a revocation or supersession.
 const SQL_UPDATE_RECORD: &str = "UPDATE certs SET state = ?1, revoked_at = ?2, reason = ?3, superseded_by = ?4, mac = ?5 WHERE id = ?6";
 
+/// The rows of `certs` a WHERE clause selects, read from the table itself: an index only
+/// proposes row ids (the subquery), each row is then read by its id (`NOT INDEXED`: rowid
+/// lookups only) and the clause checked again on what the table holds. SQLite otherwise takes
+/// the columns an index holds (`certs_name` holds `name` and `state`) from the index, so an
+/// index page edited outside vpnca — the table, its MACs and proofs untouched — could make a
+/// revoked record read as valid. A row the index leaves out is caught by the proof of its
+/// name's list ([`state::Item::Name`]).
+fn certs_from(cols: &str, where_sql: &str) -> String {
+    if where_sql == "1 = 1" {
+        // Every row: a scan of the table itself.
+        return format!("SELECT {cols} FROM certs NOT INDEXED ORDER BY id");
+    }
+    format!(
+        "SELECT {cols} FROM certs NOT INDEXED WHERE id IN (SELECT id FROM certs WHERE {where_sql}) AND ({where_sql}) ORDER BY id"
+    )
+}
+
 /// The SQL of [`query_records`] for a WHERE clause.
 fn records_sql(where_sql: &str) -> String {
-    format!("SELECT {CERT_COLS} FROM certs WHERE {where_sql} ORDER BY id")
+    certs_from(CERT_COLS, where_sql)
 }
 
 /// The SQL of [`query_raw_records`] for a WHERE clause.
 fn raw_records_sql(where_sql: &str) -> String {
-    format!("SELECT {CERT_COLS}, key_blob, mac FROM certs WHERE {where_sql} ORDER BY id")
+    certs_from(&format!("{CERT_COLS}, key_blob, mac"), where_sql)
 }
 
 /// The hot queries by name, as the functions named above run them.
@@ -899,6 +972,7 @@ impl Store {
             in_write: std::cell::Cell::new(false),
             write_state: Default::default(),
             no_read_proofs: std::cell::Cell::new(false),
+            rewrap: Default::default(),
             outside_checkpoint: None,
             notice: None,
             #[cfg(feature = "aws")]
@@ -964,8 +1038,9 @@ impl Store {
     /// Unlocks the store with its passphrase. A wrong passphrase is [`Error::WrongPassphrase`];
     /// nothing is written either way.
     pub fn unlock(&mut self, pass: &Passphrase) -> Result<()> {
-        let dk = self.header()?.unwrap(pass)?;
-        self.keys = Some(Keys::from_data_key(dk));
+        let u = self.header()?.unwrap(pass, self.format.get())?;
+        self.keys = Some(Keys::from_data_key(u.data_key));
+        *self.rewrap.borrow_mut() = u.rewrap;
         Ok(())
     }
 
@@ -1016,10 +1091,36 @@ impl Store {
         Ok(true)
     }
 
+    /// A format-1 store whose audit log records what only format 2 writes (the certification
+    /// of a state-signing key, an upgrade to format 2) was format 2: its state was removed
+    /// outside vpnca to pass it off as a store without one (a downgrade, which would let the
+    /// next write vouch for edits format 1 cannot see). Refused. The header binding
+    /// ([`Header::wrap_aad`]) catches this first for every header written since it exists;
+    /// this is the check for the older ones.
+    fn refuse_downgraded(&self) -> Result<()> {
+        if let Some(e) = self
+            .audit_log()?
+            .iter()
+            .find(|e| e.action == "state-key" || e.action == "upgrade")
+        {
+            return Err(Error::Tampered {
+                what: format!(
+                    "the database says format 1, but its audit log records `{}` (entry {}), which only a store of format 2 writes: its format-2 state was removed outside vpnca; restore the store from a backup",
+                    e.label(),
+                    e.seq
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// `verify`'s check of the whole state (format 2): every item the tables hold, re-derived,
     /// against the trusted head, and the tree's nodes against the tree of those items.
     pub(crate) fn state_problems(&self) -> Result<Vec<String>> {
         if self.format.get() < 2 {
+            if let Err(Error::Tampered { what }) = self.refuse_downgraded() {
+                return Ok(vec![what]);
+            }
             return Ok(v2_only_meta_keys(&self.conn)?
                 .into_iter()
                 .map(|k| format!("the format-1 store holds `{k}` in its header, which only format 2 writes: it was added outside vpnca (the store is not upgraded while it is there)"))
@@ -1068,15 +1169,30 @@ impl Store {
         let state_key = self.presign_state_key(keys);
         let tx = Tx::begin(&self.conn, &self.write_state, "locking the store")?;
         self.check_checkpoint(tx.sql())?;
+        if self.format.get() == 1 {
+            self.refuse_downgraded()?;
+        }
         let upgraded = self.format.get() == 1 && self.upgrade_v1(&tx, keys)?;
         // A format-2 store made before the look-alike index gets it in the same way.
         if self.format.get() == 2 {
             alike::migrate(&tx, keys)?;
+            // A header wrapped before the format binding is re-wrapped bound, in this write.
+            if let Some(kek) = self.rewrap.borrow().as_ref() {
+                let mut h = self.header()?;
+                h.wrap_with(kek, &keys.data_key)?;
+                let json = serde_json::to_string(&h).map_err(|e| Error::Crypto(e.to_string()))?;
+                tx.sql()
+                    .execute("UPDATE meta SET v = ?1 WHERE k = 'header'", params![json])
+                    .map_err(Error::db("binding the store header to its format"))?;
+            }
         }
         let out = self.write_in(tx, keys, f, state_key);
         if out.is_err() && upgraded {
             // Rolled back with the write: the store is format 1 as it was.
             self.format.set(1);
+        }
+        if out.is_ok() {
+            self.rewrap.borrow_mut().take();
         }
         out
     }
@@ -1132,6 +1248,10 @@ impl Store {
         {
             state::start_aws_lists(&tx)?;
         }
+        // The public copies this change leads to are written after the commit: their paths are
+        // checked now, so that a directory, symbolic link or device where one goes refuses the
+        // command before it changes anything (exit 2 after a commit would be a lie).
+        self.check_mirror_paths()?;
         state::seal(&tx, keys)?;
         tx.commit()?;
         self.advance_checkpoint();
@@ -1332,11 +1452,13 @@ impl Store {
         check_revoked_set(&self.conn, keys)
     }
 
-    /// SQLite's own structural check of the file (`PRAGMA quick_check`): `["ok"]` when sound.
+    /// SQLite's own check of the file (`PRAGMA integrity_check`, for `verify`): `["ok"]` when
+    /// sound. Unlike `quick_check` it also compares every index with its table, so an index page
+    /// edited outside vpnca is named here.
     pub(crate) fn engine_check(&self) -> Result<Vec<String>> {
         let mut st = self
             .conn
-            .prepare("PRAGMA quick_check")
+            .prepare("PRAGMA integrity_check")
             .map_err(Error::db("checking the database"))?;
         let rows = st
             .query_map([], |r| r.get::<_, String>(0))
@@ -1379,11 +1501,11 @@ impl Store {
     /// The certificate with this serial.
     pub fn by_serial(&self, serial: &Serial) -> Result<CertRecord> {
         self.proven(&[state::Item::Cert(serial.hex())])?;
-        self.query_records(WHERE_SERIAL, &[&serial.hex()])?
-            .pop()
-            .ok_or_else(|| Error::NotFound {
-                what: format!("no certificate with serial {serial}"),
-            })
+        let v = self.query_records(WHERE_SERIAL, &[&serial.hex()])?;
+        self.check_one_row_each(&v)?;
+        v.into_iter().next().ok_or_else(|| Error::NotFound {
+            what: format!("no certificate with serial {serial}"),
+        })
     }
 
     /// Proves `items` (their values in the tables now) against the trusted state head, in one
@@ -1554,6 +1676,7 @@ impl Store {
         let mut items: Vec<state::Item> = sp.into_iter().map(state::Item::Name).collect();
         items.extend(v.iter().map(|r| state::Item::Cert(r.serial.hex())));
         self.proven(&items)?;
+        self.check_one_row_each(&v)?;
         Ok(v)
     }
 
@@ -1650,6 +1773,34 @@ impl Store {
         self.query_records(WHERE_REVOKED, &[])
     }
 
+    /// Each record is the one row its serial leads to (the row the proof of
+    /// [`state::Item::Cert`] reads): a second row with a record's serial, planted in the table
+    /// outside vpnca and reached through another index, is refused instead of being used with
+    /// the proof of the real one.
+    fn check_one_row_each(&self, recs: &[CertRecord]) -> Result<()> {
+        if self.format.get() < 2 || self.no_read_proofs.get() {
+            return Ok(());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for r in recs {
+            let id: Option<i64> = self
+                .conn
+                .query_row(SQL_ID_BY_SERIAL, [r.serial.hex()], |row| row.get(0))
+                .optional()
+                .map_err(Error::db("reading certificates"))?;
+            if !seen.insert(r.serial.hex()) || id != Some(r.id) {
+                return Err(Error::Tampered {
+                    what: format!(
+                        "the table holds more than one row for certificate {} ({}): a row was planted outside vpnca",
+                        r.serial,
+                        crate::shell::printable(&r.name)
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The live certificate with this name, if any.
     pub fn live(&self, name: &str) -> Result<Option<CertRecord>> {
         let t = ts(now());
@@ -1665,6 +1816,7 @@ impl Store {
         let mut items: Vec<state::Item> = sp.into_iter().map(state::Item::Name).collect();
         items.extend(live.iter().map(|r| state::Item::Cert(r.serial.hex())));
         self.proven(&items)?;
+        self.check_one_row_each(live.as_slice())?;
         Ok(live)
     }
 
@@ -1675,6 +1827,7 @@ impl Store {
         let mut items = vec![state::Item::Name(name.to_string())];
         items.extend(live.iter().map(|r| state::Item::Cert(r.serial.hex())));
         self.proven(&items)?;
+        self.check_one_row_each(live.as_slice())?;
         Ok(live)
     }
 
@@ -1684,6 +1837,7 @@ impl Store {
         let mut items = vec![state::Item::Ca];
         items.extend(ca.iter().map(|r| state::Item::Cert(r.serial.hex())));
         self.proven(&items)?;
+        self.check_one_row_each(ca.as_slice())?;
         ca.ok_or(Error::NoCa)
     }
 
@@ -1867,6 +2021,62 @@ impl Store {
     /// Path of `ca.crt`.
     pub fn ca_path(&self) -> PathBuf {
         self.dir.join("ca.crt")
+    }
+
+    /// The public copies a write goes on to update — `ca.crt`, `crl.pem`, the `issued` folder
+    /// and `issued/NAME.crt` of each name the write touched — are each nothing or what vpnca
+    /// writes there (a regular file; a real directory for `issued`). A symbolic link there
+    /// would send vpnca's writes and deletions elsewhere; a directory or device would fail them
+    /// after the commit. [`Error::OutputPath`], before anything changed.
+    fn check_mirror_paths(&self) -> Result<()> {
+        use fsutil::PathKind;
+        let refuse = |path: &Path, kind: PathKind| Error::OutputPath {
+            path: path.to_path_buf(),
+            reason: format!(
+                "vpnca keeps a public copy there, but it is {}: move it away and run the command again (nothing was changed)",
+                kind.describe()
+            ),
+        };
+        for path in [self.ca_path(), self.crl_path()] {
+            match PathKind::of(&path)? {
+                PathKind::Missing | PathKind::File => {}
+                k => return Err(refuse(&path, k)),
+            }
+        }
+        let issued = self.dir.join("issued");
+        match PathKind::of(&issued)? {
+            PathKind::Missing => return Ok(()),
+            PathKind::Dir => {}
+            k => return Err(refuse(&issued, k)),
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for item in self.write_state.borrow().items.iter() {
+            match item {
+                state::Item::Name(n) => {
+                    names.insert(n.clone());
+                }
+                // A revocation or supersession touches the record only.
+                state::Item::Cert(serial) => {
+                    if let Some(n) = self
+                        .conn
+                        .query_row(SQL_NAME_BY_SERIAL, [serial], |r| r.get::<_, String>(0))
+                        .optional()
+                        .map_err(Error::db("reading certificates"))?
+                    {
+                        names.insert(n);
+                    }
+                }
+                _ => {}
+            }
+        }
+        for n in names {
+            let path = self.issued_path(&n);
+            match PathKind::of(&path)? {
+                PathKind::Missing | PathKind::File => {}
+                k => return Err(refuse(&path, k)),
+            }
+        }
+        Ok(())
     }
 
     /// Brings the mirror of `name` in line with the store (written when live, removed if not).

@@ -211,9 +211,12 @@ fn opt_int(v: Option<i64>) -> Vec<u8> {
 pub(crate) fn value(conn: &Connection, item: &Item) -> Result<Option<Vec<u8>>> {
     let op = "reading the store state";
     Ok(match item {
+        // Read from the table by row id, the serial checked on the row itself (an index only
+        // proposes the row: see `certs_from` in mod.rs); `query_row` takes the first row, and
+        // `Store::check_one_row_each` refuses a second one.
         Item::Cert(serial) => conn
             .query_row(
-                "SELECT serial, name, kind, profile, state, not_before, not_after, revoked_at, reason, superseded_by, created_at, cert_der, key_blob FROM certs WHERE serial = ?1",
+                "SELECT serial, name, kind, profile, state, not_before, not_after, revoked_at, reason, superseded_by, created_at, cert_der, key_blob FROM certs NOT INDEXED WHERE id IN (SELECT id FROM certs WHERE serial = ?1) AND serial = ?1 ORDER BY id",
                 [serial],
                 |r| {
                     let text = |i: usize| -> rusqlite::Result<Vec<u8>> {
@@ -860,6 +863,24 @@ pub(crate) fn check_all(conn: &Connection, keys: &Keys) -> Result<Vec<String>> {
 pub(crate) fn check_all_against(conn: &Connection, head: &Head) -> Result<Vec<String>> {
     let items = all_items(conn)?;
     let mut problems = Vec::new();
+    // One row per serial, read from the table itself: a second row planted with a record's
+    // serial maps to the same state item and would otherwise go unseen here.
+    let mut st = conn
+        .prepare("SELECT serial FROM certs NOT INDEXED ORDER BY serial")
+        .map_err(db("reading the store state"))?;
+    let serials = st
+        .query_map([], |r| r.get::<_, String>(0))
+        .map_err(db("reading the store state"))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db("reading the store state"))?;
+    for w in serials.windows(2) {
+        if w[0] == w[1] {
+            problems.push(format!(
+                "the table holds more than one row for certificate {}: a row was planted outside vpnca",
+                crate::shell::printable(&w[0])
+            ));
+        }
+    }
     if root_of(&items) != head.root {
         // Name the items that differ: each one's proof against the head — those the tables
         // hold, and those the (chained) audit log names, which finds deleted ones.

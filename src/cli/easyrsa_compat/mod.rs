@@ -723,11 +723,27 @@ impl<'a> Settings<'a> {
                     if let Some(e) = env_get("EASYRSA") {
                         c.push(Path::new(&e).join("vars"));
                     }
-                    if !explicit && env_get("EASYRSA").is_none() {
-                        c.push(pwd.join("pki/vars"));
-                    }
+                    let in_store = if !explicit && env_get("EASYRSA").is_none() {
+                        Some(pwd.join("pki/vars"))
+                    } else {
+                        None
+                    };
+                    c.extend(in_store.clone());
                     c.push(pwd.join("vars"));
-                    c.into_iter().find(|p| p.is_file())
+                    let found = c.into_iter().find(|p| p.is_file());
+                    // The store folder is untrusted storage (docs/security.md): a vars file
+                    // found there is not used unless it is named. Someone who can write the
+                    // store could otherwise plant validity, key type or CRL settings.
+                    if let Some(f) = &found
+                        && (explicit && *f == store.join("vars") || in_store.as_ref() == Some(f))
+                    {
+                        return Err(format!(
+                            "{} is inside the store folder, which vpnca treats as untrusted storage (whoever can write the store could plant settings there): vpnca does not read it unless it is named; move it next to the store (./vars), or name it with --vars={} or $EASYRSA_VARS_FILE",
+                            f.display(),
+                            f.display()
+                        ));
+                    }
+                    found
                 }
             };
             if let Some(p) = path {
