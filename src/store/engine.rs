@@ -30,8 +30,8 @@
 //! - **audit log** (`audit_*`): one item per entry (`audit#SEQ`), appended in the change that
 //!   makes it; reads are ranges by sequence number.
 //! - **state tree nodes** (`nodes_*`): one item per node; `nodes_get_many` is one batch read
-//!   (the proofs ask for at most one path of nodes at a time: ≤ 100 keys per call after
-//!   `smt.rs`'s batching), `nodes_write` part of the commit's change.
+//!   (`smt.rs` asks for at most `MAX_BATCH` = 100 keys per call, the rest of one proof path),
+//!   `nodes_write` part of the commit's change (staged under the new head remotely).
 //! - **AWS rows** (`aws_*`): one item per import ARN and per endpoint.
 //! - **engine maintenance** (`quick_check`, `vacuum`, `hot_query_plans`, `create_*`): SQLite's
 //!   own; a remote engine answers them trivially (no plan, nothing to compact).

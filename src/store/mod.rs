@@ -4,6 +4,8 @@
 //! - `vpnca.db` — certificates, encrypted private keys, CRLs, the audit log, the header;
 //! - `ca.crt`, `issued/NAME.crt`, `crl.pem` — public copies for easy-rsa habits (never keys).
 //!
+//! The store reads and writes records, items and tree nodes through one interface,
+//! [`engine::Engine`]; SQLite is one file implementing it, [`sqlite`], the only one with SQL.
 //! Every write is one SQLite transaction taken with `BEGIN IMMEDIATE` (writers queue on the
 //! lock; a crash or SIGKILL rolls the transaction back), in rollback-journal mode with
 //! `synchronous=FULL`. Mirrors are rewritten after the commit and repaired by `verify`.
