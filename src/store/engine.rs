@@ -118,6 +118,10 @@ pub(crate) struct CrlItemRow {
 
 /// An ACM import row as stored (role as text, MAC unchecked).
 #[derive(Debug)]
+#[cfg_attr(
+    not(feature = "aws"),
+    allow(dead_code, reason = "read by the `aws` feature")
+)]
 pub(crate) struct ImportRow {
     pub(crate) arn: String,
     pub(crate) region: String,
@@ -130,6 +134,10 @@ pub(crate) struct ImportRow {
 
 /// A CRL push row as stored.
 #[derive(Debug)]
+#[cfg_attr(
+    not(feature = "aws"),
+    allow(dead_code, reason = "read by the `aws` feature")
+)]
 pub(crate) struct EndpointRow {
     pub(crate) id: String,
     pub(crate) region: String,
@@ -164,12 +172,20 @@ pub(crate) trait Engine {
     /// Adds the AWS and state tables to a format-1 store (the upgrade).
     fn create_upgrade_tables(&self) -> Result<()>;
     /// Adds the AWS tables when a store made before them lacks them.
+    #[cfg_attr(
+        not(feature = "aws"),
+        allow(dead_code, reason = "used by the `aws` feature")
+    )]
     fn create_aws_tables(&self) -> Result<()>;
     /// Whether the engine holds the table (format 1 may lack the AWS ones).
     fn has_table(&self, name: &str) -> Result<bool>;
     /// The engine's own structural check: `["ok"]` when sound.
     fn quick_check(&self) -> Result<Vec<String>>;
     /// Gives free space back to the file system.
+    #[cfg_attr(
+        not(feature = "aws"),
+        allow(dead_code, reason = "used by the `aws` feature")
+    )]
     fn vacuum(&self) -> Result<()>;
     /// The query plan of each hot certificate lookup (tests only).
     fn hot_query_plans(&self) -> Result<Vec<(&'static str, String)>>;
@@ -206,6 +222,10 @@ pub(crate) trait Engine {
     /// Rewrites the mutable fields of record `id` from `rec`, with a new MAC.
     fn cert_update(&self, id: i64, rec: &CertRecord, mac: &[u8]) -> Result<()>;
     /// Deletes the key blob of record `id` (its free pages overwritten), with a new MAC.
+    #[cfg_attr(
+        not(feature = "aws"),
+        allow(dead_code, reason = "used by the `aws` feature")
+    )]
     fn cert_drop_key(&self, id: i64, mac: &[u8]) -> Result<()>;
     /// Replaces the key blob and MAC of record `id` (rekey).
     fn cert_rekey(&self, id: i64, key_blob: Option<&[u8]>, mac: &[u8]) -> Result<()>;
@@ -297,12 +317,24 @@ pub(crate) trait Engine {
 
     /// Every import row, newest first, each given to `each` as it is read (the first error,
     /// the engine's or `each`'s, ends the scan).
+    #[cfg_attr(
+        not(feature = "aws"),
+        allow(dead_code, reason = "used by the `aws` feature")
+    )]
     fn aws_imports(&self, each: &mut dyn FnMut(ImportRow) -> Result<()>) -> Result<()>;
     /// The import row of `arn`, as the state hashes it (everything but the ARN).
     fn aws_import(&self, arn: &str) -> Result<Option<ImportRow>>;
     /// Records an import (replacing the row of the same ARN).
+    #[cfg_attr(
+        not(feature = "aws"),
+        allow(dead_code, reason = "used by the `aws` feature")
+    )]
     fn aws_import_put(&self, row: &ImportRow) -> Result<()>;
     /// Replaces the MAC of the import row of `arn` (rekey).
+    #[cfg_attr(
+        not(feature = "aws"),
+        allow(dead_code, reason = "used by the `aws` feature")
+    )]
     fn aws_import_remac(&self, arn: &str, mac: &[u8]) -> Result<()>;
     /// How many import rows there are (a rekey without the `aws` feature refuses a store that
     /// has any).
@@ -312,10 +344,18 @@ pub(crate) trait Engine {
     )]
     fn aws_import_count(&self) -> Result<i64>;
     /// Every endpoint row, by region and id.
+    #[cfg_attr(
+        not(feature = "aws"),
+        allow(dead_code, reason = "used by the `aws` feature")
+    )]
     fn aws_endpoints(&self) -> Result<Vec<EndpointRow>>;
     /// The endpoint row of (`id`, `region`).
     fn aws_endpoint(&self, id: &str, region: &str) -> Result<Option<EndpointRow>>;
     /// Records a CRL push (replacing the row of the same endpoint and region).
+    #[cfg_attr(
+        not(feature = "aws"),
+        allow(dead_code, reason = "used by the `aws` feature")
+    )]
     fn aws_endpoint_put(&self, row: &EndpointRow) -> Result<()>;
     /// The keys of a list, sorted, as pairs (`(arn, "")`, `(id, region)`).
     fn aws_list(&self, list: AwsList) -> Result<Vec<(String, String)>>;
