@@ -393,30 +393,6 @@ impl Error {
             reason: reason.into(),
         }
     }
-
-    pub(crate) fn db(op: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
-        move |e| {
-            use rusqlite::ErrorCode;
-            // SQLite's own words ("database or disk is full", "attempt to write a readonly
-            // database") do not say what the user can do, nor that the transaction was undone.
-            let plain = match e.sqlite_error_code() {
-                Some(ErrorCode::DiskFull) => Some(
-                    "the disk holding the store is full; the transaction was rolled back and nothing was changed (free some space and run the command again)",
-                ),
-                Some(ErrorCode::ReadOnly) => Some(
-                    "the store is read-only (a read-only file system, or no write permission on the store directory or vpnca.db); nothing was changed",
-                ),
-                _ => None,
-            };
-            Error::Database {
-                op,
-                message: match plain {
-                    Some(p) => format!("{p} [{e}]"),
-                    None => e.to_string(),
-                },
-            }
-        }
-    }
 }
 
 impl From<rcgen::Error> for Error {

@@ -12,13 +12,12 @@
 //! The values live in `meta` (`alike.KEY`: a JSON array), and the setting `alike_index` (an
 //! item of the state) says the store has them. Stores of format 2 made before the index get it
 //! in their first write ([`migrate`]); until then — and in a format-1 store — the check reads
-//! every valid name as before ([`SQL_VALID_NAMES`]).
+//! every valid name as before ([`NameQuery::Valid`]).
 
 use std::collections::{BTreeMap, HashMap};
 
-use rusqlite::Connection;
-
 use super::crypto::Keys;
+use super::engine::{Engine, NameQuery};
 use super::state::Item;
 use super::{Store, Tx, audit_append, meta_get, meta_set, state};
 use crate::name::look_alike_key;
@@ -31,22 +30,9 @@ pub(crate) const SETTING: &str = "alike_index";
 /// The `meta` keys of the index are this followed by the look-alike key.
 const PREFIX: &str = "alike.";
 
-/// The `WHERE` clause on `meta` that selects the index's rows (a range on the primary key: `/`
-/// follows `.`), and the setting.
-pub(crate) const WHERE_META: &str = "(k >= 'alike.' AND k < 'alike/') OR k = 'alike_index'";
-
-/// A store without the index: the names of records in state `valid`, expired or not, the CA's
-/// too, from the covering index alone (no table row is read: 17 ms for 100,000 names).
-pub(super) const SQL_VALID_NAMES: &str =
-    "SELECT DISTINCT name FROM certs INDEXED BY certs_name WHERE state = 'valid'";
-
 /// The `meta` key that holds the spellings under `key`.
 pub(crate) fn meta_key(key: &str) -> String {
     format!("{PREFIX}{key}")
-}
-
-fn db(op: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
-    Error::db(op)
 }
 
 /// The stored text of `names` (sorted, distinct).
@@ -55,8 +41,8 @@ fn text(names: &[String]) -> String {
 }
 
 /// The spellings stored under `key`, as the table holds them (not proven here).
-fn stored(conn: &Connection, key: &str) -> Result<Vec<String>> {
-    let Some(v) = meta_get(conn, &meta_key(key))? else {
+fn stored(db: &dyn Engine, key: &str) -> Result<Vec<String>> {
+    let Some(v) = meta_get(db, &meta_key(key))? else {
         return Ok(Vec::new());
     };
     serde_json::from_str(&v).map_err(|_| Error::Tampered {
@@ -69,16 +55,8 @@ fn stored(conn: &Connection, key: &str) -> Result<Vec<String>> {
 
 /// The look-alike keys the `meta` table holds an entry for (not proven: the whole-state check
 /// and the upgrade use them).
-pub(crate) fn stored_keys(conn: &Connection) -> Result<Vec<String>> {
-    let op = "reading the look-alike index";
-    let mut st = conn
-        .prepare("SELECT k FROM meta WHERE k >= 'alike.' AND k < 'alike/' ORDER BY k")
-        .map_err(db(op))?;
-    let keys = st
-        .query_map([], |r| r.get::<_, String>(0))
-        .map_err(db(op))?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(db(op))?;
+pub(crate) fn stored_keys(db: &dyn Engine) -> Result<Vec<String>> {
+    let keys = db.meta_alike_keys()?;
     Ok(keys
         .into_iter()
         .filter_map(|k| k.strip_prefix(PREFIX).map(str::to_string))
@@ -87,16 +65,8 @@ pub(crate) fn stored_keys(conn: &Connection) -> Result<Vec<String>> {
 
 /// The index as the certificate names in the tables make it: every look-alike key and its
 /// sorted, distinct spellings.
-pub(crate) fn derive(conn: &Connection) -> Result<BTreeMap<String, Vec<String>>> {
-    let op = "reading the certificate names";
-    let mut st = conn
-        .prepare("SELECT DISTINCT name FROM certs WHERE kind != 'ca' ORDER BY name")
-        .map_err(db(op))?;
-    let names = st
-        .query_map([], |r| r.get::<_, String>(0))
-        .map_err(db(op))?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(db(op))?;
+pub(crate) fn derive(db: &dyn Engine) -> Result<BTreeMap<String, Vec<String>>> {
+    let names = db.cert_names(NameQuery::All, "reading the certificate names")?;
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for n in names {
         // In name order, so each list is sorted.
@@ -109,7 +79,7 @@ pub(crate) fn derive(conn: &Connection) -> Result<BTreeMap<String, Vec<String>>>
 /// are known to be the state's (the upgrade from format 1, [`migrate`]), followed by a rebuild
 /// of the tree.
 pub(super) fn write_all(tx: &Tx<'_>) -> Result<()> {
-    for (key, names) in derive(tx.sql())? {
+    for (key, names) in derive(tx.engine())? {
         meta_set(tx, &meta_key(&key), &text(&names))?;
     }
     meta_set(tx, SETTING, "1")
@@ -123,12 +93,12 @@ pub(super) fn write_all(tx: &Tx<'_>) -> Result<()> {
 /// the new head (so the database of before is an older copy for the checkpoint). Returns
 /// whether it built the index.
 pub(super) fn migrate(tx: &Tx<'_>, keys: &Keys) -> Result<bool> {
-    if meta_get(tx.sql(), SETTING)?.is_some() {
+    if meta_get(tx.engine(), SETTING)?.is_some() {
         // Indexed (or an added row, which the proof of the setting then refuses).
         return Ok(false);
     }
-    let head = state::trusted_head(tx.sql(), keys)?;
-    if !state::check_all_against(tx.sql(), &head)?.is_empty() {
+    let head = state::trusted_head(tx.engine(), keys)?;
+    if !state::check_all_against(tx.engine(), &head)?.is_empty() {
         return Ok(false);
     }
     write_all(tx)?;
@@ -155,7 +125,7 @@ pub(super) fn add(tx: &Tx<'_>, name: &str) -> Result<()> {
             // Proven, so that a deleted setting row cannot switch the upkeep off.
             let b = tx.state.borrow().root.is_some() && {
                 tx.prove(&Item::Setting(SETTING))?;
-                meta_get(tx.sql(), SETTING)?.is_some()
+                meta_get(tx.engine(), SETTING)?.is_some()
             };
             tx.state.borrow_mut().alike_indexed = Some(b);
             b
@@ -166,7 +136,7 @@ pub(super) fn add(tx: &Tx<'_>, name: &str) -> Result<()> {
     }
     let key = look_alike_key(name);
     tx.touch(Item::Alike(key.clone()))?;
-    let mut names = stored(tx.sql(), &key)?;
+    let mut names = stored(tx.engine(), &key)?;
     if let Err(at) = names.binary_search_by(|n| n.as_str().cmp(name)) {
         names.insert(at, name.to_string());
         meta_set(tx, &meta_key(&key), &text(&names))?;
@@ -176,13 +146,13 @@ pub(super) fn add(tx: &Tx<'_>, name: &str) -> Result<()> {
 
 /// `verify`'s check of the index against the names (the state proves both, so a difference is
 /// a vpnca bug, or an edit made before the index was built): problems, for people.
-pub(crate) fn problems(conn: &Connection) -> Result<Vec<String>> {
-    if meta_get(conn, SETTING)?.is_none() {
+pub(crate) fn problems(db: &dyn Engine) -> Result<Vec<String>> {
+    if meta_get(db, SETTING)?.is_none() {
         return Ok(Vec::new());
     }
-    let want = derive(conn)?;
+    let want = derive(db)?;
     let mut out = Vec::new();
-    for key in stored_keys(conn)? {
+    for key in stored_keys(db)? {
         if !want.contains_key(&key) {
             out.push(format!(
                 "the look-alike index has an entry {} that no certificate name makes",
@@ -191,7 +161,7 @@ pub(crate) fn problems(conn: &Connection) -> Result<Vec<String>> {
         }
     }
     for (key, names) in &want {
-        let differs = match stored(conn, key) {
+        let differs = match stored(db, key) {
             Ok(have) => have != *names,
             Err(Error::Tampered { what }) => {
                 out.push(what);
@@ -266,7 +236,7 @@ impl Store {
             None
         } else {
             let mut by_key: HashMap<String, Vec<String>> = HashMap::new();
-            for n in self.string_column(SQL_VALID_NAMES, &[])? {
+            for n in self.conn.cert_names(NameQuery::Valid, "reading names")? {
                 by_key.entry(look_alike_key(&n)).or_default().push(n);
             }
             Some(by_key)
@@ -297,7 +267,7 @@ impl Store {
     /// The spellings the index lists under `key`, proven against the state (read in the same
     /// snapshot as the proof).
     fn alike_spellings(&self, key: &str) -> Result<Vec<String>> {
-        let _snapshot = if self.conn.is_autocommit() {
+        let _snapshot = if self.conn.outside_transaction() {
             Some(self.snapshot()?)
         } else {
             None

@@ -14,9 +14,8 @@
 //! checking every entry's MAC (once, O(entries)); until then `log` says it shows the log
 //! unverified.
 
-use rusqlite::Connection;
-
 use super::crypto;
+use super::engine::Engine;
 use super::{AuditEntry, Store, Tx, audit_entries_from, audit_fields, meta_get, meta_set, state};
 use crate::{Error, Result};
 
@@ -68,7 +67,7 @@ fn parse(v: &str) -> Option<(i64, Vec<u8>)> {
 /// Extends the chain by entry `e` (just appended after `prev_mac`, inside `tx`) when the store
 /// keeps one; the setting is proven before it changes ([`meta_set`] touches it).
 pub(crate) fn extend(tx: &Tx<'_>, prev_mac: &[u8], e: &AuditEntry) -> Result<()> {
-    let Some(v) = meta_get(tx.sql(), AUDIT_HASH)? else {
+    let Some(v) = meta_get(tx.engine(), AUDIT_HASH)? else {
         return Ok(());
     };
     let (seq, hash) =
@@ -89,10 +88,10 @@ pub(crate) fn extend(tx: &Tx<'_>, prev_mac: &[u8], e: &AuditEntry) -> Result<()>
 /// were checked. The setting's absence is proven first ([`meta_set`] touches it), so a row
 /// planted by someone else stops the write.
 pub(crate) fn start(tx: &Tx<'_>) -> Result<()> {
-    if meta_get(tx.sql(), AUDIT_HASH)?.is_some() {
+    if meta_get(tx.engine(), AUDIT_HASH)?.is_some() {
         return Ok(());
     }
-    let entries = audit_entries_from(tx.sql(), 0)?;
+    let entries = audit_entries_from(tx.engine(), 0)?;
     let (seq, hash) = over(&entries).ok_or_else(|| Error::Tampered {
         what: "the audit log has a gap (edited outside vpnca)".into(),
     })?;
@@ -100,11 +99,11 @@ pub(crate) fn start(tx: &Tx<'_>) -> Result<()> {
 }
 
 /// `verify`'s check of the chain against the entries (the MACs are checked elsewhere).
-pub(crate) fn problems(conn: &Connection) -> Result<Vec<String>> {
-    let Some(v) = meta_get(conn, AUDIT_HASH)? else {
+pub(crate) fn problems(db: &dyn Engine) -> Result<Vec<String>> {
+    let Some(v) = meta_get(db, AUDIT_HASH)? else {
         return Ok(Vec::new());
     };
-    let entries = audit_entries_from(conn, 0)?;
+    let entries = audit_entries_from(db, 0)?;
     Ok(match (parse(&v), over(&entries)) {
         (Some(stored), Some(now)) if stored == now => Vec::new(),
         _ => vec!["audit log: the public hash chain (`audit_hash`) does not match the entries: an entry was edited, added or removed outside vpnca".into()],

@@ -5,7 +5,6 @@
 //! Each import row carries an HMAC under the store's key, checked whenever the store is
 //! unlocked: a swapped ARN would send the server key to another certificate.
 
-use rusqlite::params;
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -14,7 +13,7 @@ use crate::store::crypto::Keys;
 use crate::store::{self, Store};
 use crate::{Error, Result};
 
-use super::AWS_SCHEMA as SCHEMA;
+use super::engine::{EndpointRow, Engine, ImportRow};
 use super::state;
 
 /// An ACM certificate this store imported into.
@@ -71,30 +70,20 @@ impl Store {
     /// The ACM imports this store recorded, newest first. When the store is unlocked every
     /// row's MAC is checked ([`Error::Tampered`] otherwise); locked, they are read as is.
     pub fn acm_imports(&self) -> Result<Vec<AcmImport>> {
-        if !super::state::has_table(&self.conn, "aws_imports")? {
+        if !self.conn.has_table("aws_imports")? {
             return Ok(Vec::new());
         }
-        let mut stmt = self
-            .conn
-            .prepare("SELECT arn, region, role, name, serial, imported_at, mac FROM aws_imports ORDER BY imported_at DESC, arn")
-            .map_err(Error::db("reading the AWS records"))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, i64>(5)?,
-                    r.get::<_, Vec<u8>>(6)?,
-                ))
-            })
-            .map_err(Error::db("reading the AWS records"))?;
         let mut out = Vec::new();
-        for row in rows {
-            let (arn, region, role, name, serial, at, mac) =
-                row.map_err(Error::db("reading the AWS records"))?;
+        self.conn.aws_imports(&mut |row| {
+            let ImportRow {
+                arn,
+                region,
+                role,
+                name,
+                serial,
+                imported_at: at,
+                mac,
+            } = row;
             let role = ImportRole::parse(&role).ok_or_else(|| Error::Tampered {
                 what: format!("ACM import record {arn} has an unknown role {role:?}"),
             })?;
@@ -116,7 +105,8 @@ impl Store {
                 }
             }
             out.push(imp);
-        }
+            Ok(())
+        })?;
         // Proven: each row, and the list of them (so a deleted row is seen too).
         let mut items = vec![state::Item::AwsImports];
         items.extend(out.iter().map(|i| state::Item::AwsImport(i.arn.clone())));
@@ -139,28 +129,20 @@ impl Store {
 
     /// The endpoints this store pushed CRLs to.
     pub fn known_endpoints(&self) -> Result<Vec<KnownEndpoint>> {
-        if !super::state::has_table(&self.conn, "aws_endpoints")? {
+        if !self.conn.has_table("aws_endpoints")? {
             return Ok(Vec::new());
         }
-        let mut stmt = self
+        let out: Vec<KnownEndpoint> = self
             .conn
-            .prepare(
-                "SELECT id, region, crl_number, pushed_at FROM aws_endpoints ORDER BY region, id",
-            )
-            .map_err(Error::db("reading the AWS records"))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok(KnownEndpoint {
-                    id: r.get(0)?,
-                    region: r.get(1)?,
-                    crl_number: r.get::<_, i64>(2)? as u64,
-                    pushed_at: store::from_ts(r.get(3)?),
-                })
+            .aws_endpoints()?
+            .into_iter()
+            .map(|r| KnownEndpoint {
+                id: r.id,
+                region: r.region,
+                crl_number: r.crl_number as u64,
+                pushed_at: store::from_ts(r.pushed_at),
             })
-            .map_err(Error::db("reading the AWS records"))?;
-        let out = rows
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(Error::db("reading the AWS records"))?;
+            .collect();
         let mut items = vec![state::Item::AwsEndpoints];
         items.extend(
             out.iter()
@@ -174,17 +156,18 @@ impl Store {
     /// transaction.
     pub(crate) fn record_import(&self, imp: &AcmImport, detail: &serde_json::Value) -> Result<()> {
         self.write(|tx, keys| {
-            tx.sql().execute_batch(SCHEMA)
-                .map_err(Error::db("creating the AWS tables"))?;
+            tx.engine().create_aws_tables()?;
             tx.touch(super::state::Item::AwsImport(imp.arn.clone()))?;
             tx.touch(super::state::Item::AwsImports)?;
-            tx.sql().execute(
-                "INSERT INTO aws_imports (arn, region, role, name, serial, imported_at, mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT(arn) DO UPDATE SET region = excluded.region, role = excluded.role, name = excluded.name,
-                 serial = excluded.serial, imported_at = excluded.imported_at, mac = excluded.mac",
-                params![imp.arn, imp.region, imp.role.as_str(), imp.name, imp.serial, store::ts(imp.imported_at), mac_of(keys, imp)],
-            )
-            .map_err(Error::db("recording the ACM import"))?;
+            tx.engine().aws_import_put(&ImportRow {
+                arn: imp.arn.clone(),
+                region: imp.region.clone(),
+                role: imp.role.as_str().to_string(),
+                name: imp.name.clone(),
+                serial: imp.serial.clone(),
+                imported_at: store::ts(imp.imported_at),
+                mac: mac_of(keys, imp),
+            })?;
             store::audit_append(tx, keys, "acm-import", &imp.name, &imp.serial, detail)
         })
     }
@@ -198,16 +181,18 @@ impl Store {
         detail: &serde_json::Value,
     ) -> Result<()> {
         self.write(|tx, keys| {
-            tx.sql().execute_batch(SCHEMA)
-                .map_err(Error::db("creating the AWS tables"))?;
-            tx.touch(super::state::Item::AwsEndpoint(endpoint.into(), region.into()))?;
+            tx.engine().create_aws_tables()?;
+            tx.touch(super::state::Item::AwsEndpoint(
+                endpoint.into(),
+                region.into(),
+            ))?;
             tx.touch(super::state::Item::AwsEndpoints)?;
-            tx.sql().execute(
-                "INSERT INTO aws_endpoints (id, region, crl_number, pushed_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(id, region) DO UPDATE SET crl_number = excluded.crl_number, pushed_at = excluded.pushed_at",
-                params![endpoint, region, crl_number as i64, store::ts(store::now())],
-            )
-            .map_err(Error::db("recording the CRL push"))?;
+            tx.engine().aws_endpoint_put(&EndpointRow {
+                id: endpoint.to_string(),
+                region: region.to_string(),
+                crl_number: crl_number as i64,
+                pushed_at: store::ts(store::now()),
+            })?;
             store::audit_append(tx, keys, "push-crl", endpoint, "", detail)
         })
     }

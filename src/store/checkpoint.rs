@@ -25,8 +25,10 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
+
+use super::engine::Engine;
+use super::sqlite::Txn;
 use time::OffsetDateTime;
 
 use super::{Store, crypto, meta_get};
@@ -123,11 +125,8 @@ fn read_file(path: &Path) -> std::result::Result<Option<Found>, Unread> {
 
 /// The store's identity in its checkpoints: the first 16 bytes of its first audit entry's
 /// MAC, in hex (unique per store: the MAC key is random). Not secret, like the audit head.
-fn store_id(conn: &Connection) -> Result<Option<String>> {
-    let mac: Option<Vec<u8>> = conn
-        .query_row("SELECT mac FROM audit WHERE seq = 1", [], |r| r.get(0))
-        .optional()
-        .map_err(Error::db("reading the audit log"))?;
+fn store_id(conn: &dyn Engine) -> Result<Option<String>> {
+    let mac = conn.audit_mac(1)?;
     Ok(mac.map(|m| crypto::hex(&m[..m.len().min(16)])))
 }
 
@@ -141,7 +140,7 @@ fn read_format(dir: &Path) -> Option<u32> {
 
 /// Compares the checkpoint with the database behind `conn`: `Some(problem)` when the database
 /// is older than the checkpoint or another history.
-pub(crate) fn problem(dir: &Path, conn: &Connection) -> Result<Option<String>> {
+pub(crate) fn problem(dir: &Path, conn: &dyn Engine) -> Result<Option<String>> {
     let accept = "if you put this copy back on purpose (a restore from backup), `vpnca verify --accept-restore` accepts it and revokes again what the newer crl.pem revokes";
     // No downgrade: a format-1 database beside the checkpoint of a format-2 store is a copy
     // from before the upgrade.
@@ -180,7 +179,7 @@ pub(crate) fn problem(dir: &Path, conn: &Connection) -> Result<Option<String>> {
 /// Compares a checkpointed audit head (from the file `label` names) with the database: `Some`
 /// when the database ends before it or holds another entry there; `accept` says what to do.
 fn head_problem(
-    conn: &Connection,
+    conn: &dyn Engine,
     (seq, mac): &Head,
     label: &str,
     accept: &str,
@@ -189,10 +188,7 @@ fn head_problem(
         .as_deref()
         .and_then(parse_head)
         .map_or(0, |(s, _)| s);
-    let at: Option<Vec<u8>> = conn
-        .query_row("SELECT mac FROM audit WHERE seq = ?1", [seq], |r| r.get(0))
-        .optional()
-        .map_err(Error::db("reading the audit log"))?;
+    let at = conn.audit_mac(*seq)?;
     Ok(match at {
         Some(m) if m == *mac => None,
         Some(_) => Some(format!(
@@ -237,7 +233,7 @@ pub(crate) fn outside_path(dir: &Path, path: &Path) -> Result<PathBuf> {
 
 /// The checkpoint's text for `head` (the `audit_head` meta value), with the store format, the
 /// state head (format 2) and the store's identity read from `conn`.
-fn text(head: &str, conn: &Connection) -> Result<String> {
+fn text(head: &str, conn: &dyn Engine) -> Result<String> {
     let mut text = format!("{MAGIC}\naudit-head {head}\n");
     if let Some(f) = meta_get(conn, "format")?.filter(|f| f != "1") {
         text.push_str(&format!("format {f}\n"));
@@ -252,7 +248,7 @@ fn text(head: &str, conn: &Connection) -> Result<String> {
 }
 
 /// Writes the checkpoint for `head` (the `audit_head` meta value).
-fn write(dir: &Path, head: &str, conn: &Connection) -> Result<()> {
+fn write(dir: &Path, head: &str, conn: &dyn Engine) -> Result<()> {
     fsutil::write_atomic(
         &dir.join(CHECKPOINT_FILE),
         text(head, conn)?.as_bytes(),
@@ -262,14 +258,14 @@ fn write(dir: &Path, head: &str, conn: &Connection) -> Result<()> {
 
 /// Writes the second checkpoint at `path` for `head`: replaced atomically, never through a
 /// symbolic link, never over something that is not a regular file.
-fn write_outside(path: &Path, head: &str, conn: &Connection) -> Result<()> {
+fn write_outside(path: &Path, head: &str, conn: &dyn Engine) -> Result<()> {
     fsutil::replace_output(path, text(head, conn)?.as_bytes(), 0o644)
 }
 
 /// Whether the file at `path` may be (re)written as this store's second checkpoint: there is
 /// none, or it is a checkpoint (damaged or not) that names no other store. A file that is not
 /// a checkpoint, or is another store's, is never overwritten.
-fn outside_writable(path: &Path, conn: &Connection) -> Result<bool> {
+fn outside_writable(path: &Path, conn: &dyn Engine) -> Result<bool> {
     Ok(match read_file(path) {
         Ok(None) | Err(Unread::Damaged(_)) => true,
         Ok(Some(c)) => c.store.is_none() || c.store == store_id(conn)?,
@@ -478,7 +474,7 @@ impl Store {
             return Ok(());
         };
         let now = path_text(path);
-        let was = meta_get(tx.sql(), OUTSIDE_SETTING)?;
+        let was = meta_get(tx.engine(), OUTSIDE_SETTING)?;
         if was.as_deref() == Some(now.as_str()) {
             return Ok(());
         }
@@ -494,7 +490,7 @@ impl Store {
     }
 
     /// What the second checkpoint says about the database behind `conn` (see [`Outside`]).
-    pub(crate) fn outside(&self, conn: &Connection) -> Result<Outside> {
+    pub(crate) fn outside(&self, conn: &dyn Engine) -> Result<Outside> {
         let recorded = self.setting(OUTSIDE_SETTING)?;
         let Some(path) = &self.outside_checkpoint else {
             return Ok(recorded.map_or(Outside::Fine, Outside::NotGiven));
@@ -679,7 +675,7 @@ impl Store {
     }
 
     /// Refuses a database that is older than (or diverged from) its checkpoint.
-    pub(crate) fn check_checkpoint(&self, conn: &Connection) -> Result<()> {
+    pub(crate) fn check_checkpoint(&self, conn: &dyn Engine) -> Result<()> {
         if self.accepting_restore.get() {
             return Ok(());
         }
@@ -710,37 +706,36 @@ impl Store {
 
     /// Writes the checkpoint for the database's current audit head, whatever it said before.
     fn set_checkpoint(&self) -> Result<()> {
-        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
-            .map_err(Error::db("locking the store"))?;
-        if let Some(head) = meta_get(&tx, "audit_head")? {
-            write(&self.dir, &head, &tx)?;
+        let tx = Txn::immediate(&self.conn, "locking the store")?;
+        if let Some(head) = meta_get(tx.engine(), "audit_head")? {
+            write(&self.dir, &head, tx.engine())?;
             if let Some(p) = &self.outside_checkpoint
-                && outside_writable(p, &tx)?
+                && outside_writable(p, tx.engine())?
             {
-                write_outside(p, &head, &tx)?;
+                write_outside(p, &head, tx.engine())?;
             }
         }
-        tx.commit().map_err(Error::db("committing"))
+        tx.commit()
     }
 
     /// Moves the checkpoint to the database's current audit head, under the write lock so that
     /// it never goes backwards. Best effort: the commit it follows has happened either way.
     pub(crate) fn advance_checkpoint(&self) {
         let advance = || -> Result<()> {
-            let tx =
-                rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
-                    .map_err(Error::db("locking the store"))?;
-            if let Some(head) = meta_get(&tx, "audit_head")?.filter(|h| parse_head(h).is_some()) {
+            let tx = Txn::immediate(&self.conn, "locking the store")?;
+            if let Some(head) =
+                meta_get(tx.engine(), "audit_head")?.filter(|h| parse_head(h).is_some())
+            {
                 let current = read(&self.dir).ok().flatten();
                 let ahead = parse_head(&head).map(|(s, _)| s);
                 if current.map(|(s, _)| s) < ahead {
-                    write(&self.dir, &head, &tx)?;
+                    write(&self.dir, &head, tx.engine())?;
                 }
                 if let Some(p) = &self.outside_checkpoint {
-                    self.advance_outside(p, &head, ahead, &tx)?;
+                    self.advance_outside(p, &head, ahead, tx.engine())?;
                 }
             }
-            tx.commit().map_err(Error::db("committing"))
+            tx.commit()
         };
         let _ = advance();
     }
@@ -754,7 +749,7 @@ impl Store {
         path: &Path,
         head: &str,
         ahead: Option<i64>,
-        conn: &Connection,
+        conn: &dyn Engine,
     ) -> Result<()> {
         let write = match read_file(path) {
             Ok(Some(c)) => {

@@ -4,6 +4,8 @@
 //! - `vpnca.db` — certificates, encrypted private keys, CRLs, the audit log, the header;
 //! - `ca.crt`, `issued/NAME.crt`, `crl.pem` — public copies for easy-rsa habits (never keys).
 //!
+//! The store reads and writes records, items and tree nodes through one interface,
+//! [`engine::Engine`]; SQLite is one file implementing it, [`sqlite`], the only one with SQL.
 //! Every write is one SQLite transaction taken with `BEGIN IMMEDIATE` (writers queue on the
 //! lock; a crash or SIGKILL rolls the transaction back), in rollback-journal mode with
 //! `synchronous=FULL`. Mirrors are rewritten after the commit and repaired by `verify`.
@@ -14,18 +16,17 @@ mod audit_hash;
 pub(crate) mod aws;
 pub(crate) mod checkpoint;
 pub(crate) mod crypto;
+pub(crate) mod engine;
 mod rekey;
 pub(crate) mod smt;
+pub(crate) mod sqlite;
 pub(crate) mod state;
 mod syslog;
 
-use state::STATE_SCHEMA;
-
 use std::path::{Path, PathBuf};
 
-use rusqlite::{
-    Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior, params,
-};
+use engine::{CertQuery, CrlItemRow, Engine, MetaField, NameQuery, PendingCaRow};
+use sqlite::{Db, Txn};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
@@ -47,107 +48,6 @@ pub const DB_FILE: &str = "vpnca.db";
 pub const FORMAT_VERSION: u32 = 2;
 /// How long a command waits for another vpnca process holding the write lock.
 pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
-
-const SCHEMA: &str = "
-CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
-CREATE TABLE certs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    serial TEXT NOT NULL UNIQUE,
-    name TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    profile TEXT NOT NULL,
-    state TEXT NOT NULL,
-    not_before INTEGER NOT NULL,
-    not_after INTEGER NOT NULL,
-    revoked_at INTEGER,
-    reason TEXT,
-    superseded_by TEXT,
-    created_at INTEGER NOT NULL,
-    cert_der BLOB NOT NULL,
-    key_blob BLOB,
-    mac BLOB NOT NULL
-);
-CREATE INDEX certs_name ON certs(name, state);
-CREATE INDEX certs_state ON certs(state);
-CREATE INDEX certs_kind ON certs(kind);
-CREATE TABLE chain (pos INTEGER PRIMARY KEY, der BLOB NOT NULL);
-CREATE TABLE pending_ca (id INTEGER PRIMARY KEY CHECK (id = 1), name TEXT NOT NULL, algorithm TEXT NOT NULL,
-    csr_der BLOB NOT NULL, key_blob BLOB NOT NULL, created_at INTEGER NOT NULL);
-CREATE TABLE crls (number INTEGER PRIMARY KEY, this_update INTEGER NOT NULL, next_update INTEGER NOT NULL,
-    entries INTEGER NOT NULL, der BLOB NOT NULL);
-CREATE TABLE audit (seq INTEGER PRIMARY KEY, time INTEGER NOT NULL, user TEXT NOT NULL, action TEXT NOT NULL,
-    name TEXT NOT NULL, serial TEXT NOT NULL, detail TEXT NOT NULL, mac BLOB NOT NULL);
-";
-
-/// The AWS records ([`crate::aws`]): created by `init`, and by the first AWS write in a store
-/// made before them.
-pub(crate) const AWS_SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS aws_imports (arn TEXT PRIMARY KEY, region TEXT NOT NULL, role TEXT NOT NULL,
-    name TEXT NOT NULL, serial TEXT NOT NULL, imported_at INTEGER NOT NULL, mac BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS aws_imports_name ON aws_imports(role, name, region);
-CREATE TABLE IF NOT EXISTS aws_endpoints (id TEXT NOT NULL, region TEXT NOT NULL, crl_number INTEGER NOT NULL,
-    pushed_at INTEGER NOT NULL, PRIMARY KEY (id, region));
-";
-
-/// The schema objects (`type`, `name`, `tbl_name`, `sql`) of a database made by `schema`,
-/// as SQLite records them: what [`check_schema`] compares a store with.
-fn schema_objects(schema: &str) -> Result<Vec<[Option<String>; 4]>> {
-    let conn = Connection::open_in_memory().map_err(Error::db("checking the schema"))?;
-    conn.execute_batch(schema)
-        .map_err(Error::db("checking the schema"))?;
-    read_schema(&conn)
-}
-
-fn read_schema(conn: &Connection) -> Result<Vec<[Option<String>; 4]>> {
-    let mut st = conn
-        .prepare("SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name")
-        .map_err(Error::db("reading the schema"))?;
-    let rows = st
-        .query_map([], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?]))
-        .map_err(Error::db("reading the schema"))?;
-    rows.collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(Error::db("reading the schema"))
-}
-
-/// Refuses a database whose schema is not exactly what vpnca creates (with or without the
-/// AWS tables of [`AWS_SCHEMA`]): a trigger, a view, an index or a changed table definition
-/// planted by someone who can write the file. Triggers and views are disabled on every
-/// connection anyway ([`configure`]); this names the edit instead of ignoring it.
-///
-/// Returns the format whose schema it is: 1 (with or without the AWS tables) or 2.
-fn check_schema(conn: &Connection, db: &Path) -> Result<u32> {
-    let found = read_schema(conn)?;
-    let core = schema_objects(SCHEMA)?;
-    if found == core || found == schema_objects(&format!("{SCHEMA}{AWS_SCHEMA}"))? {
-        return Ok(1);
-    }
-    let all = schema_objects(&format!("{SCHEMA}{AWS_SCHEMA}{STATE_SCHEMA}"))?;
-    if found == all {
-        return Ok(2);
-    }
-    let describe = |o: &[Option<String>; 4]| {
-        format!(
-            "{} {:?} on {:?}",
-            o[0].as_deref().unwrap_or("?"),
-            o[1].as_deref().unwrap_or("?"),
-            o[2].as_deref().unwrap_or("?")
-        )
-    };
-    let what = match found.iter().find(|o| !all.contains(o)) {
-        Some(o) if all.iter().any(|a| a[0] == o[0] && a[1] == o[1]) => {
-            format!("a changed definition of {}", describe(o))
-        }
-        Some(o) => format!("an unexpected {}", describe(o)),
-        None => match core.iter().find(|o| !found.contains(o)) {
-            Some(o) => format!("no {}", describe(o)),
-            None => "an incomplete set of the AWS tables".to_string(),
-        },
-    };
-    Err(Error::ForeignSchema {
-        path: db.to_path_buf(),
-        what,
-    })
-}
 
 /// The store header: format and how the data key is wrapped.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -275,7 +175,7 @@ const _: fn() = || {
 /// [`Store::unlock`] first.
 pub struct Store {
     dir: PathBuf,
-    conn: Connection,
+    conn: Db,
     keys: Option<Keys>,
     /// Set by [`Store::accept_restore`]: the checkpoint guard stands down for that one change.
     accepting_restore: std::cell::Cell<bool>,
@@ -341,125 +241,6 @@ pub(crate) fn os_user() -> String {
     }
 }
 
-fn configure(conn: &Connection) -> Result<()> {
-    // The file is untrusted (docs/security.md): no code from it ever runs inside vpnca's
-    // transactions. Triggers and views off, defensive mode (no writable_schema, no shadow
-    // table writes), and no SQL functions with side effects from the schema.
-    use rusqlite::config::DbConfig;
-    for (flag, on) in [
-        (DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, false),
-        (DbConfig::SQLITE_DBCONFIG_ENABLE_VIEW, false),
-        (DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true),
-        (DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false),
-    ] {
-        if conn
-            .set_db_config(flag, on)
-            .map_err(Error::db("configuring the database"))?
-            != on
-        {
-            return Err(Error::Database {
-                op: "configuring the database",
-                message: format!("SQLite refused to set {flag:?} to {on}"),
-            });
-        }
-    }
-    conn.busy_timeout(LOCK_WAIT)
-        .map_err(Error::db("configuring the database"))?;
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(Error::db("configuring the database"))?;
-    Ok(())
-}
-
-const CERT_COLS: &str = "id, serial, name, kind, profile, state, not_before, not_after, revoked_at, reason, superseded_by, created_at, cert_der, key_blob IS NOT NULL";
-
-// The certificate lookups on the issue / revoke / show / CRL paths. They are named so that
-// [`Store::hot_query_plans`] explains exactly the SQL these paths run: each must find its rows
-// through an index, never by scanning the certificates table (easy-rsa's index.txt broke at
-// ~76k lines; the CA lookup once scanned the whole table).
-
-/// [`Store::by_serial`], [`raw_record`]: one certificate by serial (UNIQUE index).
-const WHERE_SERIAL: &str = "serial = ?1";
-/// [`Store::by_name`], [`Store::current`]: every certificate of a name.
-const WHERE_NAME: &str = "name = ?1 AND kind != 'ca'";
-/// [`Store::live`]: the live certificate of a name (before issuing, for the mirrors).
-const WHERE_LIVE: &str = "name = ?1 AND kind != 'ca' AND state = 'valid' AND not_after > ?2";
-/// [`Store::by_name`] of a name stored in more than one spelling (NFC and, from an older
-/// store, NFD): up to four spellings.
-const WHERE_NAMES: &str = "name IN (?1, ?2, ?3, ?4) AND kind != 'ca'";
-/// [`Store::live`] of a name stored in more than one spelling.
-const WHERE_LIVE_NAMES: &str =
-    "name IN (?1, ?2, ?3, ?4) AND kind != 'ca' AND state = 'valid' AND not_after > ?5";
-/// [`Store::names`]: every certificate name but the CA's.
-const SQL_NAMES: &str = "SELECT DISTINCT name FROM certs WHERE kind != 'ca' ORDER BY name";
-/// [`Store::live_names`]: the names with a live certificate.
-const SQL_LIVE_NAMES: &str = "SELECT DISTINCT name FROM certs WHERE kind != 'ca' AND state = 'valid' AND not_after > ?1 ORDER BY name";
-/// The stored names with a character outside printable ASCII (only those can be non-NFC).
-const SQL_NON_ASCII_NAMES: &str =
-    "SELECT DISTINCT name FROM certs INDEXED BY certs_name WHERE name GLOB '*[^ -~]*'";
-/// [`Store::ca`]: the CA record, read by every issue, revoke and CRL.
-const WHERE_CA: &str = "kind = 'ca'";
-/// [`check_revoked_set`], [`Store::revoked`]: the revoked records, read by every revoke and
-/// CRL, and by `status` and `push-crl` to tell a stale CRL.
-const WHERE_REVOKED: &str = "state = 'revoked'";
-/// [`Store::has_ca`].
-const SQL_HAS_CA: &str = "SELECT COUNT(*) FROM certs WHERE kind = 'ca'";
-/// [`Store::last_revocation`].
-const SQL_LAST_REVOCATION: &str = "SELECT MAX(revoked_at) FROM certs WHERE state = 'revoked'";
-/// [`Store::check_mirror_paths`]: the name of a record a write touched.
-const SQL_NAME_BY_SERIAL: &str = "SELECT name FROM certs WHERE serial = ?1";
-/// [`Store::check_one_row_each`]: the row a serial leads to.
-const SQL_ID_BY_SERIAL: &str = "SELECT id FROM certs WHERE serial = ?1";
-/// [`raw_record`]: the key blob and MAC of a record found by serial.
-const SQL_KEY_BLOB: &str = "SELECT key_blob, mac FROM certs WHERE id = ?1";
-/// [`update_record`]: a revocation or supersession.
-const SQL_UPDATE_RECORD: &str = "UPDATE certs SET state = ?1, revoked_at = ?2, reason = ?3, superseded_by = ?4, mac = ?5 WHERE id = ?6";
-
-/// The rows of `certs` a WHERE clause selects, read from the table itself: an index only
-/// proposes row ids (the subquery), each row is then read by its id (`NOT INDEXED`: rowid
-/// lookups only) and the clause checked again on what the table holds. SQLite otherwise takes
-/// the columns an index holds (`certs_name` holds `name` and `state`) from the index, so an
-/// index page edited outside vpnca — the table, its MACs and proofs untouched — could make a
-/// revoked record read as valid. A row the index leaves out is caught by the proof of its
-/// name's list ([`state::Item::Name`]).
-fn certs_from(cols: &str, where_sql: &str) -> String {
-    if where_sql == "1 = 1" {
-        // Every row: a scan of the table itself.
-        return format!("SELECT {cols} FROM certs NOT INDEXED ORDER BY id");
-    }
-    format!(
-        "SELECT {cols} FROM certs NOT INDEXED WHERE id IN (SELECT id FROM certs WHERE {where_sql}) AND ({where_sql}) ORDER BY id"
-    )
-}
-
-/// The SQL of [`query_records`] for a WHERE clause.
-fn records_sql(where_sql: &str) -> String {
-    certs_from(CERT_COLS, where_sql)
-}
-
-/// The SQL of [`query_raw_records`] for a WHERE clause.
-fn raw_records_sql(where_sql: &str) -> String {
-    certs_from(&format!("{CERT_COLS}, key_blob, mac"), where_sql)
-}
-
-/// The hot queries by name, as the functions named above run them.
-fn hot_queries() -> Vec<(&'static str, String)> {
-    vec![
-        ("by_serial", records_sql(WHERE_SERIAL)),
-        ("by_name", records_sql(WHERE_NAME)),
-        ("live", records_sql(WHERE_LIVE)),
-        ("ca", records_sql(WHERE_CA)),
-        ("revoked_set", raw_records_sql(WHERE_REVOKED)),
-        ("has_ca", SQL_HAS_CA.to_string()),
-        ("last_revocation", SQL_LAST_REVOCATION.to_string()),
-        ("key_blob", SQL_KEY_BLOB.to_string()),
-        ("update_record", SQL_UPDATE_RECORD.to_string()),
-        // The two name scans every issue (look-alikes) and name lookup (old spellings) run
-        // once per command: they read the `certs_name` index only, never a table row.
-        ("scan:valid_names", alike::SQL_VALID_NAMES.to_string()),
-        ("scan:non_ascii_names", SQL_NON_ASCII_NAMES.to_string()),
-    ]
-}
-
 /// Four `IN (…)` arguments from up to four spellings (the first repeated).
 fn spelling_args(sp: &[String]) -> [String; 4] {
     std::array::from_fn(|i| sp.get(i).unwrap_or(&sp[0]).clone())
@@ -473,53 +254,6 @@ pub(crate) struct RawRecord {
 
 fn corrupt(what: String) -> Error {
     Error::Tampered { what }
-}
-
-fn row_to_record(row: &Row<'_>) -> rusqlite::Result<std::result::Result<CertRecord, String>> {
-    let serial_hex: String = row.get(1)?;
-    let kind: String = row.get(3)?;
-    let state: String = row.get(5)?;
-    let reason: Option<String> = row.get(9)?;
-    let sup: Option<String> = row.get(10)?;
-    let parse = || -> std::result::Result<CertRecord, String> {
-        Ok(CertRecord {
-            id: row.get(0).map_err(|e| e.to_string())?,
-            serial: serial_hex
-                .parse()
-                .map_err(|_| format!("bad serial {serial_hex:?}"))?,
-            name: row.get(2).map_err(|e| e.to_string())?,
-            kind: kind
-                .parse()
-                .map_err(|_| format!("bad kind {kind:?} for serial {serial_hex}"))?,
-            profile: row.get(4).map_err(|e| e.to_string())?,
-            state: CertState::parse(&state)
-                .ok_or_else(|| format!("bad state {state:?} for serial {serial_hex}"))?,
-            not_before: from_ts(row.get(6).map_err(|e| e.to_string())?),
-            not_after: from_ts(row.get(7).map_err(|e| e.to_string())?),
-            revoked_at: row
-                .get::<_, Option<i64>>(8)
-                .map_err(|e| e.to_string())?
-                .map(from_ts),
-            reason: match reason {
-                Some(r) => Some(
-                    r.parse()
-                        .map_err(|_| format!("bad reason {r:?} for serial {serial_hex}"))?,
-                ),
-                None => None,
-            },
-            superseded_by: match sup {
-                Some(s) => Some(
-                    s.parse()
-                        .map_err(|_| format!("bad superseded_by for serial {serial_hex}"))?,
-                ),
-                None => None,
-            },
-            created_at: from_ts(row.get(11).map_err(|e| e.to_string())?),
-            der: row.get(12).map_err(|e| e.to_string())?,
-            has_key: row.get(13).map_err(|e| e.to_string())?,
-        })
-    };
-    Ok(parse())
 }
 
 /// What the store needs to record a new certificate.
@@ -539,24 +273,23 @@ pub(crate) struct NewRecord<'a> {
 /// functions that take a `Tx`, never through SQL — the storage engine stays inside
 /// `src/store/`.
 pub(crate) struct Tx<'c> {
-    t: Transaction<'c>,
+    t: Txn<'c>,
     /// The items this transaction changes (format 2), proven when first touched.
     state: &'c std::cell::RefCell<state::Touched>,
 }
 
 /// A read snapshot ([`Store::snapshot`]).
-pub(crate) struct Snapshot<'c>(#[allow(dead_code)] Transaction<'c>);
+pub(crate) struct Snapshot<'c>(#[allow(dead_code)] Txn<'c>);
 
 impl<'c> Tx<'c> {
     /// `BEGIN IMMEDIATE` on `conn`; `root` is the trusted state root (format 2).
     /// `BEGIN IMMEDIATE` on `conn`, tracking the state changes in `state` (reset here).
     fn begin(
-        conn: &'c Connection,
+        conn: &'c Db,
         state: &'c std::cell::RefCell<state::Touched>,
         op: &'static str,
     ) -> Result<Tx<'c>> {
-        let t = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
-            .map_err(Error::db(op))?;
+        let t = Txn::immediate(conn, op)?;
         *state.borrow_mut() = state::Touched::default();
         Ok(Tx { t, state })
     }
@@ -569,12 +302,12 @@ impl<'c> Tx<'c> {
     }
 
     fn commit(self) -> Result<()> {
-        self.t.commit().map_err(Error::db("committing"))
+        self.t.commit()
     }
 
-    /// The engine underneath, for the store's own functions.
-    fn sql(&self) -> &Connection {
-        &self.t
+    /// The engine underneath, inside this transaction, for the store's own functions.
+    fn engine(&self) -> &dyn Engine {
+        self.t.engine()
     }
 
     /// Marks `item` as changed by this transaction, first proving that its current value is
@@ -588,7 +321,7 @@ impl<'c> Tx<'c> {
         if st.items.contains(&item) {
             return Ok(());
         }
-        state::prove(self.sql(), &root, &item)?;
+        state::prove(self.engine(), &root, &item)?;
         st.items.insert(item);
         Ok(())
     }
@@ -599,7 +332,7 @@ impl<'c> Tx<'c> {
         let st = self.state.borrow();
         match st.root {
             Some(root) if !st.items.contains(item) => {
-                state::prove(self.sql(), &root, item).map(|_| ())
+                state::prove(self.engine(), &root, item).map(|_| ())
             }
             _ => Ok(()),
         }
@@ -608,17 +341,13 @@ impl<'c> Tx<'c> {
     /// The revoked records, proven against the MAC'd revoked set ([`check_revoked_set`]).
     pub(crate) fn revoked_set(&self, keys: &Keys) -> Result<Vec<RawRecord>> {
         self.prove(&state::Item::RevokedSet)?;
-        check_revoked_set(self.sql(), keys)
+        check_revoked_set(self.engine(), keys)
     }
 
     /// The highest CRL number stored (0 for none).
     pub(crate) fn max_crl_number(&self) -> Result<i64> {
         self.prove(&state::Item::CrlHead)?;
-        self.sql()
-            .query_row("SELECT COALESCE(MAX(number), 0) FROM crls", [], |r| {
-                r.get(0)
-            })
-            .map_err(Error::db("reading the CRL number"))
+        self.engine().crl_max_number()
     }
 
     /// Records a signed CRL.
@@ -632,24 +361,26 @@ impl<'c> Tx<'c> {
     ) -> Result<()> {
         self.touch(state::Item::Crl(u64::try_from(number).unwrap_or(0)))?;
         self.touch(state::Item::CrlHead)?;
-        self.sql()
-            .execute(
-                "INSERT INTO crls (number, this_update, next_update, entries, der) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![number, ts(this_update), ts(next_update), entries as i64, der],
-            )
-            .map_err(Error::db("recording the CRL"))?;
-        Ok(())
+        self.engine().crl_insert(
+            number,
+            &CrlItemRow {
+                this_update: ts(this_update),
+                next_update: ts(next_update),
+                entries: entries as i64,
+                der: der.to_vec(),
+            },
+        )
     }
 
     /// The audit entry that records the last CRL made, and that CRL's number.
     pub(crate) fn last_crl_entry(&self) -> Result<Option<(i64, u64)>> {
-        last_crl_entry(self.sql())
+        last_crl_entry(self.engine())
     }
 
     /// The DER of the CRL stored under `number`.
     pub(crate) fn crl_der(&self, number: u64) -> Result<Option<Vec<u8>>> {
         self.prove(&state::Item::Crl(number))?;
-        crl_der(self.sql(), number)
+        crl_der(self.engine(), number)
     }
 
     /// Records a sub-CA request (its CSR and sealed key), replacing an unfinished one.
@@ -661,22 +392,19 @@ impl<'c> Tx<'c> {
         key_blob: &[u8],
     ) -> Result<()> {
         self.clear_pending_ca()?;
-        self.sql()
-            .execute(
-                "INSERT INTO pending_ca (id, name, algorithm, csr_der, key_blob, created_at) VALUES (1, ?1, ?2, ?3, ?4, ?5)",
-                params![name, algorithm, csr_der, key_blob, ts(now())],
-            )
-            .map_err(Error::db("recording the sub-CA request"))?;
-        Ok(())
+        self.engine().pending_ca_put(&PendingCaRow {
+            name: name.to_string(),
+            algorithm: algorithm.to_string(),
+            csr_der: csr_der.to_vec(),
+            key_blob: key_blob.to_vec(),
+            created_at: ts(now()),
+        })
     }
 
     /// Forgets the sub-CA request.
     pub(crate) fn clear_pending_ca(&self) -> Result<()> {
         self.touch(state::Item::PendingCa)?;
-        self.sql()
-            .execute("DELETE FROM pending_ca", [])
-            .map_err(Error::db("recording the sub-CA request"))?;
-        Ok(())
+        self.engine().pending_ca_delete()
     }
 
     /// Adopts `text` (TOML, already checked) as the profile `name`, or with `None` goes back
@@ -694,14 +422,10 @@ impl<'c> Tx<'c> {
         }
         self.touch(state::Item::Template(name))?;
         let k = state::template_key(name);
-        let before = meta_get(self.sql(), &k)?;
+        let before = meta_get(self.engine(), &k)?;
         match text {
             Some(t) => meta_set(self, &k, t)?,
-            None => {
-                self.sql()
-                    .execute("DELETE FROM meta WHERE k = ?1", [&k])
-                    .map_err(Error::db("writing the header"))?;
-            }
+            None => self.engine().meta_delete(&k)?,
         }
         Ok(before)
     }
@@ -719,21 +443,12 @@ impl<'c> Tx<'c> {
     #[cfg(feature = "aws")]
     pub(crate) fn drop_ca_key(&self, keys: &Keys, rec: &CertRecord) -> Result<()> {
         self.touch(state::Item::Cert(rec.serial.hex()))?;
-        let raw = raw_record(self.sql(), &rec.serial)?;
+        let raw = raw_record(self.engine(), &rec.serial)?;
         check_record_mac(keys, &raw)?;
         let mut without = raw.rec.clone();
         without.has_key = false;
         let mac = record_mac(keys, &without, None);
-        self.sql()
-            .pragma_update(None, "secure_delete", "ON")
-            .map_err(Error::db("forgetting the CA key"))?;
-        self.sql()
-            .execute(
-                "UPDATE certs SET key_blob = NULL, mac = ?1 WHERE id = ?2",
-                params![mac, raw.rec.id],
-            )
-            .map_err(Error::db("forgetting the CA key"))?;
-        Ok(())
+        self.engine().cert_drop_key(raw.rec.id, &mac)
     }
 
     /// Records (`Some`: JSON, [`crate::crl::CrlDeferred`]) or clears (`None`) the revocations
@@ -742,14 +457,11 @@ impl<'c> Tx<'c> {
         match value {
             Some(v) => meta_set(self, state::CRL_DEFERRED, v),
             None => {
-                if meta_get(self.sql(), state::CRL_DEFERRED)?.is_none() {
+                if meta_get(self.engine(), state::CRL_DEFERRED)?.is_none() {
                     return Ok(());
                 }
                 self.touch(state::Item::Setting(state::CRL_DEFERRED))?;
-                self.sql()
-                    .execute("DELETE FROM meta WHERE k = ?1", [state::CRL_DEFERRED])
-                    .map_err(Error::db("writing the header"))?;
-                Ok(())
+                self.engine().meta_delete(state::CRL_DEFERRED)
             }
         }
     }
@@ -758,15 +470,15 @@ impl<'c> Tx<'c> {
     /// started from (unless it changed it already).
     pub(crate) fn crl_deferred(&self) -> Result<Option<String>> {
         self.prove(&state::Item::Setting(state::CRL_DEFERRED))?;
-        meta_get(self.sql(), state::CRL_DEFERRED)
+        meta_get(self.engine(), state::CRL_DEFERRED)
     }
 
     /// Where the store's state stands now: the state head and the audit head as recorded.
     /// Another write in between changes at least one of them ([`Tx::moved_since`]).
     pub(crate) fn mark(&self) -> Result<StateMark> {
         Ok(StateMark(
-            meta_get(self.sql(), "state_head")?,
-            meta_get(self.sql(), "audit_head")?,
+            meta_get(self.engine(), "state_head")?,
+            meta_get(self.engine(), "audit_head")?,
         ))
     }
 
@@ -779,12 +491,7 @@ impl<'c> Tx<'c> {
     pub(crate) fn insert_chain(&self, chain: &[Vec<u8>]) -> Result<()> {
         self.touch(state::Item::Chain)?;
         for (i, c) in chain.iter().enumerate() {
-            self.sql()
-                .execute(
-                    "INSERT INTO chain (pos, der) VALUES (?1, ?2)",
-                    params![i as i64, c],
-                )
-                .map_err(Error::db("recording the chain"))?;
+            self.engine().chain_insert(i as i64, c)?;
         }
         Ok(())
     }
@@ -882,14 +589,8 @@ impl Store {
         let suffix: [u8; 6] = crypto::random()?;
         let tmp = dir.join(format!(".{DB_FILE}.init-{}", crypto::hex(&suffix)));
         let build = || -> Result<()> {
-            let conn = Connection::open_with_flags(
-                &tmp,
-                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
-            )
-            .map_err(Error::db("creating the store"))?;
-            configure(&conn)?;
-            conn.execute_batch(&format!("{SCHEMA}{AWS_SCHEMA}{STATE_SCHEMA}"))
-                .map_err(Error::db("creating the store"))?;
+            let conn = sqlite::create(&tmp)?;
+            conn.create_tables()?;
             let header_json =
                 serde_json::to_string(&header).map_err(|e| Error::Crypto(e.to_string()))?;
             let touched = std::cell::RefCell::new(state::Touched::default());
@@ -904,9 +605,7 @@ impl Store {
                 (alike::SETTING, "1".into()),
             ];
             for (k, v) in meta {
-                tx.sql()
-                    .execute("INSERT INTO meta (k, v) VALUES (?1, ?2)", params![k, v])
-                    .map_err(Error::db("creating the store"))?;
+                tx.engine().meta_insert(k, &v, "creating the store")?;
             }
             let keys = Keys::from_data_key(dk.clone());
             audit_append(
@@ -955,13 +654,7 @@ impl Store {
                 path: dir.to_path_buf(),
             });
         }
-        let conn = Connection::open_with_flags(
-            &db,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(Error::db("opening the store"))?;
-        configure(&conn)?;
-        let schema = check_schema(&conn, &db)?;
+        let (conn, schema) = sqlite::open(&db)?;
         let store = Store {
             dir: dir.to_path_buf(),
             conn,
@@ -978,13 +671,10 @@ impl Store {
             #[cfg(feature = "aws")]
             kms_client: std::cell::OnceCell::new(),
         };
-        let format: Option<String> = store
-            .conn
-            .query_row("SELECT v FROM meta WHERE k = 'format'", [], |r| r.get(0))
-            .optional()
-            .map_err(|e| Error::UnsupportedStore {
+        let format: Option<String> =
+            sqlite::read_format(&store.conn).map_err(|reason| Error::UnsupportedStore {
                 path: db.clone(),
-                reason: format!("not a readable vpnca database ({e})"),
+                reason,
             })?;
         match format.as_deref() {
             Some(v) if v == schema.to_string() => Ok(store),
@@ -1055,28 +745,25 @@ impl Store {
     /// `verify` names it); once repaired (`verify --accept-restore` after a restore), the next
     /// write upgrades it. Returns whether it upgraded.
     fn upgrade_v1(&self, tx: &Tx<'_>, keys: &Keys) -> Result<bool> {
-        let intact = checkpoint::problem(&self.dir, tx.sql())?.is_none()
-            && v2_only_meta_keys(tx.sql())?.is_empty()
+        let intact = checkpoint::problem(&self.dir, tx.engine())?.is_none()
+            && v2_only_meta_keys(tx.engine())?.is_empty()
             && self.check_audit_chain()?.is_empty()
-            && query_raw_records(tx.sql(), "1 = 1")?
+            && query_raw_records(tx.engine(), CertQuery::All)?
                 .iter()
                 .all(|raw| check_record_mac(keys, raw).is_ok())
-            && check_revoked_set(tx.sql(), keys).is_ok()
+            && check_revoked_set(tx.engine(), keys).is_ok()
             && self.parent_chain().is_ok();
         #[cfg(feature = "aws")]
         let intact = intact && self.acm_imports().is_ok();
         if !intact {
             return Ok(false);
         }
-        tx.sql()
-            .execute_batch(&format!("{AWS_SCHEMA}{STATE_SCHEMA}"))
-            .map_err(Error::db("upgrading the store"))?;
-        tx.sql()
-            .execute(
-                "UPDATE meta SET v = ?1 WHERE k = 'format'",
-                [FORMAT_VERSION.to_string()],
-            )
-            .map_err(Error::db("upgrading the store"))?;
+        tx.engine().create_upgrade_tables()?;
+        tx.engine().meta_update(
+            MetaField::Format,
+            &FORMAT_VERSION.to_string(),
+            "upgrading the store",
+        )?;
         audit_append(
             tx,
             keys,
@@ -1156,9 +843,8 @@ impl Store {
         let header = Header::new_wrapped(new, kdf, &keys.data_key)?;
         let json = serde_json::to_string(&header).map_err(|e| Error::Crypto(e.to_string()))?;
         self.write(|tx, keys| {
-            tx.sql()
-                .execute("UPDATE meta SET v = ?1 WHERE k = 'header'", params![json])
-                .map_err(Error::db("changing the passphrase"))?;
+            tx.engine()
+                .meta_update(MetaField::Header, &json, "changing the passphrase")?;
             audit_append(tx, keys, "passwd", "", "", &serde_json::json!({"kdf": kdf}))
         })
     }
@@ -1168,7 +854,7 @@ impl Store {
         let keys = self.keys()?;
         let state_key = self.presign_state_key(keys);
         let tx = Tx::begin(&self.conn, &self.write_state, "locking the store")?;
-        self.check_checkpoint(tx.sql())?;
+        self.check_checkpoint(tx.engine())?;
         if self.format.get() == 1 {
             self.refuse_downgraded()?;
         }
@@ -1181,9 +867,11 @@ impl Store {
                 let mut h = self.header()?;
                 h.wrap_with(kek, &keys.data_key)?;
                 let json = serde_json::to_string(&h).map_err(|e| Error::Crypto(e.to_string()))?;
-                tx.sql()
-                    .execute("UPDATE meta SET v = ?1 WHERE k = 'header'", params![json])
-                    .map_err(Error::db("binding the store header to its format"))?;
+                tx.engine().meta_update(
+                    MetaField::Header,
+                    &json,
+                    "binding the store header to its format",
+                )?;
             }
         }
         let out = self.write_in(tx, keys, f, state_key);
@@ -1206,13 +894,13 @@ impl Store {
         state_key: StateKeyCert,
     ) -> Result<T> {
         if self.format.get() >= 2 {
-            let head = state::trusted_head(tx.sql(), keys)?;
+            let head = state::trusted_head(tx.engine(), keys)?;
             tx.track(head.root, head.seq);
         }
         // Every write ends in rewriting `ca.crt` from the chain: prove it first, so a planted
         // chain certificate stops the command before it changes anything.
         self.parent_chain()?;
-        let start_seq = meta_get(tx.sql(), "audit_head")?
+        let start_seq = meta_get(tx.engine(), "audit_head")?
             .and_then(|h| h.split_once(':').and_then(|(s, _)| s.parse::<i64>().ok()))
             .unwrap_or(0);
         // Where the new audit entries go after the commit: proven, so that an edit of the file
@@ -1234,8 +922,8 @@ impl Store {
         // log starts it, once every entry's MAC checked (O(entries), once). A log that does not
         // check is left without one (`log` says it shows it unverified; `verify` names it).
         if self.format.get() >= 2
-            && meta_get(tx.sql(), audit_hash::AUDIT_HASH)?.is_none()
-            && audit_seq(tx.sql())? > start_seq
+            && meta_get(tx.engine(), audit_hash::AUDIT_HASH)?.is_none()
+            && audit_seq(tx.engine())? > start_seq
             && self.check_audit_chain()?.is_empty()
         {
             audit_hash::start(&tx)?;
@@ -1243,8 +931,8 @@ impl Store {
         // Likewise the lists of the AWS records (`state::AWS_LISTS`), by the first write that
         // appends to the log.
         if self.format.get() >= 2
-            && meta_get(tx.sql(), state::AWS_LISTS)?.is_none()
-            && audit_seq(tx.sql())? > start_seq
+            && meta_get(tx.engine(), state::AWS_LISTS)?.is_none()
+            && audit_seq(tx.engine())? > start_seq
         {
             state::start_aws_lists(&tx)?;
         }
@@ -1266,15 +954,14 @@ impl Store {
     /// moved ([`Tx::mark`], [`Tx::moved_since`]): a CRL signed by KMS outside the lock.
     pub(crate) fn read_tx<T>(&self, f: impl FnOnce(&Tx<'_>, &Keys) -> Result<T>) -> Result<T> {
         let keys = self.keys()?;
-        let t = Transaction::new_unchecked(&self.conn, TransactionBehavior::Deferred)
-            .map_err(Error::db("reading the store"))?;
+        let t = Txn::deferred(&self.conn, "reading the store")?;
         *self.write_state.borrow_mut() = state::Touched::default();
         let tx = Tx {
             t,
             state: &self.write_state,
         };
         if self.format.get() >= 2 {
-            let head = state::trusted_head(tx.sql(), keys)?;
+            let head = state::trusted_head(tx.engine(), keys)?;
             tx.track(head.root, head.seq);
         }
         self.in_write.set(true);
@@ -1294,7 +981,7 @@ impl Store {
     /// ([`Store::presign_state_key`]); when KMS could not sign then, the store goes on without
     /// one until a later write (a KMS call must neither hold the lock nor stop a revocation).
     fn ensure_state_key(&self, tx: &Tx<'_>, keys: &Keys, state_key: StateKeyCert) -> Result<()> {
-        if self.format.get() < 2 || meta_get(tx.sql(), state::STATE_KEY_CERT)?.is_some() {
+        if self.format.get() < 2 || meta_get(tx.engine(), state::STATE_KEY_CERT)?.is_some() {
             return Ok(());
         }
         if !self.has_ca()? {
@@ -1383,7 +1070,7 @@ impl Store {
     /// `SEQ:ROOT` and the CA certificate (DER) that vouches for it; [`Error::Tampered`] when
     /// the head's signature or its key's certificate does not check.
     pub fn public_state(&self) -> Result<Option<(String, Vec<u8>)>> {
-        let _snapshot = if self.conn.is_autocommit() {
+        let _snapshot = if self.conn.outside_transaction() {
             Some(self.snapshot()?)
         } else {
             None
@@ -1414,14 +1101,7 @@ impl Store {
         if self.public_state()?.is_some() {
             return Ok(false);
         }
-        let templates: i64 = self
-            .conn
-            .query_row(
-                "SELECT COUNT(*) FROM meta WHERE k LIKE 'template.%'",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(Error::db("reading the header"))?;
+        let templates: i64 = self.conn.meta_template_count()?;
         Ok(self.count()? > 0 || templates > 0)
     }
 
@@ -1440,10 +1120,7 @@ impl Store {
     /// A read snapshot: everything read until it is dropped comes from one consistent state
     /// (another process's commit in between is not seen). Read-only: dropping it rolls back.
     pub(crate) fn snapshot(&self) -> Result<Snapshot<'_>> {
-        self.conn
-            .unchecked_transaction()
-            .map(Snapshot)
-            .map_err(Error::db("reading the store"))
+        Txn::deferred(&self.conn, "reading the store").map(Snapshot)
     }
 
     /// The revoked records, proven against the MAC'd revoked set ([`check_revoked_set`]).
@@ -1452,36 +1129,21 @@ impl Store {
         check_revoked_set(&self.conn, keys)
     }
 
-    /// SQLite's own check of the file (`PRAGMA integrity_check`, for `verify`): `["ok"]` when
-    /// sound. Unlike `quick_check` it also compares every index with its table, so an index page
-    /// edited outside vpnca is named here.
+    /// The engine's own check of the file (SQLite's `integrity_check`, for `verify`): `["ok"]`
+    /// when sound. Unlike a quick check it also compares every index with its table, so an
+    /// index page edited outside vpnca is named here.
     pub(crate) fn engine_check(&self) -> Result<Vec<String>> {
-        let mut st = self
-            .conn
-            .prepare("PRAGMA integrity_check")
-            .map_err(Error::db("checking the database"))?;
-        let rows = st
-            .query_map([], |r| r.get::<_, String>(0))
-            .map_err(Error::db("checking the database"))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(Error::db("checking the database"))
+        self.conn.integrity_check()
     }
 
     /// The unfinished sub-CA request: its name and sealed key.
     pub(crate) fn pending_ca(&self) -> Result<Option<(String, Vec<u8>)>> {
-        self.conn
-            .query_row(
-                "SELECT name, key_blob FROM pending_ca WHERE id = 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(Error::db("reading the pending CA"))
+        self.conn.pending_ca_get()
     }
 
     /// [`Store::check_audit_tail`] inside a write transaction.
     pub(crate) fn check_audit_tail_in(&self, tx: &Tx<'_>, from_seq: i64) -> Result<()> {
-        self.check_audit_tail(tx.sql(), from_seq)
+        self.check_audit_tail(tx.engine(), from_seq)
     }
 
     pub(crate) fn meta(&self, k: &str) -> Result<Option<String>> {
@@ -1490,18 +1152,14 @@ impl Store {
 
     // ---- reading records -------------------------------------------------------------------
 
-    fn query_records(
-        &self,
-        where_sql: &str,
-        args: &[&dyn rusqlite::ToSql],
-    ) -> Result<Vec<CertRecord>> {
-        query_records(&self.conn, where_sql, args)
+    fn query_records(&self, q: CertQuery<'_>) -> Result<Vec<CertRecord>> {
+        self.conn.cert_records(q)
     }
 
     /// The certificate with this serial.
     pub fn by_serial(&self, serial: &Serial) -> Result<CertRecord> {
         self.proven(&[state::Item::Cert(serial.hex())])?;
-        let v = self.query_records(WHERE_SERIAL, &[&serial.hex()])?;
+        let v = self.query_records(CertQuery::Serial(&serial.hex()))?;
         self.check_one_row_each(&v)?;
         v.into_iter().next().ok_or_else(|| Error::NotFound {
             what: format!("no certificate with serial {serial}"),
@@ -1521,7 +1179,7 @@ impl Store {
         let Some(keys) = &self.keys else {
             // Locked: against the head the state-signing key signed, if the store has one
             // (without one, readers show what the tables hold; `status` says so).
-            let _snapshot = if self.conn.is_autocommit() {
+            let _snapshot = if self.conn.outside_transaction() {
                 Some(self.snapshot()?)
             } else {
                 None
@@ -1544,7 +1202,7 @@ impl Store {
             }
             return Ok(());
         }
-        let _snapshot = if self.conn.is_autocommit() {
+        let _snapshot = if self.conn.outside_transaction() {
             Some(self.snapshot()?)
         } else {
             None
@@ -1632,9 +1290,7 @@ impl Store {
     /// long before the move may have left behind). The content does not change.
     #[cfg(feature = "aws")]
     pub(crate) fn compact(&self) -> Result<()> {
-        self.conn
-            .execute_batch("VACUUM")
-            .map_err(Error::db("compacting the store file (VACUUM)"))
+        self.conn.vacuum()
     }
 
     /// Where the CA's key is when it is in AWS KMS (`vpnca ca --kms-key`), proven against the
@@ -1666,10 +1322,10 @@ impl Store {
     pub fn by_name(&self, name: &str) -> Result<Vec<CertRecord>> {
         let sp = self.spellings(name)?;
         let mut v = match sp.as_slice() {
-            [one] => self.query_records(WHERE_NAME, &[one])?,
+            [one] => self.query_records(CertQuery::Name(one))?,
             _ => {
                 let a = spelling_args(&sp);
-                self.query_records(WHERE_NAMES, &[&a[0], &a[1], &a[2], &a[3]])?
+                self.query_records(CertQuery::Names(&a))?
             }
         };
         v.reverse();
@@ -1688,7 +1344,8 @@ impl Store {
             Some(v) => v,
             None => {
                 let v = self
-                    .string_column(SQL_NON_ASCII_NAMES, &[])?
+                    .conn
+                    .cert_names(NameQuery::NonAscii, "reading names")?
                     .into_iter()
                     .filter(|n| !crate::name::is_nfc(n))
                     .collect();
@@ -1706,27 +1363,15 @@ impl Store {
         Ok(out)
     }
 
-    /// The first column of a query's rows, as text.
-    fn string_column(&self, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<String>> {
-        let mut st = self
-            .conn
-            .prepare_cached(sql)
-            .map_err(Error::db("reading names"))?;
-        let rows = st
-            .query_map(args, |r| r.get::<_, String>(0))
-            .map_err(Error::db("reading names"))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(Error::db("reading names"))
-    }
-
     /// Every certificate name in the store but the CA's, sorted.
     pub fn names(&self) -> Result<Vec<String>> {
-        self.string_column(SQL_NAMES, &[])
+        self.conn.cert_names(NameQuery::All, "reading names")
     }
 
     /// The names that have a live (unrevoked, unexpired) certificate, sorted.
     pub fn live_names(&self) -> Result<Vec<String>> {
-        self.string_column(SQL_LIVE_NAMES, &[&ts(now())])
+        self.conn
+            .cert_names(NameQuery::Live(ts(now())), "reading names")
     }
 
     /// "No certificate named NAME", with the stored names it may have meant
@@ -1770,7 +1415,7 @@ impl Store {
     /// Every revoked certificate record (the CRL's entries to be), oldest first. The records'
     /// MACs are not checked here (that needs the store unlocked: see `verify`).
     pub fn revoked(&self) -> Result<Vec<CertRecord>> {
-        self.query_records(WHERE_REVOKED, &[])
+        self.query_records(CertQuery::Revoked)
     }
 
     /// Each record is the one row its serial leads to (the row the proof of
@@ -1783,11 +1428,7 @@ impl Store {
         }
         let mut seen = std::collections::BTreeSet::new();
         for r in recs {
-            let id: Option<i64> = self
-                .conn
-                .query_row(SQL_ID_BY_SERIAL, [r.serial.hex()], |row| row.get(0))
-                .optional()
-                .map_err(Error::db("reading certificates"))?;
+            let id = self.conn.cert_id_of(&r.serial.hex())?;
             if !seen.insert(r.serial.hex()) || id != Some(r.id) {
                 return Err(Error::Tampered {
                     what: format!(
@@ -1806,10 +1447,10 @@ impl Store {
         let t = ts(now());
         let sp = self.spellings(name)?;
         let live = match sp.as_slice() {
-            [one] => self.query_records(WHERE_LIVE, &[one, &t])?,
+            [one] => self.query_records(CertQuery::Live(one, t))?,
             _ => {
                 let a = spelling_args(&sp);
-                self.query_records(WHERE_LIVE_NAMES, &[&a[0], &a[1], &a[2], &a[3], &t])?
+                self.query_records(CertQuery::LiveNames(&a, t))?
             }
         }
         .pop();
@@ -1823,7 +1464,7 @@ impl Store {
     /// The live certificate of exactly this spelling of a name: each spelling has its own
     /// public mirror (`issued/NAME.crt`).
     pub(crate) fn live_spelled(&self, name: &str) -> Result<Option<CertRecord>> {
-        let live = self.query_records(WHERE_LIVE, &[&name, &ts(now())])?.pop();
+        let live = self.query_records(CertQuery::Live(name, ts(now())))?.pop();
         let mut items = vec![state::Item::Name(name.to_string())];
         items.extend(live.iter().map(|r| state::Item::Cert(r.serial.hex())));
         self.proven(&items)?;
@@ -1833,7 +1474,7 @@ impl Store {
 
     /// The CA certificate record.
     pub fn ca(&self) -> Result<CertRecord> {
-        let ca = self.query_records(WHERE_CA, &[])?.pop();
+        let ca = self.query_records(CertQuery::Ca)?.pop();
         let mut items = vec![state::Item::Ca];
         items.extend(ca.iter().map(|r| state::Item::Cert(r.serial.hex())));
         self.proven(&items)?;
@@ -1843,11 +1484,7 @@ impl Store {
 
     /// Whether the store has a CA.
     pub fn has_ca(&self) -> Result<bool> {
-        Ok(self
-            .conn
-            .query_row(SQL_HAS_CA, [], |r| r.get::<_, i64>(0))
-            .map_err(Error::db("reading"))?
-            > 0)
+        self.conn.cert_has_ca()
     }
 
     /// The parents of a sub-CA (issuer first, root last); empty for a root CA.
@@ -1858,17 +1495,7 @@ impl Store {
     /// write the file (a foreign CA that would then go into `ca.crt`, every export, profile,
     /// `.p12` and the ACM chain) signed nothing before it: [`Error::Tampered`].
     pub fn parent_chain(&self) -> Result<Vec<Vec<u8>>> {
-        let chain = {
-            let mut st = self
-                .conn
-                .prepare("SELECT der FROM chain ORDER BY pos")
-                .map_err(Error::db("reading the chain"))?;
-            let rows = st
-                .query_map([], |r| r.get(0))
-                .map_err(Error::db("reading the chain"))?;
-            rows.collect::<rusqlite::Result<Vec<Vec<u8>>>>()
-                .map_err(Error::db("reading the chain"))?
-        };
+        let chain = self.conn.chain_get("reading the chain")?;
         self.proven(&[state::Item::Chain])?;
         if chain.is_empty() {
             return Ok(chain);
@@ -1921,8 +1548,8 @@ impl Store {
     /// Certificates matching `filter`, oldest first.
     pub fn list(&self, filter: &ListFilter) -> Result<Vec<CertRecord>> {
         let all = match filter.kind {
-            Some(k) => self.query_records("kind = ?1", &[&k.as_str()])?,
-            None => self.query_records("1 = 1", &[])?,
+            Some(k) => self.query_records(CertQuery::Kind(k.as_str()))?,
+            None => self.query_records(CertQuery::All)?,
         };
         let t = now();
         let horizon = filter
@@ -1937,10 +1564,7 @@ impl Store {
 
     /// The number of certificate records.
     pub fn count(&self) -> Result<u64> {
-        self.conn
-            .query_row("SELECT COUNT(*) FROM certs", [], |r| r.get::<_, i64>(0))
-            .map(|n| n as u64)
-            .map_err(Error::db("counting"))
+        self.conn.cert_count().map(|n| n as u64)
     }
 
     /// For tests: SQLite's `EXPLAIN QUERY PLAN` of each certificate lookup on the issue /
@@ -1950,22 +1574,7 @@ impl Store {
     /// `certs_name` index by design (one per command). Not part of the stable API.
     #[doc(hidden)]
     pub fn hot_query_plans(&self) -> Result<Vec<(&'static str, String)>> {
-        let explain = |sql: &str| -> rusqlite::Result<String> {
-            let mut st = self.conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
-            let unbound = std::iter::repeat_n(rusqlite::types::Null, st.parameter_count());
-            let rows = st.query_map(rusqlite::params_from_iter(unbound), |r| {
-                r.get::<_, String>(3)
-            })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?.join(" | "))
-        };
-        hot_queries()
-            .into_iter()
-            .map(|(name, sql)| {
-                explain(&sql)
-                    .map(|plan| (name, plan))
-                    .map_err(Error::db("explaining a query"))
-            })
-            .collect()
+        self.conn.hot_query_plans()
     }
 
     pub(crate) fn raw(&self, serial: &Serial) -> Result<RawRecord> {
@@ -2057,12 +1666,7 @@ impl Store {
                 }
                 // A revocation or supersession touches the record only.
                 state::Item::Cert(serial) => {
-                    if let Some(n) = self
-                        .conn
-                        .query_row(SQL_NAME_BY_SERIAL, [serial], |r| r.get::<_, String>(0))
-                        .optional()
-                        .map_err(Error::db("reading certificates"))?
-                    {
+                    if let Some(n) = self.conn.cert_name_of(serial)? {
                         names.insert(n);
                     }
                 }
@@ -2161,29 +1765,19 @@ impl Store {
 /// the state-signing key's certificate, the audit hash chain, the AWS lists' marker, the
 /// deferred-CRL record, the look-alike index): in a format-1 store they were
 /// put there from outside, and the upgrade must not vouch for them.
-fn v2_only_meta_keys(conn: &Connection) -> Result<Vec<String>> {
-    let mut st = conn
-        .prepare(
-            &format!("SELECT k FROM meta WHERE k LIKE 'template.%' OR k IN ('state_head', 'state_sig', 'state_key_cert', 'audit_hash', 'aws_lists', 'crl_deferred') OR {} ORDER BY k", alike::WHERE_META),
-        )
-        .map_err(Error::db("reading the header"))?;
-    st.query_map([], |r| r.get::<_, String>(0))
-        .map_err(Error::db("reading the header"))?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(Error::db("reading the header"))
+fn v2_only_meta_keys(db: &dyn Engine) -> Result<Vec<String>> {
+    db.meta_v2_only_keys()
 }
 
 /// The sequence number of the last audit entry (`meta.audit_head`; 0 for none).
-fn audit_seq(conn: &Connection) -> Result<i64> {
-    Ok(meta_get(conn, "audit_head")?
+fn audit_seq(db: &dyn Engine) -> Result<i64> {
+    Ok(meta_get(db, "audit_head")?
         .and_then(|h| h.split_once(':').and_then(|(s, _)| s.parse::<i64>().ok()))
         .unwrap_or(0))
 }
 
-pub(crate) fn meta_get(conn: &Connection, k: &str) -> Result<Option<String>> {
-    conn.query_row("SELECT v FROM meta WHERE k = ?1", [k], |r| r.get(0))
-        .optional()
-        .map_err(Error::db("reading the header"))
+pub(crate) fn meta_get(db: &dyn Engine, k: &str) -> Result<Option<String>> {
+    db.meta_get(k)
 }
 
 pub(crate) fn meta_set(tx: &Tx<'_>, k: &str, v: &str) -> Result<()> {
@@ -2194,71 +1788,22 @@ pub(crate) fn meta_set(tx: &Tx<'_>, k: &str, v: &str) -> Result<()> {
     } else if k == state::CA_KMS_KEY {
         tx.touch(state::Item::CaKey)?;
     }
-    tx.sql()
-        .execute(
-            "INSERT INTO meta (k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
-            params![k, v],
-        )
-        .map_err(Error::db("writing the header"))?;
-    Ok(())
-}
-
-pub(crate) fn query_records(
-    conn: &Connection,
-    where_sql: &str,
-    args: &[&dyn rusqlite::ToSql],
-) -> Result<Vec<CertRecord>> {
-    let mut st = conn
-        .prepare_cached(&records_sql(where_sql))
-        .map_err(Error::db("reading certificates"))?;
-    let rows = st
-        .query_map(args, row_to_record)
-        .map_err(Error::db("reading certificates"))?;
-    let mut out = Vec::new();
-    for r in rows {
-        out.push(
-            r.map_err(Error::db("reading certificates"))?
-                .map_err(corrupt)?,
-        );
-    }
-    Ok(out)
+    tx.engine().meta_put(k, v)
 }
 
 /// Records with their key blob and MAC, in one query (the CRL path reads 20,000 at once).
-pub(crate) fn query_raw_records(conn: &Connection, where_sql: &str) -> Result<Vec<RawRecord>> {
-    let mut st = conn
-        .prepare_cached(&raw_records_sql(where_sql))
-        .map_err(Error::db("reading certificates"))?;
-    let rows = st
-        .query_map([], |row| {
-            Ok((
-                row_to_record(row)?,
-                row.get::<_, Option<Vec<u8>>>(14)?,
-                row.get::<_, Vec<u8>>(15)?,
-            ))
-        })
-        .map_err(Error::db("reading certificates"))?;
-    let mut out = Vec::new();
-    for r in rows {
-        let (rec, key_blob, mac) = r.map_err(Error::db("reading certificates"))?;
-        out.push(RawRecord {
-            rec: rec.map_err(corrupt)?,
-            key_blob,
-            mac,
-        });
-    }
-    Ok(out)
+pub(crate) fn query_raw_records(db: &dyn Engine, q: CertQuery<'_>) -> Result<Vec<RawRecord>> {
+    db.cert_raw_records(q)
 }
 
-pub(crate) fn raw_record(conn: &Connection, serial: &Serial) -> Result<RawRecord> {
-    let rec = query_records(conn, WHERE_SERIAL, &[&serial.hex()])?
+pub(crate) fn raw_record(db: &dyn Engine, serial: &Serial) -> Result<RawRecord> {
+    let rec = db
+        .cert_records(CertQuery::Serial(&serial.hex()))?
         .pop()
         .ok_or_else(|| Error::NotFound {
             what: format!("no certificate with serial {serial}"),
         })?;
-    let (key_blob, mac): (Option<Vec<u8>>, Vec<u8>) = conn
-        .query_row(SQL_KEY_BLOB, [rec.id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .map_err(Error::db("reading certificates"))?;
+    let (key_blob, mac) = db.cert_key_blob(rec.id)?;
     Ok(RawRecord { rec, key_blob, mac })
 }
 
@@ -2359,30 +1904,7 @@ pub(crate) fn insert_record(tx: &Tx<'_>, keys: &Keys, n: NewRecord<'_>) -> Resul
         tx.touch(state::Item::Name(rec.name.clone()))?;
         alike::add(tx, &rec.name)?;
     }
-    tx.sql().execute(
-        "INSERT INTO certs (serial, name, kind, profile, state, not_before, not_after, created_at, cert_der, key_blob, mac)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        params![
-            rec.serial.hex(),
-            rec.name,
-            rec.kind.as_str(),
-            rec.profile,
-            rec.state.as_str(),
-            ts(rec.not_before),
-            ts(rec.not_after),
-            ts(rec.created_at),
-            rec.der,
-            key_blob,
-            mac
-        ],
-    )
-    .map_err(|e| match e {
-        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
-            Error::Crypto(format!("serial {} is already in use (random serial collision)", rec.serial))
-        }
-        e => Error::db("recording the certificate")(e),
-    })?;
-    rec.id = tx.sql().last_insert_rowid();
+    rec.id = tx.engine().cert_insert(&rec, key_blob.as_deref(), &mac)?;
     Ok(rec)
 }
 
@@ -2390,23 +1912,10 @@ pub(crate) fn insert_record(tx: &Tx<'_>, keys: &Keys, n: NewRecord<'_>) -> Resul
 /// The existing MAC is checked first: a tampered record is never "laundered" by an update.
 pub(crate) fn update_record(tx: &Tx<'_>, keys: &Keys, rec: &CertRecord) -> Result<()> {
     tx.touch(state::Item::Cert(rec.serial.hex()))?;
-    let raw = raw_record(tx.sql(), &rec.serial)?;
+    let raw = raw_record(tx.engine(), &rec.serial)?;
     check_record_mac(keys, &raw)?;
     let mac = record_mac(keys, rec, raw.key_blob.as_deref());
-    tx.sql()
-        .execute(
-            SQL_UPDATE_RECORD,
-            params![
-                rec.state.as_str(),
-                rec.revoked_at.map(ts),
-                rec.reason.map(|r| r.as_str()),
-                rec.superseded_by.as_ref().map(|s| s.hex()),
-                mac,
-                raw.rec.id
-            ],
-        )
-        .map_err(Error::db("updating the certificate"))?;
-    Ok(())
+    tx.engine().cert_update(raw.rec.id, rec, &mac)
 }
 
 /// The per-serial token XOR-ed into the revocation digest.
@@ -2416,13 +1925,14 @@ pub(crate) fn revocation_token(keys: &Keys, serial: &Serial) -> Vec<u8> {
 
 /// Adds a serial to the MAC-protected set of revoked serials (digest and count).
 pub(crate) fn add_revoked(tx: &Tx<'_>, keys: &Keys, serial: &Serial) -> Result<()> {
-    let mut digest = crypto::unhex(&meta_get(tx.sql(), "revocation_digest")?.unwrap_or_default())
-        .filter(|d| d.len() == 32)
-        .ok_or_else(|| corrupt("the revocation digest is unreadable".into()))?;
+    let mut digest =
+        crypto::unhex(&meta_get(tx.engine(), "revocation_digest")?.unwrap_or_default())
+            .filter(|d| d.len() == 32)
+            .ok_or_else(|| corrupt("the revocation digest is unreadable".into()))?;
     for (d, t) in digest.iter_mut().zip(revocation_token(keys, serial)) {
         *d ^= t;
     }
-    let count: u64 = meta_get(tx.sql(), "revoked_count")?
+    let count: u64 = meta_get(tx.engine(), "revoked_count")?
         .unwrap_or_default()
         .parse()
         .map_err(|_| corrupt("the revoked count is unreadable".into()))?;
@@ -2437,8 +1947,8 @@ pub(crate) fn add_revoked(tx: &Tx<'_>, keys: &Keys, serial: &Serial) -> Result<(
 
 /// Checks that the revoked records in the store are exactly the set the digest vouches for,
 /// each with an intact MAC. Detects a revoked certificate edited back to valid, or deleted.
-pub(crate) fn check_revoked_set(conn: &Connection, keys: &Keys) -> Result<Vec<RawRecord>> {
-    let raws = query_raw_records(conn, WHERE_REVOKED)?;
+pub(crate) fn check_revoked_set(db: &dyn Engine, keys: &Keys) -> Result<Vec<RawRecord>> {
+    let raws = query_raw_records(db, CertQuery::Revoked)?;
     let mut digest = vec![0u8; 32];
     for raw in &raws {
         check_record_mac(keys, raw)?;
@@ -2449,9 +1959,9 @@ pub(crate) fn check_revoked_set(conn: &Connection, keys: &Keys) -> Result<Vec<Ra
             *d ^= t;
         }
     }
-    let stored = crypto::unhex(&meta_get(conn, "revocation_digest")?.unwrap_or_default())
-        .unwrap_or_default();
-    let count: u64 = meta_get(conn, "revoked_count")?
+    let stored =
+        crypto::unhex(&meta_get(db, "revocation_digest")?.unwrap_or_default()).unwrap_or_default();
+    let count: u64 = meta_get(db, "revoked_count")?
         .unwrap_or_default()
         .parse()
         .unwrap_or(u64::MAX);
@@ -2459,8 +1969,8 @@ pub(crate) fn check_revoked_set(conn: &Connection, keys: &Keys) -> Result<Vec<Ra
     let mac_ok = if count == 0 {
         stored == vec![0u8; 32]
     } else {
-        let mac = crypto::unhex(&meta_get(conn, "revocation_mac")?.unwrap_or_default())
-            .unwrap_or_default();
+        let mac =
+            crypto::unhex(&meta_get(db, "revocation_mac")?.unwrap_or_default()).unwrap_or_default();
         keys.mac_ok(&[b"revset-v1", &stored, count.to_string().as_bytes()], &mac)
     };
     if !(ok_count && mac_ok && stored == digest) {
@@ -2554,7 +2064,7 @@ pub(crate) fn audit_append(
     serial: &str,
     detail: &serde_json::Value,
 ) -> Result<()> {
-    let head = meta_get(tx.sql(), "audit_head")?.unwrap_or_default();
+    let head = meta_get(tx.engine(), "audit_head")?.unwrap_or_default();
     let (prev_seq, prev_mac) = match head.split_once(':') {
         Some((s, m)) => (
             s.parse::<i64>()
@@ -2581,11 +2091,7 @@ pub(crate) fn audit_append(
     };
     let f = audit_fields(&prev_mac, &e);
     e.mac = keys.mac(&f.iter().map(|v| v.as_slice()).collect::<Vec<_>>());
-    tx.sql().execute(
-        "INSERT INTO audit (seq, time, user, action, name, serial, detail, mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![e.seq, ts(e.time), e.user, e.action, e.name, e.serial, e.detail_text, e.mac],
-    )
-    .map_err(Error::db("writing the audit log"))?;
+    tx.engine().audit_insert(&e)?;
     audit_hash::extend(tx, &prev_mac, &e)?;
     meta_set(
         tx,
@@ -2606,7 +2112,7 @@ impl Store {
     /// guard runs it from the checkpointed entry, usually the head itself. Catches an entry
     /// forged to match the checkpoint (its MAC copied from the checkpoint file, on an older
     /// database): its MAC does not cover its content after its predecessor.
-    pub(crate) fn check_audit_tail(&self, conn: &Connection, from_seq: i64) -> Result<()> {
+    pub(crate) fn check_audit_tail(&self, db: &dyn Engine, from_seq: i64) -> Result<()> {
         let keys = self.keys()?;
         let bad = |what: String| Error::Tampered {
             what: format!("audit log: {what} (the database was edited or put back outside vpnca)"),
@@ -2615,7 +2121,7 @@ impl Store {
         // the guard on the plain connection) other processes may append meanwhile, and what
         // they append after the head read is not looked at. The checkpoint `from_seq` was read
         // before the head, so the head is at least there.
-        let head = meta_get(conn, "audit_head")?.unwrap_or_default();
+        let head = meta_get(db, "audit_head")?.unwrap_or_default();
         let head_seq = head
             .split_once(':')
             .and_then(|(s, _)| s.parse::<i64>().ok())
@@ -2624,16 +2130,10 @@ impl Store {
         // key and are checked against the digest the `rekey` entry records, and the tail from
         // there (O(entries), only while a checkpoint is older than a rekey: a crash right
         // after one). A `rekey` row that is not one does not pass the MAC check below.
-        let rekey_seq: Option<i64> = conn
-            .query_row(
-                "SELECT MAX(seq) FROM audit WHERE action = ?1 AND seq <= ?2",
-                rusqlite::params![rekey::ACTION, head_seq],
-                |r| r.get(0),
-            )
-            .map_err(Error::db("reading the audit log"))?;
+        let rekey_seq: Option<i64> = db.audit_last_of(rekey::ACTION, head_seq)?;
         let from_seq = match rekey_seq {
             Some(r) if r > from_seq => {
-                let mut before = audit_entries_from(conn, 1)?;
+                let mut before = audit_entries_from(db, 1)?;
                 before.retain(|e| e.seq <= r);
                 match before.pop() {
                     Some(entry) if entry.seq == r => {
@@ -2648,7 +2148,7 @@ impl Store {
             _ => from_seq,
         };
         let start = from_seq.saturating_sub(1).max(1);
-        let entries: Vec<AuditEntry> = audit_entries_from(conn, start)?
+        let entries: Vec<AuditEntry> = audit_entries_from(db, start)?
             .into_iter()
             .filter(|e| e.seq <= head_seq)
             .collect();
@@ -2686,26 +2186,13 @@ impl Store {
 }
 
 /// The DER of the stored CRL with this number.
-pub(crate) fn crl_der(conn: &Connection, number: u64) -> Result<Option<Vec<u8>>> {
-    conn.query_row(
-        "SELECT der FROM crls WHERE number = ?1",
-        [i64::try_from(number).unwrap_or(i64::MAX)],
-        |r| r.get(0),
-    )
-    .optional()
-    .map_err(Error::db("reading the CRL"))
+pub(crate) fn crl_der(db: &dyn Engine, number: u64) -> Result<Option<Vec<u8>>> {
+    db.crl_der(number)
 }
 
 /// The newest `crl` audit entry: its sequence number and the CRL number it records.
-pub(crate) fn last_crl_entry(conn: &Connection) -> Result<Option<(i64, u64)>> {
-    let row: Option<(i64, String)> = conn
-        .query_row(
-            "SELECT seq, detail FROM audit WHERE action = 'crl' ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()
-        .map_err(Error::db("reading the audit log"))?;
+pub(crate) fn last_crl_entry(db: &dyn Engine) -> Result<Option<(i64, u64)>> {
+    let row = db.audit_last_crl()?;
     row.map(|(seq, detail)| {
         serde_json::from_str::<serde_json::Value>(&detail)
             .ok()
@@ -2717,33 +2204,8 @@ pub(crate) fn last_crl_entry(conn: &Connection) -> Result<Option<(i64, u64)>> {
 }
 
 /// The audit entries with `seq >= from_seq`, in order.
-pub(crate) fn audit_entries_from(conn: &Connection, from_seq: i64) -> Result<Vec<AuditEntry>> {
-    {
-        let mut st = conn
-            .prepare_cached(
-                "SELECT seq, time, user, action, name, serial, detail, mac FROM audit WHERE seq >= ?1 ORDER BY seq",
-            )
-            .map_err(Error::db("reading the audit log"))?;
-        let rows = st
-            .query_map([from_seq], |r| {
-                let detail_text: String = r.get(6)?;
-                Ok(AuditEntry {
-                    seq: r.get(0)?,
-                    time: from_ts(r.get(1)?),
-                    user: r.get(2)?,
-                    action: r.get(3)?,
-                    name: r.get(4)?,
-                    serial: r.get(5)?,
-                    detail: serde_json::from_str(&detail_text)
-                        .unwrap_or(serde_json::Value::String(detail_text.clone())),
-                    mac: r.get(7)?,
-                    detail_text,
-                })
-            })
-            .map_err(Error::db("reading the audit log"))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(Error::db("reading the audit log"))
-    }
+pub(crate) fn audit_entries_from(db: &dyn Engine, from_seq: i64) -> Result<Vec<AuditEntry>> {
+    db.audit_from(from_seq)
 }
 
 impl Store {
@@ -2839,26 +2301,12 @@ impl Store {
     }
 
     fn latest_crl_unproven(&self) -> Result<Option<StoredCrl>> {
-        self.conn
-            .query_row("SELECT number, this_update, next_update, entries, der FROM crls ORDER BY number DESC LIMIT 1", [], |r| {
-                Ok(StoredCrl {
-                    number: r.get::<_, i64>(0)? as u64,
-                    this_update: from_ts(r.get(1)?),
-                    next_update: from_ts(r.get(2)?),
-                    entries: r.get::<_, i64>(3)? as usize,
-                    der: r.get(4)?,
-                })
-            })
-            .optional()
-            .map_err(Error::db("reading the CRL"))
+        self.conn.crl_latest()
     }
 
     /// When the last revocation happened (to tell whether the CRL is stale).
     pub fn last_revocation(&self) -> Result<Option<OffsetDateTime>> {
-        let v: Option<i64> = self
-            .conn
-            .query_row(SQL_LAST_REVOCATION, [], |r| r.get(0))
-            .map_err(Error::db("reading"))?;
+        let v = self.conn.cert_last_revocation()?;
         Ok(v.map(from_ts))
     }
 }
@@ -2868,56 +2316,4 @@ impl Store {
 /// is refused ([`fsutil::replace_output`]).
 pub fn write_public_file(path: &Path, bytes: &[u8]) -> Result<()> {
     fsutil::replace_output(path, bytes, 0o644)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A trigger or a view planted in the file never runs: [`configure`] disables both on
-    /// every connection (the schema check refuses them too, but this holds without it).
-    ///
-    /// Fails when: `SQLITE_DBCONFIG_ENABLE_TRIGGER` is left on in `configure` (the trigger
-    /// then writes its row).
-    #[test]
-    fn planted_triggers_and_views_never_run() {
-        let conn = Connection::open_in_memory().expect("db");
-        conn.execute_batch(
-            "CREATE TABLE t (x INTEGER); CREATE TABLE log (x INTEGER);
-             CREATE TRIGGER planted AFTER INSERT ON t BEGIN INSERT INTO log VALUES (new.x); END;
-             CREATE VIEW v AS SELECT x FROM t;",
-        )
-        .expect("schema");
-        configure(&conn).expect("configure");
-        conn.execute("INSERT INTO t VALUES (1)", [])
-            .expect("insert");
-        let logged: i64 = conn
-            .query_row("SELECT COUNT(*) FROM log", [], |r| r.get(0))
-            .expect("count");
-        assert_eq!(logged, 0, "the planted trigger ran");
-        assert!(
-            conn.query_row("SELECT COUNT(*) FROM v", [], |r| r.get::<_, i64>(0))
-                .is_err(),
-            "a view was read"
-        );
-    }
-
-    /// The schema check accepts exactly vpnca's schema, with or without the AWS tables.
-    #[test]
-    fn the_schema_check_knows_its_own_schema() {
-        let path = Path::new("test.db");
-        for schema in [SCHEMA.to_string(), format!("{SCHEMA}{AWS_SCHEMA}")] {
-            let conn = Connection::open_in_memory().expect("db");
-            conn.execute_batch(&schema).expect("schema");
-            check_schema(&conn, path).expect("vpnca's own schema");
-            conn.execute_batch("CREATE INDEX extra ON certs(serial, name)")
-                .expect("index");
-            let e = check_schema(&conn, path).expect_err("an extra index");
-            assert!(
-                e.to_string()
-                    .contains("an unexpected index \"extra\" on \"certs\""),
-                "{e}"
-            );
-        }
-    }
 }

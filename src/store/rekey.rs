@@ -18,6 +18,7 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use super::crypto::{self, KdfParams, Keys};
+use super::engine::{CertQuery, MetaField};
 use super::{
     AuditEntry, Header, Store, Tx, audit_append, audit_fields, check_record_mac, key_aad, meta_get,
     meta_set, query_raw_records, record_mac, revocation_token, state,
@@ -132,32 +133,24 @@ impl Store {
 
         let old = self.keys()?;
         let tx = Tx::begin(&self.conn, &self.write_state, "locking the store")?;
-        self.check_checkpoint(tx.sql())?;
-        let head = state::trusted_head(tx.sql(), old)?;
-        let mut problems = state::check_all(tx.sql(), old)?;
+        self.check_checkpoint(tx.engine())?;
+        let head = state::trusted_head(tx.engine(), old)?;
+        let mut problems = state::check_all(tx.engine(), old)?;
         problems.extend(self.check_audit_chain()?);
         problems.extend(self.parent_chain().err().map(|e| e.to_string()));
         #[cfg(feature = "aws")]
         problems.extend(self.acm_imports().err().map(|e| e.to_string()));
         #[cfg(not(feature = "aws"))]
-        if state::has_table(tx.sql(), "aws_imports")?
-            && tx
-                .sql()
-                .query_row("SELECT COUNT(*) FROM aws_imports", [], |r| {
-                    r.get::<_, i64>(0)
-                })
-                .map_err(Error::db("reading the AWS records"))?
-                > 0
-        {
+        if tx.engine().has_table("aws_imports")? && tx.engine().aws_import_count()? > 0 {
             return Err(Error::input(
                 "passwd --rekey",
                 "this store has ACM import records, whose MACs only a vpnca built with AWS support (feature `aws`) can redo: re-key with such a build; nothing was changed",
             ));
         }
-        if let Err(e) = super::check_revoked_set(tx.sql(), old) {
+        if let Err(e) = super::check_revoked_set(tx.engine(), old) {
             problems.push(e.to_string());
         }
-        let raws = query_raw_records(tx.sql(), "1 = 1")?;
+        let raws = query_raw_records(tx.engine(), CertQuery::All)?;
         for raw in &raws {
             if let Err(e) = check_record_mac(old, raw) {
                 problems.push(e.to_string());
@@ -177,7 +170,7 @@ impl Store {
             ));
         }
         let start_seq = head.seq;
-        let entries = super::audit_entries_from(tx.sql(), 0)?;
+        let entries = super::audit_entries_from(tx.engine(), 0)?;
 
         // Every private key and every record MAC.
         let mut keys_reencrypted = 0;
@@ -198,12 +191,7 @@ impl Store {
                 None => None,
             };
             let mac = record_mac(&new_keys, &raw.rec, blob.as_deref());
-            tx.sql()
-                .execute(
-                    "UPDATE certs SET key_blob = ?1, mac = ?2 WHERE id = ?3",
-                    rusqlite::params![blob, mac, raw.rec.id],
-                )
-                .map_err(Error::db("re-keying the certificates"))?;
+            tx.engine().cert_rekey(raw.rec.id, blob.as_deref(), &mac)?;
         }
         // A pending sub-CA's key.
         if let Some((_, blob)) = self.pending_ca()? {
@@ -212,12 +200,7 @@ impl Store {
                 what: "the pending sub-CA's key does not open under the store key".into(),
             })?;
             keys_reencrypted += 1;
-            tx.sql()
-                .execute(
-                    "UPDATE pending_ca SET key_blob = ?1 WHERE id = 1",
-                    [new_keys.seal(aad, &plain)?],
-                )
-                .map_err(Error::db("re-keying the pending CA"))?;
+            tx.engine().pending_ca_rekey(&new_keys.seal(aad, &plain)?)?;
         }
         // The revoked set: the same serials, new tokens.
         let revoked: Vec<_> = raws
@@ -243,20 +226,15 @@ impl Store {
         // The ACM import records.
         #[cfg(feature = "aws")]
         for imp in self.acm_imports()? {
-            tx.sql()
-                .execute(
-                    "UPDATE aws_imports SET mac = ?1 WHERE arn = ?2",
-                    rusqlite::params![super::aws::mac_of(&new_keys, &imp), imp.arn],
-                )
-                .map_err(Error::db("re-keying the AWS records"))?;
+            tx.engine()
+                .aws_import_remac(&imp.arn, &super::aws::mac_of(&new_keys, &imp))?;
         }
-        tx.sql()
-            .execute("UPDATE meta SET v = ?1 WHERE k = 'header'", [&header])
-            .map_err(Error::db("re-keying the store header"))?;
+        tx.engine()
+            .meta_update(MetaField::Header, &header, "re-keying the store header")?;
         if let Some(der) = &state_cert {
             meta_set(&tx, state::STATE_KEY_CERT, &crypto::hex(der))?;
         }
-        let old_audit_head = meta_get(tx.sql(), "audit_head")?.unwrap_or_default();
+        let old_audit_head = meta_get(tx.engine(), "audit_head")?.unwrap_or_default();
         audit_append(
             &tx,
             &new_keys,

@@ -17,17 +17,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use rusqlite::{Connection, OptionalExtension, params};
-
 use super::crypto::{self, Keys};
+use super::engine::{AwsList, Engine};
 use super::smt::{self, Hash, Node, NodeKey, NodeSource};
 use super::{meta_get, meta_set};
 use crate::{Error, Result};
-
-/// The table of the tree, added by format 2.
-pub(crate) const STATE_SCHEMA: &str = "
-CREATE TABLE smt_nodes (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;
-";
 
 /// The store settings that are part of the state (CRL policy, the CRL number floor, the second
 /// checkpoint: `checkpoint::OUTSIDE_SETTING`, the syslog socket, the audit log's hash chain:
@@ -69,7 +63,7 @@ pub(crate) const AWS_LISTS: &str = "aws_lists";
 /// Starts the AWS lists (see [`AWS_LISTS`]) inside `tx`, when the store has not yet; the lists
 /// are touched first, so their absence is proven (a planted marker stops the write).
 pub(crate) fn start_aws_lists(tx: &super::Tx<'_>) -> Result<()> {
-    if meta_get(tx.sql(), AWS_LISTS)?.is_some() {
+    if meta_get(tx.engine(), AWS_LISTS)?.is_some() {
         return Ok(());
     }
     tx.touch(Item::AwsImports)?;
@@ -187,20 +181,9 @@ impl Item {
     }
 }
 
-fn db(op: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
-    Error::db(op)
-}
-
 /// Whether the database has the table `name` (format 1 may lack the AWS tables).
-pub(super) fn has_table(conn: &Connection, name: &str) -> Result<bool> {
-    conn.query_row(
-        "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1",
-        [name],
-        |_| Ok(()),
-    )
-    .optional()
-    .map(|r| r.is_some())
-    .map_err(db("reading the schema"))
+pub(super) fn has_table(db: &dyn Engine, name: &str) -> Result<bool> {
+    db.has_table(name)
 }
 
 fn opt_int(v: Option<i64>) -> Vec<u8> {
@@ -208,104 +191,53 @@ fn opt_int(v: Option<i64>) -> Vec<u8> {
 }
 
 /// The canonical value of `item` as the tables hold it now (`None`: absent).
-pub(crate) fn value(conn: &Connection, item: &Item) -> Result<Option<Vec<u8>>> {
+pub(crate) fn value(conn: &dyn Engine, item: &Item) -> Result<Option<Vec<u8>>> {
     let op = "reading the store state";
     Ok(match item {
-        // Read from the table by row id, the serial checked on the row itself (an index only
-        // proposes the row: see `certs_from` in mod.rs); `query_row` takes the first row, and
-        // `Store::check_one_row_each` refuses a second one.
-        Item::Cert(serial) => conn
-            .query_row(
-                "SELECT serial, name, kind, profile, state, not_before, not_after, revoked_at, reason, superseded_by, created_at, cert_der, key_blob FROM certs NOT INDEXED WHERE id IN (SELECT id FROM certs WHERE serial = ?1) AND serial = ?1 ORDER BY id",
-                [serial],
-                |r| {
-                    let text = |i: usize| -> rusqlite::Result<Vec<u8>> {
-                        Ok(r.get::<_, Option<String>>(i)?.unwrap_or_default().into_bytes())
-                    };
-                    let int = |i: usize| -> rusqlite::Result<Vec<u8>> {
-                        Ok(opt_int(r.get::<_, Option<i64>>(i)?))
-                    };
-                    let der: Vec<u8> = r.get(11)?;
-                    let blob: Option<Vec<u8>> = r.get(12)?;
-                    Ok(enc(&[
-                        &text(0)?,
-                        &text(1)?,
-                        &text(2)?,
-                        &text(3)?,
-                        &text(4)?,
-                        &int(5)?,
-                        &int(6)?,
-                        &int(7)?,
-                        &text(8)?,
-                        &text(9)?,
-                        &int(10)?,
-                        &crypto::sha256(&der),
-                        &blob.map(|b| crypto::sha256(&b)).unwrap_or_default(),
-                    ]))
-                },
-            )
-            .optional()
-            .map_err(db(op))?,
-        Item::Name(name) => list(
-            conn,
-            "SELECT serial FROM certs WHERE name = ?1 AND kind != 'ca' ORDER BY serial",
-            params![name],
-        )?,
-        Item::Ca => list(
-            conn,
-            "SELECT serial FROM certs WHERE kind = 'ca' ORDER BY serial",
-            [],
-        )?,
+        Item::Cert(serial) => conn.cert_item(serial)?.map(|r| {
+            let text = |t: &Option<String>| t.clone().unwrap_or_default().into_bytes();
+            enc(&[
+                &text(&r.text[0]),
+                &text(&r.text[1]),
+                &text(&r.text[2]),
+                &text(&r.text[3]),
+                &text(&r.text[4]),
+                &opt_int(r.times[0]),
+                &opt_int(r.times[1]),
+                &opt_int(r.times[2]),
+                &text(&r.text2[0]),
+                &text(&r.text2[1]),
+                &opt_int(r.created_at),
+                &crypto::sha256(&r.der),
+                &r.key_blob.map(|b| crypto::sha256(&b)).unwrap_or_default(),
+            ])
+        }),
+        Item::Name(name) => list(conn.cert_serials_of_name(name)?),
+        Item::Ca => list(conn.cert_ca_serials()?),
         Item::Chain => {
-            let mut st = conn
-                .prepare("SELECT der FROM chain ORDER BY pos")
-                .map_err(db(op))?;
-            let ders = st
-                .query_map([], |r| r.get::<_, Vec<u8>>(0))
-                .map_err(db(op))?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(db(op))?;
+            let ders = conn.chain_get(op)?;
             let hashes: Vec<Vec<u8>> = ders.iter().map(|d| crypto::sha256(d)).collect();
             let refs: Vec<&[u8]> = hashes.iter().map(Vec::as_slice).collect();
             (!ders.is_empty()).then(|| enc(&refs))
         }
-        Item::PendingCa => conn
-            .query_row(
-                "SELECT name, algorithm, csr_der, key_blob, created_at FROM pending_ca WHERE id = 1",
-                [],
-                |r| {
-                    Ok(enc(&[
-                        r.get::<_, String>(0)?.as_bytes(),
-                        r.get::<_, String>(1)?.as_bytes(),
-                        &crypto::sha256(&r.get::<_, Vec<u8>>(2)?),
-                        &crypto::sha256(&r.get::<_, Vec<u8>>(3)?),
-                        r.get::<_, i64>(4)?.to_string().as_bytes(),
-                    ]))
-                },
-            )
-            .optional()
-            .map_err(db(op))?,
-        Item::Crl(n) => conn
-            .query_row(
-                "SELECT this_update, next_update, entries, der FROM crls WHERE number = ?1",
-                [i64::try_from(*n).unwrap_or(i64::MAX)],
-                |r| {
-                    Ok(enc(&[
-                        r.get::<_, i64>(0)?.to_string().as_bytes(),
-                        r.get::<_, i64>(1)?.to_string().as_bytes(),
-                        r.get::<_, i64>(2)?.to_string().as_bytes(),
-                        &crypto::sha256(&r.get::<_, Vec<u8>>(3)?),
-                    ]))
-                },
-            )
-            .optional()
-            .map_err(db(op))?,
-        Item::CrlHead => conn
-            .query_row("SELECT MAX(number) FROM crls", [], |r| {
-                r.get::<_, Option<i64>>(0)
-            })
-            .map_err(db(op))?
-            .map(|n| enc(&[n.to_string().as_bytes()])),
+        Item::PendingCa => conn.pending_ca_item()?.map(|r| {
+            enc(&[
+                r.name.as_bytes(),
+                r.algorithm.as_bytes(),
+                &crypto::sha256(&r.csr_der),
+                &crypto::sha256(&r.key_blob),
+                r.created_at.to_string().as_bytes(),
+            ])
+        }),
+        Item::Crl(n) => conn.crl_item(*n)?.map(|r| {
+            enc(&[
+                r.this_update.to_string().as_bytes(),
+                r.next_update.to_string().as_bytes(),
+                r.entries.to_string().as_bytes(),
+                &crypto::sha256(&r.der),
+            ])
+        }),
+        Item::CrlHead => conn.crl_head()?.map(|n| enc(&[n.to_string().as_bytes()])),
         Item::RevokedSet => {
             let digest = meta_get(conn, "revocation_digest")?.unwrap_or_default();
             let count = meta_get(conn, "revoked_count")?.unwrap_or_default();
@@ -314,52 +246,40 @@ pub(crate) fn value(conn: &Connection, item: &Item) -> Result<Option<Vec<u8>>> {
         Item::Setting(k) => meta_get(conn, k)?.map(|v| enc(&[v.as_bytes()])),
         Item::Template(n) => meta_get(conn, &template_key(n))?.map(|v| enc(&[v.as_bytes()])),
         Item::Alike(k) => meta_get(conn, &super::alike::meta_key(k))?.map(|v| enc(&[v.as_bytes()])),
-        Item::StateKey => meta_get(conn, STATE_KEY_CERT)?.map(|v| enc(&[&crypto::sha256(v.as_bytes())])),
+        Item::StateKey => {
+            meta_get(conn, STATE_KEY_CERT)?.map(|v| enc(&[&crypto::sha256(v.as_bytes())]))
+        }
         Item::CaKey => meta_get(conn, CA_KMS_KEY)?.map(|v| enc(&[v.as_bytes()])),
         Item::AwsImport(arn) => {
             if !has_table(conn, "aws_imports")? {
                 return Ok(None);
             }
-            conn.query_row(
-                "SELECT region, role, name, serial, imported_at, mac FROM aws_imports WHERE arn = ?1",
-                [arn],
-                |r| {
-                    Ok(enc(&[
-                        r.get::<_, String>(0)?.as_bytes(),
-                        r.get::<_, String>(1)?.as_bytes(),
-                        r.get::<_, String>(2)?.as_bytes(),
-                        r.get::<_, String>(3)?.as_bytes(),
-                        r.get::<_, i64>(4)?.to_string().as_bytes(),
-                        &r.get::<_, Vec<u8>>(5)?,
-                    ]))
-                },
-            )
-            .optional()
-            .map_err(db(op))?
+            conn.aws_import(arn)?.map(|r| {
+                enc(&[
+                    r.region.as_bytes(),
+                    r.role.as_bytes(),
+                    r.name.as_bytes(),
+                    r.serial.as_bytes(),
+                    r.imported_at.to_string().as_bytes(),
+                    &r.mac,
+                ])
+            })
         }
         Item::AwsImports | Item::AwsEndpoints => {
             if meta_get(conn, AWS_LISTS)?.is_none() {
                 return Ok(None);
             }
-            let (table, sql) = match item {
-                Item::AwsImports => ("aws_imports", "SELECT arn, '' FROM aws_imports ORDER BY arn"),
-                _ => (
-                    "aws_endpoints",
-                    "SELECT id, region FROM aws_endpoints ORDER BY id, region",
-                ),
+            let (table, which) = match item {
+                Item::AwsImports => ("aws_imports", AwsList::Imports),
+                _ => ("aws_endpoints", AwsList::Endpoints),
             };
             let mut rows: Vec<Vec<u8>> = Vec::new();
             if has_table(conn, table)? {
-                let mut st = conn.prepare(sql).map_err(db(op))?;
-                rows = st
-                    .query_map([], |r| {
-                        let a: String = r.get(0)?;
-                        let b: String = r.get(1)?;
-                        Ok(enc(&[a.as_bytes(), b.as_bytes()]))
-                    })
-                    .map_err(db(op))?
-                    .collect::<rusqlite::Result<Vec<_>>>()
-                    .map_err(db(op))?;
+                rows = conn
+                    .aws_list(which)?
+                    .into_iter()
+                    .map(|(a, b)| enc(&[a.as_bytes(), b.as_bytes()]))
+                    .collect();
             }
             let refs: Vec<&[u8]> = rows.iter().map(Vec::as_slice).collect();
             Some(enc(&[b"list", &enc(&refs)]))
@@ -368,45 +288,24 @@ pub(crate) fn value(conn: &Connection, item: &Item) -> Result<Option<Vec<u8>>> {
             if !has_table(conn, "aws_endpoints")? {
                 return Ok(None);
             }
-            conn.query_row(
-                "SELECT crl_number, pushed_at FROM aws_endpoints WHERE id = ?1 AND region = ?2",
-                [id, region],
-                |r| {
-                    Ok(enc(&[
-                        r.get::<_, i64>(0)?.to_string().as_bytes(),
-                        r.get::<_, i64>(1)?.to_string().as_bytes(),
-                    ]))
-                },
-            )
-            .optional()
-            .map_err(db(op))?
+            conn.aws_endpoint(id, region)?.map(|r| {
+                enc(&[
+                    r.crl_number.to_string().as_bytes(),
+                    r.pushed_at.to_string().as_bytes(),
+                ])
+            })
         }
     })
 }
 
-/// The first column of a query as a list value (`None` when empty).
-fn list(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> Result<Option<Vec<u8>>> {
-    let op = "reading the store state";
-    let mut st = conn.prepare(sql).map_err(db(op))?;
-    let rows = st
-        .query_map(args, |r| r.get::<_, String>(0))
-        .map_err(db(op))?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(db(op))?;
+/// A list of strings as a list value (`None` when empty).
+fn list(rows: Vec<String>) -> Option<Vec<u8>> {
     let refs: Vec<&[u8]> = rows.iter().map(|s| s.as_bytes()).collect();
-    Ok((!rows.is_empty()).then(|| enc(&refs)))
+    (!rows.is_empty()).then(|| enc(&refs))
 }
 
 /// Every item the tables hold now: the whole state, for the upgrade and for `verify`.
-pub(crate) fn all_items(conn: &Connection) -> Result<BTreeMap<Item, Vec<u8>>> {
-    let op = "reading the store state";
-    let strings = |sql: &str| -> Result<Vec<String>> {
-        let mut st = conn.prepare(sql).map_err(db(op))?;
-        st.query_map([], |r| r.get::<_, String>(0))
-            .map_err(db(op))?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(db(op))
-    };
+pub(crate) fn all_items(conn: &dyn Engine) -> Result<BTreeMap<Item, Vec<u8>>> {
     let mut items: Vec<Item> = vec![
         Item::Ca,
         Item::Chain,
@@ -424,27 +323,14 @@ pub(crate) fn all_items(conn: &Connection) -> Result<BTreeMap<Item, Vec<u8>>> {
             .iter()
             .map(|(n, _)| Item::Template(n)),
     );
-    items.extend(
-        strings("SELECT serial FROM certs")?
-            .into_iter()
-            .map(Item::Cert),
-    );
-    items.extend(
-        strings("SELECT DISTINCT name FROM certs WHERE kind != 'ca'")?
-            .into_iter()
-            .map(Item::Name),
-    );
+    items.extend(conn.cert_all_serials()?.into_iter().map(Item::Cert));
+    items.extend(conn.cert_all_names()?.into_iter().map(Item::Name));
     items.extend(
         super::alike::stored_keys(conn)?
             .into_iter()
             .map(Item::Alike),
     );
-    let mut st = conn.prepare("SELECT number FROM crls").map_err(db(op))?;
-    let numbers = st
-        .query_map([], |r| r.get::<_, i64>(0))
-        .map_err(db(op))?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(db(op))?;
+    let numbers = conn.crl_numbers()?;
     for n in numbers {
         let n = u64::try_from(n).map_err(|_| Error::Tampered {
             what: format!("a CRL is stored under the number {n}"),
@@ -452,21 +338,10 @@ pub(crate) fn all_items(conn: &Connection) -> Result<BTreeMap<Item, Vec<u8>>> {
         items.push(Item::Crl(n));
     }
     if has_table(conn, "aws_imports")? {
-        items.extend(
-            strings("SELECT arn FROM aws_imports")?
-                .into_iter()
-                .map(Item::AwsImport),
-        );
+        items.extend(conn.aws_import_arns()?.into_iter().map(Item::AwsImport));
     }
     if has_table(conn, "aws_endpoints")? {
-        let mut st = conn
-            .prepare("SELECT id, region FROM aws_endpoints")
-            .map_err(db(op))?;
-        let eps = st
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-            .map_err(db(op))?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(db(op))?;
+        let eps = conn.aws_endpoint_keys()?;
         items.extend(eps.into_iter().map(|(i, r)| Item::AwsEndpoint(i, r)));
     }
     let mut out = BTreeMap::new();
@@ -487,28 +362,16 @@ pub(crate) fn root_of(items: &BTreeMap<Item, Vec<u8>>) -> Hash {
     )
 }
 
-/// The tree's nodes in `smt_nodes`, read as one batch.
-pub(crate) struct SqlNodes<'c>(pub(crate) &'c Connection);
+/// The tree's nodes as the engine stores them, read as one batch.
+pub(crate) struct EngineNodes<'c>(pub(crate) &'c dyn Engine);
 
-impl NodeSource for SqlNodes<'_> {
+impl NodeSource for EngineNodes<'_> {
     fn get_many(&self, keys: &[NodeKey]) -> Result<Vec<Option<Node>>> {
-        let op = "reading the state tree";
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let marks = vec!["?"; keys.len()].join(",");
-        let mut st = self
-            .0
-            .prepare(&format!("SELECT k, v FROM smt_nodes WHERE k IN ({marks})"))
-            .map_err(db(op))?;
         let wanted: Vec<Vec<u8>> = keys.iter().map(|k| k.to_bytes()).collect();
-        let rows = st
-            .query_map(rusqlite::params_from_iter(wanted.iter()), |r| {
-                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
-            })
-            .map_err(db(op))?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(db(op))?;
+        let rows = self.0.nodes_get_many(&wanted)?;
         let mut found: BTreeMap<Vec<u8>, Vec<u8>> = rows.into_iter().collect();
         wanted
             .iter()
@@ -519,28 +382,16 @@ impl NodeSource for SqlNodes<'_> {
 
 /// Writes a tree change (or a whole tree).
 pub(crate) fn write_nodes(
-    conn: &Connection,
+    conn: &dyn Engine,
     writes: impl IntoIterator<Item = (NodeKey, Option<Node>)>,
 ) -> Result<()> {
-    let op = "writing the state tree";
-    let mut put = conn
-        .prepare_cached("INSERT INTO smt_nodes (k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v = excluded.v")
-        .map_err(db(op))?;
-    let mut del = conn
-        .prepare_cached("DELETE FROM smt_nodes WHERE k = ?1")
-        .map_err(db(op))?;
-    for (k, n) in writes {
-        match n {
-            Some(n) => put
-                .execute(params![k.to_bytes(), n.to_bytes().to_vec()])
-                .map_err(db(op))?,
-            None => del.execute(params![k.to_bytes()]).map_err(db(op))?,
-        };
-    }
-    Ok(())
+    conn.nodes_write(
+        &mut writes
+            .into_iter()
+            .map(|(k, n)| (k.to_bytes(), n.map(|n| n.to_bytes().to_vec()))),
+    )
 }
 
-/// The state head: which audit entry produced which root.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Head {
     /// The audit entry (its sequence number) of the write that made this state.
@@ -584,7 +435,7 @@ fn head_mac(keys: &Keys, head: &Head, audit_head: &str) -> Vec<u8> {
 }
 
 /// The head as the database records it, unchecked (readers without the key show it as is).
-pub(crate) fn stored_head(conn: &Connection) -> Result<Option<Head>> {
+pub(crate) fn stored_head(conn: &dyn Engine) -> Result<Option<Head>> {
     Ok(meta_get(conn, "state_head")?.and_then(|v| {
         let (head, _mac) = v.rsplit_once(':')?;
         Head::parse(head)
@@ -593,7 +444,7 @@ pub(crate) fn stored_head(conn: &Connection) -> Result<Option<Head>> {
 
 /// The trusted head: the one in `meta`, whose MAC binds it to the audit head (the last audit
 /// entry, itself chained under the key). Anything else is [`Error::Tampered`].
-pub(crate) fn trusted_head(conn: &Connection, keys: &Keys) -> Result<Head> {
+pub(crate) fn trusted_head(conn: &dyn Engine, keys: &Keys) -> Result<Head> {
     let bad = |what: &str| Error::Tampered {
         what: format!("the state head {what} (the database was edited or put back outside vpnca)"),
     };
@@ -633,7 +484,7 @@ pub(crate) struct PublicHead {
 /// `None` when the store has no state-signing key yet; [`Error::Tampered`] when the head is
 /// not signed by it, or its certificate is not the one the state records, or not signed by the
 /// CA the state records.
-pub(crate) fn public_head(conn: &Connection) -> Result<Option<PublicHead>> {
+pub(crate) fn public_head(conn: &dyn Engine) -> Result<Option<PublicHead>> {
     use x509_parser::prelude::FromDer;
     let Some(cert_hex) = meta_get(conn, STATE_KEY_CERT)? else {
         return Ok(None);
@@ -678,14 +529,7 @@ pub(crate) fn public_head(conn: &Connection) -> Result<Option<PublicHead>> {
     .map_err(|_| bad("is not signed by the store's state-signing key"))?;
     // The certificate is the one the state records, signed by the CA the state records.
     prove(conn, &head.root, &Item::StateKey)?;
-    let ca: Option<(String, Vec<u8>)> = conn
-        .query_row(
-            "SELECT serial, cert_der FROM certs WHERE kind = 'ca'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()
-        .map_err(db("reading the store state"))?;
+    let ca = conn.cert_ca_der()?;
     prove(conn, &head.root, &Item::Ca)?;
     let (serial, ca_der) = ca.ok_or_else(|| bad("names a CA the database does not hold"))?;
     prove(conn, &head.root, &Item::Cert(serial))?;
@@ -734,7 +578,7 @@ fn is_state_key_shape(cert: &x509_parser::certificate::X509Certificate<'_>) -> b
 
 /// Records a new head for `root` at the current audit head.
 pub(crate) fn set_head(tx: &super::Tx<'_>, keys: &Keys, root: Hash) -> Result<Head> {
-    let audit_head = meta_get(tx.sql(), "audit_head")?.unwrap_or_default();
+    let audit_head = meta_get(tx.engine(), "audit_head")?.unwrap_or_default();
     let seq = audit_head
         .split_once(':')
         .and_then(|(s, _)| s.parse::<i64>().ok())
@@ -754,19 +598,14 @@ pub(crate) fn set_head(tx: &super::Tx<'_>, keys: &Keys, root: Hash) -> Result<He
 }
 
 /// Checks that `item`'s value in the tables is the one the tree of `root` holds.
-pub(crate) fn prove(conn: &Connection, root: &Hash, item: &Item) -> Result<Option<Vec<u8>>> {
+pub(crate) fn prove(conn: &dyn Engine, root: &Hash, item: &Item) -> Result<Option<Vec<u8>>> {
     let current = value(conn, item)?;
-    let proof = smt::prove(&SqlNodes(conn), root, &item.key_hash())?;
+    let proof = smt::prove(&EngineNodes(conn), root, &item.key_hash())?;
     let proven = proof.verify(root, &item.key_hash())?;
     if proven != current.as_deref().map(smt::value_hash) {
         // A record is also named by the name its row holds now (escaped: it is outside input).
         let name: Option<String> = match item {
-            Item::Cert(serial) => conn
-                .query_row("SELECT name FROM certs WHERE serial = ?1", [serial], |r| {
-                    r.get(0)
-                })
-                .optional()
-                .map_err(db("reading the store state"))?,
+            Item::Cert(serial) => conn.cert_name_of(serial)?,
             _ => None,
         };
         return Err(Error::Tampered {
@@ -809,7 +648,7 @@ pub(crate) fn seal(tx: &super::Tx<'_>, keys: &Keys) -> Result<Option<Head>> {
     let Some(root) = touched.root else {
         return Ok(None);
     };
-    let audit_seq = meta_get(tx.sql(), "audit_head")?
+    let audit_seq = meta_get(tx.engine(), "audit_head")?
         .and_then(|h| h.split_once(':').and_then(|(s, _)| s.parse::<i64>().ok()))
         .unwrap_or(0);
     if audit_seq == touched.seq {
@@ -822,11 +661,11 @@ pub(crate) fn seal(tx: &super::Tx<'_>, keys: &Keys) -> Result<Option<Head>> {
     }
     let mut changes = Vec::new();
     for item in &touched.items {
-        let v = value(tx.sql(), item)?;
+        let v = value(tx.engine(), item)?;
         changes.push((item.key_hash(), v.as_deref().map(smt::value_hash)));
     }
-    let cs = smt::update(&SqlNodes(tx.sql()), &root, &changes)?;
-    write_nodes(tx.sql(), cs.writes)?;
+    let cs = smt::update(&EngineNodes(tx.engine()), &root, &changes)?;
+    write_nodes(tx.engine(), cs.writes)?;
     set_head(tx, keys, cs.root).map(Some)
 }
 
@@ -836,22 +675,20 @@ pub(crate) fn build(tx: &super::Tx<'_>, keys: &Keys) -> Result<Head> {
     // The callers (`init`, the upgrade, a rekey) have checked every audit entry's MAC.
     super::audit_hash::start(tx)?;
     start_aws_lists(tx)?;
-    let items = all_items(tx.sql())?;
-    tx.sql()
-        .execute("DELETE FROM smt_nodes", [])
-        .map_err(db("writing the state tree"))?;
+    let items = all_items(tx.engine())?;
+    tx.engine().nodes_clear()?;
     let nodes = smt::nodes_of(
         items
             .iter()
             .map(|(k, v)| (k.key_hash(), smt::value_hash(v))),
     );
-    write_nodes(tx.sql(), nodes.into_iter().map(|(k, n)| (k, Some(n))))?;
+    write_nodes(tx.engine(), nodes.into_iter().map(|(k, n)| (k, Some(n))))?;
     set_head(tx, keys, root_of(&items))
 }
 
 /// `verify`'s whole-state check: the root of every item the tables hold equals the trusted
 /// head's, and the tree holds exactly the nodes of that map. Problems, for people.
-pub(crate) fn check_all(conn: &Connection, keys: &Keys) -> Result<Vec<String>> {
+pub(crate) fn check_all(conn: &dyn Engine, keys: &Keys) -> Result<Vec<String>> {
     match trusted_head(conn, keys) {
         Ok(head) => check_all_against(conn, &head),
         Err(Error::Tampered { what }) => Ok(vec![what]),
@@ -860,19 +697,12 @@ pub(crate) fn check_all(conn: &Connection, keys: &Keys) -> Result<Vec<String>> {
 }
 
 /// [`check_all`] against a head already trusted (the MAC'd one, or a [`public_head`]).
-pub(crate) fn check_all_against(conn: &Connection, head: &Head) -> Result<Vec<String>> {
+pub(crate) fn check_all_against(conn: &dyn Engine, head: &Head) -> Result<Vec<String>> {
     let items = all_items(conn)?;
     let mut problems = Vec::new();
     // One row per serial, read from the table itself: a second row planted with a record's
     // serial maps to the same state item and would otherwise go unseen here.
-    let mut st = conn
-        .prepare("SELECT serial FROM certs NOT INDEXED ORDER BY serial")
-        .map_err(db("reading the store state"))?;
-    let serials = st
-        .query_map([], |r| r.get::<_, String>(0))
-        .map_err(db("reading the store state"))?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(db("reading the store state"))?;
+    let serials = conn.cert_all_serials()?;
     for w in serials.windows(2) {
         if w[0] == w[1] {
             problems.push(format!(
@@ -924,14 +754,7 @@ pub(crate) fn check_all_against(conn: &Connection, head: &Head) -> Result<Vec<St
     .into_iter()
     .map(|(k, n)| (k.to_bytes(), n.to_bytes().to_vec()))
     .collect();
-    let mut st = conn
-        .prepare("SELECT k, v FROM smt_nodes")
-        .map_err(db("reading the state tree"))?;
-    let have: BTreeMap<Vec<u8>, Vec<u8>> = st
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .map_err(db("reading the state tree"))?
-        .collect::<rusqlite::Result<_>>()
-        .map_err(db("reading the state tree"))?;
+    let have: BTreeMap<Vec<u8>, Vec<u8>> = conn.nodes_all()?;
     if have != want {
         problems.push("the state tree holds nodes that are not the tree of the store's state (edited outside vpnca)".into());
     }

@@ -72,7 +72,7 @@ impl Store {
             None => None,
         };
         self.write(|tx, keys| {
-            let was = meta_get(tx.sql(), SETTING)?;
+            let was = meta_get(tx.engine(), SETTING)?;
             if was == text {
                 return Ok(());
             }
@@ -80,9 +80,7 @@ impl Store {
                 Some(t) => meta_set(tx, SETTING, t)?,
                 None => {
                     tx.touch(state::Item::Setting(SETTING))?;
-                    tx.sql()
-                        .execute("DELETE FROM meta WHERE k = ?1", [SETTING])
-                        .map_err(Error::db("writing the header"))?;
+                    tx.engine().meta_delete(SETTING)?;
                 }
             }
             audit_append(
