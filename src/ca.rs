@@ -1251,7 +1251,10 @@ impl Store {
     }
 
     /// Renews the certificate named `name`: a new certificate (new key unless `reuse_key`),
-    /// same name, kind, profile and SANs; the old one is marked superseded (or revoked).
+    /// same name, kind, profile and SANs; the old one is marked superseded (or revoked), in
+    /// one write. The CRL of `revoke_old` is made as [`Store::revoke`] makes its own: a CA key
+    /// in KMS signs it after that write, and when it cannot, the renewal stands and
+    /// [`Renewed::deferred`] says why.
     pub fn renew(&self, name: &str, opts: &RenewOptions) -> Result<Renewed> {
         let all = self.by_name(name)?;
         let t = store::now();
