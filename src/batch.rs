@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 
 use crate::ca::{IssueRequest, Signed, Subject, Target, Validity, sign_prepared};
 use crate::cert::{CertKind, CertRecord, CertState, RevocationReason};
-use crate::crl::{self, CrlInfo, CrlOptions};
+use crate::crl::CrlOutcome;
 use crate::export::Existing;
 use crate::name::San;
 use crate::ovpn::{ProfileBase, ProfileContext};
@@ -1330,20 +1330,30 @@ impl Store {
         fsutil::create_all_new(&plan)
     }
 
-    /// Revokes a batch in one transaction and writes one CRL at the end. Unknown names and
-    /// serials are reported (`unknown`) and skipped, unless `strict`, which makes them an
-    /// error that revokes nothing.
+    /// Revokes a batch in one transaction and writes one CRL that lists them all, as
+    /// [`Store::revoke`] does ([`Store::revoke_with_crl`]: for a CA key in KMS, signed after
+    /// the commit, outside the lock, and deferred when KMS cannot sign it: the revocations
+    /// stand). Unknown names and serials are reported (`unknown`) and skipped, unless
+    /// `strict`, which makes them an error that revokes nothing. No CRL when nothing was
+    /// revoked.
     pub fn revoke_batch(
         &self,
         items: &[(Target, RevocationReason)],
         strict: bool,
-    ) -> Result<(Vec<RevokeResult>, Option<CrlInfo>)> {
-        let signer = self.signer()?;
-        let crl_opts = CrlOptions::from_store(self)?;
-        let (results, crl) = self.write(|tx, keys| {
+    ) -> Result<(Vec<RevokeResult>, CrlOutcome)> {
+        let names: Vec<String> = items
+            .iter()
+            .filter_map(|(t, _)| match t {
+                Target::Name(n) => Some(n.clone()),
+                Target::Serial(_) => None,
+            })
+            .collect();
+        let revoke = |tx: &store::Tx<'_>,
+                      keys: &store::crypto::Keys|
+         -> Result<(Vec<RevokeResult>, Vec<Serial>)> {
             let t = store::now();
             let mut results = Vec::with_capacity(items.len());
-            let mut any = false;
+            let mut revoked: Vec<Serial> = Vec::new();
             let mut done: HashSet<Serial> = HashSet::new();
             let mut unknown: Vec<String> = Vec::new();
             for (index, (target, reason)) in items.iter().enumerate() {
@@ -1412,7 +1422,7 @@ impl Store {
                     }
                     crate::ca::mark_revoked(tx, keys, &mut r, *reason, t, Some("batch"))?;
                     res.serials.push(r.serial.hex());
-                    any = true;
+                    revoked.push(r.serial);
                 }
                 results.push(res);
             }
@@ -1429,25 +1439,11 @@ impl Store {
                     ),
                 });
             }
-            let crl = if any {
-                Some(crl::generate_in_tx(self, tx, keys, &signer, &crl_opts)?)
-            } else {
-                None
-            };
-            Ok((results, crl))
-        })?;
-        let names: Vec<String> = items
-            .iter()
-            .filter_map(|(t, _)| match t {
-                Target::Name(n) => Some(n.clone()),
-                Target::Serial(_) => None,
-            })
-            .collect();
-        self.sync_mirrors_batch(names.iter().map(String::as_str))?;
-        if crl.is_some() {
-            self.sync_global_mirrors()?;
-        }
-        Ok((results, crl))
+            Ok((results, revoked))
+        };
+        self.revoke_with_crl(self.signer(), revoke, |_| {
+            self.sync_mirrors_batch(names.iter().map(String::as_str))
+        })
     }
 }
 

@@ -9,7 +9,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::ca_key::CaKey;
 use crate::cert::{CertKind, CertRecord, CertState, RevocationReason};
-use crate::crl::{self, CrlInfo, CrlOptions};
+use crate::crl::{self, CrlInfo};
 use crate::key::{self, KeyAlgorithm, KeyType};
 use crate::name::{self, San};
 use crate::profile::{MAX_DAYS, Profile};
@@ -131,8 +131,12 @@ pub struct Renewed {
     pub old: CertRecord,
     /// The new certificate.
     pub new: CertRecord,
-    /// The CRL, when the old certificate was revoked.
+    /// The CRL, when the old certificate was revoked (`None` when it was deferred).
     pub crl: Option<CrlInfo>,
+    /// When the old certificate was revoked but a CA key in KMS could not sign the CRL: why,
+    /// and the revocations no CRL lists yet (as [`Revoked::deferred`]). The new certificate
+    /// is issued all the same.
+    pub deferred: Option<crl::CrlDeferred>,
 }
 
 /// Options for [`Store::renew`].
@@ -1247,7 +1251,10 @@ impl Store {
     }
 
     /// Renews the certificate named `name`: a new certificate (new key unless `reuse_key`),
-    /// same name, kind, profile and SANs; the old one is marked superseded (or revoked).
+    /// same name, kind, profile and SANs; the old one is marked superseded (or revoked), in
+    /// one write. The CRL of `revoke_old` is made as [`Store::revoke`] makes its own: a CA key
+    /// in KMS signs it after that write, and when it cannot, the renewal stands and
+    /// [`Renewed::deferred`] says why.
     pub fn renew(&self, name: &str, opts: &RenewOptions) -> Result<Renewed> {
         let all = self.by_name(name)?;
         let t = store::now();
@@ -1301,179 +1308,90 @@ impl Store {
         let prepared = self.prepare_subject(&req, old.profile.clone(), subject)?;
         let signer = self.signer()?;
         // The new certificate is signed before the store is locked; the CRL (revoke_old)
-        // depends on the revoked set, so it is signed inside.
+        // depends on the revoked set: signed inside the lock by a local CA key, after the
+        // commit by a key in KMS (deferred when KMS cannot sign it: the renewal stands).
         let signed = sign_prepared(&signer, &prepared)?;
-        let crl_opts = CrlOptions::from_store(self)?;
-        let (new, crl, old_after) = self.write(|tx, keys| {
-            // Re-read inside the lock: another process may have changed it.
-            let mut old_now = self.by_serial(&old.serial)?;
-            if old_now.state == CertState::Revoked {
-                return Err(Error::Refused {
-                    reason: format!(
-                        "{} was revoked by another vpnca meanwhile; nothing was changed",
-                        crate::shell::quote(name)
-                    ),
-                });
-            }
-            old_now.state = CertState::Superseded;
-            // Mark superseded first so the name is free for the new certificate.
-            update_record(tx, keys, &old_now)?;
-            let new = self.record_signed(tx, keys, &signed, "renew")?;
-            old_now.superseded_by = Some(new.serial.clone());
-            let mut crl = None;
-            if opts.revoke_old {
-                mark_revoked(
-                    tx,
-                    keys,
-                    &mut old_now,
-                    RevocationReason::Superseded,
-                    store::now(),
-                    Some("renew"),
-                )?;
-                crl = Some(crl::generate_in_tx(self, tx, keys, &signer, &crl_opts)?);
-            } else {
+        let ((new, old_after), crl) = self.revoke_with_crl(
+            Ok(signer),
+            |tx, keys| {
+                // Re-read inside the lock: another process may have changed it.
+                let mut old_now = self.by_serial(&old.serial)?;
+                if old_now.state == CertState::Revoked {
+                    return Err(Error::Refused {
+                        reason: format!(
+                            "{} was revoked by another vpnca meanwhile; nothing was changed",
+                            crate::shell::quote(name)
+                        ),
+                    });
+                }
+                old_now.state = CertState::Superseded;
+                // Mark superseded first so the name is free for the new certificate.
                 update_record(tx, keys, &old_now)?;
-            }
-            Ok((new, crl, old_now))
-        })?;
-        self.sync_name_mirror(&new.name)?;
-        if old_after.name != new.name {
-            self.sync_name_mirror(&old_after.name)?;
-        }
-        if crl.is_some() {
-            self.sync_global_mirrors()?;
-        }
+                let new = self.record_signed(tx, keys, &signed, "renew")?;
+                old_now.superseded_by = Some(new.serial.clone());
+                let mut revoked = Vec::new();
+                if opts.revoke_old {
+                    mark_revoked(
+                        tx,
+                        keys,
+                        &mut old_now,
+                        RevocationReason::Superseded,
+                        store::now(),
+                        Some("renew"),
+                    )?;
+                    revoked.push(old_now.serial.clone());
+                } else {
+                    update_record(tx, keys, &old_now)?;
+                }
+                Ok(((new, old_now), revoked))
+            },
+            |(new, old_after): &(CertRecord, CertRecord)| {
+                self.sync_name_mirror(&new.name)?;
+                if old_after.name != new.name {
+                    self.sync_name_mirror(&old_after.name)?;
+                }
+                Ok(())
+            },
+        )?;
         Ok(Renewed {
             old: old_after,
             new,
-            crl,
+            crl: crl.crl,
+            deferred: crl.deferred,
         })
     }
 
-    /// Revokes certificates and writes the new CRL in the same transaction.
+    /// Revokes certificates and writes the new CRL that lists them ([`Store::revoke_with_crl`]):
+    /// a local CA key in the same transaction.
     ///
     /// A CA whose key is in KMS signs the CRL after the revocation is committed, outside the
-    /// store's lock ([`Store::sign_crl_outside_lock`]): the revocation is recorded and audited
-    /// whatever KMS does, with a record that no CRL lists it yet ([`crate::crl::CrlDeferred`],
-    /// part of the authenticated state), which the CRL clears. When the CRL cannot be signed
-    /// (KMS unreachable, throttled past the retries, the key disabled, a signature that does
-    /// not verify, the store changed at every attempt), the result has no CRL and says why in
-    /// [`Revoked::deferred`]; `vpnca crl` signs it later. Any other error after the revocation
-    /// was committed is returned as is (the revocation stays recorded, the CRL deferred).
+    /// store's lock: the revocation is recorded and audited whatever KMS does, with a record
+    /// that no CRL lists it yet ([`crate::crl::CrlDeferred`], part of the authenticated
+    /// state), which the CRL clears. When the CRL cannot be signed (KMS unreachable, throttled
+    /// past the retries, the key disabled, a signature that does not verify, the store changed
+    /// at every attempt), the result has no CRL and says why in [`Revoked::deferred`];
+    /// `vpnca crl` signs it later. Any other error after the revocation was committed is
+    /// returned as is (the revocation stays recorded, the CRL deferred).
     pub fn revoke(&self, target: &Target, reason: RevocationReason) -> Result<Revoked> {
-        if self.ca_kms_key()?.is_some() {
-            return self.revoke_deferring(target, reason);
-        }
-        let signer = self.signer()?;
-        let crl_opts = CrlOptions::from_store(self)?;
-        let (revoked, crl) = self.write(|tx, keys| {
-            let out = self.revoke_in_tx(tx, keys, target, reason)?;
-            let crl = crl::generate_in_tx(self, tx, keys, &signer, &crl_opts)?;
-            Ok((out, crl))
-        })?;
-        for r in &revoked {
-            self.sync_name_mirror(&r.name)?;
-        }
-        self.sync_global_mirrors()?;
+        let (revoked, crl) = self.revoke_with_crl(
+            self.signer(),
+            |tx, keys| {
+                let out = self.revoke_in_tx(tx, keys, target, reason)?;
+                let serials = out.iter().map(|r| r.serial.clone()).collect();
+                Ok((out, serials))
+            },
+            |out| {
+                for r in out {
+                    self.sync_name_mirror(&r.name)?;
+                }
+                Ok(())
+            },
+        )?;
         Ok(Revoked {
             revoked,
-            crl: Some(crl),
-            deferred: None,
+            crl: crl.crl,
+            deferred: crl.deferred,
         })
-    }
-
-    /// [`Store::revoke`] for a CA whose key is in KMS: the revocation first, then its CRL.
-    fn revoke_deferring(&self, target: &Target, reason: RevocationReason) -> Result<Revoked> {
-        // No KMS call yet; an AWS configuration that cannot even make a client defers the CRL
-        // like a KMS that cannot be reached.
-        let signer = match self.signer() {
-            Err(e) if !crl_can_wait(&e) => return Err(e),
-            s => s,
-        };
-        let crl_opts = CrlOptions::from_store(self)?;
-        let revoked = self.write(|tx, keys| {
-            let out = self.revoke_in_tx(tx, keys, target, reason)?;
-            if let Ok(signer) = &signer {
-                // What would stop the CRL whoever signs it (too many entries, an expired CA,
-                // a revocation undone outside vpnca) stops the revocation too, as it does for
-                // a local CA key: nothing is recorded.
-                crl::plan_in_tx(self, tx, keys, signer, &crl_opts)?;
-            }
-            let mut d = match tx.crl_deferred()? {
-                Some(t) => crl::CrlDeferred::parse(&t)?,
-                None => crl::CrlDeferred {
-                    serials: Vec::new(),
-                    since: store::now(),
-                    reason: None,
-                },
-            };
-            d.serials.extend(out.iter().map(|r| r.serial.hex()));
-            d.reason = None;
-            tx.set_crl_deferred(Some(&d.to_text()))?;
-            Ok(out)
-        })?;
-        for r in &revoked {
-            self.sync_name_mirror(&r.name)?;
-        }
-        let signed = signer.and_then(|s| self.sign_crl_outside_lock(&s, &crl_opts, |_| Ok(())));
-        match signed {
-            Ok(crl) => {
-                self.sync_global_mirrors()?;
-                Ok(Revoked {
-                    revoked,
-                    crl: Some(crl),
-                    deferred: None,
-                })
-            }
-            Err(e) if crl_can_wait(&e) => {
-                let why = e.to_string();
-                let deferred = self.write(|tx, keys| {
-                    let Some(t) = tx.crl_deferred()? else {
-                        // Another command signed the CRL meanwhile.
-                        return Ok(None);
-                    };
-                    let mut d = crl::CrlDeferred::parse(&t)?;
-                    d.reason = Some(why.clone());
-                    tx.set_crl_deferred(Some(&d.to_text()))?;
-                    audit_append(
-                        tx,
-                        keys,
-                        "crl-deferred",
-                        "",
-                        "",
-                        &serde_json::json!({"serials": d.serials, "error": why}),
-                    )?;
-                    Ok(Some(d))
-                })?;
-                self.sync_global_mirrors()?;
-                match deferred {
-                    Some(d) => Ok(Revoked {
-                        revoked,
-                        crl: None,
-                        deferred: Some(d),
-                    }),
-                    // Signed by another command meanwhile: its CRL lists these revocations.
-                    None => {
-                        let crl = self.latest_crl()?.ok_or_else(|| Error::NotFound {
-                            what: "a CRL".into(),
-                        })?;
-                        Ok(Revoked {
-                            revoked,
-                            crl: Some(CrlInfo {
-                                number: crl.number,
-                                this_update: crl.this_update,
-                                next_update: crl.next_update,
-                                entries: crl.entries,
-                                pem: crate::pem::encode("X509 CRL", &crl.der),
-                                warnings: Vec::new(),
-                            }),
-                            deferred: None,
-                        })
-                    }
-                }
-            }
-            Err(e) => Err(e),
-        }
     }
 
     /// Finds what `target` names and marks it revoked inside a write transaction (records,
@@ -1531,20 +1449,6 @@ impl Store {
         }
         Ok(out)
     }
-}
-
-/// Whether a revocation's CRL may wait when signing it failed so: a KMS or AWS failure (KMS
-/// unreachable or throttled past the retries, the key disabled or pending deletion, a signature
-/// that did not verify, no usable AWS configuration), or the store changing at each attempt.
-fn crl_can_wait(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::Refused { .. }
-            | Error::AwsConfig { .. }
-            | Error::Aws { .. }
-            | Error::Kms { .. }
-            | Error::KmsBadSignature { .. }
-    )
 }
 
 /// [`Error::AlreadyRevoked`] for a revoked record.

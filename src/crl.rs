@@ -10,6 +10,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::ca::Signer;
 use crate::cert::{CertKind, RevocationReason};
+use crate::serial::Serial;
 use crate::store::crypto::Keys;
 use crate::store::{self, Store};
 use crate::{Error, Result};
@@ -314,6 +315,31 @@ impl CrlDeferred {
     }
 }
 
+/// What became of the CRL of a command that revoked ([`Store::revoke_with_crl`]): signed
+/// (`crl`), deferred (`deferred`: a CA key in KMS could not sign it), or neither when nothing
+/// was revoked.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CrlOutcome {
+    /// The CRL written; `None` when it was deferred or nothing was revoked.
+    pub crl: Option<CrlInfo>,
+    /// Why no CRL was written, and the revocations no CRL lists yet.
+    pub deferred: Option<CrlDeferred>,
+}
+
+/// Whether a revocation's CRL may wait when signing it failed so: a KMS or AWS failure (KMS
+/// unreachable or throttled past the retries, the key disabled or pending deletion, a signature
+/// that did not verify, no usable AWS configuration), or the store changing at each attempt.
+fn crl_can_wait(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Refused { .. }
+            | Error::AwsConfig { .. }
+            | Error::Aws { .. }
+            | Error::Kms { .. }
+            | Error::KmsBadSignature { .. }
+    )
+}
+
 /// Revocations are forever: every certificate the last CRL listed must still be revoked in the
 /// store (the new CRL then lists it, or leaves it out under the omit-expired policy because it
 /// expired — it stays revoked either way). The last CRL is the one the audit log
@@ -449,6 +475,146 @@ impl Store {
             reason: format!(
                 "other vpnca commands changed the store each time CRL #{number} was being signed ({CRL_SIGN_ATTEMPTS} attempts): no CRL was recorded; run the command again"
             ),
+        })
+    }
+
+    /// Commits revocations, then the CRL that lists them: the one path of every command that
+    /// revokes (`revoke`, `revoke --batch`, `renew --revoke-old`). `revoke` makes the command's
+    /// changes in one write transaction and returns its result and the serials it revoked
+    /// (none: no CRL is made); `committed` runs once they are committed (the mirror files).
+    /// `signer` is [`Store::signer`]'s answer: for a CA whose key is in KMS an error that
+    /// [`crl_can_wait`] does not stop the revocation (it is the reason the CRL is deferred).
+    ///
+    /// A local CA key signs and records the CRL in the same transaction. A CA whose key is in
+    /// KMS makes no KMS call inside the lock: the revocations are committed and audited with
+    /// their serials added to the deferred-CRL record ([`CrlDeferred`], part of the
+    /// authenticated state), then the CRL is signed outside the lock
+    /// ([`Store::sign_crl_outside_lock`]), which clears the record. When it cannot be signed
+    /// (KMS unreachable, throttled past the retries, the key disabled, a signature that does
+    /// not verify, the store changed at every attempt), the record keeps the serials, says why
+    /// and is audited (`crl-deferred`): the outcome has no CRL and [`CrlOutcome::deferred`].
+    /// Any other error after the commit is returned as is (the revocations stay recorded, the
+    /// CRL deferred).
+    pub(crate) fn revoke_with_crl<R>(
+        &self,
+        signer: Result<Signer>,
+        revoke: impl FnOnce(&store::Tx<'_>, &Keys) -> Result<(R, Vec<Serial>)>,
+        committed: impl FnOnce(&R) -> Result<()>,
+    ) -> Result<(R, CrlOutcome)> {
+        let remote = match &signer {
+            Ok(s) => s.is_remote(),
+            Err(_) => self.ca_kms_key()?.is_some(),
+        };
+        // No KMS call yet; an AWS configuration that cannot even make a client defers the CRL
+        // like a KMS that cannot be reached.
+        let signer = match signer {
+            Err(e) if !(remote && crl_can_wait(&e)) => return Err(e),
+            s => s,
+        };
+        let crl_opts = CrlOptions::from_store(self)?;
+        if !remote {
+            let signer = signer?;
+            let (out, crl) = self.write(|tx, keys| {
+                let (out, serials) = revoke(tx, keys)?;
+                let crl = match serials.is_empty() {
+                    true => None,
+                    false => Some(generate_in_tx(self, tx, keys, &signer, &crl_opts)?),
+                };
+                Ok((out, crl))
+            })?;
+            committed(&out)?;
+            if crl.is_some() {
+                self.sync_global_mirrors()?;
+            }
+            return Ok((
+                out,
+                CrlOutcome {
+                    crl,
+                    deferred: None,
+                },
+            ));
+        }
+        let (out, any) = self.write(|tx, keys| {
+            let (out, serials) = revoke(tx, keys)?;
+            if serials.is_empty() {
+                return Ok((out, false));
+            }
+            if let Ok(signer) = &signer {
+                // What would stop the CRL whoever signs it (too many entries, an expired CA,
+                // a revocation undone outside vpnca) stops the revocation too, as it does for
+                // a local CA key: nothing is recorded.
+                plan_in_tx(self, tx, keys, signer, &crl_opts)?;
+            }
+            let mut d = match tx.crl_deferred()? {
+                Some(t) => CrlDeferred::parse(&t)?,
+                None => CrlDeferred {
+                    serials: Vec::new(),
+                    since: store::now(),
+                    reason: None,
+                },
+            };
+            d.serials.extend(serials.iter().map(Serial::hex));
+            d.reason = None;
+            tx.set_crl_deferred(Some(&d.to_text()))?;
+            Ok((out, true))
+        })?;
+        committed(&out)?;
+        if !any {
+            return Ok((out, CrlOutcome::default()));
+        }
+        let outcome =
+            match signer.and_then(|s| self.sign_crl_outside_lock(&s, &crl_opts, |_| Ok(()))) {
+                Ok(crl) => CrlOutcome {
+                    crl: Some(crl),
+                    deferred: None,
+                },
+                Err(e) if crl_can_wait(&e) => self.defer_crl(&e.to_string())?,
+                Err(e) => return Err(e),
+            };
+        self.sync_global_mirrors()?;
+        Ok((out, outcome))
+    }
+
+    /// After a revocation's CRL could not be signed (`why`): the deferred-CRL record says why,
+    /// audited (`crl-deferred`). When another command signed the CRL meanwhile (no record any
+    /// more), its CRL lists these revocations: that CRL is the outcome.
+    fn defer_crl(&self, why: &str) -> Result<CrlOutcome> {
+        let deferred = self.write(|tx, keys| {
+            let Some(t) = tx.crl_deferred()? else {
+                return Ok(None);
+            };
+            let mut d = CrlDeferred::parse(&t)?;
+            d.reason = Some(why.to_string());
+            tx.set_crl_deferred(Some(&d.to_text()))?;
+            store::audit_append(
+                tx,
+                keys,
+                "crl-deferred",
+                "",
+                "",
+                &serde_json::json!({"serials": d.serials, "error": why}),
+            )?;
+            Ok(Some(d))
+        })?;
+        if let Some(d) = deferred {
+            return Ok(CrlOutcome {
+                crl: None,
+                deferred: Some(d),
+            });
+        }
+        let crl = self.latest_crl()?.ok_or_else(|| Error::NotFound {
+            what: "a CRL".into(),
+        })?;
+        Ok(CrlOutcome {
+            crl: Some(CrlInfo {
+                number: crl.number,
+                this_update: crl.this_update,
+                next_update: crl.next_update,
+                entries: crl.entries,
+                pem: crate::pem::encode("X509 CRL", &crl.der),
+                warnings: Vec::new(),
+            }),
+            deferred: None,
         })
     }
 

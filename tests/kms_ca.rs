@@ -4,8 +4,9 @@
 //! and a corrupt signature end in exit 3 with the store unchanged; an edited key reference in
 //! the database is refused (exit 2) before anything is sent to Sign. A revocation is the
 //! exception: recorded when KMS cannot sign its CRL, which is deferred (exit 3, `status`
-//! reports it) until a later command signs it; CRLs are signed outside the store's lock and
-//! redone when the store moved meanwhile.
+//! reports it) until a later command signs it — for `revoke`, `revoke --batch` and `renew
+//! --revoke-old` alike; CRLs are signed outside the store's lock and redone when the store
+//! moved meanwhile.
 
 mod common;
 
@@ -238,6 +239,28 @@ fn an_edited_key_reference_is_refused_before_anything_is_signed() {
     );
 }
 
+/// Starts `vpnca ARGS` with its first KMS call answered only after `seconds` (the server's
+/// `delay` fault) and returns once that call has reached the server: the command is then
+/// inside that call, and other commands run meanwhile.
+fn spawn_delayed(e: &Env, kms: &KmsServer, args: &[&str], seconds: u64) -> std::process::Child {
+    kms.control("delay", &json!({"seconds": seconds, "times": 1}));
+    let mut c = e.cmd(args);
+    aws_env(&mut c, None, None);
+    c.env("AWS_ENDPOINT_URL_KMS", kms.url())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = c.spawn().expect("spawn");
+    let t0 = std::time::Instant::now();
+    while !kms.requests().iter().any(|r| r["delayed"].is_number()) {
+        assert!(
+            t0.elapsed().as_secs() < 30,
+            "{args:?}: the delayed call never arrived"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child
+}
+
 /// Fails when: `Store::issue` signs inside `Store::write` again (bob waited for alice's slow
 /// Sign to end before he could lock the store).
 #[test]
@@ -245,21 +268,7 @@ fn a_slow_kms_sign_does_not_hold_the_store_lock() {
     let kms = KmsServer::start();
     let (e, _) = kms_ca(&kms);
     // alice's Sign is answered after 4 s; bob's at once.
-    kms.control("delay", &json!({"seconds": 4, "times": 1}));
-    let mut c = e.cmd(&["client", "alice"]);
-    aws_env(&mut c, None, None);
-    c.env("AWS_ENDPOINT_URL_KMS", kms.url());
-    let mut alice = c
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
-    // Until alice's Sign is on its way (the server logs it when it arrives).
-    let t0 = std::time::Instant::now();
-    while !kms.requests().iter().any(|r| r["delayed"].is_number()) {
-        assert!(t0.elapsed().as_secs() < 30, "alice's Sign never arrived");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let mut alice = spawn_delayed(&e, &kms, &["client", "alice"], 4);
     ok(&e, &kms, &["client", "bob"]);
     assert!(
         alice.try_wait().expect("try_wait").is_none(),
@@ -887,23 +896,7 @@ fn a_revocation_is_recorded_when_its_crl_cannot_be_signed() {
     assert!(err.contains(arn), "{err}");
     assert!(!e.path("out.pem").exists(), "no CRL was written to --out");
     // push-crl cannot sign the CRL that lists alice: nothing is uploaded.
-    let ec2 = common::aws::Ec2Server::with_state(
-        &json!({"endpoints": [{"id": "cvpn-endpoint-0123456789abcdef0"}]}),
-    );
-    let mut c = e.cmd(&[
-        "clientvpn",
-        "push-crl",
-        "--endpoint",
-        "cvpn-endpoint-0123456789abcdef0",
-    ]);
-    aws_env(&mut c, None, Some(&ec2));
-    c.env("AWS_ENDPOINT_URL_KMS", kms.url());
-    let o = c.output().expect("run");
-    assert_eq!(o.status.code(), Some(3), "{}", common::s(&o.stderr));
-    assert!(
-        ec2.crl("cvpn-endpoint-0123456789abcdef0").is_none(),
-        "push-crl uploaded a CRL that does not list alice"
-    );
+    assert_push_crl_uploads_nothing(&e, &kms);
 
     // KMS signs again: status still reports it (nothing signed yet); verify finds no
     // integrity problem and says so; `vpnca crl` signs CRL #2, which lists alice.
@@ -976,6 +969,196 @@ fn kms_unreachable_at_revoke_then_the_next_revoke_signs_both() {
     assert_eq!(deferred_findings(&e, &kms), (Some(0), vec![]));
 }
 
+/// [`kms_ca`] with a client certificate for each of `users`.
+fn kms_ca_with_clients(kms: &KmsServer, users: &[&str]) -> (Env, serde_json::Value) {
+    let (e, key) = kms_ca(kms);
+    for u in users {
+        ok(&e, kms, &["client", u]);
+    }
+    (e, key)
+}
+
+/// The serials of `users`' certificates as openssl reads them, normalized and sorted.
+fn serials_of(e: &Env, users: &[&str]) -> Vec<String> {
+    let mut serials: Vec<String> = users
+        .iter()
+        .map(|u| serial_of(e, &format!("issued/{u}.crt")))
+        .collect();
+    serials.sort();
+    serials
+}
+
+/// `push-crl` to a fresh endpoint with `kms` as KMS: exit 3 and nothing uploaded (it cannot
+/// sign the CRL that lists the deferred revocations).
+fn assert_push_crl_uploads_nothing(e: &Env, kms: &KmsServer) {
+    let endpoint = "cvpn-endpoint-0123456789abcdef0";
+    let ec2 = common::aws::Ec2Server::with_state(&json!({"endpoints": [{"id": endpoint}]}));
+    let mut c = e.cmd(&["clientvpn", "push-crl", "--endpoint", endpoint]);
+    aws_env(&mut c, None, Some(&ec2));
+    c.env("AWS_ENDPOINT_URL_KMS", kms.url());
+    let o = c.output().expect("run");
+    assert_eq!(o.status.code(), Some(3), "{}", common::s(&o.stderr));
+    assert!(
+        ec2.crl(endpoint).is_none(),
+        "push-crl uploaded a CRL that does not list the deferred revocations"
+    );
+}
+
+/// The serials (normalized, sorted) of a JSON `crl_deferred` object.
+fn deferred_serials(v: &serde_json::Value) -> Vec<String> {
+    let mut serials: Vec<String> = v["crl_deferred"]["serials"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no crl_deferred.serials in {v}"))
+        .iter()
+        .map(|s| common::norm_serial(s.as_str().expect("serial")))
+        .collect();
+    serials.sort();
+    serials
+}
+
+/// `vpnca crl` with KMS healthy: CRL #`number`, whose openssl text (its signature verified
+/// against ca.crt: `verify OK`) lists exactly `serials`; then `status` is clean.
+fn assert_crl_signs_the_deferred(e: &Env, kms: &KmsServer, number: u64, serials: &[String]) {
+    let out = ok(e, kms, &["crl"]);
+    assert!(out.contains(&format!("Wrote CRL #{number}")), "{out}");
+    let text = crl_verified_text(&e.pki, "crl.pem", "ca.crt");
+    for s in serials {
+        assert!(text.contains(&format!("Serial Number: {s}")), "{s}: {text}");
+    }
+    let (n, entries) = common::crl_by_openssl(e);
+    assert_eq!(n, number);
+    assert_eq!(entries.into_keys().collect::<Vec<_>>(), serials);
+    assert_eq!(deferred_findings(e, kms), (Some(0), vec![]));
+    ok(e, kms, &["verify"]);
+}
+
+/// Fails when: `revoke --batch` of a KMS CA signs its CRL inside the transaction again (a
+/// disabled key: exit 3 with nothing revoked), or does not defer its CRL (no `crl_deferred`,
+/// status clean), or `crl` later misses one of the batch's serials.
+#[test]
+fn a_batch_revocation_is_recorded_when_its_crl_cannot_be_signed() {
+    let kms = KmsServer::start();
+    let (e, key) = kms_ca_with_clients(&kms, &["alice", "bob", "carol", "dave"]);
+    let arn = key["Arn"].as_str().expect("arn");
+    ok(&e, &kms, &["crl"]);
+    let crl_before = std::fs::read(e.pki.join("crl.pem")).expect("crl.pem");
+    let want = serials_of(&e, &["alice", "bob", "carol"]);
+    let carol = serial_of(&e, "issued/carol.crt");
+    std::fs::write(
+        e.path("leavers.csv"),
+        format!("name,serial\nalice,\nbob,\n,{carol}\nnobody,\n"),
+    )
+    .expect("csv");
+
+    kms.set_state(arn, "Disabled");
+    let o = run(&e, &kms, &["--json", "revoke", "--batch", "leavers.csv"]);
+    let err = common::s(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("NO CRL WAS SIGNED") && err.contains("vpnca crl") && err.contains(arn),
+        "the warning says what happened, why and what to run: {err}"
+    );
+    let stdout = common::s(&o.stdout);
+    let last: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("a last line")).expect("json");
+    assert!(last["crl"].is_null(), "{last}");
+    assert_eq!((&last["revoked"], &last["unknown"]), (&json!(3), &json!(1)));
+    assert_eq!(deferred_serials(&last), want, "{last}");
+    // Recorded and audited: the three are revoked, dave is not.
+    let list = ok(&e, &kms, &["--json", "list", "--status", "revoked"]);
+    for u in ["alice", "bob", "carol"] {
+        assert!(list.contains(&format!("\"{u}\"")), "{u}: {list}");
+    }
+    assert!(!list.contains("dave"), "{list}");
+    let log = ok(&e, &kms, &["log"]);
+    assert!(log.contains("crl-deferred"), "{log}");
+    assert_eq!(
+        std::fs::read(e.pki.join("crl.pem")).expect("crl.pem"),
+        crl_before,
+        "crl.pem is the CRL of before"
+    );
+    let (status, mut findings) = deferred_findings(&e, &kms);
+    findings.sort();
+    assert_eq!((status, findings), (Some(1), want.clone()));
+    assert_push_crl_uploads_nothing(&e, &kms);
+
+    kms.set_state(arn, "Enabled");
+    assert_crl_signs_the_deferred(&e, &kms, 2, &want);
+}
+
+/// Fails when: `renew --revoke-old` of a KMS CA gives up the renewal when KMS cannot sign the
+/// CRL (a corrupt signature: exit 3, alice's old certificate still valid, no new one), or
+/// does not defer the CRL (no `crl_deferred`, status clean).
+#[test]
+fn renew_revoke_old_keeps_the_renewal_when_its_crl_cannot_be_signed() {
+    let kms = KmsServer::start();
+    let (e, _) = kms_ca_with_clients(&kms, &["alice"]);
+    ok(&e, &kms, &["crl"]);
+    let old = serial_of(&e, "issued/alice.crt");
+
+    // The new certificate's Sign is correct; the CRL's comes back corrupt.
+    kms.control("corrupt", &json!({"times": 1, "after": 1}));
+    let o = run(&e, &kms, &["--json", "renew", "alice", "--revoke-old"]);
+    let err = common::s(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("renew --json");
+    assert!(
+        err.contains("NO CRL WAS SIGNED")
+            && err.contains(v["crl_deferred"]["serials"][0].as_str().expect("serial"))
+            && err.contains("vpnca crl"),
+        "{err}"
+    );
+    assert!(v["crl"].is_null(), "{v}");
+    assert_eq!(deferred_serials(&v), std::slice::from_ref(&old), "{v}");
+    assert_eq!(
+        (&v["old"]["status"], &v["new"]["status"]),
+        (&json!("revoked"), &json!("valid")),
+        "{v}"
+    );
+    // The new certificate is issued (openssl verifies it); the old one is revoked.
+    let new = serial_of(&e, "issued/alice.crt");
+    assert_ne!(new, old);
+    assert_verifies(&e, "issued/alice.crt");
+    let list = ok(&e, &kms, &["--json", "list", "--status", "revoked"]);
+    assert!(list.contains(&v["old"]["serial"].as_str().expect("serial").to_string()));
+    assert_eq!(deferred_findings(&e, &kms), (Some(1), vec![old.clone()]));
+    let (number, entries) = common::crl_by_openssl(&e);
+    assert!(number == 1 && entries.is_empty(), "{entries:?}");
+
+    assert_crl_signs_the_deferred(&e, &kms, 2, &[old]);
+}
+
+/// Fails when: `revoke --batch` of a KMS CA signs its CRL inside the store's write lock (carol
+/// cannot be issued until the batch's slow Sign ends: the batch's CRL is then signed once,
+/// not dropped and redone), or commits a CRL signed against a state that moved meanwhile.
+#[test]
+fn a_batch_crl_is_signed_outside_the_lock_and_redone_when_the_store_moved() {
+    let kms = KmsServer::start();
+    let (e, _) = kms_ca_with_clients(&kms, &["alice", "bob"]);
+    let want = serials_of(&e, &["alice", "bob"]);
+    std::fs::write(e.path("leavers.csv"), "name\nalice\nbob\n").expect("csv");
+    // The batch's first KMS call is its CRL's Sign (the revocations need none): answered
+    // after 6 s; carol's at once.
+    let slow = spawn_delayed(&e, &kms, &["revoke", "--batch", "leavers.csv"], 6);
+    ok(&e, &kms, &["client", "carol"]);
+    let o = slow.wait_with_output().expect("wait");
+    let out = common::s(&o.stdout);
+    assert!(o.status.success(), "{}", common::s(&o.stderr));
+    assert!(out.contains("2 certificate(s) revoked"), "{out}");
+    // The CRL signed before carol was issued was dropped and signed again: the CA, the
+    // state-signing key, alice, bob, the slow CRL, carol, the CRL redone.
+    let signs = kms.ops().iter().filter(|o| *o == "Sign").count();
+    assert_eq!(
+        signs, 7,
+        "the batch's CRL was signed once: carol waited for the batch's lock"
+    );
+    let (number, entries) = common::crl_by_openssl(&e);
+    assert_eq!(number, 1);
+    assert_eq!(entries.into_keys().collect::<Vec<_>>(), want);
+    assert_verifies(&e, "issued/carol.crt");
+    ok(&e, &kms, &["verify"]);
+}
+
 /// Fails when: `vpnca crl` signs inside the store's write lock for a KMS CA (bob's revoke
 /// waits for its slow Sign), or commits a CRL signed against a state that moved meanwhile
 /// (CRL #1 twice, or a CRL #2 that does not list bob).
@@ -987,18 +1170,7 @@ fn a_slow_crl_sign_does_not_hold_the_lock_and_is_redone_when_the_store_moved() {
     ok(&e, &kms, &["client", "bob"]);
     let bob = serial_of(&e, "issued/bob.crt");
     // The `crl`'s Sign is answered after 4 s; bob's revocation's at once.
-    kms.control("delay", &json!({"seconds": 4, "times": 1}));
-    let mut c = e.cmd(&["crl"]);
-    aws_env(&mut c, None, None);
-    c.env("AWS_ENDPOINT_URL_KMS", kms.url())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut slow = c.spawn().expect("spawn");
-    let t0 = std::time::Instant::now();
-    while !kms.requests().iter().any(|r| r["delayed"].is_number()) {
-        assert!(t0.elapsed().as_secs() < 30, "the CRL's Sign never arrived");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let mut slow = spawn_delayed(&e, &kms, &["crl"], 4);
     let out = ok(&e, &kms, &["revoke", "bob"]);
     assert!(out.contains("Wrote CRL #1"), "{out}");
     assert!(

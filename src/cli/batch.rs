@@ -599,7 +599,8 @@ pub(super) fn revoke_mapped(
     report_invalid(out, &errors, false, ("revoked", ""))?;
     let store = store_open()?;
     let items: Vec<_> = rows.iter().map(|(_, t, r)| (t.clone(), *r)).collect();
-    let (results, crl) = store.revoke_batch(&items, strict)?;
+    let (results, outcome) = store.revoke_batch(&items, strict)?;
+    let crl = outcome.crl.as_ref();
     let mut unknown = 0;
     for r in &results {
         let line = rows.get(r.index).map_or(0, |(l, _, _)| *l);
@@ -637,19 +638,23 @@ pub(super) fn revoke_mapped(
         .iter()
         .filter(|r| r.status == batch::RevokeStatus::Invalid)
         .count();
-    let summary = match &crl {
-        Some(c) => format!(
+    let summary = match (crl, &outcome.deferred) {
+        (Some(c), _) => format!(
             "{revoked} certificate(s) revoked, {unknown} unknown; wrote CRL #{} with {} entries to {} (nextUpdate {})",
             c.number,
             c.entries,
             store.crl_path().display(),
             vpnca::fmt_time(c.next_update)
         ),
-        None => format!("nothing revoked ({unknown} unknown); the CRL is unchanged"),
+        (None, Some(_)) => format!(
+            "{revoked} certificate(s) revoked, {unknown} unknown; NO CRL WAS SIGNED (deferred: see the warning)"
+        ),
+        (None, None) => format!("nothing revoked ({unknown} unknown); the CRL is unchanged"),
     };
     if out.json {
-        if let Some(c) = &crl {
-            let mut last = json!({"crl": crl_json(c, &store.crl_path()), "revoked": revoked, "unknown": unknown});
+        if crl.is_some() || outcome.deferred.is_some() {
+            let mut last = json!({"crl": crl.map(|c| crl_json(c, &store.crl_path())), "revoked": revoked, "unknown": unknown});
+            super::revocation::add_deferred(&mut last, outcome.deferred.as_ref());
             if !columns.is_empty() {
                 last["columns"] = serde_json::to_value(&columns)?;
             }
@@ -663,8 +668,10 @@ pub(super) fn revoke_mapped(
             super::revocation::print_upload_steps(&store);
         }
     }
-    if let Some(c) = &crl {
-        super::revocation::crl_warnings(c);
+    // A deferred CRL (exit 3) says more than invalid lines (2): the revocations are recorded
+    // but the VPN still accepts them.
+    if let Some(code) = super::revocation::after_crl(&store, crl, outcome.deferred.as_ref()) {
+        return Ok(code);
     }
     Ok(if invalid > 0 { EXIT_ERROR } else { 0 })
 }

@@ -26,7 +26,7 @@ use super::output::{
     stdout_failed, terminal, warn,
 };
 use super::passphrase::{export_passphrase, note_nopass, open_unlocked, read_new_secret_file};
-use super::revocation::{crl_warnings, print_upload_steps};
+use super::revocation::{add_deferred, after_crl, print_upload_steps};
 
 /// `vpnca ca`: a root CA, a sub-CA's request (`--sub-ca`), or the sub-CA's signed certificate
 /// (`--import-cert`).
@@ -460,10 +460,9 @@ pub(super) fn renew(cli: &Cli, out: &Out, args: &RenewArgs) -> Result<u8> {
     let store = open_unlocked(cli)?;
     let r = store.renew(name, &opts)?;
     let warnings = cut_to_ca(&store, &r.new);
-    let v = with_warnings(
-        json!({"old": record_json(&r.old), "new": record_json(&r.new), "crl": r.crl.as_ref().map(|c| crl_json(c, &store.crl_path()))}),
-        &warnings,
-    );
+    let mut v = json!({"old": record_json(&r.old), "new": record_json(&r.new), "crl": r.crl.as_ref().map(|c| crl_json(c, &store.crl_path()))});
+    add_deferred(&mut v, r.deferred.as_ref());
+    let v = with_warnings(v, &warnings);
     out.changed(&store, v, || {
         outln!(
             "Renewed {}: new serial {} valid until {}",
@@ -488,10 +487,8 @@ pub(super) fn renew(cli: &Cli, out: &Out, args: &RenewArgs) -> Result<u8> {
         #[cfg(feature = "aws")]
         print_reimport(&store, &r.new);
     });
-    if let Some(c) = &r.crl {
-        crl_warnings(c);
-    }
-    Ok(0)
+    // The new certificate is issued either way; 3 when the old one's CRL was deferred.
+    Ok(after_crl(&store, r.crl.as_ref(), r.deferred.as_ref()).unwrap_or(0))
 }
 
 /// After `renew`: ACM still holds the old certificate in every ARN the store imported this

@@ -12,8 +12,8 @@ use super::options::{PublicOut, public_out};
 use super::output::{Out, crl_json, record_json, sh, warn};
 use super::passphrase::open_unlocked;
 
-/// Exit code of a `revoke` whose revocation is recorded but whose CRL was deferred (its CA key
-/// in KMS could not sign): 3, as for every AWS failure, so that a script tells it from 0 (the
+/// Exit code of a `revoke` (also `revoke --batch`, `renew --revoke-old`) whose revocation is
+/// recorded but whose CRL was deferred (its CA key in KMS could not sign): 3, as for every AWS failure, so that a script tells it from 0 (the
 /// CRL is written: upload it) and from 2 (nothing was changed). docs/commands-revocation.md.
 const EXIT_CRL_DEFERRED: u8 = 3;
 
@@ -59,10 +59,7 @@ pub(super) fn revoke(cli: &Cli, out: &Out, args: &RevokeArgs) -> Result<u8> {
     };
     let mut v = json!({"revoked": res.revoked.iter().map(record_json).collect::<Vec<_>>(),
         "crl": res.crl.as_ref().map(|c| crl_json(c, &store.crl_path()))});
-    if let (Some(d), serde_json::Value::Object(m)) = (&res.deferred, &mut v) {
-        // Only when the CRL was deferred (docs/json.md#revoke): `crl` is then null.
-        m.insert("crl_deferred".into(), json!(d));
-    }
+    add_deferred(&mut v, res.deferred.as_ref());
     out.changed(&store, v, || {
         for r in &res.revoked {
             outln!(
@@ -84,19 +81,36 @@ pub(super) fn revoke(cli: &Cli, out: &Out, args: &RevokeArgs) -> Result<u8> {
             print_upload_steps(&store);
         }
     });
-    if let Some(crl) = &res.crl {
+    Ok(after_crl(&store, res.crl.as_ref(), res.deferred.as_ref()).unwrap_or(0))
+}
+
+/// With `--json`, a `crl_deferred` object beside `crl` (then null) when the CRL of a command
+/// that revoked was deferred (docs/json.md#revoke); nothing otherwise.
+pub(super) fn add_deferred(v: &mut serde_json::Value, d: Option<&vpnca::crl::CrlDeferred>) {
+    if let (Some(d), serde_json::Value::Object(m)) = (d, v) {
+        m.insert("crl_deferred".into(), json!(d));
+    }
+}
+
+/// After a command that revoked (`revoke`, `revoke --batch`, `renew --revoke-old`): the new
+/// CRL's warnings, or the warning that it was deferred ([`deferred_warning`]) and then
+/// `Some(3)`, the exit code that says so.
+pub(super) fn after_crl(
+    store: &vpnca::Store,
+    crl: Option<&vpnca::CrlInfo>,
+    deferred: Option<&vpnca::crl::CrlDeferred>,
+) -> Option<u8> {
+    if let Some(crl) = crl {
         crl_warnings(crl);
     }
-    if let Some(d) = &res.deferred {
-        deferred_warning(&store, d);
-        return Ok(EXIT_CRL_DEFERRED);
-    }
-    Ok(0)
+    let d = deferred?;
+    deferred_warning(store, d);
+    Some(EXIT_CRL_DEFERRED)
 }
 
 /// The warning of a revocation whose CRL was deferred ([`vpnca::crl::CrlDeferred`]): which
 /// serials no CRL lists, that no CRL was signed and why, what `crl.pem` still holds, and the
-/// command that signs the CRL. `revoke` then exits 3 (docs/commands-revocation.md).
+/// command that signs the CRL. The command then exits 3 (docs/commands-revocation.md).
 pub(super) fn deferred_warning(store: &vpnca::Store, d: &vpnca::crl::CrlDeferred) {
     let held = match store.latest_crl() {
         Ok(Some(c)) => format!(

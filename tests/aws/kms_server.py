@@ -100,8 +100,9 @@ Control (plain HTTP, unsigned, JSON):
                         the listed operations, default all) answers ThrottlingException,
                         HTTP 400, "Rate exceeded"; N 0 turns it off. The count starts at the
                         switch.
-  POST /_test/corrupt   {"times":1}  the next `times` Sign answers carry a signature with
-                        one bit flipped (the call itself succeeds).
+  POST /_test/corrupt   {"times":1,"after":0}  the next `times` Sign answers, after `after`
+                        correct ones, carry a signature with one bit flipped (the call itself
+                        succeeds).
   POST /_test/fail      {"op":"Sign","code":"KMSInternalException","status":500,
                          "message":"..","times":1}  the next `times` calls of the
                         operation fail so, after the signature check.
@@ -252,7 +253,7 @@ class State:
         self.keys, self.aliases = {}, {}  # id -> Key; (region, alias name) -> id
         self.imports = {}  # token -> (key id, wrapping private key, expiry, algorithm)
         self.fails = {}
-        self.corrupt = 0
+        self.corrupt, self.corrupt_after = 0, 0
         self.delay, self.delay_times = 0.0, 0
         self.throttle_every, self.throttle_ops, self.throttle_count = 0, None, 0
 
@@ -414,6 +415,7 @@ class Handler(wire.Handler):
                     STATE.delay_times = int(cfg.get("times", 1))
                 elif self.path == "/_test/corrupt":
                     STATE.corrupt = int(cfg.get("times", 1))
+                    STATE.corrupt_after = int(cfg.get("after", 0))
                 elif self.path == "/_test/fail":
                     if cfg.get("op") not in OPS:
                         raise ValueError(f"unknown op {cfg.get('op')!r}")
@@ -614,7 +616,9 @@ class Handler(wire.Handler):
             sig = key.priv.sign(message, pad, algo)
         else:
             sig = key.priv.sign(message, ec.ECDSA(algo))
-        if STATE.corrupt > 0:
+        if STATE.corrupt > 0 and STATE.corrupt_after > 0:
+            STATE.corrupt_after -= 1
+        elif STATE.corrupt > 0:
             STATE.corrupt -= 1
             sig = bytes([sig[0]]) + bytes([sig[1] ^ 0x01]) + sig[2:] if SPECS[key.spec][0] == "rsa" \
                 else sig[:-1] + bytes([sig[-1] ^ 0x01])
