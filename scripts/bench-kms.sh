@@ -31,16 +31,9 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 START=$(date +%s)
 
-MD_OUT=${BENCH_MD:-}
-while [ $# -gt 0 ]; do
-    case $1 in
-        --md) MD_OUT=${2:?--md needs a file}; shift 2 ;;
-        --md=*) MD_OUT=${1#--md=}; shift ;;
-        -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
-    esac
-done
-[ -n "$MD_OUT" ] && case $MD_OUT in /*) ;; *) MD_OUT=$ROOT/$MD_OUT ;; esac
+# shellcheck source=scripts/bench-lib.sh
+. "$(dirname "$0")/bench-lib.sh"
+bench_md_args "$@"
 
 N=${BENCH_N:-1000}
 if ! [[ $N =~ ^[0-9]+$ ]] || [ "$N" -lt 1 ]; then
@@ -54,8 +47,6 @@ done
 python3 -c 'import botocore, cryptography' 2>/dev/null ||
     { echo "bench-kms: python3 needs botocore and cryptography (pip install -r tests/aws/requirements.txt)" >&2; exit 2; }
 
-# shellcheck source=scripts/bench-lib.sh
-. "$(dirname "$0")/bench-lib.sh"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/vpnca-bench-kms.XXXXXX")
 KMS_PID=""
