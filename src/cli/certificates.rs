@@ -100,6 +100,7 @@ pub(super) fn ca(cli: &Cli, out: &Out, args: &CaArgs) -> Result<u8> {
             &chain.display().to_string(),
         )?;
         let warnings = ca_warnings(&store, &rec);
+        #[cfg_attr(not(feature = "aws"), allow(unused_mut))]
         let mut doc = record_json(&rec);
         #[cfg(feature = "aws")]
         if let (Some(r), Value::Object(m)) = (store.ca_key_in_kms()?, &mut doc) {
