@@ -56,16 +56,9 @@ ROOT=$PWD
 START=$(date +%s)
 EASYRSA=/usr/share/easy-rsa/easyrsa
 
-MD_OUT=${BENCH_MD:-}
-while [ $# -gt 0 ]; do
-    case $1 in
-        --md) MD_OUT=${2:?--md needs a file}; shift 2 ;;
-        --md=*) MD_OUT=${1#--md=}; shift ;;
-        -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
-    esac
-done
-[ -n "$MD_OUT" ] && case $MD_OUT in /*) ;; *) MD_OUT=$ROOT/$MD_OUT ;; esac
+# shellcheck source=scripts/bench-lib.sh
+. "$(dirname "$0")/bench-lib.sh"
+bench_md_args "$@"
 
 # ---- sizes -------------------------------------------------------------------------------
 if [ -n "${BENCH_SIZES:-}" ]; then
@@ -100,8 +93,6 @@ FULL=1
 SIZES="users RSA $RSA_N, keygen $KEYGEN_N, P-256 $P256_N, CSRs $CSR_N, easy-rsa $EASYRSA_N, CRL $CRL_N (x$CRL_RUNS runs)"
 
 # ---- tools -------------------------------------------------------------------------------
-# shellcheck source=scripts/bench-lib.sh
-. "$(dirname "$0")/bench-lib.sh"
 bench_install_tools
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/vpnca-bench-batch.XXXXXX")

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Shared by scripts/bench.sh and scripts/bench-batch.sh (sourced, not run).
+# Shared by scripts/bench.sh, scripts/bench-batch.sh and scripts/bench-kms.sh (sourced, not run).
 
 # Installs the benchmark tools from Debian's packages when missing; needs $EASYRSA.
 bench_install_tools() {
@@ -37,4 +37,21 @@ build_keygen() {
     KEYGEN_HOW="cargo bench --bench keygen (benches/keygen.rs)"
     KEYGEN_BIN=$(cargo bench --locked --bench keygen --no-run --message-format=json |
         jq -r 'select(.executable != null and .target.name == "keygen") | .executable' | tail -n1)
+}
+
+# The arguments of a benchmark that writes a Markdown table: `--md FILE` (or BENCH_MD=FILE)
+# sets MD_OUT (absolute, from $ROOT), `-h` prints the script's header comment; needs $ROOT.
+# shellcheck disable=SC2034
+bench_md_args() {
+    MD_OUT=${BENCH_MD:-}
+    while [ $# -gt 0 ]; do
+        case $1 in
+            --md) MD_OUT=${2:?--md needs a file}; shift 2 ;;
+            --md=*) MD_OUT=${1#--md=}; shift ;;
+            -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+            *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+        esac
+    done
+    [ -n "$MD_OUT" ] && case $MD_OUT in /*) ;; *) MD_OUT=$ROOT/$MD_OUT ;; esac
+    return 0
 }

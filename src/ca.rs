@@ -7,7 +7,7 @@ use rcgen::{
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
-use crate::ca_key::CaKey;
+use crate::ca_key::{CaKey, KmsKeyRef, PendingKey};
 use crate::cert::{CertKind, CertRecord, CertState, RevocationReason};
 use crate::crl::{self, CrlInfo};
 use crate::key::{self, KeyAlgorithm, KeyType};
@@ -264,6 +264,48 @@ pub const STATE_KEY_CN: &str = "vpnca state-signing key";
 /// certificate check the state heads the key signs (docs/store-format.md#the-state-signing-key).
 /// It authenticates to no VPN: AWS Client VPN takes only RSA keys, and OpenVPN's
 /// `remote-cert-tls client` requires clientAuth.
+/// A sub-CA's certificate signing request for `cn` (the `sub-ca` profile's extensions),
+/// self-signed with `key`: DER.
+fn sub_ca_csr(
+    cn: &str,
+    profile: &Profile,
+    key_type: KeyType,
+    key: &impl rcgen::SigningKey,
+    explain: impl FnOnce(rcgen::Error) -> Error,
+) -> Result<Vec<u8>> {
+    let mut params = base_params(
+        cn,
+        &Serial::random()?,
+        store::now(),
+        store::now() + Duration::days(1),
+        profile,
+        key_type,
+    )?;
+    params.serial_number = None;
+    Ok(params
+        .serialize_request(key)
+        .map_err(explain)?
+        .der()
+        .to_vec())
+}
+
+/// Records the CA key's KMS reference in the transaction `tx` (a build without the `aws`
+/// feature never gets here: it refuses a KMS sub-CA before).
+#[cfg(feature = "aws")]
+fn set_ca_kms_key(tx: &store::Tx<'_>, r: &KmsKeyRef) -> Result<()> {
+    tx.set_ca_kms_key(r)
+}
+
+#[cfg(not(feature = "aws"))]
+fn set_ca_kms_key(_: &store::Tx<'_>, r: &KmsKeyRef) -> Result<()> {
+    Err(Error::Refused {
+        reason: format!(
+            "the CA key is in AWS KMS ({}): this vpnca was built without AWS support",
+            r.arn
+        ),
+    })
+}
+
 /// Associated data of a pending sub-CA's sealed key.
 pub(crate) const PENDING_CA_AAD: &[u8] = b"vpnca/pending-ca/v1";
 
@@ -623,15 +665,8 @@ impl Store {
         use crate::aws::kms::KmsSigner;
         let (cn, profile, lifetime) = self.root_ca_plan(cn, validity)?;
         let cn = &cn;
-        let region = kms.region().to_owned();
         let key = kms.signing_key(key_id)?;
-        let reference = crate::ca_key::KmsKeyRef {
-            arn: key.arn().to_owned(),
-            region,
-            key_spec: key.spec().kms_name().to_owned(),
-            signing_algorithm: key.spec().signing_algorithm().to_owned(),
-            public_key: crate::store::crypto::hex(key.spki_der()),
-        };
+        let reference = KmsKeyRef::of_key(kms.region(), &key);
         let kms = std::sync::Arc::new(kms);
         // The state-signing key's certificate, signed in the same transaction, uses this
         // client too (its endpoint and credentials).
@@ -793,13 +828,7 @@ impl Store {
                 "its public key is not the CA certificate's: it holds other key material (asymmetric key material cannot be replaced; create a new EXTERNAL key)".into(),
             ));
         }
-        let reference = crate::ca_key::KmsKeyRef {
-            arn: key.arn().to_owned(),
-            region: kms.region().to_owned(),
-            key_spec: key.spec().kms_name().to_owned(),
-            signing_algorithm: key.spec().signing_algorithm().to_owned(),
-            public_key: crate::store::crypto::hex(key.spki_der()),
-        };
+        let reference = KmsKeyRef::of_key(kms.region(), &key);
         // A test signature, verified with the CA certificate's public key (which is the key's:
         // checked just above) before the store forgets its copy.
         let probe = format!(
@@ -887,39 +916,108 @@ impl Store {
     /// Starts a subordinate CA: generates its key (stored encrypted) and returns the CSR (PEM)
     /// to have signed by the parent CA. A second call replaces an unfinished request.
     pub fn create_sub_ca_request(&self, cn: &str, algorithm: KeyAlgorithm) -> Result<String> {
-        let cn = &name::normalize_name(cn)?;
+        let (cn, profile) = self.sub_ca_plan(cn)?;
+        let kp = algorithm.generate()?;
+        let pending = PendingKey::Local(key::key_der(&kp));
+        let csr_der = sub_ca_csr(&cn, &profile, algorithm.key_type(), &kp, Error::from)?;
+        self.record_sub_ca_request(
+            &cn,
+            algorithm.name(),
+            &csr_der,
+            &pending,
+            serde_json::json!({"type": "sub-ca-request", "algorithm": algorithm}),
+        )
+    }
+
+    /// Starts a subordinate CA on an existing KMS key (`vpnca ca --sub-ca --kms-key`): the
+    /// same checks of the key as [`Store::create_root_ca_kms`] (DescribeKey + GetPublicKey),
+    /// the CSR self-signed through KMS (one Sign, verified locally, then the request as a
+    /// whole), and the pending request records the key's reference (sealed like a pending
+    /// key, so an edit is refused) instead of a key. Returns the CSR (PEM) and the key's
+    /// reference; nothing is stored
+    /// when a KMS call fails. [`Store::import_sub_ca_cert`] completes it.
+    #[cfg(feature = "aws")]
+    pub fn create_sub_ca_request_kms(
+        &self,
+        cn: &str,
+        kms: &crate::aws::kms::Kms,
+        key_id: &str,
+    ) -> Result<(String, KmsKeyRef)> {
+        let (cn, profile) = self.sub_ca_plan(cn)?;
+        let key = kms.signing_key(key_id)?;
+        let reference = KmsKeyRef::of_key(kms.region(), &key);
+        let spec = key.spec();
+        let signer = crate::aws::kms::KmsSigner::new(kms, key);
+        let key_type = KeyType::of_spki(signer.key().spki_der())?;
+        let csr_der = sub_ca_csr(&cn, &profile, key_type, &signer, |e| signer.explain(e))?;
+        // The signature was verified against the request's info; check the request as a
+        // whole too: self-signed by, and for, exactly KMS's public key.
+        let csr = crate::x509::Csr::parse(&csr_der, "the new sub-CA request").map_err(|_| {
+            Error::KmsBadSignature {
+                key: reference.arn.clone(),
+                algorithm: spec.signing_algorithm(),
+            }
+        })?;
+        if csr.spki_der != reference.public_key_der()? {
+            return Err(Error::KmsBadSignature {
+                key: reference.arn.clone(),
+                algorithm: spec.signing_algorithm(),
+            });
+        }
+        let audit = serde_json::json!({"type": "sub-ca-request", "kms_key": reference.arn,
+            "region": reference.region, "key_spec": reference.key_spec});
+        let pem = self.record_sub_ca_request(
+            &cn,
+            spec.key_algorithm().name(),
+            &csr_der,
+            &PendingKey::Kms(reference.clone()),
+            audit,
+        )?;
+        Ok((pem, reference))
+    }
+
+    /// Whether [`Store::create_sub_ca_request_kms`] would accept `cn` now (the name, the
+    /// `sub-ca` profile, no CA yet): for `ca --sub-ca --kms-create`, before it creates a key.
+    pub fn check_sub_ca(&self, cn: &str) -> Result<()> {
+        self.sub_ca_plan(cn).map(|_| ())
+    }
+
+    /// A sub-CA request's name and profile, checked before any key exists; refused when the
+    /// store has a CA already.
+    fn sub_ca_plan(&self, cn: &str) -> Result<(String, Profile)> {
+        let cn = name::normalize_name(cn)?;
         let profile = self.pki_profile("sub-ca")?;
         self.check_no_ca()?;
-        let kp = algorithm.generate()?;
-        let mut params = base_params(
-            cn,
-            &Serial::random()?,
-            store::now(),
-            store::now() + Duration::days(1),
-            &profile,
-            algorithm.key_type(),
-        )?;
-        params.serial_number = None;
-        let csr = params.serialize_request(&kp)?;
-        let csr_der = csr.der().to_vec();
+        Ok((cn, profile))
+    }
+
+    /// Records a sub-CA request (replacing an unfinished one) with its key sealed, and its
+    /// audit entry; returns the CSR as PEM.
+    fn record_sub_ca_request(
+        &self,
+        cn: &str,
+        algorithm: &str,
+        csr_der: &[u8],
+        pending: &PendingKey,
+        audit: serde_json::Value,
+    ) -> Result<String> {
         self.write(|tx, keys| {
             self.check_no_ca()?;
-            let blob = keys.seal(PENDING_CA_AAD, key::key_der(&kp).expose())?;
-            tx.set_pending_ca(cn, algorithm.name(), &csr_der, &blob)?;
-            audit_append(
-                tx,
-                keys,
-                "ca",
-                cn,
-                "",
-                &serde_json::json!({"type": "sub-ca-request", "algorithm": algorithm}),
-            )
+            let blob = keys.seal(PENDING_CA_AAD, &pending.to_sealed_text())?;
+            tx.set_pending_ca(cn, algorithm, csr_der, &blob)?;
+            audit_append(tx, keys, "ca", cn, "", &audit)
         })?;
-        Ok(crate::pem::encode("CERTIFICATE REQUEST", &csr_der))
+        Ok(crate::pem::encode("CERTIFICATE REQUEST", csr_der))
     }
 
     /// Completes a subordinate CA with the certificate the parent CA signed and the parent
     /// chain (issuer first or in any order; it is sorted issuer → root).
+    ///
+    /// For a request made on a KMS key, the certificate's public key must be the request's
+    /// (recorded with it) and the key's in KMS now (GetPublicKey, with the store's KMS client,
+    /// [`Store::use_kms`], else one from the standard AWS chain): the CA becomes a KMS CA as
+    /// [`Store::create_root_ca_kms`] leaves one, with the chain. A certificate for another
+    /// key is refused ([`Error::BadCertificate`]) and the store is unchanged.
     pub fn import_sub_ca_cert(
         &self,
         cert_data: &[u8],
@@ -932,13 +1030,17 @@ impl Store {
         let (name, blob) = self.pending_ca()?.ok_or_else(|| Error::NotFound {
             what: "no pending sub-CA request: run `vpnca ca --sub-ca --csr-out FILE` first".into(),
         })?;
-        let key_der = keys
+        let sealed = keys
             .open(PENDING_CA_AAD, &blob)
             .ok_or_else(|| Error::Tampered {
                 what: "the pending sub-CA key".into(),
             })?;
-        let key_der = crate::secret::SecretKeyDer::new(key_der.to_vec());
-        let kp = key::load_key_pair(&key_der)?;
+        let pending = PendingKey::from_sealed_text(&sealed)?;
+        drop(sealed);
+        let spki = match &pending {
+            PendingKey::Local(der) => key::load_key_pair(der)?.subject_public_key_info(),
+            PendingKey::Kms(r) => r.public_key_der()?,
+        };
         let certs = crate::pem::decode_certificates(cert_data, cert_source)?;
         if certs.len() != 1 {
             return Err(Error::BadCertificate {
@@ -952,7 +1054,7 @@ impl Store {
             source_name: cert_source.into(),
             reason,
         };
-        if cert.public_key().raw != kp.subject_public_key_info().as_slice() {
+        if cert.public_key().raw != spki.as_slice() {
             return Err(bad("its public key is not the one in the pending request (signed for another request?)".into()));
         }
         match cert.basic_constraints() {
@@ -990,8 +1092,23 @@ impl Store {
             cert.validity().not_before.to_datetime(),
             cert.validity().not_after.to_datetime(),
         );
+        let mut audit = serde_json::json!({"type": "sub-ca", "chain_length": chain.len()});
+        if let PendingKey::Kms(r) = &pending {
+            self.check_kms_sub_ca_key(r, &spki)?;
+            audit["kms_key"] = r.arn.clone().into();
+            audit["region"] = r.region.clone().into();
+            audit["key_spec"] = r.key_spec.clone().into();
+        }
         let rec = self.write(|tx, keys| {
             self.check_no_ca()?;
+            // The request read above is still the store's (clearing it below proves it
+            // against the authenticated state).
+            if self.pending_ca()?.map(|(_, b)| b).as_deref() != Some(blob.as_slice()) {
+                return Err(Error::Refused {
+                    reason: "the pending sub-CA request changed meanwhile: nothing was imported"
+                        .into(),
+                });
+            }
             let rec = insert_record(
                 tx,
                 keys,
@@ -1003,23 +1120,47 @@ impl Store {
                     der: &der,
                     not_before: nb,
                     not_after: na,
-                    key: Some(&key_der),
+                    key: match &pending {
+                        PendingKey::Local(k) => Some(k),
+                        PendingKey::Kms(_) => None,
+                    },
                 },
             )?;
+            if let PendingKey::Kms(r) = &pending {
+                set_ca_kms_key(tx, r)?;
+            }
             tx.insert_chain(&chain)?;
             tx.clear_pending_ca()?;
-            audit_append(
-                tx,
-                keys,
-                "ca",
-                &cn,
-                &serial.hex(),
-                &serde_json::json!({"type": "sub-ca", "chain_length": chain.len()}),
-            )?;
+            audit_append(tx, keys, "ca", &cn, &serial.hex(), &audit)?;
             Ok(rec)
         })?;
         self.sync_global_mirrors()?;
         Ok(rec)
+    }
+
+    /// The KMS key of a pending sub-CA request, asked now (GetPublicKey, DescribeKey): it
+    /// must still be able to sign and have `spki`, the request's and the certificate's.
+    #[cfg(feature = "aws")]
+    fn check_kms_sub_ca_key(&self, r: &KmsKeyRef, spki: &[u8]) -> Result<()> {
+        let key = self.kms_client_for(&r.region)?.signing_key(&r.arn)?;
+        if key.spki_der() != spki {
+            return Err(Error::KmsKeyUnsuitable {
+                key: r.arn.clone(),
+                reason: "its public key is no longer the one the sub-CA request was made with"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
+    #[cfg(not(feature = "aws"))]
+    fn check_kms_sub_ca_key(&self, r: &KmsKeyRef, _: &[u8]) -> Result<()> {
+        Err(Error::Refused {
+            reason: format!(
+                "the pending sub-CA's key is in AWS KMS ({}), and this vpnca was built without AWS support (feature `aws`): use a vpnca built with it",
+                r.arn
+            ),
+        })
     }
 
     /// Checks a request and generates its key; nothing is written.

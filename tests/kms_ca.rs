@@ -1223,3 +1223,317 @@ fn a_batch_under_throttling_issues_everything_and_counts_the_throttling() {
         "{line} (the server throttled {throttled})"
     );
 }
+
+// ---- A sub-CA whose key is in KMS (`ca --sub-ca --csr-out FILE --kms-key/--kms-create`) ----
+
+/// The extensions a corporate root gives the sub-CA it signs.
+const CORP_SUB_CA_EXT: &str = "basicConstraints=critical,CA:TRUE,pathlen:0
+keyUsage=critical,keyCertSign,cRLSign
+subjectKeyIdentifier=hash
+authorityKeyIdentifier=keyid
+";
+
+/// A corporate root made with the openssl CLI in `dir` (`root.crt`, `root.key`) and the
+/// extension file it signs sub-CAs with (`subca.ext`).
+fn corporate_root(dir: &std::path::Path) {
+    common::openssl_req(
+        dir,
+        common::RSA_2048,
+        "Corp Root",
+        "root.key",
+        "root.crt",
+        &[
+            "-x509",
+            "-days",
+            "30",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
+    std::fs::write(dir.join("subca.ext"), CORP_SUB_CA_EXT).expect("write ext");
+}
+
+/// The corporate root of [`corporate_root`] signs the request `csr` into `out`.
+fn corporate_root_signs(dir: &std::path::Path, csr: &str, out: &str) {
+    let args = [
+        "-set_serial",
+        "0x2001",
+        "-days",
+        "30",
+        "-extfile",
+        "subca.ext",
+    ];
+    common::openssl_sign_req(dir, csr, "root.crt", "root.key", out, &args);
+}
+
+/// The public key (PEM) of the private key the server holds for `key`.
+fn server_public_key(e: &Env, key: &serde_json::Value) -> String {
+    std::fs::write(
+        e.path("kms.key"),
+        key["privateKeyPem"].as_str().expect("pem"),
+    )
+    .expect("key");
+    openssl_ok(&["pkey", "-in", "kms.key", "-pubout"], e.dir.path())
+}
+
+/// Forgets the server's request log.
+fn control_clear(kms: &KmsServer) {
+    let (st, body) = common::aws::http(kms.port, "DELETE", "/_test/requests", "");
+    assert_eq!(st, 200, "{body}");
+}
+
+/// The base64 SHA-256 of the TBSCertificate of `cert` (in `dir`): the digest KMS is asked to
+/// sign for it.
+fn tbs_digest_b64(dir: &std::path::Path, cert: &str) -> String {
+    openssl_ok(
+        &[
+            "asn1parse",
+            "-in",
+            cert,
+            "-strparse",
+            "4",
+            "-noout",
+            "-out",
+            "tbs.der",
+        ],
+        dir,
+    );
+    openssl_ok(
+        &[
+            "dgst",
+            "-sha256",
+            "-binary",
+            "-out",
+            "tbs.sha256",
+            "tbs.der",
+        ],
+        dir,
+    );
+    openssl_ok(&["base64", "-A", "-in", "tbs.sha256"], dir)
+        .trim()
+        .to_owned()
+}
+
+/// `ca --sub-ca --csr-out FILE --kms-key KEY`: one KMS Sign makes the CSR, which openssl
+/// verifies and whose key is the KMS key; a corporate root made with openssl signs it; a
+/// certificate for another key and an edited pending reference are refused (exit 2, store
+/// bytes unchanged); the import checks the key in KMS (GetPublicKey) and the sub-CA signs a
+/// client (its TBS digest is what the server was asked to Sign) that `openssl verify` chains to
+/// the root, and a CRL that verifies.
+///
+/// Fails when: `import_sub_ca_cert` skips its public-key check for a KMS request (other.crt
+/// is imported), or the pending reference is not sealed (the edit is imported).
+#[test]
+fn a_kms_sub_ca_signed_by_a_corporate_root_issues_through_kms() {
+    let kms = KmsServer::start();
+    let key = kms.add_key(&json!({"spec": "RSA_2048", "aliases": ["alias/vpn-sub"]}));
+    let arn = key["Arn"].as_str().expect("arn");
+    let e = Env::init();
+    let dir = e.dir.path();
+    corporate_root(dir);
+
+    let args = [
+        "ca",
+        "--sub-ca",
+        "--csr-out",
+        "sub.csr",
+        "--cn",
+        "KMS Sub CA",
+        "--kms-key",
+        "alias/vpn-sub",
+    ];
+    // A signature that does not verify: refused (exit 3), no request recorded or written.
+    kms.control("corrupt", &json!({"times": 1}));
+    let before = e.snapshot();
+    fails(&e, &kms, &args, 3);
+    assert_eq!(e.snapshot(), before, "a refused request changed the store");
+    assert!(!e.path("sub.csr").exists(), "no request file");
+    control_clear(&kms);
+    ok(&e, &kms, &args);
+    let signs = |kms: &KmsServer| -> Vec<serde_json::Value> {
+        kms.requests()
+            .into_iter()
+            .filter(|r| r["op"] == "Sign")
+            .collect()
+    };
+    assert_eq!(
+        signs(&kms).len(),
+        1,
+        "one Sign makes the CSR: {:?}",
+        kms.ops()
+    );
+    assert_eq!(common::mode(&e.path("sub.csr")) & 0o777, 0o644);
+    let o = common::openssl(
+        &["req", "-in", "sub.csr", "-noout", "-verify", "-subject"],
+        dir,
+    );
+    let said = format!("{}{}", common::s(&o.stdout), common::s(&o.stderr));
+    assert!(
+        o.status.success()
+            && said.lines().any(|l| {
+                let l = l.trim();
+                l == "verify OK" || l == "Certificate request self-signature verify OK"
+            })
+            && said.contains("CN = KMS Sub CA"),
+        "{said}"
+    );
+    let csr_key = openssl_ok(&["req", "-in", "sub.csr", "-noout", "-pubkey"], dir);
+    assert_eq!(
+        csr_key,
+        server_public_key(&e, &key),
+        "the CSR's key is KMS's"
+    );
+    // The request file is never clobbered.
+    let csr = std::fs::read(e.path("sub.csr")).expect("csr");
+    fails(&e, &kms, &args, 2);
+    assert_eq!(std::fs::read(e.path("sub.csr")).expect("csr"), csr);
+
+    corporate_root_signs(dir, "sub.csr", "sub.crt");
+    // A certificate for another key: refused, the store's files unchanged byte for byte.
+    common::openssl_req(
+        dir,
+        common::RSA_2048,
+        "KMS Sub CA",
+        "other.key",
+        "other.csr",
+        &[],
+    );
+    corporate_root_signs(dir, "other.csr", "other.crt");
+    let before = e.snapshot();
+    let err = fails(
+        &e,
+        &kms,
+        &["ca", "--import-cert", "other.crt", "--chain", "root.crt"],
+        2,
+    );
+    assert!(err.contains("not the one in the pending request"), "{err}");
+    assert_eq!(e.snapshot(), before, "a refused import changed the store");
+
+    // The pending request's key reference is sealed: an edit is refused.
+    let blob = sqlite_query(&e, "SELECT hex(key_blob) FROM pending_ca")
+        .trim()
+        .to_owned();
+    let mut edited = blob.clone().into_bytes();
+    let last = edited.len() - 1;
+    edited[last] = if edited[last] == b'0' { b'1' } else { b'0' };
+    let edited = String::from_utf8(edited).expect("hex");
+    sqlite(&e, &format!("UPDATE pending_ca SET key_blob = X'{edited}'"));
+    let edited_store = e.snapshot();
+    fails(
+        &e,
+        &kms,
+        &["ca", "--import-cert", "sub.crt", "--chain", "root.crt"],
+        2,
+    );
+    assert_eq!(
+        e.snapshot(),
+        edited_store,
+        "a refused import changed the store"
+    );
+    sqlite(&e, &format!("UPDATE pending_ca SET key_blob = X'{blob}'"));
+
+    let before_import = kms.requests().len();
+    ok(
+        &e,
+        &kms,
+        &["ca", "--import-cert", "sub.crt", "--chain", "root.crt"],
+    );
+    let import_ops: Vec<_> = kms.ops().split_off(before_import);
+    assert!(
+        import_ops.iter().any(|o| o == "GetPublicKey"),
+        "the import asks KMS for the key: {import_ops:?}"
+    );
+    assert_eq!(
+        sqlite_query(&e, "SELECT key_blob IS NULL FROM certs WHERE kind = 'ca'").trim(),
+        "1",
+        "the CA record has no key blob"
+    );
+    assert_eq!(cert_pubkey(dir, "sub.crt"), csr_key);
+
+    ok(&e, &kms, &["client", "alice"]);
+    let (verified, out) = openssl_verify(
+        dir,
+        &[
+            "-CAfile",
+            "root.crt",
+            "-untrusted",
+            "sub.crt",
+            "pki/issued/alice.crt",
+        ],
+    );
+    assert!(
+        verified && out.contains("pki/issued/alice.crt: OK"),
+        "{out}"
+    );
+    // alice's certificate was signed by KMS: the server was asked to sign its TBS digest.
+    let digest = tbs_digest_b64(dir, "pki/issued/alice.crt");
+    let last_sign = signs(&kms).pop().expect("a Sign");
+    assert_eq!(last_sign["body"]["Message"], digest, "{last_sign}");
+    assert_eq!(last_sign["body"]["KeyId"], arn);
+    assert_eq!(last_sign["body"]["MessageType"], "DIGEST");
+
+    ok(&e, &kms, &["crl"]);
+    crl_verified_text(dir, "pki/crl.pem", "sub.crt");
+    kms.assert_all_signed();
+}
+
+/// The key policy `--kms-create` gave the key, as the `--json` output's `key_policy`: the
+/// caller may Sign, GetPublicKey and DescribeKey; and it is the policy CreateKey was sent.
+fn assert_json_key_policy(doc: &serde_json::Value, kms: &KmsServer) {
+    let policy = &doc["key_policy"];
+    let caller = policy["Statement"]
+        .as_array()
+        .expect("statements")
+        .iter()
+        .find(|s| s["Principal"]["AWS"] == "arn:aws:iam::111122223333:user/vpnca-test")
+        .unwrap_or_else(|| panic!("no statement for the caller: {policy}"));
+    let actions = caller["Action"].as_array().expect("actions");
+    for a in ["kms:Sign", "kms:GetPublicKey", "kms:DescribeKey"] {
+        assert!(actions.contains(&json!(a)), "{a} in {caller}");
+    }
+    let sent = kms
+        .requests()
+        .into_iter()
+        .rfind(|r| r["op"] == "CreateKey")
+        .expect("CreateKey");
+    let sent: serde_json::Value =
+        serde_json::from_str(sent["body"]["Policy"].as_str().expect("policy")).expect("JSON");
+    assert_eq!(policy, &sent, "the policy sent to CreateKey");
+}
+
+/// `ca --kms-create --json` (root) and `ca --sub-ca --csr-out FILE --kms-create --json` put
+/// the key policy in the JSON document; the sub-CA's request is signed by the new key.
+///
+/// Fails when: `key_policy` is left out of either document.
+#[test]
+fn kms_create_json_carries_the_key_policy_for_a_root_and_a_sub_ca() {
+    let kms = KmsServer::start();
+    let e = Env::init();
+    let o = run(&e, &kms, &["--json", "ca", "--kms-create"]);
+    let out = expect_ok(&["--json", "ca", "--kms-create"], o);
+    let doc: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
+    assert_json_key_policy(&doc, &kms);
+    assert!(doc["kms_key"]["arn"].is_string(), "{doc}");
+
+    let e2 = Env::init();
+    let args = [
+        "--json",
+        "ca",
+        "--sub-ca",
+        "--csr-out",
+        "sub.csr",
+        "--kms-create",
+        "--kms-alias",
+        "alias/vpn-sub-new",
+    ];
+    let out = expect_ok(&args, run(&e2, &kms, &args));
+    let doc: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
+    assert_json_key_policy(&doc, &kms);
+    let key = server_key(&kms, "alias/vpn-sub-new");
+    assert_eq!(doc["kms_key"]["arn"], key["Arn"], "{doc}");
+    let csr_key = openssl_ok(
+        &["req", "-in", "sub.csr", "-noout", "-pubkey"],
+        e2.dir.path(),
+    );
+    assert_eq!(csr_key, server_public_key(&e2, &key));
+}

@@ -220,19 +220,21 @@ pub struct CaArgs {
     /// The parent chain (issuer up to the root), PEM.
     #[arg(long, value_name = "FILE", requires = "import_cert")]
     pub chain: Option<PathBuf>,
-    /// Make the root CA on this existing AWS KMS key (key ARN, key id or alias/NAME) instead
-    /// of a key in the store: usage SIGN_VERIFY, spec RSA_2048 (RSA_3072, RSA_4096,
-    /// ECC_NIST_P256, ECC_NIST_P384 work with OpenVPN only). Every certificate and CRL of the
-    /// CA is then signed with KMS Sign, in the key's region (docs/aws.md#ca-key-in-kms).
+    /// Make the root CA (with --sub-ca: the sub-CA's request) on this existing AWS KMS key
+    /// (key ARN, key id or alias/NAME) instead of a key in the store: usage SIGN_VERIFY, spec
+    /// RSA_2048 (RSA_3072, RSA_4096, ECC_NIST_P256, ECC_NIST_P384 work with OpenVPN only).
+    /// Every certificate and CRL of the CA is then signed with KMS Sign, in the key's region
+    /// (docs/aws.md#ca-key-in-kms).
     #[cfg(feature = "aws")]
-    #[arg(long, value_name = "KEY", conflicts_with_all = ["algo", "sub_ca", "import_cert"])]
+    #[arg(long, value_name = "KEY", conflicts_with_all = ["algo", "import_cert"])]
     pub kms_key: Option<String>,
-    /// Make the root CA on a new AWS KMS key that vpnca creates (CreateKey, SIGN_VERIFY, key
-    /// spec from --algo: RSA_2048 by default), with the key policy it prints: the account's
+    /// Make the root CA (with --sub-ca: the sub-CA's request) on a new AWS KMS key that vpnca
+    /// creates (CreateKey, SIGN_VERIFY, key spec from --algo: RSA_2048 by default), with the
+    /// key policy it prints (and puts in the --json output as `key_policy`): the account's
     /// root may administer the key, the caller (STS GetCallerIdentity) may Sign, GetPublicKey
     /// and DescribeKey (docs/aws.md#ca-key-in-kms).
     #[cfg(feature = "aws")]
-    #[arg(long, conflicts_with_all = ["kms_key", "sub_ca", "import_cert"])]
+    #[arg(long, conflicts_with_all = ["kms_key", "import_cert"])]
     pub kms_create: bool,
     /// With --kms-create: also name the new key with this alias (alias/NAME).
     #[cfg(feature = "aws")]

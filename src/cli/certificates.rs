@@ -56,10 +56,11 @@ pub(super) fn ca(cli: &Cli, out: &Out, args: &CaArgs) -> Result<u8> {
     if kms_key.is_none()
         && !kms_create
         && move_to_kms.is_none()
+        && import_cert.is_none()
         && (aws.aws_profile.is_some() || aws.region.is_some() || aws.endpoint_url.is_some())
     {
         bail!(
-            "--profile, --region and --endpoint-url of `vpnca ca` go with --kms-key, --kms-create or --move-to-kms"
+            "--profile, --region and --endpoint-url of `vpnca ca` go with --kms-key, --kms-create, --move-to-kms or --import-cert"
         );
     }
     #[cfg(feature = "aws")]
@@ -74,7 +75,22 @@ pub(super) fn ca(cli: &Cli, out: &Out, args: &CaArgs) -> Result<u8> {
         .transpose()?;
     let store = open_unlocked(cli)?;
     let cn = cn.clone().unwrap_or_else(|| "vpnca CA".to_string());
+    let validity = days.map(Validity::Days).unwrap_or(Validity::Default);
+    #[cfg(feature = "aws")]
+    let kms = CaKms {
+        key: kms_key.as_deref(),
+        create: *kms_create,
+        alias: kms_alias.as_deref(),
+        algo: algo.as_deref(),
+        aws,
+    };
     if let (Some(cert), Some(chain)) = (import_cert, chain) {
+        // A sub-CA on a KMS key is checked against the key, with these options' client.
+        #[cfg(feature = "aws")]
+        if aws.aws_profile.is_some() || aws.region.is_some() || aws.endpoint_url.is_some() {
+            let client = vpnca::aws::kms::Kms::connect(&kms_options(aws))?;
+            store.use_kms(std::sync::Arc::new(client));
+        }
         let cert_data = read_bounded(cert, &InputLimit::CERTIFICATE)?;
         let chain_data = read_bounded(chain, &InputLimit::CERTIFICATE)?;
         let rec = store.import_sub_ca_cert(
@@ -84,7 +100,13 @@ pub(super) fn ca(cli: &Cli, out: &Out, args: &CaArgs) -> Result<u8> {
             &chain.display().to_string(),
         )?;
         let warnings = ca_warnings(&store, &rec);
-        out.changed(&store, with_warnings(record_json(&rec), &warnings), || {
+        #[cfg_attr(not(feature = "aws"), allow(unused_mut))]
+        let mut doc = record_json(&rec);
+        #[cfg(feature = "aws")]
+        if let (Some(r), Value::Object(m)) = (store.ca_key_in_kms()?, &mut doc) {
+            m.insert("kms_key".into(), kms_key_json(&r));
+        }
+        out.changed(&store, with_warnings(doc, &warnings), || {
             outln!(
                 "Sub-CA {} imported (serial {}); its chain is in {}",
                 printable(&rec.name),
@@ -94,6 +116,22 @@ pub(super) fn ca(cli: &Cli, out: &Out, args: &CaArgs) -> Result<u8> {
         });
     } else if *sub_ca {
         let dest = dest.ok_or_else(|| anyhow!("--sub-ca needs --csr-out FILE"))?;
+        let mut doc = json!({"name": cn});
+        #[cfg(feature = "aws")]
+        let csr = match kms.key_for(|| store.check_sub_ca(&cn))? {
+            Some((client, key, policy)) => {
+                let (csr, reference) = store
+                    .create_sub_ca_request_kms(&cn, &client, &key)
+                    .with_context(|| kms.created_note(&key, "--sub-ca --csr-out FILE "))?;
+                doc["kms_key"] = kms_key_json(&reference);
+                if let Some(p) = policy {
+                    doc["key_policy"] = p;
+                }
+                csr
+            }
+            None => store.create_sub_ca_request(&cn, algorithm(algo)?)?,
+        };
+        #[cfg(not(feature = "aws"))]
         let csr = store.create_sub_ca_request(&cn, algorithm(algo)?)?;
         let next = "Have your parent CA sign it, then: vpnca ca --import-cert signed.crt --chain parent-chain.pem";
         let path = match dest {
@@ -112,47 +150,18 @@ pub(super) fn ca(cli: &Cli, out: &Out, args: &CaArgs) -> Result<u8> {
                 path.display()
             )
         })?;
-        out.changed(&store, json!({"csr": path, "name": cn}), || {
+        doc["csr"] = json!(path);
+        out.changed(&store, doc, || {
             outln!("Wrote the sub-CA request to {}.", path.display());
             outln!("{next}");
         });
     } else {
         #[cfg(feature = "aws")]
-        if let Some(key) = kms_key {
-            return ca_on_kms(&store, out, &cn, key, aws, *days);
+        if let Some((client, key, policy)) = kms.key_for(|| store.check_root_ca(&cn, validity))? {
+            return ca_on_kms(&store, out, &cn, client, &key, validity, policy)
+                .with_context(|| kms.created_note(&key, ""));
         }
-        #[cfg(feature = "aws")]
-        if *kms_create {
-            let spec = vpnca::aws::kms::KeySpec::for_algorithm(algorithm(algo)?).ok_or_else(
-                || anyhow!("--kms-create: KMS keys for a vpnca CA are rsa2048, rsa3072, rsa4096, p256 or p384, not {}", algo.as_deref().unwrap_or("")),
-            )?;
-            // Checked before the key exists: a refused CA leaves no key behind.
-            store.check_root_ca(&cn, days.map(Validity::Days).unwrap_or(Validity::Default))?;
-            let kms = vpnca::aws::kms::Kms::connect(&kms_options(aws))?;
-            let (key, policy) = kms.create_ca_key(spec, kms_alias.as_deref())?;
-            errln!(
-                "Created KMS key {} ({}) with this key policy:",
-                printable(&key.arn),
-                key.key_spec
-            );
-            for line in policy.lines() {
-                errln!("{line}");
-            }
-            if let Some(a) = kms_alias {
-                errln!("Alias {} names it.", printable(a));
-            }
-            return ca_on_kms(&store, out, &cn, &key.arn, aws, *days).with_context(|| {
-                format!(
-                    "the KMS key {} was created; once the problem is fixed, make the CA on it with `vpnca ca --kms-key {}` (or schedule its deletion)",
-                    key.arn, key.arn
-                )
-            });
-        }
-        let rec = store.create_root_ca(
-            &cn,
-            algorithm(algo)?,
-            days.map(Validity::Days).unwrap_or(Validity::Default),
-        )?;
+        let rec = store.create_root_ca(&cn, algorithm(algo)?, validity)?;
         let warnings = ca_warnings(&store, &rec);
         out.changed(&store, with_warnings(record_json(&rec), &warnings), || {
             outln!(
@@ -167,23 +176,87 @@ pub(super) fn ca(cli: &Cli, out: &Out, args: &CaArgs) -> Result<u8> {
     Ok(0)
 }
 
-/// `vpnca ca --kms-key KEY`: the root CA on a KMS key (docs/aws.md#ca-key-in-kms).
+/// The KMS options of `vpnca ca` for a new CA (root or sub-CA): an existing key
+/// (`--kms-key`) or one to create (`--kms-create`, `--kms-alias`, `--algo`).
+#[cfg(feature = "aws")]
+struct CaKms<'a> {
+    key: Option<&'a str>,
+    create: bool,
+    alias: Option<&'a str>,
+    algo: Option<&'a str>,
+    aws: &'a super::args::AwsOpts,
+}
+
+#[cfg(feature = "aws")]
+impl CaKms<'_> {
+    /// The KMS client and key the new CA is made on, and with `--kms-create` the key policy
+    /// of the key it created now (printed to standard error, as JSON for the output
+    /// document); `None` for a CA whose key the store makes. `check` runs before a key is
+    /// created: a refused CA leaves no key behind.
+    fn key_for(
+        &self,
+        check: impl FnOnce() -> vpnca::Result<()>,
+    ) -> Result<Option<(vpnca::aws::kms::Kms, String, Option<Value>)>> {
+        if let Some(key) = self.key {
+            let client = vpnca::aws::kms::Kms::connect(&kms_options(self.aws))?;
+            return Ok(Some((client, key.to_owned(), None)));
+        }
+        if !self.create {
+            return Ok(None);
+        }
+        let spec = vpnca::aws::kms::KeySpec::for_algorithm(algorithm(&self.algo.map(str::to_owned))?)
+            .ok_or_else(|| anyhow!("--kms-create: KMS keys for a vpnca CA are rsa2048, rsa3072, rsa4096, p256 or p384, not {}", self.algo.unwrap_or("")))?;
+        check()?;
+        let client = vpnca::aws::kms::Kms::connect(&kms_options(self.aws))?;
+        let (key, policy) = client.create_ca_key(spec, self.alias)?;
+        errln!(
+            "Created KMS key {} ({}) with this key policy:",
+            printable(&key.arn),
+            key.key_spec
+        );
+        for line in policy.lines() {
+            errln!("{line}");
+        }
+        if let Some(a) = self.alias {
+            errln!("Alias {} names it.", printable(a));
+        }
+        let policy: Value = serde_json::from_str(&policy).unwrap_or(Value::String(policy));
+        Ok(Some((client, key.arn, Some(policy))))
+    }
+
+    /// The note added to an error on the KMS key `key` (`args`: the command's other
+    /// options): after `--kms-create` made it, how to finish on it.
+    fn created_note(&self, key: &str, args: &str) -> String {
+        if self.create {
+            format!(
+                "the KMS key {key} was created; once the problem is fixed, make the CA on it with `vpnca ca {args}--kms-key {key}` (or schedule its deletion)"
+            )
+        } else {
+            format!("the CA was not made on KMS key {key}")
+        }
+    }
+}
+
+/// The KMS key of a CA as the JSON output shows it.
+#[cfg(feature = "aws")]
+fn kms_key_json(r: &vpnca::ca_key::KmsKeyRef) -> Value {
+    json!({"arn": r.arn, "region": r.region, "key_spec": r.key_spec,
+        "signing_algorithm": r.signing_algorithm})
+}
+
+/// `vpnca ca --kms-key KEY` / `--kms-create`: the root CA on a KMS key
+/// (docs/aws.md#ca-key-in-kms); `policy`: the key policy of a key `--kms-create` made.
 #[cfg(feature = "aws")]
 fn ca_on_kms(
     store: &Store,
     out: &Out,
     cn: &str,
+    kms: vpnca::aws::kms::Kms,
     key: &str,
-    aws: &super::args::AwsOpts,
-    days: Option<u32>,
+    validity: Validity,
+    policy: Option<Value>,
 ) -> Result<u8> {
-    let kms = vpnca::aws::kms::Kms::connect(&kms_options(aws))?;
-    let rec = store.create_root_ca_kms(
-        cn,
-        kms,
-        key,
-        days.map(Validity::Days).unwrap_or(Validity::Default),
-    )?;
+    let rec = store.create_root_ca_kms(cn, kms, key, validity)?;
     let reference = store
         .ca_key_in_kms()?
         .ok_or_else(|| anyhow!("the new CA's KMS key reference is missing"))?;
@@ -193,11 +266,10 @@ fn ca_on_kms(
     let warnings = ca_warnings(store, &rec);
     let mut doc = record_json(&rec);
     if let Value::Object(m) = &mut doc {
-        m.insert(
-            "kms_key".into(),
-            json!({"arn": reference.arn, "region": reference.region, "key_spec": reference.key_spec,
-                "signing_algorithm": reference.signing_algorithm}),
-        );
+        m.insert("kms_key".into(), kms_key_json(&reference));
+        if let Some(p) = policy {
+            m.insert("key_policy".into(), p);
+        }
     }
     out.doc(&with_warnings(doc, &warnings), || {
         outln!(
