@@ -1379,17 +1379,25 @@ fn locked_acm_list(e: &Env) -> std::process::Output {
 /// the top; the newest row deleted) makes `push-crl` refuse with exit 2, naming the CRL, the
 /// store unchanged, and the endpoint never receives an import.
 ///
-/// Fails when (seen with a planted fault): `Store::latest_crl` skips its proof of the row
-/// against `Item::Crl` (the replaced bytes were uploaded, exit 0).
+/// Fails when (seen with a planted fault): not seen uploading. With `Store::latest_crl`'s
+/// proof, `publishable_crl`'s `prove_crl` and every proof of `Item::Crl`/`Item::CrlHead`
+/// removed, a further check ("the CRL stored as #2 is not the CA's CRL #2") still refused the
+/// push; the test failed on its message only.
 #[test]
 fn push_crl_publishes_no_crl_edited_in_the_crls_table() {
     for (attack, names) in [
         (
             "UPDATE crls SET der = (SELECT der FROM crls WHERE number = 1) WHERE number = 2",
-            "CRL",
+            "CRL number 2 in the database is not the one the store's authenticated state records (its content differs)",
         ),
-        ("UPDATE crls SET number = 3 WHERE number = 1", "CRL"),
-        ("DELETE FROM crls WHERE number = 2", "CRL"),
+        (
+            "UPDATE crls SET number = 3 WHERE number = 1",
+            "the highest CRL number in the database is not the one the store's authenticated state records",
+        ),
+        (
+            "DELETE FROM crls WHERE number = 2",
+            "the highest CRL number in the database is not the one the store's authenticated state records",
+        ),
     ] {
         let e = pki();
         e.ok(&["revoke", "bob"]);
@@ -1462,8 +1470,8 @@ fn push_crl_refuses_an_endpoint_holding_another_crl_with_the_same_number() {
 /// locked `acm list` (no AWS call is part of it), and `verify` names it. (`push-crl` to that
 /// endpoint is refused only after it uploaded: reported to the lead, not asserted here.)
 ///
-/// Fails when (seen with a planted fault): `Store::endpoints` does not prove
-/// `Item::AwsEndpoints` (`acm list` listed no endpoint, exit 0).
+/// Fails when (seen with a planted fault): `Store::known_endpoints` does not prove its items
+/// (`acm list` exit 0).
 #[test]
 fn a_deleted_endpoint_record_is_refused_before_any_aws_call() {
     let e = pki();
@@ -1488,8 +1496,8 @@ fn a_deleted_endpoint_record_is_refused_before_any_aws_call() {
 /// the client certificate's record and back) are refused with exit 2 before any AWS call
 /// (`acm import`, the locked `acm list`), the store unchanged, and `verify` names them.
 ///
-/// Fails when (seen with a planted fault): `Store::acm_imports` does not prove
-/// `Item::AwsImports` (the replayed row: `acm list` exit 0).
+/// Fails when (seen with a planted fault): `Store::acm_imports` does not prove its items (the
+/// replayed row: `acm import` sent ImportCertificate to the logging server, exit 3).
 #[test]
 fn a_replayed_or_swapped_import_record_is_refused_before_any_aws_call() {
     let row = "SELECT serial || '|' || imported_at || '|' || hex(mac) FROM aws_imports";

@@ -69,7 +69,9 @@ fn swap_audit_entries(e: &Env, a: i64, b: i64) {
 /// and `log` without the passphrase refuses (exit 2). The last two swapped: `verify` exits 1
 /// and a writing command refuses with exit 2. The store is unchanged each time.
 ///
-/// Fails when (seen with a planted fault): see docs/testing.md (the row of this test).
+/// Fails when (seen with a planted fault): not seen failing on one code fault: with the audit
+/// MAC covering neither `seq` nor the previous entry's MAC, the log's hash chain and the
+/// checkpoint still caught both swaps.
 #[test]
 fn reordered_audit_entries_are_found_and_refused() {
     for middle in [true, false] {
@@ -114,8 +116,8 @@ fn builtin_text(e: &Env, name: &str) -> String {
 /// issuing with that profile (exit 2, naming the file, nothing issued), `status` reports it
 /// (exit 1, `differs`) and so does `template list`; the file put back as adopted issues again.
 ///
-/// Fails when (seen with a planted fault): `Store::pki_profile` ignores the file once a
-/// profile is adopted (carol was issued, exit 0).
+/// Fails when (seen with a planted fault): the `differs` arm of `Store::pki_profile`
+/// disabled (carol was issued, exit 0).
 #[test]
 fn a_changed_adopted_template_stops_issuing_and_is_reported() {
     let e = Env::with_ca();
@@ -149,8 +151,8 @@ fn a_changed_adopted_template_stops_issuing_and_is_reported() {
 /// name allows: `server` and `server-client` with `ca = true`, and `root-ca` with `ca = false`,
 /// are refused by `template adopt` (exit 2, the reason named), nothing adopted.
 ///
-/// Fails when (seen with a planted fault): the name check in `Profile::validate` skips
-/// `ca` (the server profile with CA:TRUE was adopted, exit 0).
+/// Fails when (seen with a planted fault): `Profile::check_kind`'s two `ca` rules disabled
+/// (the server profile with CA:TRUE was adopted, exit 0).
 #[test]
 fn adopt_refuses_a_profile_granting_more_than_its_name() {
     let e = Env::with_ca();
@@ -264,8 +266,8 @@ fn an_export_passphrase_needs_eight_characters() {
 /// docs/security.md, "Store permissions": `init` makes a new store directory 0700 and
 /// `vpnca.db` 0600, under a umask that would leave both readable by everyone.
 ///
-/// Fails when (seen with a planted fault): `init` creates the directory with
-/// `std::fs::create_dir_all` alone (mode 0755).
+/// Fails when (seen with a planted fault): `Store::init` creating and setting the folder
+/// 0755 (mode 0755 seen).
 #[test]
 fn init_makes_the_store_private() {
     let e = Env::new();
@@ -364,8 +366,8 @@ fn exported_keys_use_the_documented_pbkdf2_costs() {
 /// terminal. A writing command with no passphrase source and standard input closed exits 2
 /// naming what is missing, and the store is unchanged.
 ///
-/// Fails when (seen with a planted fault): the terminal check before prompting is removed
-/// (the command then failed reading the prompt with another message).
+/// Fails when (seen with a planted fault): the terminal check before prompting removed (the
+/// command failed with "reading the passphrase: No such device or address").
 #[test]
 fn no_passphrase_source_and_no_terminal_fails_at_once() {
     let e = Env::with_ca();
