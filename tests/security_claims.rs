@@ -158,7 +158,6 @@ fn adopt_refuses_a_profile_granting_more_than_its_name() {
     let e = Env::with_ca();
     let ca_usage = r#"key_usage = ["digitalSignature", "keyCertSign", "cRLSign"]"#;
     let leaf_usage = r#"key_usage = ["digitalSignature"]"#;
-    let leaf_usage = r#"key_usage = ["digitalSignature"]"#;
     for (name, from, to, why) in [
         (
             "server",
