@@ -1466,19 +1466,35 @@ fn push_crl_refuses_an_endpoint_holding_another_crl_with_the_same_number() {
     assert_eq!(e.snapshot(), before, "the store changed");
 }
 
-/// docs/security.md, "AWS records": a deleted endpoint row is refused with exit 2 by the
-/// locked `acm list` (no AWS call is part of it), and `verify` names it. (`push-crl` to that
-/// endpoint is refused only after it uploaded: reported to the lead, not asserted here.)
+/// docs/security.md, "AWS records": a deleted endpoint row is refused with exit 2 by
+/// `push-crl` to that endpoint before any AWS call (it used to upload first and refuse when
+/// recording the push), by the locked `acm list`, and `verify` names it.
 ///
-/// Fails when (seen with a planted fault): `Store::known_endpoints` does not prove its items
-/// (`acm list` exit 0).
+/// Fails when (seen with planted faults): `Store::known_endpoints` does not prove its items
+/// (`acm list` exit 0); `ClientVpn::push_crl` without its first `known_endpoints` (the EC2
+/// server logged DescribeClientVpnEndpoints, Export… and ImportClientVpnClientCertificate…
+/// before the exit 2).
 #[test]
 fn a_deleted_endpoint_record_is_refused_before_any_aws_call() {
     let e = pki();
     let (moto, _g) = Moto::get();
-    let (_arn, _ec2) = endpoint_pushed(&e, moto);
+    let (_arn, ec2) = endpoint_pushed(&e, moto);
     sqlite(&e, "DELETE FROM aws_endpoints");
     let before = e.snapshot();
+    let calls = ec2.actions().len();
+    let err = e.aws_fails(
+        Some(moto),
+        Some(&ec2),
+        &["clientvpn", "push-crl", "--endpoint", EP1],
+        2,
+    );
+    assert!(err.contains("endpoint record"), "{err}");
+    assert_eq!(
+        ec2.actions()[calls..].to_vec(),
+        Vec::<String>::new(),
+        "push-crl called AWS before refusing"
+    );
+    assert_eq!(e.snapshot(), before, "the store changed");
     let err = expect_code(&["acm", "list"], locked_acm_list(&e), 2);
     assert!(err.contains("the list of endpoint records"), "{err}");
     assert_eq!(e.snapshot(), before, "the store changed");

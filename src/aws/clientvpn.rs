@@ -231,6 +231,9 @@ impl Aws {
     /// [`Error::RemoteMismatch`]. `crl` must be one the store holds ([`crl_for_push`]).
     pub fn push_crl(&self, store: &Store, endpoint: &str, crl: &StoredCrl) -> Result<PushResult> {
         check_endpoint_id(endpoint)?;
+        // The endpoint records are proven before any AWS call (the push ends by recording one):
+        // a record deleted or replayed outside vpnca stops here, before the upload.
+        store.known_endpoints()?;
         // Only what the store has committed leaves the machine.
         if store.latest_crl()?.is_none_or(|l| l.der != crl.der) {
             return Err(Error::Refused {

@@ -203,6 +203,9 @@ fn push_crl(
     }
     let store = Store::open(&cli.pki)?;
     store.ca()?;
+    // The endpoint records (proven against the signed head) before any AWS call: the push
+    // ends by recording one, and a deleted or replayed record must stop it before the upload.
+    store.known_endpoints()?;
     let aws = connect(aws_opts)?;
     let mut skipped = Vec::new();
     let targets: Vec<String> = if all {
