@@ -281,7 +281,8 @@ impl StoreSecrets {
         )
         .hash_password_into(PASS.as_bytes(), &unhex(salt_hex), &mut kek)
         .expect("argon2");
-        let aad = format!("vpnca/wrap/v1|argon2id|{m}|{t}|{p}|{salt_hex}");
+        // Bound to format 2 (docs/store-format.md): every header vpnca writes now.
+        let aad = format!("vpnca/wrap/v2|format>=2|argon2id|{m}|{t}|{p}|{salt_hex}");
         let dk = gcm_open(
             &kek,
             aad.as_bytes(),
