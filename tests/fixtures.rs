@@ -324,11 +324,9 @@ fn an_rsa_1024_request_is_refused() {
     assert!(err.contains(path_str(&csr)), "{err}");
 }
 
-/// The foreign root signs a vpnca sub-CA request; clients of that sub-CA then verify under
-/// the foreign root, and a request the root never saw cannot be imported.
-#[test]
-fn a_sub_ca_under_the_foreign_root() {
-    let e = Env::init();
+/// A vpnca sub-CA request (`sub.csr`, CN "Sub CA") signed by the foreign root into `sub.crt`
+/// (not imported yet); returns the root's certificate.
+fn foreign_root_signs_a_sub_ca(e: &Env) -> std::path::PathBuf {
     let dir = e.dir.path();
     e.ok(&["ca", "--sub-ca", "--csr-out", "sub.csr", "--cn", "Sub CA"]);
     std::fs::write(
@@ -338,7 +336,16 @@ fn a_sub_ca_under_the_foreign_root() {
     )
     .expect("write ext");
     foreign_ca_signs(dir, "sub.csr", "sub.ext", "sub.crt", &[]);
-    let root_crt = fixture("foreign-ca.crt");
+    fixture("foreign-ca.crt")
+}
+
+/// The foreign root signs a vpnca sub-CA request; clients of that sub-CA then verify under
+/// the foreign root, and a request the root never saw cannot be imported.
+#[test]
+fn a_sub_ca_under_the_foreign_root() {
+    let e = Env::init();
+    let dir = e.dir.path();
+    let root_crt = foreign_root_signs_a_sub_ca(&e);
     // The root's own certificate is not a certificate for the pending request's key.
     let before = e.snapshot();
     let root = path_str(&root_crt);
@@ -383,15 +390,7 @@ fn a_sub_ca_under_the_foreign_root() {
 fn rows_removed_from_a_sub_ca_chain_are_refused() {
     let e = Env::init();
     let dir = e.dir.path();
-    e.ok(&["ca", "--sub-ca", "--csr-out", "sub.csr", "--cn", "Sub CA"]);
-    std::fs::write(
-        dir.join("sub.ext"),
-        "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n\
-         subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
-    )
-    .expect("write ext");
-    foreign_ca_signs(dir, "sub.csr", "sub.ext", "sub.crt", &[]);
-    let root_crt = fixture("foreign-ca.crt");
+    let root_crt = foreign_root_signs_a_sub_ca(&e);
     e.ok(&[
         "ca",
         "--import-cert",

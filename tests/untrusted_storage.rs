@@ -695,6 +695,13 @@ fn a_huge_planted_template_is_refused_unread() {
     );
 }
 
+/// `verify` finds a problem (exit 1) and names `what`.
+fn verify_names(e: &Env, what: &str) {
+    let o = e.run(&["verify"]);
+    assert_eq!(o.status.code(), Some(1), "{}", s(&o.stdout));
+    assert!(s(&o.stdout).contains(what), "{}", s(&o.stdout));
+}
+
 /// Runs tests/data/page_edit.py MODE ARGS on the store's database (an edit of SQLite pages,
 /// below SQL: see that file).
 fn page_edit(e: &Env, mode: &str, args: &[&str]) {
@@ -774,13 +781,7 @@ fn an_index_page_edited_alone_is_not_trusted() {
         entries.contains_key(&alice),
         "alice ({alice}) not in {entries:?}"
     );
-    let o = e.run(&["verify"]);
-    assert_eq!(o.status.code(), Some(1), "{}", s(&o.stdout));
-    assert!(
-        s(&o.stdout).contains("the database file is damaged"),
-        "{}",
-        s(&o.stdout)
-    );
+    verify_names(&e, "the database file is damaged");
 }
 
 /// A second row planted with bob's serial and a foreign certificate, reachable only through
@@ -828,13 +829,7 @@ fn a_planted_second_row_for_a_serial_is_refused() {
     }
     assert!(e.snapshot() == before);
     assert!(!dir.join("bob.ovpn").exists() && !dir.join("out").exists());
-    let o = e.run(&["verify"]);
-    assert_eq!(o.status.code(), Some(1), "{}", s(&o.stdout));
-    assert!(
-        s(&o.stdout).contains("more than one row"),
-        "{}",
-        s(&o.stdout)
-    );
+    verify_names(&e, "more than one row");
 }
 
 /// A profile pins the server certificate its `--remote` names (`verify-x509-name`); deleting
