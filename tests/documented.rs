@@ -126,7 +126,8 @@ const DAY: u64 = 86_400;
 /// 20,000 revoked certificates make a CRL (openssl reads exactly those 20,000 serials); the
 /// 20,001st revocation is refused by `revoke NAME`, `revoke --serial`, `revoke --batch` and
 /// `renew --revoke-old` with the documented message, exit 2 and nothing changed; `crl` still
-/// writes the 20,000-entry CRL. About 20 s in a debug build (batch issue + batch revoke).
+/// writes the 20,000-entry CRL, and so does a CA key moved into KMS (one DIGEST Sign, checked
+/// by openssl). About 20 s in a debug build (batch issue + batch revoke).
 ///
 /// Fails when: `n_revoked` is 19,999 instead of 20,000 (the next `revoke` then succeeds with a
 /// 20,000-entry CRL, and `e.fails(…, 2)` sees exit 0).
@@ -206,6 +207,37 @@ fn crl_limit_is_20000_entries() {
     let (number2, entries2) = crl_by_openssl(&e);
     assert_eq!(number2, number + 1);
     assert_eq!(entries2.len(), 20_000);
+
+    // The same 20,000 entries signed by a CA key in KMS (issue 18: a CRL far over KMS's 4,096
+    // bytes of RAW message): the CA key moved into an EXTERNAL key of the KMS test server, then
+    // `crl` signs through KMS with one DIGEST Sign, and openssl verifies the CRL against the
+    // unchanged ca.crt and lists exactly the revoked serials.
+    let kms = common::aws::KmsServer::start();
+    kms.add_key(&serde_json::json!({
+        "spec": "ECC_NIST_P256", "origin": "EXTERNAL", "state": "PendingImport",
+        "aliases": ["alias/moved"]
+    }));
+    let with_kms = |args: &[&str]| {
+        let mut c = e.cmd(args);
+        common::aws::aws_env(&mut c, None, None);
+        c.env("AWS_ENDPOINT_URL_KMS", kms.url());
+        expect_ok(args, c.output().expect("run vpnca"))
+    };
+    with_kms(&["ca", "--move-to-kms", "alias/moved"]);
+    let signs_before = kms.requests().iter().filter(|r| r["op"] == "Sign").count();
+    with_kms(&["crl"]);
+    let signs: Vec<serde_json::Value> = kms
+        .requests()
+        .into_iter()
+        .filter(|r| r["op"] == "Sign")
+        .skip(signs_before)
+        .collect();
+    assert_eq!(signs.len(), 1, "one Sign for the CRL: {signs:?}");
+    assert_eq!(signs[0]["status"], 200, "{:?}", signs[0]);
+    assert_eq!(signs[0]["body"]["MessageType"], "DIGEST", "{:?}", signs[0]);
+    let (number3, entries3) = crl_by_openssl(&e);
+    assert_eq!(number3, number2 + 1);
+    assert_eq!(entries3.keys().cloned().collect::<BTreeSet<_>>(), revoked);
 }
 
 // ---------------------------------------------------------------------------------------------
