@@ -19,6 +19,8 @@
 #   BENCH_EASYRSA_N=50     (d) `easyrsa build-client-full userN nopass`, one after the other
 #   BENCH_CRL_N=20000      (e) revoked entries in the CRL (vpnca's limit is 20,000, AWS's too)
 #   BENCH_CRL_RUNS=10      (e) timed runs of each CRL command (+1 warm-up), with hyperfine
+#   BENCH_BASE=BIN         (e) also measure another vpnca binary (e.g. main's, or the last
+#                          format-1 commit's) the same way, on a store of its own, in this run
 # Figures from reduced sizes are flagged as such: they are no issue-4 figures.
 #
 # What is measured (wall clock, one command at a time; the batch commands use every core):
@@ -273,6 +275,20 @@ put d.ratio "$(calc %.2f "$(val d.mean) / $(val b.per_cert)")"
 echo "   easy-rsa $(val d.mean) ms per cert (median $(val d.median)); vpnca batch $(val b.per_cert) ms per cert: $(val d.ratio)x"
 
 # ---- (e) CRL with CRL_N entries ----------------------------------------------------------
+BASE=${BENCH_BASE:-}
+if [ -n "$BASE" ]; then
+    [ -x "$BASE" ] || die "BENCH_BASE=$BASE is not an executable"
+    "$BASE" revoke --help | grep -q -- '--batch' || die "BENCH_BASE=$BASE has no revoke --batch"
+    echo "== (e) set-up of the base binary ($("$BASE" --version)): $CRL_N P-256 users, revoked"
+    PKI_BASE=$WORK/pki-base
+    VPNCA=$BASE new_store "$PKI_BASE"
+    VPNCA=$BASE new_store "$WORK/pki-base0"
+    users "$WORK/base.csv" "$CRL_N" r
+    timed e_base_issue "$BASE" --pki "$PKI_BASE" client --batch "$WORK/base.csv" --algo p256
+    timed e_base_revoke "$BASE" --pki "$PKI_BASE" revoke --batch "$WORK/base.csv"
+    grep -q "^$CRL_N certificate(s) revoked" "$WORK/e_base_revoke.out" ||
+        die "base revoke --batch: $(tail -n1 "$WORK/e_base_revoke.out")"
+fi
 echo "== (e) set-up (untimed for the target): $CRL_N P-256 users, then revoke --batch of all"
 PKI_CRL=$WORK/pki-crl
 new_store "$PKI_CRL"
@@ -299,6 +315,29 @@ timed e_rss "$VPNCA" --pki "$PKI_CRL" crl
 echo "== (e) vpnca crl, no entries (fixed cost: start, unlock, one signature, commit), $CRL_RUNS runs"
 hf -N --export-json "$WORK/crl0.json" "$(q "$VPNCA") --pki $(q "$WORK/pki-rsa") crl"
 put e0.median "$(calc %.1f "1000 * $(hf_median "$WORK/crl0.json")")"
+
+if [ -n "$BASE" ]; then
+    # The two binaries alternate, run by run, so that a change in the machine's load weighs on
+    # both alike; the zero-entry runs likewise.
+    echo "== (e) this build and the base binary alternately: crl with $CRL_N entries, then none"
+    for i in $(seq 1 "$CRL_RUNS"); do
+        for who in new base; do
+            if [ "$who" = new ]; then bin=$VPNCA pki=$PKI_CRL pki0=$WORK/pki-rsa; else bin=$BASE pki=$PKI_BASE pki0=$WORK/pki-base0; fi
+            timed "alt.$who.$i" "$bin" --pki "$pki" crl
+            timed "alt0.$who.$i" "$bin" --pki "$pki0" crl
+        done
+    done
+    [ "$(crl_entries "$PKI_BASE/crl.pem")" = "$CRL_N" ] || die "the base binary's CRL does not list $CRL_N entries"
+    # med PREFIX -> median wall time in ms of PREFIX.1 .. PREFIX.CRL_RUNS; cpu_ms likewise for user+sys
+    med() { for i in $(seq 1 "$CRL_RUNS"); do val "$1.$i.wall"; done | sort -g |
+        awk '{ x[NR] = $1 } END { printf "%.1f", 1000 * ((NR % 2) ? x[(NR + 1) / 2] : (x[NR / 2] + x[NR / 2 + 1]) / 2) }'; }
+    cpu_ms() { for i in $(seq 1 "$CRL_RUNS"); do echo "$(val "$1.$i.user") $(val "$1.$i.sys")"; done |
+        awk '{ s += $1 + $2 } END { printf "%.0f", 1000 * s / NR }'; }
+    for who in new base; do
+        put "alt.$who.median" "$(med "alt.$who")"; put "alt0.$who.median" "$(med "alt0.$who")"
+        put "alt.$who.cpu" "$(cpu_ms "alt.$who")"; put "alt0.$who.cpu" "$(cpu_ms "alt0.$who")"
+    done
+fi
 
 echo "== (e) openssl ca -gencrl on the same $CRL_N serials (throwaway RSA-2048 CA)"
 OC=$WORK/osslca
@@ -404,6 +443,11 @@ report() {
     echo "| (d) easy-rsa \`build-client-full\`, $EASYRSA_N users, one after the other | $(val d.mean) ms per cert (median $(val d.median)) | reference | |"
     echo "| (e) \`vpnca crl\`, $CRL_N entries, median of $CRL_RUNS | **$(val e.median) ms** (mean $(val e.mean), sd $(val e.sd)) | < 200 ms | $(met "$(val e.median) < 200") |"
     echo "| (e) \`openssl ca -gencrl\`, same $CRL_N serials, median of $CRL_RUNS | $(val o.median) ms (vpnca / openssl = $(val e.ratio)×) | reference | |"
+    if [ -n "$BASE" ]; then
+        echo "| (e) alternating with the base binary ($("$BASE" --version)), $CRL_N entries, median of $CRL_RUNS: this build; base | **$(val alt.new.median) ms**; $(val alt.base.median) ms (CPU $(val alt.new.cpu); $(val alt.base.cpu) ms) | no slower than the base | $(met "$(val alt.new.median) <= $(val alt.base.median)") |"
+        echo "| (e) the same, no entry: this build; base | $(val alt0.new.median) ms; $(val alt0.base.median) ms (CPU $(val alt0.new.cpu); $(val alt0.base.cpu) ms) | reference | |"
+        echo "| (e) issue 16's target: 2 × openssl + this build's zero-entry \`crl\` (alternating run) | $(calc %.1f "2 * $(val o.median) + $(val alt0.new.median)") ms against $(val alt.new.median) ms | ≥ this build's | $(met "$(val alt.new.median) <= 2 * $(val o.median) + $(val alt0.new.median)") |"
+    fi
     echo
     echo "Context (no targets):"
     echo

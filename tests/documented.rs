@@ -149,6 +149,14 @@ fn crl_limit_is_20000_entries() {
         .map(|r| str_of(r, "serial"))
         .collect();
     assert_eq!(issued.len(), 20_001, "certificates issued");
+    // Kept for rustls-webpki below (a revoked certificate's public copy is removed).
+    for n in ["u00001", "u20000"] {
+        std::fs::copy(
+            e.pki.join(format!("issued/{n}.crt")),
+            e.path(&format!("{n}.crt")),
+        )
+        .expect("keep a certificate");
+    }
     let mut lines = json_lines(&e, &["revoke", "--batch", "leavers.csv", "--strict"]);
     let summary = lines.pop().expect("the summary line");
     assert_eq!(summary["revoked"], n_revoked, "{summary}");
@@ -238,6 +246,29 @@ fn crl_limit_is_20000_entries() {
     let (number3, entries3) = crl_by_openssl(&e);
     assert_eq!(number3, number2 + 1);
     assert_eq!(entries3.keys().cloned().collect::<BTreeSet<_>>(), revoked);
+
+    // rustls-webpki, a second implementation, reads the same KMS-signed CRL (its signature,
+    // its nextUpdate enforced): the first and the last revoked users are refused as revoked, the
+    // one live user validates with it.
+    let (anchor, crl) = (e.pki.join("ca.crt"), e.pki.join("crl.pem"));
+    let webpki = |cert: &std::path::Path| {
+        common::webpki_verify(
+            &anchor,
+            &[],
+            cert,
+            Some(&crl),
+            webpki::KeyUsage::client_auth(),
+        )
+    };
+    for n in ["u00001", "u20000"] {
+        let verdict = webpki(&e.path(&format!("{n}.crt")));
+        assert!(
+            matches!(verdict, Err(webpki::Error::CertRevoked)),
+            "webpki on {n} with the 20,000-entry KMS CRL: {verdict:?}"
+        );
+    }
+    webpki(&e.pki.join(format!("issued/{last}.crt")))
+        .expect("webpki: the live user with the 20,000-entry KMS CRL");
 }
 
 // ---------------------------------------------------------------------------------------------

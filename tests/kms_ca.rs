@@ -655,35 +655,14 @@ fn webpki_verify(
     usage: webpki::KeyUsage,
     with_crl: bool,
 ) -> Result<(), webpki::Error> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
-    let ca = CertificateDer::from_pem_file(e.pki.join("ca.crt")).expect("ca.crt");
-    let anchors = [webpki::anchor_from_trusted_cert(&ca).expect("a trust anchor")];
-    let ee = CertificateDer::from_pem_file(e.pki.join(cert)).expect("certificate");
-    let ee = webpki::EndEntityCert::try_from(&ee).expect("webpki parses the certificate");
-    let crl: Option<webpki::CertRevocationList<'static>> = with_crl.then(|| {
-        let der = CertificateRevocationListDer::from_pem_file(e.pki.join("crl.pem")).expect("CRL");
-        webpki::OwnedCertRevocationList::from_der(der.as_ref())
-            .expect("webpki parses the CRL")
-            .into()
-    });
-    let crls: Vec<&webpki::CertRevocationList<'static>> = crl.iter().collect();
-    let revocation = (!crls.is_empty()).then(|| {
-        webpki::RevocationOptionsBuilder::new(&crls)
-            .expect("a CRL")
-            .with_expiration_policy(webpki::ExpirationPolicy::Enforce)
-            .build()
-    });
-    ee.verify_for_usage(
-        webpki::ALL_VERIFICATION_ALGS,
-        &anchors,
+    let crl = with_crl.then(|| e.pki.join("crl.pem"));
+    common::webpki_verify(
+        &e.pki.join("ca.crt"),
         &[],
-        UnixTime::now(),
+        &e.pki.join(cert),
+        crl.as_deref(),
         usage,
-        revocation,
-        None,
     )
-    .map(|_| ())
 }
 
 /// pkilint findings accepted on a KMS CA's output: the same one as tests/interop.rs's

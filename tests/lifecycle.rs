@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::openvpn::{ClientFiles, ServerFiles, handshake};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, ServerName, UnixTime};
+use rustls_pki_types::ServerName;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -290,52 +289,6 @@ fn der_serial(cert: &[u8]) -> Vec<u8> {
     }
     let l = header(cert, &mut i, 0x02); // serialNumber
     cert[i..i + l].to_vec()
-}
-
-fn cert_der(p: &Path) -> CertificateDer<'static> {
-    CertificateDer::from_pem_file(p).unwrap_or_else(|err| panic!("{}: {err:?}", p.display()))
-}
-
-/// rustls-webpki path validation of `ee` for `usage`, anchored at the first certificate
-/// of `anchor`, with `intermediates` and (when given) the CRL checked for the whole chain.
-fn webpki_verify(
-    anchor: &Path,
-    intermediates: &[CertificateDer<'static>],
-    ee: &Path,
-    crl: Option<&Path>,
-    usage: webpki::KeyUsage,
-) -> Result<(), webpki::Error> {
-    let ca = cert_der(anchor);
-    let anchors = [webpki::anchor_from_trusted_cert(&ca).expect("CA usable as a trust anchor")];
-    let ee_der = cert_der(ee);
-    let cert = webpki::EndEntityCert::try_from(&ee_der).expect("webpki parses the certificate");
-    let crl: Option<webpki::CertRevocationList<'static>> = crl.map(|p| {
-        let der = CertificateRevocationListDer::from_pem_file(p).expect("CRL PEM");
-        webpki::OwnedCertRevocationList::from_der(der.as_ref())
-            .expect("webpki parses the CRL")
-            .into()
-    });
-    let crls: Vec<&webpki::CertRevocationList<'static>> = crl.iter().collect();
-    let revocation = if crls.is_empty() {
-        None
-    } else {
-        Some(
-            webpki::RevocationOptionsBuilder::new(&crls)
-                .expect("at least one CRL")
-                .with_expiration_policy(webpki::ExpirationPolicy::Enforce)
-                .build(),
-        )
-    };
-    cert.verify_for_usage(
-        webpki::ALL_VERIFICATION_ALGS,
-        &anchors,
-        intermediates,
-        UnixTime::now(),
-        usage,
-        revocation,
-        None,
-    )
-    .map(|_| ())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,7 +12,9 @@ use common::*;
 /// Fails when: the `certs_kind` index is dropped from the store's schema (seen: the `ca`
 /// plan became `SCAN certs`), and when the store's `WHERE_NAME` was changed to
 /// `name || '' = ?1 AND kind != 'ca'`, which defeats the `certs_name` index (seen: the
-/// `by_name` plan became `SCAN certs`).
+/// `by_name` plan became `SCAN certs`); when the checkpoint guard's look for a `rekey` entry
+/// reads the whole audit log (`seq <= ?` alone, as before 2026-12-04: `SEARCH audit USING
+/// INTEGER PRIMARY KEY (rowid<?)`, every entry).
 #[test]
 fn hot_lookups_use_indexes() {
     let e = Env::with_ca();
@@ -30,6 +32,7 @@ fn hot_lookups_use_indexes() {
         "has_ca",
         "scan:valid_names",
         "scan:non_ascii_names",
+        "audit:last_of",
     ] {
         assert!(names.contains(&want), "no plan for {want}: {names:?}");
     }
@@ -40,7 +43,18 @@ fn hot_lookups_use_indexes() {
             "{name} reads table rows: {plan}"
         );
     }
-    for (name, plan) in plans.iter().filter(|(n, _)| !n.starts_with("scan:")) {
+    for (name, plan) in plans.iter().filter(|(n, _)| n.starts_with("audit:")) {
+        // The audit log grows by an entry per certificate: what every command reads of it is a
+        // range of its primary key (the tail since the checkpoint), never the whole log.
+        assert!(
+            plan.starts_with("SEARCH audit USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"),
+            "{name} scans the audit log: {plan}"
+        );
+    }
+    for (name, plan) in plans
+        .iter()
+        .filter(|(n, _)| !n.starts_with("scan:") && !n.starts_with("audit:"))
+    {
         // One plan line per table access; those on `certs` must all be a SEARCH (an index or
         // rowid lookup). `SCAN certs`, even `USING INDEX`, reads every row.
         let on_certs: Vec<&str> = plan

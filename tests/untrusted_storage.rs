@@ -7,6 +7,7 @@
 mod common;
 use common::*;
 
+use std::collections::BTreeSet;
 use std::process::Command;
 
 /// A store with a CA, alice and bob, and a first CRL.
@@ -789,6 +790,53 @@ fn an_index_page_edited_alone_is_not_trusted() {
     assert!(
         entries.contains_key(&alice),
         "alice ({alice}) not in {entries:?}"
+    );
+    verify_names(&e, "the database file is damaged");
+}
+
+/// The old spellings of a name are not taken from an index page (2026-12-04): a store made
+/// before names were normalized (tests/data/legacy-names: José in NFC and in NFD, both valid),
+/// upgraded, then its `certs_name` index edited alone so that the NFD name reads as `Jose`.
+/// The old spellings came from a scan of that index, so `revoke José` revoked the NFC
+/// certificate only, said so, and the NFD one stayed valid: a user left able to connect.
+/// Now they come from the look-alike index's entry, proven against the state, so the NFD
+/// spelling is looked up too, and the edited index then fails the proof of its list: `revoke`
+/// refuses with exit 2, naming it, and changes nothing; the CRL still lists nobody, and
+/// `verify` names the damage.
+///
+/// Fails when (seen with the planted fault): `Store::spellings` scans the name index again
+/// (`revoke José` exits 0, having revoked the NFC certificate only).
+#[test]
+fn an_index_page_cannot_hide_an_old_spelling_from_revoke() {
+    const NFC: &str = "Jos\u{e9}";
+    const NFD: &str = "Jose\u{301}";
+    let e = Env::new();
+    copy_dir(&fixture("legacy-names/pki"), &e.pki);
+    e.ok(&["verify"]); // the upgrade to format 2, with the look-alike index
+    let serial_of = |name: &str| {
+        norm_serial(&sqlite_query(
+            &e,
+            &format!("SELECT serial FROM certs NOT INDEXED WHERE name = '{name}'"),
+        ))
+    };
+    let both = BTreeSet::from([serial_of(NFC), serial_of(NFD)]);
+    page_edit(
+        &e,
+        "index",
+        &[
+            "certs_name",
+            &format!("UPDATE certs SET name = 'Jose' WHERE name = '{NFD}';"),
+        ],
+    );
+    refused_unchanged(
+        &e,
+        &["revoke", NFC],
+        &["certificates named Jos", "(it is missing)"],
+    );
+    let (_, entries) = crl_by_openssl(&e);
+    assert!(
+        entries.keys().all(|s| !both.contains(s)),
+        "José in the CRL after a refused revoke: {entries:?}"
     );
     verify_names(&e, "the database file is damaged");
 }

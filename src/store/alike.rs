@@ -41,7 +41,7 @@ fn text(names: &[String]) -> String {
 }
 
 /// The spellings stored under `key`, as the table holds them (not proven here).
-fn stored(db: &dyn Engine, key: &str) -> Result<Vec<String>> {
+pub(super) fn stored(db: &dyn Engine, key: &str) -> Result<Vec<String>> {
     let Some(v) = meta_get(db, &meta_key(key))? else {
         return Ok(Vec::new());
     };
@@ -267,11 +267,7 @@ impl Store {
     /// The spellings the index lists under `key`, proven against the state (read in the same
     /// snapshot as the proof).
     fn alike_spellings(&self, key: &str) -> Result<Vec<String>> {
-        let _snapshot = if self.conn.outside_transaction() {
-            Some(self.snapshot()?)
-        } else {
-            None
-        };
+        let _snapshot = self.read_snapshot()?;
         let names = stored(&self.conn, key)?;
         self.proven(&[Item::Alike(key.to_string())])?;
         Ok(names)

@@ -73,11 +73,12 @@ pub(crate) enum CertQuery<'a> {
 /// Which certificate names a lookup returns.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum NameQuery {
-    /// Every name but the CA's, sorted.
+    /// Every name but the CA's, sorted (from the records themselves, not an index).
     All,
-    /// The names with a live certificate at the time given, sorted.
+    /// The names with a live certificate at the time given, sorted (from the records).
     Live(i64),
-    /// The stored names with a character outside printable ASCII (from the name index).
+    /// The stored names with a character outside printable ASCII (from the name index; a
+    /// store without the look-alike index only).
     NonAscii,
     /// The names of records in state `valid`, the CA's too (from the name index).
     Valid,
@@ -297,8 +298,9 @@ pub(crate) trait Engine {
     fn audit_from(&self, from_seq: i64) -> Result<Vec<AuditEntry>>;
     /// The MAC of entry `seq`.
     fn audit_mac(&self, seq: i64) -> Result<Option<Vec<u8>>>;
-    /// The last entry of `action` at or before `max_seq`.
-    fn audit_last_of(&self, action: &str, max_seq: i64) -> Result<Option<i64>>;
+    /// The last entry of `action` after `after_seq` and at or before `max_seq`: a range of
+    /// sequence numbers (the tail since the checkpoint, usually one entry), never the whole log.
+    fn audit_last_of(&self, action: &str, after_seq: i64, max_seq: i64) -> Result<Option<i64>>;
     /// The newest `crl` entry's sequence number and detail text.
     fn audit_last_crl(&self) -> Result<Option<(i64, String)>>;
 

@@ -1070,11 +1070,7 @@ impl Store {
     /// `SEQ:ROOT` and the CA certificate (DER) that vouches for it; [`Error::Tampered`] when
     /// the head's signature or its key's certificate does not check.
     pub fn public_state(&self) -> Result<Option<(String, Vec<u8>)>> {
-        let _snapshot = if self.conn.outside_transaction() {
-            Some(self.snapshot()?)
-        } else {
-            None
-        };
+        let _snapshot = self.read_snapshot()?;
         Ok(self.public_head()?.map(|p| (p.head.text(), p.ca_der)))
     }
 
@@ -1121,6 +1117,16 @@ impl Store {
     /// (another process's commit in between is not seen). Read-only: dropping it rolls back.
     pub(crate) fn snapshot(&self) -> Result<Snapshot<'_>> {
         Txn::deferred(&self.conn, "reading the store").map(Snapshot)
+    }
+
+    /// A snapshot for a lookup of several reads and their proof, unless one is open already
+    /// (a write, or an outer snapshot): `None` then.
+    pub(crate) fn read_snapshot(&self) -> Result<Option<Snapshot<'_>>> {
+        if self.conn.outside_transaction() {
+            self.snapshot().map(Some)
+        } else {
+            Ok(None)
+        }
     }
 
     /// The revoked records, proven against the MAC'd revoked set ([`check_revoked_set`]).
@@ -1179,11 +1185,7 @@ impl Store {
         let Some(keys) = &self.keys else {
             // Locked: against the head the state-signing key signed, if the store has one
             // (without one, readers show what the tables hold; `status` says so).
-            let _snapshot = if self.conn.outside_transaction() {
-                Some(self.snapshot()?)
-            } else {
-                None
-            };
+            let _snapshot = self.read_snapshot()?;
             if let Some(p) = self.public_head()? {
                 for item in items {
                     state::prove(&self.conn, &p.head.root, item)?;
@@ -1202,11 +1204,7 @@ impl Store {
             }
             return Ok(());
         }
-        let _snapshot = if self.conn.outside_transaction() {
-            Some(self.snapshot()?)
-        } else {
-            None
-        };
+        let _snapshot = self.read_snapshot()?;
         let head = state::trusted_head(&self.conn, keys)?;
         for item in items {
             state::prove(&self.conn, &head.root, item)?;
@@ -1320,7 +1318,8 @@ impl Store {
     /// Every certificate with this name, newest first. The name is compared in NFC: `Jose`
     /// + U+0301 finds `José`, also a `José` an older store kept in NFD.
     pub fn by_name(&self, name: &str) -> Result<Vec<CertRecord>> {
-        let sp = self.spellings(name)?;
+        let _snapshot = self.read_snapshot()?;
+        let (sp, mut items) = self.spellings(name)?;
         let mut v = match sp.as_slice() {
             [one] => self.query_records(CertQuery::Name(one))?,
             _ => {
@@ -1329,7 +1328,7 @@ impl Store {
             }
         };
         v.reverse();
-        let mut items: Vec<state::Item> = sp.into_iter().map(state::Item::Name).collect();
+        items.extend(sp.into_iter().map(state::Item::Name));
         items.extend(v.iter().map(|r| state::Item::Cert(r.serial.hex())));
         self.proven(&items)?;
         self.check_one_row_each(&v)?;
@@ -1337,30 +1336,53 @@ impl Store {
     }
 
     /// The stored spellings of `name`: its NFC form, and the stored names that are not in NFC
-    /// but canonically equivalent to it (at most four in all).
-    fn spellings(&self, name: &str) -> Result<Vec<String>> {
+    /// but canonically equivalent to it (at most four in all); and the items of the state that
+    /// prove them, for the caller's proof.
+    ///
+    /// With the look-alike index, the old spellings are those its entry for the name's key
+    /// lists (an NFD spelling shares the key of its NFC form): proven, omissions included, in
+    /// O(log n). The setting that says whether the store has the index is proven too, so a
+    /// deleted setting row cannot switch the lookup to the scan. Without the index (format 1,
+    /// or format 2 before its first write), the names are scanned once per process.
+    fn spellings(&self, name: &str) -> Result<(Vec<String>, Vec<state::Item>)> {
         let nfc = crate::name::nfc(name);
-        let legacy = match self.non_nfc_names.get() {
-            Some(v) => v,
-            None => {
-                let v = self
-                    .conn
-                    .cert_names(NameQuery::NonAscii, "reading names")?
-                    .into_iter()
-                    .filter(|n| !crate::name::is_nfc(n))
-                    .collect();
-                self.non_nfc_names.get_or_init(|| v)
-            }
-        };
         let mut out = vec![nfc.clone()];
+        let old = |n: &String| !crate::name::is_nfc(n) && crate::name::nfc(n) == nfc;
+        if self.format.get() < 2 || meta_get(&self.conn, alike::SETTING)?.is_none() {
+            let legacy = match self.non_nfc_names.get() {
+                Some(v) => v,
+                None => {
+                    let v = self
+                        .conn
+                        .cert_names(NameQuery::NonAscii, "reading names")?
+                        .into_iter()
+                        .filter(|n| !crate::name::is_nfc(n))
+                        .collect();
+                    self.non_nfc_names.get_or_init(|| v)
+                }
+            };
+            out.extend(legacy.iter().filter(|n| old(n)).take(3).cloned());
+            let items = if self.format.get() < 2 {
+                Vec::new()
+            } else {
+                vec![state::Item::Setting(alike::SETTING)]
+            };
+            return Ok((out, items));
+        }
+        let key = crate::name::look_alike_key(&nfc);
         out.extend(
-            legacy
-                .iter()
-                .filter(|n| crate::name::nfc(n) == nfc)
-                .take(3)
-                .cloned(),
+            alike::stored(&self.conn, &key)?
+                .into_iter()
+                .filter(old)
+                .take(3),
         );
-        Ok(out)
+        Ok((
+            out,
+            vec![
+                state::Item::Setting(alike::SETTING),
+                state::Item::Alike(key),
+            ],
+        ))
     }
 
     /// Every certificate name in the store but the CA's, sorted.
@@ -1444,8 +1466,9 @@ impl Store {
 
     /// The live certificate with this name, if any.
     pub fn live(&self, name: &str) -> Result<Option<CertRecord>> {
+        let _snapshot = self.read_snapshot()?;
         let t = ts(now());
-        let sp = self.spellings(name)?;
+        let (sp, mut items) = self.spellings(name)?;
         let live = match sp.as_slice() {
             [one] => self.query_records(CertQuery::Live(one, t))?,
             _ => {
@@ -1454,7 +1477,7 @@ impl Store {
             }
         }
         .pop();
-        let mut items: Vec<state::Item> = sp.into_iter().map(state::Item::Name).collect();
+        items.extend(sp.into_iter().map(state::Item::Name));
         items.extend(live.iter().map(|r| state::Item::Cert(r.serial.hex())));
         self.proven(&items)?;
         self.check_one_row_each(live.as_slice())?;
@@ -1945,17 +1968,55 @@ pub(crate) fn add_revoked(tx: &Tx<'_>, keys: &Keys, serial: &Serial) -> Result<(
     meta_set(tx, "revocation_mac", &crypto::hex(&mac))
 }
 
-/// Checks that the revoked records in the store are exactly the set the digest vouches for,
-/// each with an intact MAC. Detects a revoked certificate edited back to valid, or deleted.
-pub(crate) fn check_revoked_set(db: &dyn Engine, keys: &Keys) -> Result<Vec<RawRecord>> {
-    let raws = query_raw_records(db, CertQuery::Revoked)?;
+/// Fewer revoked records than this are checked on one thread (a thread costs more than it
+/// saves).
+const REVOKED_CHUNK_MIN: usize = 2048;
+
+/// Checks each record's MAC in `raws` and returns the XOR of their revocation tokens.
+fn revoked_chunk(keys: &Keys, raws: &[RawRecord]) -> Result<Vec<u8>> {
     let mut digest = vec![0u8; 32];
-    for raw in &raws {
+    for raw in raws {
         check_record_mac(keys, raw)?;
         for (d, t) in digest
             .iter_mut()
             .zip(revocation_token(keys, &raw.rec.serial))
         {
+            *d ^= t;
+        }
+    }
+    Ok(digest)
+}
+
+/// Checks that the revoked records in the store are exactly the set the digest vouches for,
+/// each with an intact MAC. Detects a revoked certificate edited back to valid, or deleted.
+pub(crate) fn check_revoked_set(db: &dyn Engine, keys: &Keys) -> Result<Vec<RawRecord>> {
+    let raws = query_raw_records(db, CertQuery::Revoked)?;
+    // Two MACs per record (its own, its revocation token): for a CRL of 20,000 entries the
+    // records are checked on every core, in chunks; the first problem in record order wins,
+    // as one pass would find it.
+    let threads = if raws.len() < REVOKED_CHUNK_MIN {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+    };
+    let chunk = raws.len().div_ceil(threads).max(1);
+    let parts: Vec<Result<Vec<u8>>> = if threads == 1 {
+        vec![revoked_chunk(keys, &raws)]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = raws
+                .chunks(chunk)
+                .map(|c| scope.spawn(move || revoked_chunk(keys, c)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        })
+    };
+    let mut digest = vec![0u8; 32];
+    for part in parts {
+        for (d, t) in digest.iter_mut().zip(part?) {
             *d ^= t;
         }
     }
@@ -2130,9 +2191,9 @@ impl Store {
         // key and are checked against the digest the `rekey` entry records, and the tail from
         // there (O(entries), only while a checkpoint is older than a rekey: a crash right
         // after one). A `rekey` row that is not one does not pass the MAC check below.
-        let rekey_seq: Option<i64> = db.audit_last_of(rekey::ACTION, head_seq)?;
+        let rekey_seq: Option<i64> = db.audit_last_of(rekey::ACTION, from_seq, head_seq)?;
         let from_seq = match rekey_seq {
-            Some(r) if r > from_seq => {
+            Some(r) => {
                 let mut before = audit_entries_from(db, 1)?;
                 before.retain(|e| e.seq <= r);
                 match before.pop() {

@@ -553,3 +553,54 @@ pub fn openssl_time(text: &str) -> time::OffsetDateTime {
         .unwrap_or_else(|e| panic!("not an openssl date: {text:?}: {e}"))
         .assume_utc()
 }
+
+/// A PEM certificate file, as DER.
+pub fn cert_der(p: &Path) -> rustls_pki_types::CertificateDer<'static> {
+    use rustls_pki_types::pem::PemObject;
+    rustls_pki_types::CertificateDer::from_pem_file(p)
+        .unwrap_or_else(|err| panic!("{}: {err:?}", p.display()))
+}
+
+/// rustls-webpki path validation of `ee` for `usage`, anchored at the first certificate
+/// of `anchor`, with `intermediates` and (when given) the CRL checked for the whole chain.
+pub fn webpki_verify(
+    anchor: &Path,
+    intermediates: &[rustls_pki_types::CertificateDer<'static>],
+    ee: &Path,
+    crl: Option<&Path>,
+    usage: webpki::KeyUsage,
+) -> Result<(), webpki::Error> {
+    use rustls_pki_types::pem::PemObject;
+    let ca = cert_der(anchor);
+    let anchors = [webpki::anchor_from_trusted_cert(&ca).expect("CA usable as a trust anchor")];
+    let ee_der = cert_der(ee);
+    let cert = webpki::EndEntityCert::try_from(&ee_der).expect("webpki parses the certificate");
+    let crl: Option<webpki::CertRevocationList<'static>> = crl.map(|p| {
+        let der =
+            rustls_pki_types::CertificateRevocationListDer::from_pem_file(p).expect("CRL PEM");
+        webpki::OwnedCertRevocationList::from_der(der.as_ref())
+            .expect("webpki parses the CRL")
+            .into()
+    });
+    let crls: Vec<&webpki::CertRevocationList<'static>> = crl.iter().collect();
+    let revocation = if crls.is_empty() {
+        None
+    } else {
+        Some(
+            webpki::RevocationOptionsBuilder::new(&crls)
+                .expect("at least one CRL")
+                .with_expiration_policy(webpki::ExpirationPolicy::Enforce)
+                .build(),
+        )
+    };
+    cert.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &anchors,
+        intermediates,
+        rustls_pki_types::UnixTime::now(),
+        usage,
+        revocation,
+        None,
+    )
+    .map(|_| ())
+}
