@@ -484,6 +484,17 @@ pub struct MovedCaKey {
     pub compact_error: Option<String>,
 }
 
+/// What `Store::switch_ca_kms_key` did.
+#[cfg(feature = "aws")]
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SwitchedCaKey {
+    /// The KMS key the CA signed with before.
+    pub previous: crate::ca_key::KmsKeyRef,
+    /// The KMS key the CA signs with now, as the store records it.
+    pub reference: crate::ca_key::KmsKeyRef,
+}
+
 impl Store {
     /// The profile `name` in effect: the one the store adopted (`vpnca template adopt`), else
     /// the built-in one. A `<pki>/templates/NAME.toml` that is not exactly what was adopted
@@ -871,6 +882,90 @@ impl Store {
         Ok(MovedCaKey {
             reference,
             compact_error,
+        })
+    }
+
+    /// Makes the CA sign with another KMS key that holds the same key material (`vpnca ca
+    /// --kms-switch KEY`): a multi-Region replica of the CA's key in another region, while the
+    /// key's own region is out of reach, and back again afterwards. The CA certificate, and so
+    /// every certificate issued, stays valid: only the key reference changes.
+    ///
+    /// Refused before any KMS call ([`Error::Refused`]) when the store has no CA, its CA key is
+    /// not in KMS, or a sub-CA request is pending. The key must be Enabled, of usage
+    /// SIGN_VERIFY and a spec vpnca signs with, another key than the one in use, and hold
+    /// exactly the CA certificate's public key ([`Error::KmsKeyUnsuitable`] otherwise: that is
+    /// the proof that it is the CA's key, whatever its ARN or region). A test Sign must verify
+    /// with that public key ([`Error::KmsBadSignature`]). Then one write records the new
+    /// reference and appends the audit entry `kms-switch` (`from`, `from_region`, `kms_key`,
+    /// `region`). A KMS failure ([`Error::Kms`]) leaves the store unchanged.
+    #[cfg(feature = "aws")]
+    pub fn switch_ca_kms_key(
+        &self,
+        kms: crate::aws::kms::Kms,
+        key_id: &str,
+    ) -> Result<SwitchedCaKey> {
+        let refused = |reason: String| Error::Refused { reason };
+        if let Some(p) = self.pending_sub_ca()? {
+            return Err(refused(format!(
+                "a sub-CA request ({p}) is pending: finish it (`vpnca ca --import-cert`) before switching the CA's KMS key"
+            )));
+        }
+        let rec = self.ca()?;
+        let Some(old) = self.ca_kms_key()? else {
+            return Err(refused(format!(
+                "the CA key of {} is in the store, not in KMS: --kms-switch changes the KMS key of a CA whose key is in KMS (to move the store's key into KMS: --move-to-kms)",
+                rec.name
+            )));
+        };
+        let cert = x509::parse_cert(&rec.der, "the CA certificate")?;
+        let ca_spki = cert.public_key().raw.to_vec();
+        let key = kms.signing_key(key_id)?;
+        if key.arn() == old.arn {
+            return Err(refused(format!(
+                "the CA {} signs with {} already: nothing to switch",
+                rec.name, old.arn
+            )));
+        }
+        if key.spki_der() != ca_spki.as_slice() {
+            return Err(Error::KmsKeyUnsuitable {
+                key: key.arn().to_owned(),
+                reason: "its public key is not the CA certificate's: it holds other key material (a multi-Region replica of the CA's key has the CA's)".into(),
+            });
+        }
+        let reference = KmsKeyRef::of_key(kms.region(), &key);
+        // A test signature: `sign_digest` verifies it with the key's public key, which is the
+        // CA certificate's (checked just above), so a key that cannot sign is refused here.
+        let probe = format!(
+            "vpnca ca --kms-switch: test signature for CA {} (serial {})",
+            rec.name, rec.serial
+        );
+        kms.sign_digest(&key, probe.as_bytes())?;
+        self.use_kms(std::sync::Arc::new(kms));
+        self.write(|tx, keys| {
+            let now = self.ca()?;
+            let now_key = self.ca_kms_key()?;
+            if now.serial != rec.serial
+                || now_key.as_ref().map(|r| r.arn.as_str()) != Some(&old.arn)
+            {
+                return Err(refused(
+                    "the store's CA or its KMS key changed meanwhile: nothing was switched".into(),
+                ));
+            }
+            tx.set_ca_kms_key(&reference)?;
+            audit_append(
+                tx,
+                keys,
+                "kms-switch",
+                &now.name,
+                &now.serial.hex(),
+                &serde_json::json!({"from": old.arn, "from_region": old.region,
+                    "kms_key": reference.arn, "region": reference.region,
+                    "key_spec": reference.key_spec}),
+            )
+        })?;
+        Ok(SwitchedCaKey {
+            previous: old,
+            reference,
         })
     }
 

@@ -52,6 +52,31 @@ fn kms_ca(kms: &KmsServer) -> (Env, serde_json::Value) {
     (e, key)
 }
 
+/// openssl's verdict on `cert` (under the store's parent folder) with the store's CA and CRL.
+fn openssl_crl_check(e: &Env, cert: &str) -> (bool, String) {
+    openssl_verify(
+        e.dir.path(),
+        &[
+            "-crl_check",
+            "-CAfile",
+            "pki/ca.crt",
+            "-CRLfile",
+            "pki/crl.pem",
+            cert,
+        ],
+    )
+}
+
+/// openssl, checking the store's CRL, refuses `cert` (under the store's parent folder) as
+/// revoked.
+fn assert_revoked_by_openssl(e: &Env, cert: &str) {
+    let (verified, out) = openssl_crl_check(e, cert);
+    assert!(
+        !verified && out.contains("certificate revoked"),
+        "{cert}: {out}"
+    );
+}
+
 /// openssl verifies `cert` (under the store) against the store's CA certificate.
 fn assert_verifies(e: &Env, cert: &str) {
     let (verified, out) = openssl_verify(&e.pki, &["-CAfile", "ca.crt", cert]);
@@ -104,19 +129,7 @@ fn a_kms_ca_issues_and_signs_crls_that_openssl_verifies() {
     std::fs::copy(e.pki.join("issued/bob.crt"), e.path("bob.crt")).expect("copy");
     ok(&e, &kms, &["revoke", "alice"]);
     crl_verified_text(&e.pki, "crl.pem", "ca.crt");
-    let check = |cert: &str| {
-        openssl_verify(
-            e.dir.path(),
-            &[
-                "-crl_check",
-                "-CAfile",
-                "pki/ca.crt",
-                "-CRLfile",
-                "pki/crl.pem",
-                cert,
-            ],
-        )
-    };
+    let check = |cert: &str| openssl_crl_check(&e, cert);
     let (ok_bob, out) = check("bob.crt");
     assert!(ok_bob && out.contains("bob.crt: OK"), "{out}");
     let (ok_alice, out) = check("alice.crt");
@@ -684,6 +697,112 @@ fn assert_lints_clean(e: &Env, file: &str) {
     assert!(bad.is_empty(), "pkilint on {file}: {bad:#?}");
 }
 
+/// `ca --kms-switch`: a KMS CA whose key's region is out of reach (here: its key disabled)
+/// switches to a replica of its key in another region, keeps signing there with the same CA
+/// certificate, and switches back. A key with other material, the key in use and a disabled
+/// key are refused with the store unchanged; openssl verifies what the replica signs against
+/// the unchanged ca.crt; the server's log shows each Sign in the region and key expected.
+///
+/// Fails when: the public-key check of `switch_ca_kms_key` is left out (the key with other
+/// material is taken, exit 0); the reference is not recorded (the client after the switch is
+/// signed in eu-west-1 again: exit 3 with the key disabled).
+#[test]
+fn kms_switch_signs_with_a_replica_and_back() {
+    let kms = KmsServer::start();
+    let (e, key) = kms_ca(&kms);
+    let home = key["Arn"].as_str().expect("arn").to_owned();
+    let replica = kms.add_key(&json!({"spec": "RSA_2048", "region": "us-east-1",
+        "aliases": ["alias/vpn-ca"], "privateKeyPem": key["privateKeyPem"]}));
+    let replica_arn = replica["Arn"].as_str().expect("arn").to_owned();
+    let other = kms.add_key(&json!({"spec": "RSA_2048", "region": "us-east-1"}));
+    let ca_before = std::fs::read(e.pki.join("ca.crt")).expect("ca.crt");
+    let east = ["--region", "us-east-1"];
+    let switch = |k: &str, region: &[&str]| -> Vec<String> {
+        let mut a = vec!["ca".to_string(), "--kms-switch".into(), k.into()];
+        a.extend(region.iter().map(|s| s.to_string()));
+        a
+    };
+    let refused = |args: Vec<String>, code: i32, what: &str| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let before = e.snapshot();
+        let err = fails(&e, &kms, &args, code);
+        assert!(err.contains(what), "{args:?}: {err}");
+        assert!(e.snapshot() == before, "{args:?} changed the store");
+    };
+    refused(
+        switch(other["Arn"].as_str().expect("arn"), &east),
+        2,
+        "its public key is not the CA certificate's",
+    );
+    refused(switch(&home, &[]), 2, "nothing to switch");
+    kms.set_state(&replica_arn, "Disabled");
+    refused(switch("alias/vpn-ca", &east), 3, "is disabled");
+    kms.set_state(&replica_arn, "Enabled");
+
+    // The home region is out of reach: nothing can be signed there.
+    kms.set_state(&home, "Disabled");
+    fails(&e, &kms, &["client", "alice"], 3);
+    let out = ok(
+        &e,
+        &kms,
+        &switch("alias/vpn-ca", &east)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(
+        out.contains(&replica_arn) && out.contains("the CA certificate is unchanged"),
+        "{out}"
+    );
+    let signs_before = kms.requests().len();
+    ok(&e, &kms, &["client", "alice"]);
+    e.ok(&["export", "alice", "--out", "alice"]);
+    ok(&e, &kms, &["revoke", "alice"]);
+    let signs: Vec<serde_json::Value> = kms
+        .requests()
+        .into_iter()
+        .skip(signs_before)
+        .filter(|r| r["op"] == "Sign")
+        .collect();
+    assert_eq!(signs.len(), 2, "the certificate and the CRL: {signs:?}");
+    for s in &signs {
+        assert_eq!(s["region"], "us-east-1", "{s}");
+        assert_eq!(s["body"]["KeyId"], replica_arn.as_str(), "{s}");
+        assert_eq!(s["status"], 200, "{s}");
+    }
+    assert_eq!(
+        std::fs::read(e.pki.join("ca.crt")).expect("ca.crt"),
+        ca_before,
+        "ca.crt changed"
+    );
+    assert_revoked_by_openssl(&e, "alice/alice.crt");
+    let log = e.ok(&["log"]);
+    assert!(log.contains("kms-switch"), "{log}");
+
+    // Back home once the region is reachable again.
+    kms.set_state(&home, "Enabled");
+    ok(
+        &e,
+        &kms,
+        &switch(&home, &["--region", "eu-west-1"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let n = kms.requests().len();
+    ok(&e, &kms, &["client", "bob"]);
+    let sign = kms
+        .requests()
+        .into_iter()
+        .skip(n)
+        .find(|r| r["op"] == "Sign")
+        .expect("a Sign");
+    assert_eq!(sign["region"], "eu-west-1", "{sign}");
+    assert_verifies(&e, "issued/bob.crt");
+    let v = ok(&e, &kms, &["verify"]);
+    assert!(v.contains("OK: the store is intact"), "{v}");
+}
+
 /// Independent verdicts on what a KMS CA signs: rustls-webpki validates the server and a
 /// client (and sees the revocation in the KMS-signed CRL), pkilint finds nothing in the CA
 /// certificate, the leaves and the CRL, and a real OpenVPN server accepts a KMS-CA client,
@@ -894,18 +1013,7 @@ fn a_revocation_is_recorded_when_its_crl_cannot_be_signed() {
     assert_eq!(entries.keys().collect::<Vec<_>>(), [&alice]);
     let text = common::crl_verified_text(&e.pki, "../out.pem", "ca.crt");
     assert!(text.contains(&format!("Serial Number: {alice}")), "{text}");
-    let (verified, out) = openssl_verify(
-        e.dir.path(),
-        &[
-            "-crl_check",
-            "-CAfile",
-            "pki/ca.crt",
-            "-CRLfile",
-            "pki/crl.pem",
-            "alice.crt",
-        ],
-    );
-    assert!(!verified && out.contains("certificate revoked"), "{out}");
+    assert_revoked_by_openssl(&e, "alice.crt");
     assert_eq!(deferred_findings(&e, &kms), (Some(0), vec![]));
     ok(&e, &kms, &["verify"]);
 }

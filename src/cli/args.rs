@@ -251,6 +251,17 @@ pub struct CaArgs {
         conflicts_with_all = ["cn", "algo", "days", "sub_ca", "import_cert", "kms_key", "kms_create"]
     )]
     pub move_to_kms: Option<String>,
+    /// Sign from now on with this other AWS KMS key (ARN, key id or alias/NAME, in --region),
+    /// which holds the CA's key material: a multi-Region replica of the CA's key, while its
+    /// own region is out of reach, and back again. Its public key must be the CA
+    /// certificate's (docs/aws.md#disaster-recovery-one-region).
+    #[cfg(feature = "aws")]
+    #[arg(
+        long,
+        value_name = "KEY",
+        conflicts_with_all = ["cn", "algo", "days", "sub_ca", "csr_out", "import_cert", "chain", "kms_key", "kms_create", "move_to_kms"]
+    )]
+    pub kms_switch: Option<String>,
     #[cfg(feature = "aws")]
     #[command(flatten)]
     pub aws: AwsOpts,

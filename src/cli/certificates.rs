@@ -49,6 +49,8 @@ pub(super) fn ca(cli: &Cli, out: &Out, args: &CaArgs) -> Result<u8> {
         #[cfg(feature = "aws")]
         move_to_kms,
         #[cfg(feature = "aws")]
+        kms_switch,
+        #[cfg(feature = "aws")]
         aws,
     } = args;
     note_nopass(nopass)?;
@@ -56,17 +58,23 @@ pub(super) fn ca(cli: &Cli, out: &Out, args: &CaArgs) -> Result<u8> {
     if kms_key.is_none()
         && !kms_create
         && move_to_kms.is_none()
+        && kms_switch.is_none()
         && import_cert.is_none()
         && (aws.aws_profile.is_some() || aws.region.is_some() || aws.endpoint_url.is_some())
     {
         bail!(
-            "--profile, --region and --endpoint-url of `vpnca ca` go with --kms-key, --kms-create, --move-to-kms or --import-cert"
+            "--profile, --region and --endpoint-url of `vpnca ca` go with --kms-key, --kms-create, --move-to-kms, --kms-switch or --import-cert"
         );
     }
     #[cfg(feature = "aws")]
     if let Some(key) = move_to_kms {
         let store = open_unlocked(cli)?;
         return ca_move_to_kms(&store, out, key, aws);
+    }
+    #[cfg(feature = "aws")]
+    if let Some(key) = kms_switch {
+        let store = open_unlocked(cli)?;
+        return ca_kms_switch(&store, out, key, aws);
     }
     // Checked before the request (and its key) is recorded: a bad --csr-out changes nothing.
     let dest = csr_out
@@ -244,6 +252,24 @@ fn kms_key_json(r: &vpnca::ca_key::KmsKeyRef) -> Value {
         "signing_algorithm": r.signing_algorithm})
 }
 
+/// A KMS key as the messages name it: `ARN (SPEC, REGION)`.
+#[cfg(feature = "aws")]
+fn kms_key_text(r: &vpnca::ca_key::KmsKeyRef) -> String {
+    format!("{} ({}, {})", printable(&r.arn), r.key_spec, r.region)
+}
+
+/// The CA record as `--json` prints it, with `members` added.
+#[cfg(feature = "aws")]
+fn ca_json_with<const N: usize>(ca: &CertRecord, members: [(&str, Value); N]) -> Value {
+    let mut doc = record_json(ca);
+    if let Value::Object(m) = &mut doc {
+        for (k, v) in members {
+            m.insert(k.into(), v);
+        }
+    }
+    doc
+}
+
 /// `vpnca ca --kms-key KEY` / `--kms-create`: the root CA on a KMS key
 /// (docs/aws.md#ca-key-in-kms); `policy`: the key policy of a key `--kms-create` made.
 #[cfg(feature = "aws")]
@@ -273,12 +299,10 @@ fn ca_on_kms(
     }
     out.doc(&with_warnings(doc, &warnings), || {
         outln!(
-            "Created root CA {} (serial {}) on KMS key {} ({}, {}), valid until {}",
+            "Created root CA {} (serial {}) on KMS key {}, valid until {}",
             sh(&rec.name),
             rec.serial,
-            printable(&reference.arn),
-            reference.key_spec,
-            reference.region,
+            kms_key_text(&reference),
             vpnca::fmt_time(rec.not_after)
         );
         outln!("Its certificates and CRLs are signed with KMS Sign; the store keeps no CA key.");
@@ -301,27 +325,55 @@ fn ca_move_to_kms(store: &Store, out: &Out, key: &str, aws: &super::args::AwsOpt
     }
     let reference = moved.reference;
     let ca = store.ca()?;
-    let mut doc = record_json(&ca);
-    if let Value::Object(m) = &mut doc {
-        m.insert(
-            "kms_key".into(),
-            json!({"arn": reference.arn, "region": reference.region, "key_spec": reference.key_spec,
-                "signing_algorithm": reference.signing_algorithm, "origin": "EXTERNAL"}),
-        );
-        m.insert("moved".into(), Value::Bool(true));
-    }
+    let mut kms_key = kms_key_json(&reference);
+    kms_key["origin"] = json!("EXTERNAL");
+    let doc = ca_json_with(&ca, [("kms_key", kms_key), ("moved", Value::Bool(true))]);
     out.changed(store, doc, || {
         outln!(
-            "Moved the key of CA {} (serial {}) into KMS key {} ({}, {}); the CA certificate is unchanged.",
+            "Moved the key of CA {} (serial {}) into KMS key {}; the CA certificate is unchanged.",
             sh(&ca.name),
             ca.serial,
-            printable(&reference.arn),
-            reference.key_spec,
-            reference.region
+            kms_key_text(&reference)
         );
         outln!("The store no longer holds the CA key: certificates and CRLs are signed with KMS Sign.");
         outln!(
             "This key was made outside KMS: copies of the store from before the move (backups) still hold it, encrypted under the store passphrase."
+        );
+    });
+    Ok(0)
+}
+
+/// `vpnca ca --kms-switch KEY`: the KMS CA signs with another key holding its key material
+/// (docs/aws.md#disaster-recovery-one-region).
+#[cfg(feature = "aws")]
+fn ca_kms_switch(store: &Store, out: &Out, key: &str, aws: &super::args::AwsOpts) -> Result<u8> {
+    let kms = vpnca::aws::kms::Kms::connect(&kms_options(aws))?;
+    let switched = store.switch_ca_kms_key(kms, key)?;
+    let (before, reference) = (switched.previous, switched.reference);
+    let ca = store.ca()?;
+    let doc = ca_json_with(
+        &ca,
+        [
+            ("kms_key", kms_key_json(&reference)),
+            (
+                "previous_kms_key",
+                json!({"arn": before.arn, "region": before.region}),
+            ),
+        ],
+    );
+    out.changed(store, doc, || {
+        outln!(
+            "CA {} (serial {}) now signs with KMS key {}; the CA certificate is unchanged.",
+            sh(&ca.name),
+            ca.serial,
+            kms_key_text(&reference)
+        );
+        outln!(
+            "It signed with {} ({}) before: `vpnca ca --kms-switch {} --region {}` switches back.",
+            printable(&before.arn),
+            before.region,
+            printable(&before.arn),
+            before.region
         );
     });
     Ok(0)
