@@ -1278,6 +1278,52 @@ fn a_slow_crl_sign_does_not_hold_the_lock_and_is_redone_when_the_store_moved() {
     ok(&e, &kms, &["verify"]);
 }
 
+/// A batch with the CA key in KMS keeps more `Sign` calls in flight than there are cores by
+/// default (each thread waits for its Sign's round trip; the others generate keys meanwhile):
+/// with every Sign answered after 1 s, the test server sees more calls at once than this
+/// machine's cores, and every certificate verifies with openssl. `--jobs 1` still means one.
+///
+/// Fails when: the default is one thread per core, as before 2026-12-04 (at most as many
+/// calls at once as cores; the idle benchmark's KMS batch was then 73 % of the local rate).
+#[test]
+fn a_kms_batch_overlaps_its_sign_round_trips_by_default() {
+    let kms = KmsServer::start();
+    let (e, _) = kms_ca(&kms);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let users: Vec<String> = (1..=2 * cores + 2).map(|i| format!("u{i}")).collect();
+    let most_at_once = |args: &[&str]| -> i64 {
+        control_clear(&kms);
+        kms.control("delay", &json!({"seconds": 1.0, "times": 1000}));
+        ok(&e, &kms, args);
+        kms.control("delay", &json!({"seconds": 0, "times": 0}));
+        let signs: Vec<serde_json::Value> = kms
+            .requests()
+            .into_iter()
+            .filter(|r| r["op"] == "Sign")
+            .collect();
+        assert!(signs.iter().all(|r| r["status"] == 200), "{signs:?}");
+        signs
+            .iter()
+            .map(|r| r["in_flight"].as_i64().expect("in_flight"))
+            .max()
+            .expect("Sign calls")
+    };
+    std::fs::write(e.path("a.csv"), format!("name\n{}\n", users.join("\n"))).expect("csv");
+    let most = most_at_once(&["client", "--batch", "a.csv", "--algo", "p256"]);
+    assert!(
+        most > cores as i64 && most <= (2 * cores).min(16) as i64,
+        "{most} Sign calls at once with {cores} core(s)"
+    );
+    for u in &users {
+        assert_verifies(&e, &format!("issued/{u}.crt"));
+    }
+    std::fs::write(e.path("b.csv"), "name\nv1\nv2\nv3\n").expect("csv");
+    let most = most_at_once(&[
+        "client", "--batch", "b.csv", "--algo", "p256", "--jobs", "1",
+    ]);
+    assert_eq!(most, 1, "--jobs 1");
+}
+
 /// A batch against a KMS that throttles every third Sign: every certificate is issued (each
 /// verified by openssl), and the summary counts the throttled attempts exactly as the test
 /// server answered them (its request log), with one signature per certificate.

@@ -324,7 +324,8 @@ pub struct SignReqArgs {
     /// With --batch: sign the valid requests even if some are bad (they are reported).
     #[arg(long, requires = "batch")]
     pub skip_invalid: bool,
-    /// With --batch: signing threads (default: every core).
+    /// With --batch: signing threads (default: every core; with the CA key in KMS, two per
+    /// core, at most 16).
     #[arg(long, value_name = "N", requires = "batch")]
     pub jobs: Option<usize>,
     /// client or server.
@@ -776,7 +777,8 @@ pub struct BatchOpts {
     /// Issue the valid lines even if some are bad (they are reported as invalid).
     #[arg(long, requires = "batch")]
     pub skip_invalid: bool,
-    /// Key generation threads (default: every core).
+    /// Key generation threads (default: every core; with the CA key in KMS, two per core, at
+    /// most 16).
     #[arg(long, value_name = "N", requires = "batch")]
     pub jobs: Option<usize>,
     /// Re-issue names that already have a valid certificate (default: report `exists`).

@@ -109,7 +109,9 @@ Control (plain HTTP, unsigned, JSON):
   POST /_test/delay     {"seconds":2.5,"times":1}  the next `times` AWS calls are answered
                         only after that long (a client's timeout; the call still happens).
   GET  /_test/requests  every AWS request: [{"op","body","signature_ok","region",
-                        "headers","status","error","message"}] (body: the JSON sent).
+                        "headers","status","error","message","in_flight"}] (body: the JSON
+                        sent; in_flight: the AWS calls being served when it arrived, itself
+                        included).
   DELETE /_test/requests  clears that log.
 Logging to stderr only with VPNCA_TEST_KMS_VERBOSE=1.
 """
@@ -255,6 +257,7 @@ class State:
         self.fails = {}
         self.corrupt, self.corrupt_after = 0, 0
         self.delay, self.delay_times = 0.0, 0
+        self.in_flight = 0  # AWS calls being served now
         self.throttle_every, self.throttle_ops, self.throttle_count = 0, None, 0
 
     def add_key(self, cfg):
@@ -438,9 +441,19 @@ class Handler(wire.Handler):
         target = self.headers.get("X-Amz-Target", "")
         if not target and self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
             return self._sts(request_id)
+        with STATE.lock:
+            STATE.in_flight += 1
+            in_flight = STATE.in_flight
+        try:
+            self._kms(request_id, target, in_flight)
+        finally:
+            with STATE.lock:
+                STATE.in_flight -= 1
+
+    def _kms(self, request_id, target, in_flight):
         rec = {"op": target.removeprefix("TrentService."), "body": None, "signature_ok": False,
                "region": None, "headers": {k.lower(): v for k, v in self.headers.items()},
-               "status": 200, "error": None, "message": None}
+               "status": 200, "error": None, "message": None, "in_flight": in_flight}
         status, delay = 200, 0
         try:
             body = self._body()
