@@ -54,6 +54,26 @@ impl FromStr for Serial {
     /// Accepts hex in any case, with or without `0x` and `:` separators (`openssl x509 -serial`,
     /// `openssl x509 -text` and easy-rsa's `index.txt` forms).
     fn from_str(s: &str) -> Result<Serial> {
+        // The form vpnca stores (even-length hex, nothing else), read for every record: decoded
+        // in place, without the copies the general path below makes.
+        let b = s.as_bytes();
+        if !b.is_empty() && b.len() <= 40 && b.len().is_multiple_of(2) {
+            let nibble = |c: u8| char::from(c).to_digit(16);
+            let mut bytes = [0u8; 20];
+            let mut all_hex = true;
+            for (i, pair) in b.chunks_exact(2).enumerate() {
+                match (nibble(pair[0]), nibble(pair[1])) {
+                    (Some(h), Some(l)) => bytes[i] = (h * 16 + l) as u8,
+                    _ => {
+                        all_hex = false;
+                        break;
+                    }
+                }
+            }
+            if all_hex {
+                return Ok(Serial::from_bytes(&bytes[..b.len() / 2]));
+            }
+        }
         let t = s.trim();
         let t = t.strip_prefix("serial=").unwrap_or(t);
         let t = t
@@ -118,8 +138,22 @@ mod tests {
             "serial=5".parse::<Serial>().expect("openssl form").hex(),
             "05"
         );
-        for bad in ["", "xyz", "12 34", &"f".repeat(41)] {
+        for bad in [
+            "",
+            "xyz",
+            "12 34",
+            &"f".repeat(41),
+            &"f".repeat(42),
+            "0g",
+            "+1",
+        ] {
             assert!(bad.parse::<Serial>().is_err(), "{bad}");
         }
+        // The stored form (even-length hex, the fast path) means what the general path reads.
+        for (text, hex) in [("000A1BFF", "0A1BFF"), ("0a1bff", "0A1BFF"), ("00", "00")] {
+            assert_eq!(text.parse::<Serial>().expect(text).hex(), hex);
+        }
+        let forty = "7F".repeat(20);
+        assert_eq!(forty.parse::<Serial>().expect("40 digits").hex(), forty);
     }
 }
